@@ -1,0 +1,96 @@
+# corio — build, test and demo entry points. See README.md.
+#   make            g++ Release build in build/release
+#   make demo       install deps, build, run the showcase
+#   make test       install deps; g++ Release, clang-16 ASan+UBSan, clang-16 TSan: build + ctest
+#   make test-fast  install deps; g++ Release only
+#   make bench      install deps, build, run bench/run.sh
+#   make clean
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+.NOTPARALLEL:
+
+JOBS ?= 2
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+APT_PACKAGES := build-essential cmake ninja-build g++ clang-16 libclang-rt-16-dev \
+                libgtest-dev libgmock-dev libbenchmark-dev pkg-config python3 \
+                netcat-openbsd liburing-dev
+
+ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+TSAN_ENV := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+
+CTEST := ctest --output-on-failure -j$(JOBS)
+
+.PHONY: all deps build demo test test-fast test-release test-asan test-tsan bench clean
+
+all: build
+
+deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+	  dpkg -s "$$p" >/dev/null 2>&1 || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "corio: installing missing packages:$$missing"; \
+	  $(SUDO) apt-get update && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+	fi
+
+# Configure a build dir only when it has no build.ninja yet; afterwards ninja re-runs
+# CMake by itself when a CMakeLists.txt or a globbed directory changes.
+build/release/build.ninja:
+	CC=gcc CXX=g++ cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release
+
+build/asan/build.ninja:
+	CC=clang-16 CXX=clang++-16 cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+	  -DCORIO_SANITIZE=address -DCORIO_BUILD_BENCH=OFF
+
+build/tsan/build.ninja:
+	CC=clang-16 CXX=clang++-16 cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCORIO_SANITIZE=thread -DCORIO_BUILD_EXAMPLES=OFF -DCORIO_BUILD_BENCH=OFF
+
+build: build/release/build.ninja
+	ninja -C build/release -j$(JOBS)
+
+demo: deps build
+	./build/release/example_demo
+
+test-release: build/release/build.ninja
+	ninja -C build/release -j$(JOBS)
+	$(CTEST) --test-dir build/release
+
+test-asan: build/asan/build.ninja
+	ninja -C build/asan -j$(JOBS)
+	$(ASAN_ENV) $(CTEST) --test-dir build/asan
+
+test-tsan: build/tsan/build.ninja
+	ninja -C build/tsan -j$(JOBS)
+	$(TSAN_ENV) $(CTEST) --test-dir build/tsan
+
+# All three builds run even when one fails, then a summary line each; fails if any failed.
+test: deps
+	@rc=0; summary=""; \
+	for b in release asan tsan; do \
+	  case $$b in \
+	    release) what="g++ Release";; \
+	    asan)    what="clang-16 Debug ASan+UBSan";; \
+	    tsan)    what="clang-16 RelWithDebInfo TSan";; \
+	  esac; \
+	  start=$$(date +%s); \
+	  echo "=== corio test: $$b ($$what) ==="; \
+	  if $(MAKE) --no-print-directory test-$$b; then res=PASS; else res=FAIL; rc=1; fi; \
+	  summary="$$summary"$$'\n'"  $$res  $$b ($$what), $$(( $$(date +%s) - start ))s"; \
+	done; \
+	echo; echo "corio test summary:$$summary"; \
+	if [ $$rc -eq 0 ]; then echo "ALL PASSED"; else echo "SOME FAILED"; fi; \
+	exit $$rc
+
+test-fast: deps test-release
+
+bench: deps build
+	@if [ -f bench/run.sh ]; then bash bench/run.sh; else echo "corio: no bench/run.sh"; fi
+
+clean:
+	rm -rf build

@@ -1,0 +1,57 @@
+// The one interface between the loop and the operating system's I/O facility.
+//
+// It is completion-style, so that both readiness APIs (epoll: try the syscall, wait for
+// readiness, retry) and completion APIs (io_uring: submit, reap) fit behind it: the loop hands
+// the backend an IoOperation and is told, from inside poll(), when it has completed. The core
+// (loop, tasks, sync) knows only this header; backends live in src/io/.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+struct sockaddr;
+
+namespace corio {
+
+struct IoOperation {
+    enum class Kind : std::uint8_t { Read, Write, Recv, Send, Accept, Connect, RecvFrom, SendTo, PollIn, PollOut };
+    Kind kind = Kind::Read;
+    int fd = -1;
+    void* buffer = nullptr;
+    std::size_t length = 0;
+    int flags = 0;
+    sockaddr* address = nullptr;            // Connect, SendTo: in; Accept, RecvFrom: out
+    unsigned address_length = 0;            // in/out, as the socket calls use it
+    // Runs on the loop thread, from poll(), exactly once per submission:
+    // result >= 0 as the syscall returns it, or -errno (-ECANCELED after cancel()).
+    void (*complete)(IoOperation* op, long result) = nullptr;
+    void* user = nullptr;
+    // Private to the backend that holds the operation.
+    void* backend_link[3] = {nullptr, nullptr, nullptr};
+};
+
+class IoBackend {
+public:
+    virtual ~IoBackend() = default;
+    virtual const char* name() const noexcept = 0;
+
+    // Waits at most `timeout` (negative: without limit, zero: not at all) for completions or a
+    // wakeup, and runs the completions. Returns how many completed.
+    virtual std::size_t poll(std::chrono::nanoseconds timeout) = 0;
+    // Thread-safe: makes a poll in progress return, or the next one return at once.
+    virtual void wakeup() noexcept = 0;
+
+    virtual void submit(IoOperation& op) = 0;
+    // Asks a submitted operation to finish early; it still completes through `complete`,
+    // with -ECANCELED unless it had already finished.
+    virtual void cancel(IoOperation& op) = 0;
+    // Operations submitted and not yet completed.
+    virtual std::size_t pending() const noexcept = 0;
+};
+
+// The best backend this machine offers (epoll for now; io_uring behind the same interface).
+std::unique_ptr<IoBackend> make_default_backend();
+
+}  // namespace corio

@@ -1,0 +1,125 @@
+// Coro<T>: the coroutine type, asyncio's `async def`. Lazy: calling the function runs
+// nothing; the body runs when the Coro is awaited or wrapped in a task.
+#pragma once
+
+#include <coroutine>
+#include <optional>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
+
+#include "corio/detail/promise_base.hpp"
+
+namespace corio {
+
+template <class T = void>
+class [[nodiscard]] Coro;
+
+namespace detail {
+
+template <class T>
+struct ValuePromise : PromiseBase {
+    std::optional<T> value;
+    template <class U = T>
+        requires std::is_convertible_v<U&&, T>
+    void return_value(U&& v) {
+        value.emplace(std::forward<U>(v));
+    }
+    T take() {
+        if (exception) std::rethrow_exception(exception);
+        return std::move(*value);
+    }
+};
+
+template <>
+struct ValuePromise<void> : PromiseBase {
+    void return_void() noexcept {}
+    void take() {
+        if (exception) std::rethrow_exception(exception);
+    }
+};
+
+}  // namespace detail
+
+template <class T>
+class [[nodiscard]] Coro {
+public:
+    using value_type = T;
+
+    struct promise_type : detail::ValuePromise<T> {
+        using detail::ValuePromise<T>::ValuePromise;
+        Coro get_return_object() noexcept {
+            return Coro(std::coroutine_handle<promise_type>::from_promise(*this));
+        }
+        detail::InitialSuspend initial_suspend() noexcept { return {*this}; }
+        detail::FinalSuspend final_suspend() noexcept { return {*this}; }
+        void unhandled_exception() noexcept { this->exception = std::current_exception(); }
+    };
+    using handle_type = std::coroutine_handle<promise_type>;
+
+    Coro() noexcept = default;
+    Coro(Coro&& o) noexcept : h_(std::exchange(o.h_, {})) {}
+    Coro& operator=(Coro&& o) noexcept {
+        if (this != &o) {
+            reset();
+            h_ = std::exchange(o.h_, {});
+        }
+        return *this;
+    }
+    Coro(const Coro&) = delete;
+    Coro& operator=(const Coro&) = delete;
+    ~Coro() { reset(); }
+
+    explicit operator bool() const noexcept { return bool(h_); }
+    bool done() const noexcept { return h_ && h_.done(); }
+
+    struct Awaiter {
+        handle_type h;
+        detail::PromiseBase* parent = nullptr;
+
+        bool await_ready() const noexcept { return false; }
+        template <class P>
+        bool await_suspend(std::coroutine_handle<P> caller) {
+            auto& p = h.promise();
+            p.continuation = caller;
+            if constexpr (std::is_base_of_v<detail::PromiseBase, P>) {
+                parent = &caller.promise();
+                parent->awaiting = &p;
+            }
+            // Suspend only if the child did; a synchronously finished child lets the
+            // caller go on in this very stack frame (see PromiseBase::inline_mode).
+            return !detail::PromiseBase::run_inline(h, p);
+        }
+        T await_resume() {
+            if (parent) parent->awaiting = nullptr;
+            return h.promise().take();
+        }
+    };
+
+    Awaiter operator co_await() && { return Awaiter{take_for_await()}; }
+    Awaiter operator co_await() & { return Awaiter{take_for_await()}; }
+
+    // For the task machinery: hands the frame over.
+    handle_type release() noexcept { return std::exchange(h_, {}); }
+    handle_type handle() const noexcept { return h_; }
+
+private:
+    explicit Coro(handle_type h) noexcept : h_(h) {}
+
+    handle_type take_for_await() {
+        if (!h_) throw std::logic_error("corio: awaiting an empty or already awaited Coro");
+        if (h_.promise().started) throw std::logic_error("corio: a Coro can be awaited only once");
+        return h_;
+    }
+    void reset() noexcept {
+        if (h_) {
+            if (!h_.promise().started) detail::report_never_awaited(h_.promise());
+            h_.destroy();
+            h_ = {};
+        }
+    }
+
+    handle_type h_;
+};
+
+}  // namespace corio

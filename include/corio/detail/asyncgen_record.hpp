@@ -1,0 +1,20 @@
+// How the loop knows the async generators that may still need closing (asyncio's
+// shutdown_asyncgens): each started generator links a record into the loop.
+#pragma once
+
+#include "corio/coro.hpp"
+#include "corio/detail/intrusive_list.hpp"
+
+namespace corio::detail {
+
+struct AsyncGenTag;
+
+struct AsyncGenRecord : ListHook<AsyncGenTag> {
+    // Closes the generator (runs its cleanup); called by the loop at shutdown.
+    virtual Coro<> close_from_loop() = 0;
+
+protected:
+    ~AsyncGenRecord() = default;
+};
+
+}  // namespace corio::detail

@@ -1,0 +1,18 @@
+// Recycles coroutine frames and task states per thread, so that steady-state task creation
+// does not reach malloc (clang and g++ never elide these allocations; see compiler-bugs K3).
+#pragma once
+
+#include <cstddef>
+
+namespace corio::detail {
+
+void* frame_alloc(std::size_t size);
+void frame_free(void* p, std::size_t size) noexcept;
+
+// Mix-in giving a class the recycling allocator.
+struct Recycled {
+    static void* operator new(std::size_t size) { return frame_alloc(size); }
+    static void operator delete(void* p, std::size_t size) noexcept { frame_free(p, size); }
+};
+
+}  // namespace corio::detail

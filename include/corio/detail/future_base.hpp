@@ -1,0 +1,130 @@
+// The state every Future and Task shares: asyncio's future state machine (pending, then one of
+// succeeded, failed, cancelled), its waiters, and the never-retrieved exception report.
+#pragma once
+
+#include <cstdint>
+#include <exception>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "corio/detail/callback.hpp"
+#include "corio/detail/frame_alloc.hpp"
+#include "corio/detail/intrusive_list.hpp"
+#include "corio/errors.hpp"
+
+namespace corio {
+class EventLoop;
+}
+
+namespace corio::detail {
+
+class FutureBase;
+struct CompletionTag;
+
+// Told, inline on the loop thread, when a future completes. Internal waiters only schedule
+// work (wake a task, count a completion); user callbacks go through call_soon.
+struct CompletionWaiter : ListHook<CompletionTag> {
+    virtual void on_future_done(FutureBase& f) = 0;
+
+protected:
+    ~CompletionWaiter() = default;
+};
+
+class FutureBase : public Recycled {
+public:
+    enum class State : std::uint8_t { Pending, Succeeded, Failed, Cancelled };
+
+    explicit FutureBase(EventLoop* loop) noexcept : loop_(loop) {}
+    FutureBase(const FutureBase&) = delete;
+    FutureBase& operator=(const FutureBase&) = delete;
+
+    void add_ref() noexcept { ++refs_; }
+    void release() noexcept {
+        if (--refs_ == 0) release_slow();
+    }
+
+    State state() const noexcept { return state_; }
+    bool done() const noexcept { return state_ != State::Pending; }
+    bool cancelled() const noexcept { return state_ == State::Cancelled; }
+    EventLoop* loop() const noexcept { return loop_; }
+    void detach_loop() noexcept { loop_ = nullptr; }
+
+    // asyncio's exception(): nullptr on success; throws CancelledError when cancelled and
+    // InvalidStateError while pending. Marks the exception retrieved.
+    std::exception_ptr exception();
+    // Throws what the future failed with (or its CancelledError); marks it retrieved.
+    void rethrow_if_failed();
+    // True when exception() / result() was asked for (the never-retrieved report is off).
+    void mark_retrieved() noexcept { retrieved_ = true; }
+
+    virtual bool cancel(std::string message);
+
+    void add_waiter(CompletionWaiter& w) noexcept { waiters_.push_back(w); }
+    void remove_waiter(CompletionWaiter& w) noexcept { waiters_.remove(w); }
+    // User done-callback: scheduled with call_soon once done (at once if already done).
+    void add_done_callback(Callback cb);
+
+    virtual std::string describe() const { return "Future"; }
+
+protected:
+    virtual ~FutureBase();
+    // Completes the future: wakes the waiters, schedules the callbacks.
+    void finish(State s, std::exception_ptr e) noexcept;
+    void report_unretrieved() noexcept;
+    void release_slow() noexcept;
+
+    EventLoop* loop_;
+    std::exception_ptr exception_;
+    IntrusiveList<CompletionWaiter, CompletionTag> waiters_;
+    std::uint32_t refs_ = 1;
+    State state_ = State::Pending;
+    bool retrieved_ = false;
+};
+
+template <class T>
+struct ResultSlot {
+    std::optional<T> value;
+};
+template <>
+struct ResultSlot<void> {};
+
+template <class T, class S>
+T take_result(S& s, bool move_out) {
+    s.rethrow_if_failed();
+    if constexpr (!std::is_void_v<T>) {
+        if constexpr (std::is_copy_constructible_v<T>) {
+            if (!move_out) return *s.value;
+        }
+        return std::move(*s.value);
+    }
+}
+
+// An intrusive, copyable reference to a FutureBase-derived state.
+template <class S>
+class StateRef {
+public:
+    StateRef() = default;
+    explicit StateRef(S* s) noexcept : s_(s) {}  // adopts a reference
+    StateRef(const StateRef& o) noexcept : s_(o.s_) {
+        if (s_) s_->add_ref();
+    }
+    StateRef(StateRef&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+    StateRef& operator=(StateRef o) noexcept {
+        std::swap(s_, o.s_);
+        return *this;
+    }
+    ~StateRef() {
+        if (s_) s_->release();
+    }
+    S* get() const noexcept { return s_; }
+    S* operator->() const noexcept { return s_; }
+    explicit operator bool() const noexcept { return s_ != nullptr; }
+    friend bool operator==(const StateRef& a, const StateRef& b) noexcept { return a.s_ == b.s_; }
+
+private:
+    S* s_ = nullptr;
+};
+
+}  // namespace corio::detail

@@ -1,0 +1,145 @@
+// The untyped part of a task: its coroutine frame, where it is suspended, its cancellation
+// requests, and the links that the loop (all_tasks) and a TaskGroup keep it on.
+#pragma once
+
+#include <coroutine>
+#include <cstdint>
+#include <memory>
+#include <source_location>
+#include <string>
+
+#include "corio/coro.hpp"
+#include "corio/detail/future_base.hpp"
+#include "corio/detail/promise_base.hpp"
+#include "corio/detail/wait_node.hpp"
+
+namespace corio::detail {
+
+struct AllTasksTag;
+struct GroupTag;
+class TaskBase;
+
+// Who owns a task's outcome (a TaskGroup): told inline when a child completes.
+struct TaskOwner {
+    virtual void on_child_done(TaskBase& child) = 0;
+
+protected:
+    ~TaskOwner() = default;
+};
+
+class TaskBase : public FutureBase, public ListHook<AllTasksTag>, public ListHook<GroupTag> {
+public:
+    TaskBase(EventLoop& loop, std::coroutine_handle<> frame, PromiseBase& promise, std::string name,
+             std::source_location created);
+
+    bool cancel(std::string message) override;
+    int cancelling() const noexcept { return int(cancel_requests_); }
+    int uncancel() noexcept;
+    const std::string& cancel_message() const noexcept;
+
+    std::string name() const;
+    void set_name(std::string name) { name_ = std::move(name); }
+    std::uint64_t id() const noexcept { return id_; }
+    const std::source_location& created_at() const noexcept { return created_; }
+    PromiseBase* root_promise() const noexcept { return root_ ? promise_ : nullptr; }
+    WaitNode* waiting_on() const noexcept { return waiting_on_; }
+    bool started() const noexcept { return promise_ && promise_->started; }
+    std::string describe() const override;
+
+    // Called by WaitNode.
+    void suspended_at(WaitNode& node, std::coroutine_handle<> h) noexcept {
+        waiting_on_ = &node;
+        resume_ = h;
+    }
+    bool consume_pending_cancel() noexcept {
+        if (!must_cancel_) return false;
+        must_cancel_ = false;
+        return true;
+    }
+    void schedule() noexcept;
+
+    void set_owner(TaskOwner* owner) noexcept { owner_ = owner; }
+    TaskOwner* owner() const noexcept { return owner_; }
+
+    // Loop shutdown: the frame of a task that can never finish is destroyed.
+    void abandon() noexcept;
+
+protected:
+    ~TaskBase() override;
+    // Moves the finished frame's outcome into the typed state.
+    virtual void take_outcome() = 0;
+
+    std::coroutine_handle<> root_;
+    PromiseBase* promise_;
+
+private:
+    static void step_thunk(void* self) noexcept { static_cast<TaskBase*>(self)->step(); }
+    void step() noexcept;
+    void complete() noexcept;
+    void finish_task(State s, std::exception_ptr e) noexcept;
+
+    std::coroutine_handle<> resume_;
+    WaitNode* waiting_on_ = nullptr;
+    TaskOwner* owner_ = nullptr;
+    std::string name_;
+    std::unique_ptr<std::string> cancel_message_;
+    std::source_location created_;
+    std::uint64_t id_ = 0;
+    std::uint32_t cancel_requests_ = 0;
+    bool must_cancel_ = false;
+
+    template <class T>
+    friend class TaskState;
+};
+
+template <class T>
+class TaskState final : public TaskBase, public ResultSlot<T> {
+public:
+    using TaskBase::TaskBase;
+
+private:
+    void take_outcome() override {
+        if constexpr (!std::is_void_v<T>) {
+            using P = typename Coro<T>::promise_type;
+            auto& p = static_cast<P&>(*promise_);
+            if (!p.exception) this->value = std::move(p.value);
+        }
+    }
+};
+
+// Awaits a FutureBase-derived state (a Task or a Future). Cancelling the awaiting task
+// cancels the awaited one and keeps waiting for it, as asyncio does (test_cancel_awaited_task):
+// if the awaited task swallows the cancel and returns, the awaiter gets that value.
+template <class T, class S>
+struct FutureAwaiter final : WaitNode, CompletionWaiter {
+    explicit FutureAwaiter(S* s, bool move_out) noexcept : state(s), move_out(move_out) {}
+    S* state;
+    bool move_out;
+
+    bool await_ready() const noexcept { return state->done(); }
+    bool await_suspend(std::coroutine_handle<> h) {
+        if (!suspend(h)) return false;
+        if (static_cast<FutureBase*>(state) == static_cast<FutureBase*>(task))
+            throw std::logic_error("Task cannot await on itself");
+        state->add_waiter(*this);
+        return true;
+    }
+    T await_resume() {
+        if (cancelled) {
+            state->remove_waiter(*this);
+            throw_if_cancelled();
+        }
+        return take_result<T>(*state, move_out);
+    }
+    void on_future_done(FutureBase&) override { wake(); }
+    void on_cancel() override;
+    void detach() noexcept override { state->remove_waiter(*this); }
+};
+
+template <class T, class S>
+void FutureAwaiter<T, S>::on_cancel() {
+    if (!woken && !cancelled && state->cancel(task->cancel_message())) return;
+    WaitNode::on_cancel();
+}
+
+}  // namespace corio::detail

@@ -1,0 +1,47 @@
+// How a task waits. Every corio awaitable that suspends a task is a WaitNode: the task points
+// at it while suspended, so that Task::cancel() can reach whatever the task waits on and make
+// it give up its place (a lock queue slot, a timer, a queue getter) without stealing anything.
+#pragma once
+
+#include <coroutine>
+#include <stdexcept>
+
+#include "corio/detail/intrusive_list.hpp"
+
+namespace corio::detail {
+
+class TaskBase;
+struct WaitTag;
+
+struct WaitNode : ListHook<WaitTag> {
+    TaskBase* task = nullptr;
+    bool woken = false;      // the task has been scheduled to resume from here
+    bool cancelled = false;  // a cancellation is delivered when the task resumes from here
+
+    // Called by Task::cancel() while the task waits on this node. The default stops waiting
+    // at once; a node already woken keeps its wake-up, and the cancellation is thrown from
+    // await_resume (where a primitive hands back whatever it had been granted).
+    virtual void on_cancel() {
+        if (!woken) {
+            detach();
+            wake();
+        }
+        cancelled = true;
+    }
+    // Leaves the primitive's waiting structure (a list, the timer heap, ...).
+    virtual void detach() noexcept {}
+
+    // The first act of await_suspend. False means "do not suspend": a cancellation was already
+    // pending for this task, and it is delivered at this await.
+    bool suspend(std::coroutine_handle<> h);
+    // Schedules the task to resume from here (never inline).
+    void wake() noexcept;
+    void throw_if_cancelled() const;
+
+protected:
+    ~WaitNode() = default;
+};
+
+using WaitList = IntrusiveList<WaitNode, WaitTag>;
+
+}  // namespace corio::detail

@@ -1,0 +1,122 @@
+// The exception types of corio, named after asyncio's.
+#pragma once
+
+#include <exception>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace corio {
+
+// Deliberately not a std::exception: `catch (const std::exception&)` must not swallow a
+// cancellation, just as asyncio made CancelledError a BaseException (bpo-32528).
+class CancelledError {
+public:
+    CancelledError() = default;
+    explicit CancelledError(std::string message) : message_(std::move(message)) {}
+    const char* what() const noexcept { return message_.c_str(); }
+    const std::string& message() const noexcept { return message_; }
+
+private:
+    std::string message_;
+};
+
+// Thrown into an async generator at its co_yield by aclose(). Like CancelledError it is not a
+// std::exception, so ordinary error handling inside a generator does not swallow it.
+class GeneratorExit {};
+
+class TimeoutError : public std::runtime_error {
+public:
+    TimeoutError() : std::runtime_error("timed out") {}
+    explicit TimeoutError(const std::string& what) : std::runtime_error(what) {}
+};
+
+class InvalidStateError : public std::logic_error {
+public:
+    using std::logic_error::logic_error;
+};
+
+class QueueEmpty : public std::runtime_error {
+public:
+    QueueEmpty() : std::runtime_error("queue is empty") {}
+};
+
+class QueueFull : public std::runtime_error {
+public:
+    QueueFull() : std::runtime_error("queue is full") {}
+};
+
+class QueueShutDown : public std::runtime_error {
+public:
+    QueueShutDown() : std::runtime_error("queue is shut down") {}
+};
+
+class BrokenBarrierError : public std::runtime_error {
+public:
+    BrokenBarrierError() : std::runtime_error("barrier is broken") {}
+};
+
+// What a TaskGroup throws: every failure of its children and body that is not a cancellation.
+// split<E>() and contains<E>() play the part of `except*`, looking into nested groups.
+class ExceptionGroup : public std::exception {
+public:
+    ExceptionGroup(std::string message, std::vector<std::exception_ptr> exceptions);
+
+    const char* what() const noexcept override { return what_.c_str(); }
+    const std::string& message() const noexcept { return message_; }
+    const std::vector<std::exception_ptr>& exceptions() const noexcept { return exceptions_; }
+
+    template <class E>
+    bool contains() const {
+        for (const auto& e : exceptions_) {
+            try {
+                std::rethrow_exception(e);
+            } catch (const ExceptionGroup& g) {
+                if (g.contains<E>()) return true;
+            } catch (const E&) {
+                return true;
+            } catch (...) {
+            }
+        }
+        return false;
+    }
+
+    // (matching, rest): the structure of nested groups is kept on both sides.
+    template <class E>
+    std::pair<std::optional<ExceptionGroup>, std::optional<ExceptionGroup>> split() const {
+        std::vector<std::exception_ptr> match, rest;
+        for (const auto& e : exceptions_) {
+            try {
+                std::rethrow_exception(e);
+            } catch (const ExceptionGroup& g) {
+                auto [m, r] = g.split<E>();
+                if (m) match.push_back(std::make_exception_ptr(std::move(*m)));
+                if (r) rest.push_back(std::make_exception_ptr(std::move(*r)));
+            } catch (const E&) {
+                match.push_back(e);
+            } catch (...) {
+                rest.push_back(e);
+            }
+        }
+        std::pair<std::optional<ExceptionGroup>, std::optional<ExceptionGroup>> out;
+        if (!match.empty()) out.first.emplace(message_, std::move(match));
+        if (!rest.empty()) out.second.emplace(message_, std::move(rest));
+        return out;
+    }
+
+private:
+    std::string message_;
+    std::string what_;
+    std::vector<std::exception_ptr> exceptions_;
+};
+
+namespace detail {
+// True when `e` holds a CancelledError (rethrows to find out: only used off the hot path).
+bool is_cancellation(const std::exception_ptr& e) noexcept;
+// "what()" of any exception_ptr, for diagnostics.
+std::string describe(const std::exception_ptr& e);
+}  // namespace detail
+
+}  // namespace corio

@@ -1,0 +1,229 @@
+// Blocking code: ThreadPool, to_thread, run_in_executor, run_coroutine_threadsafe.
+//
+// C++ has no GIL: CPU-bound work belongs on a ThreadPool, and the loop's thread stays free.
+// Cancelling the awaiting task stops the wait, not the thread (as in asyncio); a function
+// whose first parameter is a std::stop_token gets a stop request, and a call that has not
+// started yet is dropped.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <thread>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "corio/detail/wait_node.hpp"
+#include "corio/loop.hpp"
+#include "corio/task.hpp"
+
+namespace corio {
+
+namespace detail {
+
+// A call handed to a pool thread. Shared by the awaiting frame and the worker, so either may
+// go first: a cancelled awaiter can leave while the call still runs.
+class ThreadJob {
+public:
+    virtual ~ThreadJob() = default;
+    void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+    void release() noexcept {
+        if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    }
+
+    enum : int { Queued, Running, Finished, Dropped };
+    std::atomic<int> state{Queued};
+    std::stop_source stop;
+    EventLoop* loop = nullptr;
+    WaitNode* waiter = nullptr;  // touched on the loop thread only
+
+    // On the worker thread.
+    virtual void run() noexcept = 0;
+    // Back on the loop thread.
+    static void finished_on_loop(void* self) noexcept;
+
+private:
+    std::atomic<int> refs_{1};
+};
+
+template <class R, class F>
+class FnJob final : public ThreadJob {
+public:
+    explicit FnJob(F f) : fn_(std::move(f)) {}
+    void run() noexcept override {
+        try {
+            if constexpr (std::is_void_v<R>) {
+                call();
+            } else {
+                value_.emplace(call());
+            }
+        } catch (...) {
+            error_ = std::current_exception();
+        }
+    }
+    R take() {
+        if (error_) std::rethrow_exception(error_);
+        if constexpr (!std::is_void_v<R>) return std::move(*value_);
+    }
+
+private:
+    decltype(auto) call() {
+        if constexpr (std::is_invocable_v<F&, std::stop_token>)
+            return fn_(stop.get_token());
+        else
+            return fn_();
+    }
+    F fn_;
+    std::conditional_t<std::is_void_v<R>, char, std::optional<R>> value_{};
+    std::exception_ptr error_;
+};
+
+void submit_job(ThreadPool& pool, ThreadJob* job);
+void cancel_job(ThreadJob* job) noexcept;
+
+// The awaitable returned by to_thread / run_in_executor.
+template <class R, class F>
+class ThreadCall final : public WaitNode {
+public:
+    ThreadCall(ThreadPool& pool, F f) : pool_(&pool), job_(new FnJob<R, F>(std::move(f))) {}
+    ThreadCall(ThreadCall&& o) noexcept : pool_(o.pool_), job_(std::exchange(o.job_, nullptr)) {}
+    ThreadCall(const ThreadCall&) = delete;
+    ~ThreadCall() {
+        if (job_) {
+            if (job_->waiter == this) job_->waiter = nullptr;  // frame destroyed mid-wait
+            job_->release();
+        }
+    }
+
+    bool await_ready() const noexcept { return false; }
+    bool await_suspend(std::coroutine_handle<> h) {
+        if (!suspend(h)) return false;
+        job_->waiter = this;
+        job_->loop = task_loop();
+        // Handing the job to a worker is the very last act: nothing of this frame is touched
+        // after it (clang may otherwise write to the frame after the hand-off, llvm #56301).
+        submit_job(*pool_, job_);
+        return true;
+    }
+    R await_resume() {
+        throw_if_cancelled();
+        return job_->take();
+    }
+    void on_cancel() override {
+        if (!woken) {
+            job_->waiter = nullptr;
+            cancel_job(job_);
+            wake();
+        }
+        cancelled = true;
+    }
+
+private:
+    EventLoop* task_loop() const noexcept;
+    ThreadPool* pool_;
+    FnJob<R, F>* job_;
+};
+
+template <class F, class... Args>
+auto bind_call(F f, Args... args) {
+    if constexpr (std::is_invocable_v<F&, std::stop_token, Args&&...>)
+        return [f = std::move(f), ... args = std::move(args)](std::stop_token st) mutable -> decltype(auto) {
+            return std::invoke(f, std::move(st), std::move(args)...);
+        };
+    else
+        return [f = std::move(f), ... args = std::move(args)]() mutable -> decltype(auto) {
+            return std::invoke(f, std::move(args)...);
+        };
+}
+
+template <class F, class... Args>
+using call_result_t = std::conditional_t<std::is_invocable_v<F&, std::stop_token, Args&&...>,
+                                         std::invoke_result<F&, std::stop_token, Args&&...>,
+                                         std::invoke_result<F&, Args&&...>>::type;
+
+}  // namespace detail
+
+class ThreadPool {
+public:
+    explicit ThreadPool(std::size_t max_threads = default_size());
+    ~ThreadPool();
+    ThreadPool(const ThreadPool&) = delete;
+    ThreadPool& operator=(const ThreadPool&) = delete;
+
+    // min(32, cores + 4), as Python's default executor.
+    static std::size_t default_size();
+    std::size_t max_threads() const noexcept { return max_threads_; }
+
+    // Runs what was queued, then joins the threads.
+    void shutdown();
+
+    void submit(detail::ThreadJob* job);
+
+private:
+    void worker();
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    std::deque<detail::ThreadJob*> queue_;
+    std::vector<std::thread> threads_;
+    std::size_t idle_ = 0;
+    std::size_t max_threads_;
+    bool stopping_ = false;
+};
+
+// asyncio.to_thread: runs f(args...) on the running loop's default executor.
+template <class F, class... Args>
+auto to_thread(F f, Args... args) {
+    using R = detail::call_result_t<F, Args...>;
+    auto call = detail::bind_call(std::move(f), std::move(args)...);
+    return detail::ThreadCall<R, decltype(call)>(get_running_loop().default_executor(), std::move(call));
+}
+
+// loop.run_in_executor(pool, f, args...).
+template <class F, class... Args>
+auto run_in_executor(ThreadPool& pool, F f, Args... args) {
+    using R = detail::call_result_t<F, Args...>;
+    auto call = detail::bind_call(std::move(f), std::move(args)...);
+    return detail::ThreadCall<R, decltype(call)>(pool, std::move(call));
+}
+
+// Submits `coro` to `loop` (running on another thread) and returns a std::future of its result.
+template <class T>
+std::future<T> run_coroutine_threadsafe(Coro<T> coro, EventLoop& loop) {
+    auto promise = std::make_shared<std::promise<T>>();
+    std::future<T> result = promise->get_future();
+    loop.call_soon_threadsafe([&loop, promise, c = std::move(coro)]() mutable {
+        try {
+            Task<T> t = detail::spawn(loop, std::move(c), {}, std::source_location::current());
+            t.add_done_callback([t, promise] {
+                try {
+                    if constexpr (std::is_void_v<T>) {
+                        t.result();
+                        promise->set_value();
+                    } else {
+                        promise->set_value(t.result());
+                    }
+                } catch (...) {
+                    promise->set_exception(std::current_exception());
+                }
+            });
+        } catch (...) {
+            promise->set_exception(std::current_exception());
+        }
+    });
+    return result;
+}
+
+template <class R, class F>
+EventLoop* detail::ThreadCall<R, F>::task_loop() const noexcept {
+    return task->loop();
+}
+
+}  // namespace corio

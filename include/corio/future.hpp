@@ -1,0 +1,64 @@
+// Future<T>: the low-level awaitable that bridges callback APIs (loop.create_future()).
+#pragma once
+
+#include "corio/detail/task_base.hpp"
+#include "corio/loop.hpp"
+
+namespace corio {
+
+namespace detail {
+template <class T>
+class FutureState final : public FutureBase, public ResultSlot<T> {
+public:
+    using FutureBase::FutureBase;
+    template <class... A>
+    void set_result(A&&... v) {
+        if (done()) throw InvalidStateError("invalid state: the future is already done");
+        if constexpr (!std::is_void_v<T>) this->value.emplace(std::forward<A>(v)...);
+        finish(State::Succeeded, nullptr);
+    }
+    void set_exception(std::exception_ptr e) {
+        if (done()) throw InvalidStateError("invalid state: the future is already done");
+        if (is_cancellation(e)) throw std::invalid_argument("use cancel() to cancel a future");
+        finish(State::Failed, std::move(e));
+    }
+};
+}  // namespace detail
+
+template <class T = void>
+class Future {
+public:
+    Future() = default;
+    explicit Future(EventLoop& loop) : ref_(new detail::FutureState<T>(&loop)) {}
+
+    template <class... A>
+    void set_result(A&&... v) { ref_->set_result(std::forward<A>(v)...); }
+    void set_exception(std::exception_ptr e) { ref_->set_exception(std::move(e)); }
+    template <class E>
+    void set_exception(E e) { ref_->set_exception(std::make_exception_ptr(std::move(e))); }
+    bool cancel(std::string message = {}) { return ref_->cancel(std::move(message)); }
+    bool done() const noexcept { return ref_->done(); }
+    bool cancelled() const noexcept { return ref_->cancelled(); }
+    std::exception_ptr exception() const { return ref_->exception(); }
+    decltype(auto) result() const {
+        if (!done()) throw InvalidStateError("Result is not ready.");
+        ref_->rethrow_if_failed();
+        if constexpr (!std::is_void_v<T>) return static_cast<const T&>(*ref_->value);
+    }
+    template <class F>
+    void add_done_callback(F f) { ref_->add_done_callback(detail::Callback(std::move(f))); }
+
+    using Awaiter = detail::FutureAwaiter<T, detail::FutureState<T>>;
+    Awaiter operator co_await() const& noexcept { return Awaiter(ref_.get(), false); }
+    Awaiter operator co_await() && noexcept { return Awaiter(ref_.get(), true); }
+
+private:
+    detail::StateRef<detail::FutureState<T>> ref_;
+};
+
+template <class T = void>
+Future<T> create_future(EventLoop& loop) {
+    return Future<T>(loop);
+}
+
+}  // namespace corio

@@ -1,0 +1,235 @@
+// EventLoop: one per thread, asyncio's loop. A FIFO ready queue, a timer heap, a thread-safe
+// inbox (call_soon_threadsafe) and an I/O backend behind corio/backend.hpp.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <source_location>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "corio/backend.hpp"
+#include "corio/clock.hpp"
+#include "corio/detail/callback.hpp"
+#include "corio/detail/intrusive_list.hpp"
+
+namespace corio {
+
+class EventLoop;
+class ThreadPool;
+
+namespace detail {
+class TaskBase;
+struct AllTasksTag;
+struct AsyncGenTag;
+struct AsyncGenRecord;
+
+// A deadline in the loop's timer heap. Timers with equal deadlines fire in the order they
+// were set (asyncio leaves that undefined; corio makes it part of the contract).
+struct TimerNode {
+    Clock::time_point when{};
+    std::uint64_t seq = 0;
+    std::size_t heap_index = npos;
+    void (*fire)(TimerNode*) = nullptr;
+    static constexpr std::size_t npos = ~std::size_t(0);
+    bool armed() const noexcept { return heap_index != npos; }
+};
+
+struct CallbackNode;
+struct TimerCallbackNode;
+
+// A clock the loop reads instead of the real one (corio::testing::MockClock).
+struct VirtualTime {
+    Clock::time_point now{};
+};
+
+EventLoop* running_loop() noexcept;
+}  // namespace detail
+
+// What the exception handler receives (asyncio's `context` dict).
+struct ExceptionContext {
+    std::string message;
+    std::exception_ptr exception;
+    std::string task_name;                       // empty when no task is involved
+    std::optional<std::source_location> location;  // where the task or coroutine was created
+    std::string call_graph;                       // the await chain, where one applies
+};
+
+// asyncio.Handle: a scheduled callback that can still be cancelled.
+class Handle {
+public:
+    Handle() = default;
+    explicit Handle(detail::CallbackNode* n) noexcept;
+    Handle(const Handle&);
+    Handle& operator=(Handle);
+    ~Handle();
+    void cancel() noexcept;
+    bool cancelled() const noexcept;
+
+private:
+    detail::CallbackNode* node_ = nullptr;
+};
+
+// asyncio.TimerHandle.
+class TimerHandle {
+public:
+    TimerHandle() = default;
+    explicit TimerHandle(detail::TimerCallbackNode* n) noexcept;
+    TimerHandle(const TimerHandle&);
+    TimerHandle& operator=(TimerHandle);
+    ~TimerHandle();
+    void cancel() noexcept;
+    bool cancelled() const noexcept;
+    Clock::time_point when() const noexcept;
+
+private:
+    detail::TimerCallbackNode* node_ = nullptr;
+};
+
+class EventLoop {
+public:
+    using ExceptionHandler = std::function<void(EventLoop&, const ExceptionContext&)>;
+
+    explicit EventLoop(std::unique_ptr<IoBackend> backend = nullptr);
+    ~EventLoop();
+    EventLoop(const EventLoop&) = delete;
+    EventLoop& operator=(const EventLoop&) = delete;
+
+    // Scheduling. Callbacks run on the loop thread, never inline.
+    Handle call_soon(detail::Callback fn);
+    TimerHandle call_later(Clock::duration delay, detail::Callback fn);
+    TimerHandle call_at(Clock::time_point when, detail::Callback fn);
+    // The one thread-safe entry point.
+    void call_soon_threadsafe(detail::Callback fn);
+
+    Clock::time_point time() const noexcept {
+        return virtual_time_ ? virtual_time_->now : Clock::now();
+    }
+
+    void run_forever();
+    void stop() noexcept { stopping_ = true; }
+    bool is_running() const noexcept { return running_; }
+    bool is_closed() const noexcept { return closed_; }
+    void close();
+
+    void set_debug(bool on) noexcept { debug_ = on; }
+    bool get_debug() const noexcept { return debug_; }
+    std::chrono::nanoseconds slow_callback_duration = std::chrono::milliseconds(100);
+
+    void set_exception_handler(ExceptionHandler handler) { handler_ = std::move(handler); }
+    const ExceptionHandler& get_exception_handler() const noexcept { return handler_; }
+    void call_exception_handler(const ExceptionContext& context) noexcept;
+    void default_exception_handler(const ExceptionContext& context) noexcept;
+
+    IoBackend& backend() noexcept { return *backend_; }
+    ThreadPool& default_executor();
+    void shutdown_default_executor();
+
+    // --- the machinery below is public for corio's own layers, not for applications ---
+    using WorkFn = void (*)(void*);
+    void schedule(WorkFn fn, void* arg) { ready_push(Work{fn, arg}); }
+    void schedule_threadsafe(WorkFn fn, void* arg);
+    void add_timer(detail::TimerNode& node);
+    void remove_timer(detail::TimerNode& node) noexcept;
+
+    // Runs ticks until `done()` holds (or stop()).
+    template <class Pred>
+    void run_until(Pred done) {
+        RunningScope scope(*this);
+        while (!done()) {
+            if (stopping_) {
+                stopping_ = false;
+                throw std::logic_error("Event loop stopped before Future completed.");
+            }
+            run_once();
+        }
+    }
+    void run_once();
+
+    detail::TaskBase* current_task() const noexcept { return current_task_; }
+    void set_current_task(detail::TaskBase* t) noexcept { current_task_ = t; }
+    void register_task(detail::TaskBase& t);
+    void unregister_task(detail::TaskBase& t) noexcept;
+    const detail::IntrusiveList<detail::TaskBase, detail::AllTasksTag>& tasks() const noexcept { return tasks_; }
+    std::uint64_t next_task_id() noexcept { return ++task_counter_; }
+
+    void register_async_gen(detail::AsyncGenRecord& g) noexcept;
+    void unregister_async_gen(detail::AsyncGenRecord& g) noexcept;
+    const detail::IntrusiveList<detail::AsyncGenRecord, detail::AsyncGenTag>& async_gens() const noexcept {
+        return async_gens_;
+    }
+
+    // Work handed to other threads that will come back through call_soon_threadsafe; the
+    // virtual clock does not jump while any is outstanding.
+    void external_work_started() noexcept { ++external_pending_; }
+    void external_work_finished() noexcept { --external_pending_; }
+
+    void install_virtual_time(detail::VirtualTime* vt) noexcept { virtual_time_ = vt; }
+    detail::VirtualTime* virtual_time() const noexcept { return virtual_time_; }
+
+    void check_open() const;
+
+private:
+    struct Work {
+        WorkFn fn;
+        void* arg;
+    };
+    struct RunningScope {
+        explicit RunningScope(EventLoop& loop);
+        ~RunningScope();
+        EventLoop& loop;
+        EventLoop* previous;
+    };
+
+    void ready_push(Work w);
+    Work ready_pop() noexcept;
+    std::size_t ready_size() const noexcept { return ready_tail_ - ready_head_; }
+    void drain_inbox();
+    void fire_due_timers();
+    void heap_up(std::size_t i) noexcept;
+    void heap_down(std::size_t i) noexcept;
+    static bool earlier(const detail::TimerNode* a, const detail::TimerNode* b) noexcept {
+        return a->when < b->when || (a->when == b->when && a->seq < b->seq);
+    }
+
+    std::unique_ptr<IoBackend> backend_;
+    // Ready queue: a power-of-two ring buffer, so that pushing and popping never allocate in
+    // steady state.
+    std::vector<Work> ready_;
+    std::size_t ready_head_ = 0;
+    std::size_t ready_tail_ = 0;
+
+    std::vector<detail::TimerNode*> timers_;
+    std::uint64_t timer_seq_ = 0;
+
+    std::mutex inbox_mutex_;
+    std::vector<Work> inbox_;
+    std::vector<Work> inbox_spare_;
+    std::atomic<bool> inbox_nonempty_{false};
+
+    detail::TaskBase* current_task_ = nullptr;
+    detail::IntrusiveList<detail::TaskBase, detail::AllTasksTag> tasks_;
+    detail::IntrusiveList<detail::AsyncGenRecord, detail::AsyncGenTag> async_gens_;
+    std::uint64_t task_counter_ = 0;
+    std::size_t external_pending_ = 0;
+    detail::VirtualTime* virtual_time_ = nullptr;
+
+    ExceptionHandler handler_;
+    std::unique_ptr<ThreadPool> default_executor_;
+    bool running_ = false;
+    bool stopping_ = false;
+    bool closed_ = false;
+    bool debug_ = false;
+};
+
+// The loop running on this thread; throws std::logic_error when there is none.
+EventLoop& get_running_loop();
+
+}  // namespace corio

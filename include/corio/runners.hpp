@@ -1,0 +1,67 @@
+// asyncio.run and asyncio.Runner: the single entry point and its multi-call form.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <source_location>
+
+#include "corio/coro.hpp"
+#include "corio/loop.hpp"
+#include "corio/task.hpp"
+
+namespace corio {
+
+struct RunOptions {
+    bool debug = false;  // also on when the CORIO_DEBUG environment variable is set
+    std::optional<std::chrono::nanoseconds> slow_callback_duration;
+    std::unique_ptr<IoBackend> backend;  // the default backend when empty
+};
+
+class Runner {
+public:
+    explicit Runner(RunOptions options = {});
+    ~Runner();
+    Runner(const Runner&) = delete;
+    Runner& operator=(const Runner&) = delete;
+
+    // Runs `main` as a task on this runner's loop until it is done.
+    template <class T>
+    T run(Coro<T> main, std::source_location where = std::source_location::current()) {
+        EventLoop& loop = prepare_run();
+        Task<T> task = detail::spawn(loop, std::move(main), "main", where);
+        run_main(*task.state());
+        return detail::take_result<T>(*task.typed(), true);
+    }
+
+    // Cancels and awaits every remaining task, closes async generators, shuts the default
+    // executor down and closes the loop. Idempotent; the destructor calls it.
+    void close();
+    EventLoop& get_loop();
+
+private:
+    EventLoop& prepare_run();
+    void run_main(detail::TaskBase& main);
+    void cancel_all_tasks();
+    void shutdown_asyncgens();
+
+    RunOptions options_;
+    std::unique_ptr<EventLoop> loop_;
+    bool closed_ = false;
+};
+
+// asyncio.run(main()): makes a loop, runs `main`, then shuts everything down in asyncio's order.
+template <class T>
+T run(Coro<T> main, RunOptions options = {}, std::source_location where = std::source_location::current()) {
+    Runner runner(std::move(options));
+    if constexpr (std::is_void_v<T>) {
+        runner.run(std::move(main), where);
+        runner.close();
+    } else {
+        T result = runner.run(std::move(main), where);
+        runner.close();
+        return result;
+    }
+}
+
+}  // namespace corio

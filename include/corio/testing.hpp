@@ -1,0 +1,183 @@
+// The test harness: pytest-asyncio's part, on GoogleTest.
+//
+//   CORIO_TEST(Fetch, ReturnsUrl) { auto r = co_await fetch_data("u"); EXPECT_EQ(r, "data for u"); }
+//
+// Each test runs on a fresh loop with a time limit (CORIO_TEST_TIMEOUT seconds, default 60).
+// A test fails if it leaves a task running or if anything reaches the exception handler
+// (an exception never retrieved, a callback that threw). Fixtures derive from
+// corio::testing::AsyncTest and override SetUpAsync() / TearDownAsync(); use CORIO_TEST_F.
+// GoogleTest's ASSERT_* macros `return`, which a coroutine cannot: use CO_ASSERT_* instead.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <functional>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "corio/corio.hpp"
+
+namespace corio::testing {
+
+// Virtual time for the running loop (Trio's MockClock with autojump): sleeps and timeouts
+// complete at once, in virtual time, whenever the loop has nothing else to do. Installed on
+// the running loop from construction to destruction.
+class MockClock {
+public:
+    MockClock() : loop_(&get_running_loop()), previous_(loop_->virtual_time()) {
+        vt_.now = loop_->time();
+        loop_->install_virtual_time(&vt_);
+    }
+    ~MockClock() {
+        if (previous_) previous_->now = vt_.now;
+        loop_->install_virtual_time(previous_);
+    }
+    MockClock(const MockClock&) = delete;
+    MockClock& operator=(const MockClock&) = delete;
+
+    Clock::time_point now() const noexcept { return vt_.now; }
+    // Moves virtual time forward; timers now due fire on the loop's next tick.
+    void advance(Clock::duration d) noexcept { vt_.now += d; }
+    // Virtual time elapsed since `start`, in (double) seconds: handy in EXPECTs.
+    double seconds_since(Clock::time_point start) const noexcept {
+        return std::chrono::duration<double>(vt_.now - start).count();
+    }
+
+private:
+    EventLoop* loop_;
+    detail::VirtualTime* previous_;
+    detail::VirtualTime vt_;
+};
+
+class AsyncTest : public ::testing::Test {
+public:
+    virtual Coro<> SetUpAsync() { co_return; }
+    virtual Coro<> TearDownAsync() { co_return; }
+};
+
+inline std::chrono::seconds test_time_limit() {
+    if (const char* s = std::getenv("CORIO_TEST_TIMEOUT"); s && *s) return std::chrono::seconds(std::atoi(s));
+    return std::chrono::seconds(60);
+}
+
+inline std::string format_report(const ExceptionContext& c) {
+    std::ostringstream out;
+    out << c.message;
+    if (!c.task_name.empty()) out << " [task " << c.task_name << "]";
+    if (c.exception) out << ": " << detail::describe(c.exception);
+    return out.str();
+}
+
+inline void run_async_test(AsyncTest& fixture, std::function<Coro<>()> make_body) {
+    std::vector<std::string> reports;
+    Runner runner;
+    EventLoop& loop = runner.get_loop();
+    loop.set_exception_handler(
+        [&](EventLoop&, const ExceptionContext& c) { reports.push_back(format_report(c)); });
+
+    std::mutex m;
+    std::condition_variable cv;
+    bool finished = false;
+    std::atomic<bool> timed_out{false};
+    AnyTask main;
+    std::thread watchdog([&] {
+        std::unique_lock lock(m);
+        if (!cv.wait_for(lock, test_time_limit(), [&] { return finished; })) {
+            timed_out = true;
+            loop.call_soon_threadsafe([&] {
+                if (main) main.cancel("the test's time limit ran out");
+            });
+        }
+    });
+
+    auto body = [&]() -> Coro<> {
+        main = current_task();
+        std::exception_ptr error;
+        try {
+            Coro<> setup = fixture.SetUpAsync();
+            co_await std::move(setup);
+            Coro<> test = make_body();
+            co_await std::move(test);
+        } catch (...) {
+            error = std::current_exception();
+        }
+        Coro<> teardown = fixture.TearDownAsync();
+        co_await std::move(teardown);
+        // Structured concurrency is the rule: a test must not leave tasks behind.
+        std::vector<AnyTask> left;
+        for (auto& t : all_tasks())
+            if (!(t == main)) left.push_back(t);
+        if (!left.empty()) {
+            std::string names;
+            for (auto& t : left) {
+                names += ' ';
+                names += t.name();
+            }
+            ADD_FAILURE() << "the test left " << left.size() << " task(s) running:" << names;
+            for (auto& t : left) t.cancel();
+            for (auto& t : left) {
+                while (!t.done()) co_await sleep(Clock::duration::zero());
+                t.state()->mark_retrieved();
+            }
+        }
+        if (error) std::rethrow_exception(error);
+    };
+    try {
+        runner.run(body());
+    } catch (const CancelledError& e) {
+        ADD_FAILURE() << "the test was cancelled: " << e.what();
+    } catch (const std::exception& e) {
+        ADD_FAILURE() << "the test threw: " << e.what();
+    } catch (...) {
+        ADD_FAILURE() << "the test threw an unknown exception";
+    }
+    runner.close();
+    {
+        std::lock_guard lock(m);
+        finished = true;
+    }
+    cv.notify_all();
+    watchdog.join();
+    if (timed_out) ADD_FAILURE() << "the test ran longer than " << test_time_limit().count() << " s";
+    for (auto& r : reports) ADD_FAILURE() << "reported by the event loop: " << r;
+}
+
+}  // namespace corio::testing
+
+#define CORIO_TEST_IMPL_(suite, name, base)                                                                     \
+    class suite##_##name##_CorioTest : public base {                                                            \
+    public:                                                                                                     \
+        ::corio::Coro<> CoBody();                                                                               \
+        void TestBody() override {                                                                              \
+            ::corio::testing::run_async_test(*this, [this] { return CoBody(); });                               \
+        }                                                                                                       \
+    };                                                                                                          \
+    [[maybe_unused]] static ::testing::TestInfo* const suite##_##name##_corio_registered =                     \
+        ::testing::RegisterTest(#suite, #name, nullptr, nullptr, __FILE__, __LINE__,                            \
+                                []() -> base* { return new suite##_##name##_CorioTest(); });                    \
+    ::corio::Coro<> suite##_##name##_CorioTest::CoBody()
+
+// @pytest.mark.asyncio async def test_...: the body is a coroutine.
+#define CORIO_TEST(suite, name) CORIO_TEST_IMPL_(suite, name, ::corio::testing::AsyncTest)
+// The same with an async fixture (SetUpAsync / TearDownAsync); members are reached via this->.
+#define CORIO_TEST_F(fixture, name) CORIO_TEST_IMPL_(fixture, name, fixture)
+
+#define CO_ASSERT_TRUE(cond)                              \
+    do {                                                  \
+        const bool corio_ok_ = static_cast<bool>(cond);   \
+        EXPECT_TRUE(corio_ok_) << #cond;                  \
+        if (!corio_ok_) co_return;                        \
+    } while (0)
+#define CO_ASSERT_FALSE(cond) CO_ASSERT_TRUE(!(cond))
+#define CO_ASSERT_EQ(a, b)                                        \
+    do {                                                          \
+        EXPECT_EQ(a, b);                                          \
+        if (::testing::Test::HasNonfatalFailure()) co_return;     \
+    } while (0)

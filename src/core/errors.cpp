@@ -1,0 +1,40 @@
+#include "corio/errors.hpp"
+
+namespace corio {
+
+ExceptionGroup::ExceptionGroup(std::string message, std::vector<std::exception_ptr> exceptions)
+    : message_(std::move(message)), exceptions_(std::move(exceptions)) {
+    what_ = message_ + " (" + std::to_string(exceptions_.size()) + " sub-exception" +
+            (exceptions_.size() == 1 ? "" : "s") + ")";
+}
+
+namespace detail {
+
+bool is_cancellation(const std::exception_ptr& e) noexcept {
+    if (!e) return false;
+    try {
+        std::rethrow_exception(e);
+    } catch (const CancelledError&) {
+        return true;
+    } catch (...) {
+        return false;
+    }
+}
+
+std::string describe(const std::exception_ptr& e) {
+    if (!e) return "no exception";
+    try {
+        std::rethrow_exception(e);
+    } catch (const CancelledError& c) {
+        return std::string("CancelledError(") + c.what() + ")";
+    } catch (const std::exception& x) {
+        return x.what();
+    } catch (const GeneratorExit&) {
+        return "GeneratorExit";
+    } catch (...) {
+        return "unknown exception";
+    }
+}
+
+}  // namespace detail
+}  // namespace corio

@@ -1,0 +1,97 @@
+#include "corio/executor.hpp"
+
+#include <algorithm>
+
+namespace corio {
+
+namespace detail {
+
+void ThreadJob::finished_on_loop(void* self) noexcept {
+    auto* job = static_cast<ThreadJob*>(self);
+    job->loop->external_work_finished();
+    if (job->waiter) job->waiter->wake();
+    job->release();
+}
+
+void submit_job(ThreadPool& pool, ThreadJob* job) {
+    job->loop->external_work_started();
+    job->add_ref();  // the worker's
+    try {
+        pool.submit(job);
+    } catch (...) {
+        job->loop->external_work_finished();
+        job->release();
+        throw;
+    }
+}
+
+void cancel_job(ThreadJob* job) noexcept {
+    int expected = ThreadJob::Queued;
+    if (job->state.compare_exchange_strong(expected, ThreadJob::Dropped, std::memory_order_acq_rel)) {
+        // Never started: it will not run, and will not come back to the loop.
+        job->loop->external_work_finished();
+    } else {
+        job->stop.request_stop();
+    }
+}
+
+}  // namespace detail
+
+std::size_t ThreadPool::default_size() {
+    std::size_t cores = std::max(1u, std::thread::hardware_concurrency());
+    return std::min<std::size_t>(32, cores + 4);
+}
+
+ThreadPool::ThreadPool(std::size_t max_threads) : max_threads_(std::max<std::size_t>(1, max_threads)) {}
+
+ThreadPool::~ThreadPool() { shutdown(); }
+
+void ThreadPool::submit(detail::ThreadJob* job) {
+    bool spawn = false;
+    {
+        std::lock_guard lock(mutex_);
+        if (stopping_) throw std::logic_error("cannot schedule new calls after shutdown");
+        queue_.push_back(job);
+        if (idle_ == 0 && threads_.size() < max_threads_) {
+            spawn = true;
+            threads_.emplace_back([this] { worker(); });
+        }
+    }
+    if (!spawn) cv_.notify_one();
+}
+
+void ThreadPool::worker() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+        ++idle_;
+        cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+        --idle_;
+        if (queue_.empty()) return;  // stopping, and nothing left to run
+        detail::ThreadJob* job = queue_.front();
+        queue_.pop_front();
+        lock.unlock();
+        int expected = detail::ThreadJob::Queued;
+        if (job->state.compare_exchange_strong(expected, detail::ThreadJob::Running, std::memory_order_acq_rel)) {
+            job->run();
+            job->state.store(detail::ThreadJob::Finished, std::memory_order_release);
+            // Our reference travels with the completion to the loop thread.
+            job->loop->schedule_threadsafe(&detail::ThreadJob::finished_on_loop, job);
+        } else {
+            job->release();
+        }
+        lock.lock();
+    }
+}
+
+void ThreadPool::shutdown() {
+    std::vector<std::thread> threads;
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+        threads.swap(threads_);
+    }
+    cv_.notify_all();
+    for (auto& t : threads) t.join();
+}
+
+}  // namespace corio

@@ -1,0 +1,428 @@
+#include "corio/loop.hpp"
+
+#include <cstdio>
+#include <iostream>
+#include <mutex>
+#include <sstream>
+#include <unordered_set>
+
+#include "corio/debug.hpp"
+#include "corio/detail/asyncgen_record.hpp"
+#include "corio/detail/task_base.hpp"
+#include "corio/executor.hpp"
+#include "corio/task.hpp"
+
+namespace corio {
+
+namespace detail {
+
+struct CallbackNode : Recycled {
+    explicit CallbackNode(Callback f) : fn(std::move(f)) {}
+    Callback fn;
+    EventLoop* loop = nullptr;
+    int refs = 1;
+    bool cancelled = false;
+    void release() noexcept {
+        if (--refs == 0) delete this;
+    }
+};
+
+struct TimerCallbackNode : TimerNode, Recycled {
+    explicit TimerCallbackNode(Callback f) : fn(std::move(f)) {}
+    Callback fn;
+    EventLoop* loop = nullptr;
+    int refs = 1;
+    bool cancelled = false;
+    void release() noexcept {
+        if (--refs == 0) delete this;
+    }
+};
+
+namespace {
+thread_local EventLoop* t_running = nullptr;
+
+std::mutex& live_loops_mutex() {
+    static std::mutex m;
+    return m;
+}
+std::unordered_set<const EventLoop*>& live_loops() {
+    static std::unordered_set<const EventLoop*> s;
+    return s;
+}
+
+void run_callback(EventLoop& loop, Callback& fn) noexcept {
+    try {
+        fn();
+    } catch (...) {
+        loop.call_exception_handler({"Exception in callback", std::current_exception(), {}, {}, {}});
+    }
+}
+
+void run_callback_node(void* p) noexcept {
+    auto* n = static_cast<CallbackNode*>(p);
+    if (!n->cancelled) {
+        n->cancelled = true;  // a Handle's cancel() after the run is a no-op
+        run_callback(*n->loop, n->fn);
+    }
+    n->release();
+}
+
+void run_timer_callback(void* p) noexcept {
+    auto* n = static_cast<TimerCallbackNode*>(p);
+    if (!n->cancelled) {
+        n->cancelled = true;
+        run_callback(*n->loop, n->fn);
+    }
+    n->release();
+}
+
+void fire_timer_callback(TimerNode* t) noexcept {
+    auto* n = static_cast<TimerCallbackNode*>(t);
+    n->loop->schedule(&run_timer_callback, n);
+}
+}  // namespace
+
+EventLoop* running_loop() noexcept { return t_running; }
+
+bool loop_alive(const EventLoop* loop) noexcept {
+    std::lock_guard lock(live_loops_mutex());
+    return live_loops().count(loop) != 0;
+}
+
+}  // namespace detail
+
+// --- handles -------------------------------------------------------------------------------
+
+Handle::Handle(detail::CallbackNode* n) noexcept : node_(n) { ++node_->refs; }
+Handle::Handle(const Handle& o) : node_(o.node_) {
+    if (node_) ++node_->refs;
+}
+Handle& Handle::operator=(Handle o) {
+    std::swap(node_, o.node_);
+    return *this;
+}
+Handle::~Handle() {
+    if (node_) node_->release();
+}
+void Handle::cancel() noexcept {
+    if (node_) node_->cancelled = true;
+}
+bool Handle::cancelled() const noexcept { return node_ && node_->cancelled; }
+
+TimerHandle::TimerHandle(detail::TimerCallbackNode* n) noexcept : node_(n) { ++node_->refs; }
+TimerHandle::TimerHandle(const TimerHandle& o) : node_(o.node_) {
+    if (node_) ++node_->refs;
+}
+TimerHandle& TimerHandle::operator=(TimerHandle o) {
+    std::swap(node_, o.node_);
+    return *this;
+}
+TimerHandle::~TimerHandle() {
+    if (node_) node_->release();
+}
+void TimerHandle::cancel() noexcept {
+    if (!node_ || node_->cancelled) return;
+    node_->cancelled = true;
+    if (node_->armed()) {
+        node_->loop->remove_timer(*node_);
+        node_->release();
+    }
+}
+bool TimerHandle::cancelled() const noexcept { return node_ && node_->cancelled; }
+Clock::time_point TimerHandle::when() const noexcept { return node_ ? node_->when : Clock::time_point{}; }
+
+// --- the loop ------------------------------------------------------------------------------
+
+EventLoop::EventLoop(std::unique_ptr<IoBackend> backend)
+    : backend_(backend ? std::move(backend) : make_default_backend()), ready_(256) {
+    if (const char* env = std::getenv("CORIO_DEBUG"); env && *env && std::string(env) != "0") debug_ = true;
+    std::lock_guard lock(detail::live_loops_mutex());
+    detail::live_loops().insert(this);
+}
+
+EventLoop::~EventLoop() {
+    if (running_) std::terminate();  // destroying a running loop is a bug no cleanup can mend
+    close();
+    std::lock_guard lock(detail::live_loops_mutex());
+    detail::live_loops().erase(this);
+}
+
+void EventLoop::check_open() const {
+    if (closed_) throw std::logic_error("Event loop is closed");
+}
+
+Handle EventLoop::call_soon(detail::Callback fn) {
+    check_open();
+    auto* n = new detail::CallbackNode(std::move(fn));
+    n->loop = this;
+    Handle h(n);
+    schedule(&detail::run_callback_node, n);
+    return h;
+}
+
+TimerHandle EventLoop::call_later(Clock::duration delay, detail::Callback fn) {
+    return call_at(time() + delay, std::move(fn));
+}
+
+TimerHandle EventLoop::call_at(Clock::time_point when, detail::Callback fn) {
+    check_open();
+    auto* n = new detail::TimerCallbackNode(std::move(fn));
+    n->loop = this;
+    n->when = when;
+    n->fire = &detail::fire_timer_callback;
+    TimerHandle h(n);  // the node's first reference belongs to the heap, then to the ready queue
+    add_timer(*n);
+    return h;
+}
+
+void EventLoop::call_soon_threadsafe(detail::Callback fn) {
+    auto* n = new detail::CallbackNode(std::move(fn));
+    n->loop = this;
+    schedule_threadsafe(&detail::run_callback_node, n);
+}
+
+void EventLoop::schedule_threadsafe(WorkFn fn, void* arg) {
+    bool was_empty;
+    {
+        std::lock_guard lock(inbox_mutex_);
+        inbox_.push_back(Work{fn, arg});
+        was_empty = !inbox_nonempty_.exchange(true, std::memory_order_acq_rel);
+    }
+    if (was_empty) backend_->wakeup();
+}
+
+void EventLoop::drain_inbox() {
+    if (!inbox_nonempty_.load(std::memory_order_acquire)) return;
+    {
+        std::lock_guard lock(inbox_mutex_);
+        std::swap(inbox_, inbox_spare_);
+        inbox_nonempty_.store(false, std::memory_order_release);
+    }
+    for (const Work& w : inbox_spare_) ready_push(w);
+    inbox_spare_.clear();
+}
+
+void EventLoop::ready_push(Work w) {
+    if (ready_tail_ - ready_head_ == ready_.size()) {
+        std::vector<Work> bigger(ready_.size() * 2);
+        std::size_t n = ready_size();
+        std::size_t mask = ready_.size() - 1;
+        for (std::size_t i = 0; i < n; ++i) bigger[i] = ready_[(ready_head_ + i) & mask];
+        ready_.swap(bigger);
+        ready_head_ = 0;
+        ready_tail_ = n;
+    }
+    ready_[ready_tail_ & (ready_.size() - 1)] = w;
+    ++ready_tail_;
+}
+
+EventLoop::Work EventLoop::ready_pop() noexcept {
+    Work w = ready_[ready_head_ & (ready_.size() - 1)];
+    ++ready_head_;
+    return w;
+}
+
+// --- timers: a binary heap whose nodes know their index, so cancelling is O(log n) and the
+// heap never holds a pointer to a node that is gone.
+
+void EventLoop::add_timer(detail::TimerNode& node) {
+    node.seq = ++timer_seq_;
+    node.heap_index = timers_.size();
+    timers_.push_back(&node);
+    heap_up(node.heap_index);
+}
+
+void EventLoop::remove_timer(detail::TimerNode& node) noexcept {
+    std::size_t i = node.heap_index;
+    if (i == detail::TimerNode::npos) return;
+    std::size_t last = timers_.size() - 1;
+    if (i != last) {
+        timers_[i] = timers_[last];
+        timers_[i]->heap_index = i;
+        timers_.pop_back();
+        heap_down(i);
+        heap_up(i);
+    } else {
+        timers_.pop_back();
+    }
+    node.heap_index = detail::TimerNode::npos;
+}
+
+void EventLoop::heap_up(std::size_t i) noexcept {
+    while (i > 0) {
+        std::size_t parent = (i - 1) / 2;
+        if (!earlier(timers_[i], timers_[parent])) break;
+        std::swap(timers_[i], timers_[parent]);
+        timers_[i]->heap_index = i;
+        timers_[parent]->heap_index = parent;
+        i = parent;
+    }
+}
+
+void EventLoop::heap_down(std::size_t i) noexcept {
+    std::size_t n = timers_.size();
+    for (;;) {
+        std::size_t l = 2 * i + 1, r = l + 1, best = i;
+        if (l < n && earlier(timers_[l], timers_[best])) best = l;
+        if (r < n && earlier(timers_[r], timers_[best])) best = r;
+        if (best == i) break;
+        std::swap(timers_[i], timers_[best]);
+        timers_[i]->heap_index = i;
+        timers_[best]->heap_index = best;
+        i = best;
+    }
+}
+
+void EventLoop::fire_due_timers() {
+    if (timers_.empty()) return;
+    Clock::time_point now = time();
+    while (!timers_.empty() && timers_.front()->when <= now) {
+        detail::TimerNode* t = timers_.front();
+        remove_timer(*t);
+        t->fire(t);
+    }
+}
+
+void EventLoop::run_once() {
+    drain_inbox();
+    using std::chrono::nanoseconds;
+    nanoseconds timeout{-1};
+    if (ready_size() != 0 || stopping_) {
+        timeout = nanoseconds(0);
+    } else if (!timers_.empty()) {
+        timeout = std::max(nanoseconds(0), std::chrono::duration_cast<nanoseconds>(timers_.front()->when - time()));
+    }
+    if (virtual_time_ && timeout != nanoseconds(0)) {
+        // Virtual time (Trio's autojump clock): when nothing is ready and no other thread owes
+        // us an answer, jump straight to the next deadline instead of sleeping.
+        backend_->poll(nanoseconds(0));
+        drain_inbox();
+        if (ready_size() == 0) {
+            if (external_pending_ == 0 && !timers_.empty())
+                virtual_time_->now = std::max(virtual_time_->now, timers_.front()->when);
+            else
+                backend_->poll(nanoseconds(-1));
+        }
+    } else {
+        backend_->poll(timeout);
+    }
+    drain_inbox();
+    fire_due_timers();
+    // Only what is ready now runs in this tick; what it schedules runs in the next one.
+    std::size_t n = ready_size();
+    for (std::size_t i = 0; i < n; ++i) {
+        Work w = ready_pop();
+        w.fn(w.arg);
+    }
+}
+
+EventLoop::RunningScope::RunningScope(EventLoop& l) : loop(l), previous(detail::t_running) {
+    if (loop.running_) throw std::logic_error("This event loop is already running");
+    if (previous) throw std::logic_error("Cannot run the event loop while another loop is running");
+    loop.check_open();
+    loop.running_ = true;
+    detail::t_running = &loop;
+}
+
+EventLoop::RunningScope::~RunningScope() {
+    loop.running_ = false;
+    detail::t_running = previous;
+}
+
+void EventLoop::run_forever() {
+    RunningScope scope(*this);
+    while (!stopping_) run_once();
+    stopping_ = false;
+}
+
+void EventLoop::register_task(detail::TaskBase& t) {
+    tasks_.push_back(t);
+    t.add_ref();  // the loop's reference, dropped when the task finishes
+    t.schedule();
+}
+
+void EventLoop::unregister_task(detail::TaskBase& t) noexcept { tasks_.remove(t); }
+
+void EventLoop::register_async_gen(detail::AsyncGenRecord& g) noexcept { async_gens_.push_back(g); }
+void EventLoop::unregister_async_gen(detail::AsyncGenRecord& g) noexcept { async_gens_.remove(g); }
+
+void EventLoop::close() {
+    if (running_) throw std::logic_error("Cannot close a running event loop");
+    if (closed_) return;
+    // Tasks still pending here can never finish: asyncio's "Task was destroyed but it is
+    // pending!". corio::run and Runner cancel and await every task before they close.
+    while (detail::TaskBase* t = tasks_.front()) {
+        call_exception_handler({"Task was destroyed but it is pending!", nullptr, t->name(), t->created_at(),
+                                format_call_graph(*t)});
+        t->abandon();
+    }
+    // Callbacks that will never run still own their nodes.
+    for (detail::TimerNode* t : timers_) {
+        t->heap_index = detail::TimerNode::npos;
+        if (t->fire == &detail::fire_timer_callback) static_cast<detail::TimerCallbackNode*>(t)->release();
+    }
+    timers_.clear();
+    shutdown_default_executor();  // its last completions land in the inbox
+    drain_inbox();
+    while (ready_size() != 0) {
+        Work w = ready_pop();
+        if (w.fn == &detail::ThreadJob::finished_on_loop) {
+            static_cast<detail::ThreadJob*>(w.arg)->waiter = nullptr;
+            w.fn(w.arg);
+        }
+        if (w.fn == &detail::run_callback_node) static_cast<detail::CallbackNode*>(w.arg)->release();
+        if (w.fn == &detail::run_timer_callback) static_cast<detail::TimerCallbackNode*>(w.arg)->release();
+    }
+    closed_ = true;
+}
+
+ThreadPool& EventLoop::default_executor() {
+    check_open();
+    if (!default_executor_) default_executor_ = std::make_unique<ThreadPool>(ThreadPool::default_size());
+    return *default_executor_;
+}
+
+void EventLoop::shutdown_default_executor() {
+    if (default_executor_) {
+        default_executor_->shutdown();
+        default_executor_.reset();
+    }
+}
+
+void EventLoop::default_exception_handler(const ExceptionContext& c) noexcept {
+    try {
+        std::ostringstream out;
+        out << "corio: " << c.message;
+        if (!c.task_name.empty()) out << "\n  task: " << c.task_name;
+        if (c.location)
+            out << "\n  created at: " << c.location->file_name() << ":" << c.location->line() << " ("
+                << c.location->function_name() << ")";
+        if (c.exception) out << "\n  exception: " << detail::describe(c.exception);
+        if (!c.call_graph.empty()) out << "\n" << c.call_graph;
+        out << "\n";
+        std::cerr << out.str() << std::flush;
+    } catch (...) {
+        std::fputs("corio: error while reporting an error\n", stderr);
+    }
+}
+
+void EventLoop::call_exception_handler(const ExceptionContext& c) noexcept {
+    if (!handler_) {
+        default_exception_handler(c);
+        return;
+    }
+    try {
+        handler_(*this, c);
+    } catch (...) {
+        default_exception_handler({"Unhandled error in exception handler", std::current_exception(), {}, {}, {}});
+        default_exception_handler(c);
+    }
+}
+
+EventLoop& get_running_loop() {
+    EventLoop* l = detail::t_running;
+    if (!l) throw std::logic_error("no running event loop");
+    return *l;
+}
+
+}  // namespace corio

@@ -1,0 +1,99 @@
+#include "corio/runners.hpp"
+
+#include <unordered_set>
+
+#include "corio/detail/asyncgen_record.hpp"
+#include "corio/executor.hpp"
+
+namespace corio {
+
+Runner::Runner(RunOptions options) : options_(std::move(options)) {}
+
+Runner::~Runner() {
+    try {
+        close();
+    } catch (...) {
+    }
+}
+
+EventLoop& Runner::get_loop() {
+    if (closed_) throw std::logic_error("Runner is closed");
+    if (!loop_) {
+        loop_ = std::make_unique<EventLoop>(std::move(options_.backend));
+        if (options_.debug) loop_->set_debug(true);
+        if (options_.slow_callback_duration) loop_->slow_callback_duration = *options_.slow_callback_duration;
+    }
+    return *loop_;
+}
+
+EventLoop& Runner::prepare_run() {
+    if (detail::running_loop())
+        throw std::logic_error("corio::run() cannot be called from a running event loop");
+    return get_loop();
+}
+
+void Runner::run_main(detail::TaskBase& main) {
+    loop_->run_until([&] { return main.done(); });
+}
+
+void Runner::cancel_all_tasks() {
+    std::vector<AnyTask> cancelled;
+    std::unordered_set<detail::TaskBase*> seen;
+    while (!loop_->tasks().empty()) {
+        loop_->tasks().for_each([&](detail::TaskBase& t) {
+            if (seen.insert(&t).second) {
+                cancelled.emplace_back(&t);
+                t.cancel({});
+            }
+        });
+        loop_->run_until([&] {
+            for (auto& t : cancelled)
+                if (!t.done()) return false;
+            return true;
+        });
+    }
+    for (auto& t : cancelled) {
+        if (t.cancelled()) continue;
+        if (auto e = t.exception()) {
+            loop_->call_exception_handler(
+                {"unhandled exception during corio::run() shutdown", e, t.name(), t.created_at(), {}});
+        }
+    }
+}
+
+void Runner::shutdown_asyncgens() {
+    // Generators first iterated during this step are closed too: repeat until none is left.
+    while (!loop_->async_gens().empty()) {
+        std::vector<Task<>> closers;
+        std::vector<detail::AsyncGenRecord*> records;
+        loop_->async_gens().for_each([&](detail::AsyncGenRecord& g) { records.push_back(&g); });
+        for (auto* g : records) {
+            loop_->unregister_async_gen(*g);
+            closers.push_back(detail::spawn(*loop_, g->close_from_loop(), "asyncgen-close", std::source_location::current()));
+        }
+        loop_->run_until([&] {
+            for (auto& t : closers)
+                if (!t.done()) return false;
+            return true;
+        });
+        for (auto& t : closers) {
+            if (t.cancelled()) continue;
+            if (auto e = t.exception())
+                loop_->call_exception_handler(
+                    {"an error occurred during closing of asynchronous generator", e, {}, {}, {}});
+        }
+    }
+}
+
+void Runner::close() {
+    if (closed_) return;
+    closed_ = true;
+    if (!loop_) return;
+    cancel_all_tasks();
+    shutdown_asyncgens();
+    loop_->shutdown_default_executor();
+    loop_->close();
+    loop_.reset();
+}
+
+}  // namespace corio

@@ -1,0 +1,41 @@
+#include "corio/sleep.hpp"
+
+#include "corio/detail/task_base.hpp"
+
+namespace corio {
+
+namespace detail {
+
+namespace {
+void fire_sleep(TimerNode* t) noexcept { static_cast<SleepAwaiter*>(t)->wake(); }
+}  // namespace
+
+bool SleepAwaiter::await_suspend(std::coroutine_handle<> h) {
+    if (!suspend(h)) return false;
+    if (yield_) {
+        wake();  // no timer: asyncio's bare yield, back on the next tick
+    } else {
+        fire = &fire_sleep;
+        task->loop()->add_timer(*this);
+    }
+    return true;
+}
+
+void SleepAwaiter::detach() noexcept {
+    if (armed()) task->loop()->remove_timer(*this);
+}
+
+}  // namespace detail
+
+detail::SleepAwaiter sleep(Clock::duration delay) {
+    if (delay <= Clock::duration::zero()) return detail::SleepAwaiter(Clock::time_point{}, true);
+    return detail::SleepAwaiter(get_running_loop().time() + delay, false);
+}
+
+detail::SleepAwaiter sleep_until(Clock::time_point deadline) {
+    EventLoop& loop = get_running_loop();
+    if (deadline <= loop.time()) return detail::SleepAwaiter(Clock::time_point{}, true);
+    return detail::SleepAwaiter(deadline, false);
+}
+
+}  // namespace corio

@@ -1,0 +1,260 @@
+#include "corio/task.hpp"
+
+#include <chrono>
+#include <cstdio>
+
+#include "corio/debug.hpp"
+
+namespace corio {
+namespace detail {
+
+bool loop_alive(const EventLoop* loop) noexcept;
+
+// --- futures -------------------------------------------------------------------------------
+
+namespace {
+// A user done-callback waiting for a future: handed to call_soon when the future completes.
+struct CallbackWaiter final : CompletionWaiter, Recycled {
+    CallbackWaiter(EventLoop& l, Callback f) : loop(l), fn(std::move(f)) {}
+    EventLoop& loop;
+    Callback fn;
+    void on_future_done(FutureBase&) override {
+        try {
+            loop.call_soon(std::move(fn));
+        } catch (...) {
+            loop.call_exception_handler({"could not schedule a done callback", std::current_exception(), {}, {}, {}});
+        }
+        delete this;
+    }
+};
+}  // namespace
+
+FutureBase::~FutureBase() {
+    // Callback waiters of a future that never completed: nothing will call them now.
+    while (CompletionWaiter* w = waiters_.pop_front()) {
+        if (auto* cw = dynamic_cast<CallbackWaiter*>(w)) delete cw;
+    }
+}
+
+std::exception_ptr FutureBase::exception() {
+    if (state_ == State::Pending) throw InvalidStateError("Exception is not set.");
+    retrieved_ = true;
+    if (state_ == State::Cancelled) std::rethrow_exception(exception_);
+    return exception_;
+}
+
+void FutureBase::rethrow_if_failed() {
+    retrieved_ = true;
+    if (exception_) std::rethrow_exception(exception_);
+}
+
+bool FutureBase::cancel(std::string message) {
+    if (done()) return false;
+    finish(State::Cancelled, std::make_exception_ptr(CancelledError(std::move(message))));
+    return true;
+}
+
+void FutureBase::add_done_callback(Callback cb) {
+    if (done()) {
+        loop_->call_soon(std::move(cb));
+        return;
+    }
+    waiters_.push_back(*new CallbackWaiter(*loop_, std::move(cb)));
+}
+
+void FutureBase::finish(State s, std::exception_ptr e) noexcept {
+    state_ = s;
+    exception_ = std::move(e);
+    add_ref();
+    while (CompletionWaiter* w = waiters_.pop_front()) w->on_future_done(*this);
+    release();
+}
+
+void FutureBase::report_unretrieved() noexcept {
+    if (state_ != State::Failed || retrieved_ || !loop_ || !loop_alive(loop_)) return;
+    ExceptionContext c;
+    c.message = describe() + " exception was never retrieved";
+    c.exception = exception_;
+    if (auto* t = dynamic_cast<TaskBase*>(this)) {
+        c.task_name = t->name();
+        c.location = t->created_at();
+    }
+    loop_->call_exception_handler(c);
+}
+
+void FutureBase::release_slow() noexcept {
+    report_unretrieved();
+    delete this;
+}
+
+// --- waiting -------------------------------------------------------------------------------
+
+bool WaitNode::suspend(std::coroutine_handle<> h) {
+    TaskBase& t = require_task();
+    task = &t;
+    if (t.consume_pending_cancel()) {
+        cancelled = true;
+        return false;
+    }
+    t.suspended_at(*this, h);
+    return true;
+}
+
+void WaitNode::wake() noexcept {
+    woken = true;
+    task->schedule();
+}
+
+void WaitNode::throw_if_cancelled() const {
+    if (cancelled) throw CancelledError(task->cancel_message());
+}
+
+// --- tasks ---------------------------------------------------------------------------------
+
+TaskBase::TaskBase(EventLoop& loop, std::coroutine_handle<> frame, PromiseBase& promise, std::string name,
+                   std::source_location created)
+    : FutureBase(&loop),
+      root_(frame),
+      promise_(&promise),
+      resume_(frame),
+      name_(std::move(name)),
+      created_(created),
+      id_(loop.next_task_id()) {}
+
+TaskBase::~TaskBase() {
+    if (root_) root_.destroy();
+}
+
+std::string TaskBase::describe() const { return "Task"; }
+
+std::string TaskBase::name() const {
+    if (!name_.empty()) return name_;
+    return "Task-" + std::to_string(id_);
+}
+
+const std::string& TaskBase::cancel_message() const noexcept {
+    static const std::string empty;
+    return cancel_message_ ? *cancel_message_ : empty;
+}
+
+bool TaskBase::cancel(std::string message) {
+    if (done()) {
+        retrieved_ = true;  // asyncio: cancel() on a done future silences the never-retrieved report
+        return false;
+    }
+    ++cancel_requests_;
+    if (!message.empty() || cancel_message_) cancel_message_ = std::make_unique<std::string>(std::move(message));
+    if (waiting_on_)
+        waiting_on_->on_cancel();
+    else
+        must_cancel_ = true;
+    return true;
+}
+
+int TaskBase::uncancel() noexcept {
+    if (cancel_requests_ > 0) {
+        --cancel_requests_;
+        if (cancel_requests_ == 0) must_cancel_ = false;  // 3.13: nothing left to deliver
+    }
+    return int(cancel_requests_);
+}
+
+void TaskBase::schedule() noexcept { loop_->schedule(&TaskBase::step_thunk, this); }
+
+void TaskBase::step() noexcept {
+    EventLoop& loop = *loop_;
+    waiting_on_ = nullptr;
+    if (must_cancel_ && !promise_->started) {
+        // Cancelled before its first step: the body never runs, not even its finally blocks.
+        must_cancel_ = false;
+        root_.destroy();
+        root_ = {};
+        finish_task(State::Cancelled, std::make_exception_ptr(CancelledError(cancel_message())));
+        return;
+    }
+    loop.set_current_task(this);
+    if (loop.get_debug()) {
+        auto t0 = Clock::now();
+        resume_.resume();
+        auto took = Clock::now() - t0;
+        loop.set_current_task(nullptr);
+        if (took >= loop.slow_callback_duration) report_slow_step(*this, took);
+    } else {
+        resume_.resume();
+        loop.set_current_task(nullptr);
+    }
+    if (root_.done()) complete();
+}
+
+void TaskBase::complete() noexcept {
+    State s;
+    std::exception_ptr e;
+    if (promise_->exception) {
+        e = promise_->exception;
+        s = is_cancellation(e) ? State::Cancelled : State::Failed;
+    } else if (must_cancel_) {
+        // It cancelled itself and returned without another suspension: the result is dropped.
+        must_cancel_ = false;
+        s = State::Cancelled;
+        e = std::make_exception_ptr(CancelledError(cancel_message()));
+    } else {
+        take_outcome();
+        s = State::Succeeded;
+    }
+    root_.destroy();
+    root_ = {};
+    finish_task(s, std::move(e));
+}
+
+void TaskBase::finish_task(State s, std::exception_ptr e) noexcept {
+    loop_->unregister_task(*this);
+    finish(s, std::move(e));
+    if (owner_) owner_->on_child_done(*this);
+    release();  // the loop's reference: may delete this
+}
+
+void TaskBase::abandon() noexcept {
+    if (root_) {
+        root_.destroy();
+        root_ = {};
+    }
+    loop_->unregister_task(*this);
+    state_ = State::Cancelled;
+    retrieved_ = true;
+    exception_ = std::make_exception_ptr(CancelledError("the event loop was closed"));
+    while (CompletionWaiter* w = waiters_.pop_front()) (void)w;
+    loop_ = nullptr;
+    release();
+}
+
+TaskBase& require_task() {
+    EventLoop* loop = running_loop();
+    TaskBase* t = loop ? loop->current_task() : nullptr;
+    if (!t) throw std::logic_error("corio: this awaitable must be awaited inside a task");
+    return *t;
+}
+
+void report_never_awaited(const PromiseBase& p) noexcept {
+    EventLoop* loop = running_loop();
+    if (!loop || !loop->get_debug()) return;
+    ExceptionContext c;
+    c.message = std::string("coroutine '") + p.location.function_name() + "' was never awaited";
+    c.location = p.location;
+    if (TaskBase* t = loop->current_task()) c.task_name = t->name();
+    loop->call_exception_handler(c);
+}
+
+}  // namespace detail
+
+AnyTask current_task() {
+    EventLoop* loop = detail::running_loop();
+    return AnyTask(loop ? loop->current_task() : nullptr);
+}
+
+std::vector<AnyTask> all_tasks() {
+    std::vector<AnyTask> out;
+    get_running_loop().tasks().for_each([&](detail::TaskBase& t) { out.emplace_back(&t); });
+    return out;
+}
+
+}  // namespace corio
