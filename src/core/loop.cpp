@@ -344,7 +344,10 @@ void EventLoop::register_task(detail::TaskBase& t) {
 void EventLoop::unregister_task(detail::TaskBase& t) noexcept { tasks_.remove(t); }
 
 void EventLoop::register_async_gen(detail::AsyncGenRecord& g) noexcept { async_gens_.push_back(g); }
-void EventLoop::unregister_async_gen(detail::AsyncGenRecord& g) noexcept { async_gens_.remove(g); }
+void EventLoop::unregister_async_gen(detail::AsyncGenRecord& g) noexcept {
+    async_gens_.remove(g);
+    g.loop = nullptr;
+}
 
 void EventLoop::close() {
     if (running_) throw std::logic_error("Cannot close a running event loop");
@@ -356,6 +359,7 @@ void EventLoop::close() {
                                 format_call_graph(*t)});
         t->abandon();
     }
+    while (detail::AsyncGenRecord* g = async_gens_.front()) unregister_async_gen(*g);
     // Callbacks that will never run still own their nodes.
     for (detail::TimerNode* t : timers_) {
         t->heap_index = detail::TimerNode::npos;

@@ -5,6 +5,10 @@
 #include "corio/coro.hpp"
 #include "corio/detail/intrusive_list.hpp"
 
+namespace corio {
+class EventLoop;
+}
+
 namespace corio::detail {
 
 struct AsyncGenTag;
@@ -12,6 +16,7 @@ struct AsyncGenTag;
 struct AsyncGenRecord : ListHook<AsyncGenTag> {
     // Closes the generator (runs its cleanup); called by the loop at shutdown.
     virtual Coro<> close_from_loop() = 0;
+    EventLoop* loop = nullptr;  // the loop this generator is registered with, if any
 
 protected:
     ~AsyncGenRecord() = default;

@@ -1,0 +1,117 @@
+// Async context managers: `async with`, and contextlib's AsyncExitStack.
+//
+//   co_await corio::async_with(open_db(url), [&](Db& db) -> corio::Coro<> { ... });
+//
+// A resource type has `Coro<> aclose()`; async_with calls it on every exit path, cancellation
+// included, and rethrows what the body threw (an exception from aclose() replaces it, as an
+// exception in __aexit__ does).
+#pragma once
+
+#include <exception>
+#include <memory>
+#include <optional>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "corio/coro.hpp"
+
+namespace corio {
+
+namespace detail {
+
+template <class R>
+Coro<> aclose_of(R& r) {
+    if constexpr (requires { r.aclose(); })
+        return r.aclose();
+    else
+        return r->aclose();  // a pointer-like holder of a resource
+}
+
+template <class F, class R>
+using with_result_t = typename std::invoke_result_t<F&, R&>::value_type;
+
+template <class R, class F>
+Coro<with_result_t<F, R>> with_resource(R& resource, F& body) {
+    using T = with_result_t<F, R>;
+    std::exception_ptr error;
+    std::conditional_t<std::is_void_v<T>, bool, std::optional<T>> result{};
+    try {
+        Coro<T> inner = body(resource);
+        if constexpr (std::is_void_v<T>)
+            co_await std::move(inner);
+        else
+            result.emplace(co_await std::move(inner));
+    } catch (...) {
+        error = std::current_exception();
+    }
+    Coro<> closing = aclose_of(resource);
+    co_await std::move(closing);
+    if (error) std::rethrow_exception(error);
+    if constexpr (!std::is_void_v<T>) co_return std::move(*result);
+}
+
+}  // namespace detail
+
+// async with <acquire> as r: body(r)
+template <class R, class F>
+Coro<detail::with_result_t<F, R>> async_with(Coro<R> acquire, F body) {
+    R resource = co_await std::move(acquire);
+    Coro<detail::with_result_t<F, R>> scoped = detail::with_resource(resource, body);
+    co_return co_await std::move(scoped);
+}
+
+// async with r: body(r), for a resource that is already there (an AsyncExitStack, say).
+template <class R, class F>
+    requires(!std::is_same_v<std::remove_cvref_t<R>, Coro<typename R::value_type>>)
+Coro<detail::with_result_t<F, R>> async_with(R resource, F body) {
+    Coro<detail::with_result_t<F, R>> scoped = detail::with_resource(resource, body);
+    co_return co_await std::move(scoped);
+}
+
+// contextlib.AsyncExitStack: resources and callbacks closed in reverse order by aclose().
+class AsyncExitStack {
+public:
+    AsyncExitStack() = default;
+    AsyncExitStack(AsyncExitStack&&) = default;
+    AsyncExitStack& operator=(AsyncExitStack&&) = default;
+    ~AsyncExitStack() = default;
+
+    // Acquires a resource; the stack owns it and closes it with aclose().
+    template <class R>
+    Coro<R*> enter_async_context(Coro<R> acquire) {
+        auto holder = std::make_unique<Holder<R>>(co_await std::move(acquire));
+        R* r = &holder->resource;
+        exits_.push_back(std::move(holder));
+        co_return r;
+    }
+    // f() -> Coro<> runs at close.
+    template <class F>
+    void push_async_callback(F f) {
+        exits_.push_back(std::make_unique<CallbackExit<F>>(std::move(f)));
+    }
+    // Runs every exit, last in first out. An exit that throws does not stop the others; the
+    // last exception is rethrown at the end.
+    Coro<> aclose();
+
+private:
+    struct Exit {
+        virtual ~Exit() = default;
+        virtual Coro<> run() = 0;
+    };
+    template <class R>
+    struct Holder final : Exit {
+        explicit Holder(R r) : resource(std::move(r)) {}
+        Coro<> run() override { return detail::aclose_of(resource); }
+        R resource;
+    };
+    template <class F>
+    struct CallbackExit final : Exit {
+        explicit CallbackExit(F f) : fn(std::move(f)) {}
+        Coro<> run() override { return fn(); }
+        F fn;
+    };
+    std::vector<std::unique_ptr<Exit>> exits_;
+};
+
+}  // namespace corio

@@ -1,0 +1,170 @@
+// AsyncGenerator<T>: asyncio's async generators (`async def ... yield`).
+//
+//   corio::AsyncGenerator<Row> stream_rows(std::string q) { ... co_yield row; ... }
+//   auto rows = stream_rows("SELECT ...");
+//   while (auto row = co_await rows.next()) process(*row);   // async for row in ...
+//   co_await rows.aclose();                                   // runs the generator's cleanup
+//
+// The body may co_await; it runs inside the task that calls next(). A generator left early
+// is closed by aclose() (GeneratorExit is thrown at its co_yield, so its catch/cleanup code
+// may co_await), or, when its owner drops it, by a task the loop starts for that purpose, or
+// at the latest by corio::run's shutdown (asyncio's shutdown_asyncgens).
+#pragma once
+
+#include <coroutine>
+#include <exception>
+#include <optional>
+#include <stdexcept>
+#include <utility>
+
+#include "corio/coro.hpp"
+#include "corio/detail/asyncgen_record.hpp"
+#include "corio/detail/promise_base.hpp"
+#include "corio/loop.hpp"
+#include "corio/task.hpp"
+
+namespace corio {
+
+template <class T>
+class [[nodiscard]] AsyncGenerator {
+public:
+    using value_type = T;
+
+    struct promise_type : detail::PromiseBase, detail::AsyncGenRecord {
+        using detail::PromiseBase::PromiseBase;
+        ~promise_type() {
+            if (loop) loop->unregister_async_gen(*this);
+        }
+        AsyncGenerator get_return_object() noexcept {
+            return AsyncGenerator(std::coroutine_handle<promise_type>::from_promise(*this));
+        }
+        detail::InitialSuspend initial_suspend() noexcept { return {*this}; }
+        detail::FinalSuspend final_suspend() noexcept { return {*this}; }
+        void return_void() noexcept {}
+        void unhandled_exception() noexcept { exception = std::current_exception(); }
+
+        struct YieldAwaiter {
+            promise_type& p;
+            bool await_ready() const noexcept { return false; }
+            std::coroutine_handle<> await_suspend(std::coroutine_handle<>) noexcept { return p.transfer_out(); }
+            void await_resume() {
+                if (p.inject) std::rethrow_exception(std::exchange(p.inject, nullptr));
+            }
+        };
+        template <class U = T>
+            requires std::is_convertible_v<U&&, T>
+        YieldAwaiter yield_value(U&& v) {
+            current.emplace(std::forward<U>(v));
+            return YieldAwaiter{*this};
+        }
+
+        Coro<> close_from_loop() override {
+            return close(std::coroutine_handle<promise_type>::from_promise(*this));
+        }
+
+        std::optional<T> current;
+        std::exception_ptr inject;  // thrown at the co_yield when resumed (aclose: GeneratorExit)
+        bool running = false;
+        bool orphaned = false;  // already handed to a closing task: never hand it over twice
+    };
+    using handle_type = std::coroutine_handle<promise_type>;
+
+    AsyncGenerator() = default;
+    AsyncGenerator(AsyncGenerator&& o) noexcept : h_(std::exchange(o.h_, {})) {}
+    AsyncGenerator& operator=(AsyncGenerator&& o) noexcept {
+        if (this != &o) {
+            drop();
+            h_ = std::exchange(o.h_, {});
+        }
+        return *this;
+    }
+    ~AsyncGenerator() { drop(); }
+
+    struct NextAwaiter {
+        handle_type h;
+        detail::PromiseBase* parent = nullptr;
+
+        bool await_ready() const noexcept { return !h || h.done(); }
+        template <class P>
+        bool await_suspend(std::coroutine_handle<P> caller) {
+            auto& p = h.promise();
+            if (p.running) throw std::logic_error("anext(): asynchronous generator is already running");
+            if (!p.loop) {
+                p.loop = &get_running_loop();
+                p.loop->register_async_gen(p);
+            }
+            p.running = true;
+            p.continuation = caller;
+            p.current.reset();
+            if constexpr (std::is_base_of_v<detail::PromiseBase, P>) {
+                parent = &caller.promise();
+                parent->awaiting = &p;
+            }
+            return !detail::PromiseBase::run_inline(h, p);
+        }
+        std::optional<T> await_resume() {
+            if (!h) return std::nullopt;
+            auto& p = h.promise();
+            p.running = false;
+            if (parent) parent->awaiting = nullptr;
+            if (h.done()) {
+                if (p.exception) std::rethrow_exception(std::exchange(p.exception, nullptr));
+                return std::nullopt;
+            }
+            std::optional<T> out = std::move(p.current);
+            p.current.reset();
+            return out;
+        }
+    };
+
+    // The next value, or std::nullopt once the generator has finished.
+    NextAwaiter next() { return NextAwaiter{h_}; }
+
+    // Throws GeneratorExit at the generator's co_yield and runs it to the end.
+    Coro<> aclose() { return close(h_); }
+
+    bool done() const noexcept { return !h_ || h_.done(); }
+
+private:
+    explicit AsyncGenerator(handle_type h) noexcept : h_(h) {}
+
+    static Coro<> close(handle_type h) {
+        if (!h || h.done() || !h.promise().started) co_return;
+        if (h.promise().running) throw std::logic_error("aclose(): asynchronous generator is already running");
+        h.promise().inject = std::make_exception_ptr(GeneratorExit{});
+        try {
+            auto more = co_await NextAwaiter{h};
+            if (more) throw std::logic_error("async generator ignored GeneratorExit");
+        } catch (const GeneratorExit&) {
+        }
+    }
+
+    // A generator dropped while suspended at a co_yield still owes its cleanup: a task runs it.
+    static Coro<> close_orphan(handle_type h) {
+        h.promise().orphaned = true;
+        AsyncGenerator owner(h);
+        Coro<> closing = owner.aclose();
+        co_await std::move(closing);
+    }
+
+    void drop() noexcept {
+        if (!h_) return;
+        handle_type h = std::exchange(h_, {});
+        auto& p = h.promise();
+        EventLoop* loop = detail::running_loop();
+        if (p.started && !h.done() && !p.running && loop && loop == p.loop && !loop->is_closed() &&
+            !p.orphaned) {
+            try {
+                (void)detail::spawn(*loop, close_orphan(h), "asyncgen-aclose", std::source_location::current());
+                return;
+            } catch (...) {
+            }
+        }
+        if (!p.started) detail::report_never_awaited(p);
+        h.destroy();
+    }
+
+    handle_type h_;
+};
+
+}  // namespace corio

@@ -1,0 +1,55 @@
+#include "corio/gather.hpp"
+
+#include "corio/detail/task_set_waiter.hpp"
+
+namespace corio::detail {
+
+namespace {
+
+void cancel_pending(const std::vector<FutureBase*>& children, const std::string& message) {
+    for (FutureBase* f : children)
+        if (!f->done()) f->cancel(message);
+}
+
+}  // namespace
+
+Coro<> gather_wait(std::vector<FutureBase*> children, bool return_exceptions) {
+    std::exception_ptr cancelled;
+    const FutureBase* first_failure = nullptr;
+    try {
+        TaskSetWaiter waiter(children, return_exceptions ? TaskSetWaiter::Until::AllDone
+                                                         : TaskSetWaiter::Until::FirstFailure);
+        co_await waiter;
+        if (!return_exceptions) {
+            for (FutureBase* f : waiter.completion_order())
+                if (f->state() != FutureBase::State::Succeeded) {
+                    first_failure = f;
+                    break;
+                }
+            if (!first_failure)  // failed before we waited: take the first in argument order
+                for (FutureBase* f : children)
+                    if (f->done() && f->state() != FutureBase::State::Succeeded) {
+                        first_failure = f;
+                        break;
+                    }
+        }
+    } catch (const CancelledError&) {
+        cancelled = std::current_exception();
+    }
+    if (cancelled) {
+        // Cancelling the gather cancels every child, and waits for them all to finish.
+        cancel_pending(children, require_task().cancel_message());
+        Coro<bool> rest = wait_all_absorbing(children);
+        co_await std::move(rest);
+        std::rethrow_exception(cancelled);
+    }
+    if (first_failure) {
+        cancel_pending(children, {});
+        Coro<bool> rest = wait_all_absorbing(children);
+        bool cancelled_meanwhile = co_await std::move(rest);
+        if (cancelled_meanwhile) throw CancelledError(require_task().cancel_message());
+        const_cast<FutureBase*>(first_failure)->rethrow_if_failed();
+    }
+}
+
+}  // namespace corio::detail

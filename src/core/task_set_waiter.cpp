@@ -1,0 +1,84 @@
+#include "corio/detail/task_set_waiter.hpp"
+
+#include "corio/detail/task_base.hpp"
+
+namespace corio::detail {
+
+TaskSetWaiter::TaskSetWaiter(std::vector<FutureBase*> futures, Until until, std::optional<Clock::time_point> deadline)
+    : futures_(std::move(futures)), until_(until), deadline_(deadline) {}
+
+TaskSetWaiter::~TaskSetWaiter() { detach(); }
+
+bool TaskSetWaiter::satisfied() const noexcept {
+    std::size_t done = 0;
+    for (FutureBase* f : futures_) {
+        if (!f->done()) continue;
+        ++done;
+        switch (until_) {
+            case Until::FirstDone:
+                return true;
+            case Until::FirstException:
+                if (f->state() == FutureBase::State::Failed) return true;
+                break;
+            case Until::FirstFailure:
+                if (f->state() != FutureBase::State::Succeeded) return true;
+                break;
+            case Until::AllDone:
+                break;
+        }
+    }
+    return done == futures_.size();
+}
+
+bool TaskSetWaiter::await_ready() { return satisfied(); }
+
+bool TaskSetWaiter::await_suspend(std::coroutine_handle<> h) {
+    if (!suspend(h)) return false;
+    loop_ = task->loop();
+    listeners_.resize(futures_.size());
+    for (std::size_t i = 0; i < futures_.size(); ++i) {
+        listeners_[i].owner = this;
+        if (!futures_[i]->done()) futures_[i]->add_waiter(listeners_[i]);
+    }
+    if (deadline_) {
+        this->when = *deadline_;
+        this->TimerNode::fire = &TaskSetWaiter::fire;
+        loop_->add_timer(*this);
+    }
+    return true;
+}
+
+void TaskSetWaiter::child_done(FutureBase& f) {
+    completed_.push_back(&f);
+    if (!woken && satisfied()) {
+        detach();
+        wake();
+    }
+}
+
+void TaskSetWaiter::fire(TimerNode* t) noexcept {
+    auto* self = static_cast<TaskSetWaiter*>(t);
+    self->timed_out_ = true;
+    self->detach();
+    self->wake();
+}
+
+void TaskSetWaiter::detach() noexcept {
+    for (std::size_t i = 0; i < listeners_.size(); ++i) futures_[i]->remove_waiter(listeners_[i]);
+    if (TimerNode::armed()) loop_->remove_timer(*this);
+}
+
+Coro<bool> wait_all_absorbing(std::vector<FutureBase*> futures) {
+    bool cancelled_meanwhile = false;
+    for (;;) {
+        try {
+            TaskSetWaiter all(futures, TaskSetWaiter::Until::AllDone);
+            co_await all;
+            co_return cancelled_meanwhile;
+        } catch (const CancelledError&) {
+            cancelled_meanwhile = true;
+        }
+    }
+}
+
+}  // namespace corio::detail

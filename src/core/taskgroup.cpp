@@ -1,0 +1,105 @@
+#include "corio/taskgroup.hpp"
+
+namespace corio {
+
+struct TaskGroup::EmptyWaiter final : detail::WaitNode {
+    explicit EmptyWaiter(TaskGroup& g) : group(g) {}
+    TaskGroup& group;
+    bool await_ready() const noexcept { return group.children_.empty(); }
+    bool await_suspend(std::coroutine_handle<> h) {
+        if (!suspend(h)) return false;
+        group.exit_waiter_ = this;
+        return true;
+    }
+    void await_resume() const { throw_if_cancelled(); }
+    void detach() noexcept override {
+        if (group.exit_waiter_ == this) group.exit_waiter_ = nullptr;
+    }
+};
+
+TaskGroup::~TaskGroup() {
+    // Only reached with live children when a frame is destroyed mid-flight (loop teardown).
+    while (detail::TaskBase* c = children_.pop_front()) c->set_owner(nullptr);
+}
+
+void TaskGroup::adopt(detail::TaskBase& child) {
+    child.set_owner(this);
+    children_.push_back(child);
+}
+
+void TaskGroup::abort() {
+    aborting_ = true;
+    children_.for_each([](detail::TaskBase& c) {
+        if (!c.done()) c.cancel({});
+    });
+}
+
+void TaskGroup::cancel() {
+    if (finished_) return;
+    if (!aborting_) abort();
+    if (!parent_cancel_requested_) {
+        parent_cancel_requested_ = true;
+        parent_->cancel({});
+    }
+}
+
+void TaskGroup::on_child_done(detail::TaskBase& child) {
+    children_.remove(child);
+    child.set_owner(nullptr);
+    if (children_.empty() && exit_waiter_) {
+        EmptyWaiter* w = exit_waiter_;
+        exit_waiter_ = nullptr;
+        w->wake();
+    }
+    if (child.cancelled()) return;
+    std::exception_ptr e = child.exception();  // marks it retrieved: the group reports it
+    if (!e) return;
+    errors_.push_back(std::move(e));
+    if (!aborting_ && !parent_cancel_requested_) {
+        // Stop the body where it is: cancelling the parent is how the group interrupts it.
+        abort();
+        parent_cancel_requested_ = true;
+        parent_->cancel({});
+    }
+}
+
+Coro<> TaskGroup::exit(std::exception_ptr body_error) {
+    exiting_ = true;
+    std::exception_ptr propagate_cancel;
+    bool body_failed = false;
+    if (body_error) {
+        if (detail::is_cancellation(body_error))
+            propagate_cancel = body_error;
+        else
+            body_failed = true;
+        if (!aborting_) abort();
+    }
+    while (!children_.empty()) {
+        try {
+            EmptyWaiter w(*this);
+            co_await w;
+        } catch (const CancelledError&) {
+            // The parent is cancelled while we wait: cancel the children and keep waiting.
+            if (!aborting_) {
+                propagate_cancel = std::current_exception();
+                abort();
+            }
+        }
+    }
+    finished_ = true;
+    // The group cancelled its parent itself: take that request back. Only if nobody else
+    // asked for a cancellation too is the CancelledError ours to swallow.
+    if (parent_cancel_requested_ && parent_->uncancel() == 0) propagate_cancel = nullptr;
+    if (propagate_cancel && errors_.empty()) std::rethrow_exception(propagate_cancel);
+    if (body_failed) errors_.push_back(body_error);
+    if (!errors_.empty()) {
+        // Keep an outer cancellation pending: the parent's next await sees it.
+        if (parent_->cancelling() > 0) {
+            parent_->uncancel();
+            parent_->cancel({});
+        }
+        throw ExceptionGroup("unhandled errors in a TaskGroup", std::move(errors_));
+    }
+}
+
+}  // namespace corio
