@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "corio/coro.hpp"
+#include "corio/generator.hpp"
 
 namespace corio {
 
@@ -67,6 +68,31 @@ template <class R, class F>
 Coro<detail::with_result_t<F, R>> async_with(R resource, F body) {
     Coro<detail::with_result_t<F, R>> scoped = detail::with_resource(resource, body);
     co_return co_await std::move(scoped);
+}
+
+// @asynccontextmanager: the generator runs to its single co_yield (the resource), the body
+// runs, then the generator resumes to finish its cleanup. An exception from the body is
+// thrown in at the co_yield: if the generator then finishes normally the exception is
+// suppressed, otherwise what it throws propagates (contextlib's rules, CM1).
+template <class T, class F>
+    requires std::is_same_v<typename std::invoke_result_t<F&, T&>, Coro<>>
+Coro<> async_with(AsyncGenerator<T> manager, F body) {
+    std::optional<T> resource = co_await manager.next();
+    if (!resource) throw std::logic_error("generator didn't yield");
+    std::exception_ptr error;
+    try {
+        Coro<> inner = body(*resource);
+        co_await inner;
+    } catch (...) {
+        error = std::current_exception();
+    }
+    if (!error) {
+        auto more = co_await manager.next();
+        if (more) throw std::logic_error("generator didn't stop");
+        co_return;
+    }
+    auto more = co_await manager.athrow(error);  // finishing normally suppresses `error`
+    if (more) throw std::logic_error("generator didn't stop after athrow()");
 }
 
 // contextlib.AsyncExitStack: resources and callbacks closed in reverse order by aclose().

@@ -120,6 +120,13 @@ public:
     // The next value, or std::nullopt once the generator has finished.
     NextAwaiter next() { return NextAwaiter{h_}; }
 
+    // Throws `e` at the generator's co_yield (asyncgen.athrow): the next value it yields, or
+    // std::nullopt if it finishes; whatever it throws propagates.
+    NextAwaiter athrow(std::exception_ptr e) {
+        if (h_ && !h_.done() && h_.promise().started) h_.promise().inject = std::move(e);
+        return NextAwaiter{h_};
+    }
+
     // Throws GeneratorExit at the generator's co_yield and runs it to the end.
     Coro<> aclose() { return close(h_); }
 

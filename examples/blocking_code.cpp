@@ -1,0 +1,48 @@
+// Seed "Mixing Blocking and Async" / "Running Blocking Code": to_thread, run_in_executor,
+// and a pool for CPU-bound work (the seed's ProcessPoolExecutor: C++ has no GIL, so a
+// ThreadPool runs CPU-bound work in parallel).
+#include <corio/corio.hpp>
+
+#include <chrono>
+#include <iostream>
+#include <string>
+#include <thread>
+
+using namespace std::chrono_literals;
+
+std::string blocking_io() {
+    std::this_thread::sleep_for(100ms);  // legacy blocking code: never call it on the loop
+    return "result";
+}
+
+long cpu_heavy_func(long n) {
+    long sum = 0;
+    for (long i = 0; i < n; ++i) sum += i % 7;
+    return sum;
+}
+
+// A coroutine that hands the work to a pool (parameters by value: the pool by pointer).
+corio::Coro<long> crunch(corio::ThreadPool* pool, long n) {
+    co_return co_await corio::run_in_executor(*pool, cpu_heavy_func, n);
+}
+
+corio::Coro<int> main_coro() {
+    // asyncio.to_thread(blocking_io)
+    std::string r1 = co_await corio::to_thread(blocking_io);
+    // loop.run_in_executor(None, blocking_io): the loop's default executor
+    std::string r2 = co_await corio::run_in_executor(corio::get_running_loop().default_executor(), blocking_io);
+    // with ProcessPoolExecutor() as pool: loop.run_in_executor(pool, cpu_heavy_func, arg1)
+    corio::ThreadPool pool(2);
+    auto a = corio::create_task(crunch(&pool, 1'000'000L));
+    auto b = corio::create_task(crunch(&pool, 2'000'000L));
+    // The loop stays responsive while the threads work.
+    int ticks = 0;
+    while (!a.done() || !b.done()) {
+        co_await corio::sleep(1ms);
+        ++ticks;
+    }
+    std::cout << r1 << " " << r2 << " " << a.result() << " " << b.result() << " (loop ticked " << (ticks > 0 ? "while waiting" : "never") << ")\n";
+    co_return (r1 == "result" && r2 == "result" && a.result() == cpu_heavy_func(1'000'000L)) ? 0 : 1;
+}
+
+int main() { return corio::run(main_coro()); }

@@ -1,0 +1,55 @@
+// Seed "TaskGroup": structured concurrency, and except* with ExceptionGroup.
+//   async with asyncio.TaskGroup() as tg:
+//       task_a = tg.create_task(fetch_data("a")); task_b = tg.create_task(fetch_data("b"))
+//   print(task_a.result(), task_b.result())
+#include <corio/corio.hpp>
+
+#include <iostream>
+#include <stdexcept>
+#include <string>
+
+using namespace std::chrono_literals;
+
+corio::Coro<std::string> fetch_data(std::string key) {
+    co_await corio::sleep(50ms);
+    co_return "data-" + key;
+}
+
+corio::Coro<> may_fail_a() {
+    co_await corio::sleep(10ms);
+    throw std::invalid_argument("bad input in a");
+}
+corio::Coro<> may_fail_b() {
+    co_await corio::sleep(20ms);
+    throw std::domain_error("out of domain in b");
+}
+
+corio::Coro<int> main_coro() {
+    corio::Task<std::string> task_a, task_b;
+    co_await corio::task_group([&](corio::TaskGroup& tg) -> corio::Coro<> {
+        task_a = tg.create_task(fetch_data("a"));
+        task_b = tg.create_task(fetch_data("b"));
+        co_return;
+    });
+    // Both tasks are done here.
+    std::cout << task_a.result() << " " << task_b.result() << "\n";
+
+    // except* ValueError / except* TypeError: split the group by type.
+    int handled = 0;
+    try {
+        co_await corio::task_group([&](corio::TaskGroup& tg) -> corio::Coro<> {
+            tg.create_task(may_fail_a());
+            tg.create_task(may_fail_b());
+            co_return;
+        });
+    } catch (const corio::ExceptionGroup& eg) {
+        auto [invalid, rest] = eg.split<std::invalid_argument>();
+        if (invalid)
+            for (auto& e : invalid->exceptions()) std::cout << "invalid_argument: " << corio::detail::describe(e) << "\n", ++handled;
+        if (rest)
+            for (auto& e : rest->exceptions()) std::cout << "other: " << corio::detail::describe(e) << "\n", ++handled;
+    }
+    co_return task_a.result() == "data-a" && handled == 1 ? 0 : 1;
+}
+
+int main() { return corio::run(main_coro()); }
