@@ -18,7 +18,12 @@ namespace corio::detail {
 
 #ifdef CORIO_PLAIN_ALLOC
 
-void* frame_alloc(std::size_t size) { return ::operator new(size); }
+thread_local FrameAllocStats stats;
+void* frame_alloc(std::size_t size) {
+    ++stats.fresh;
+    return ::operator new(size);
+}
+FrameAllocStats frame_alloc_stats() noexcept { return stats; }
 void frame_free(void* p, std::size_t) noexcept { ::operator delete(p); }
 
 #else
@@ -48,6 +53,7 @@ struct Cache {
 };
 
 thread_local Cache cache;
+thread_local FrameAllocStats stats;
 
 }  // namespace
 
@@ -57,16 +63,21 @@ void* frame_alloc(std::size_t size) {
         if (FreeBlock* b = cache.heads[cls]) {
             cache.heads[cls] = b->next;
             --cache.counts[cls];
+            ++stats.reused;
             return b;
         }
+        ++stats.fresh;
         void* p = std::malloc(cls * kGranule);
         if (!p) throw std::bad_alloc();
         return p;
     }
+    ++stats.fresh;
     void* p = std::malloc(size);
     if (!p) throw std::bad_alloc();
     return p;
 }
+
+FrameAllocStats frame_alloc_stats() noexcept { return stats; }
 
 void frame_free(void* p, std::size_t size) noexcept {
     if (!p) return;

@@ -9,6 +9,13 @@ namespace corio::detail {
 void* frame_alloc(std::size_t size);
 void frame_free(void* p, std::size_t size) noexcept;
 
+// This thread's counts: blocks taken from malloc, and blocks served from the free lists.
+struct FrameAllocStats {
+    std::size_t fresh = 0;
+    std::size_t reused = 0;
+};
+FrameAllocStats frame_alloc_stats() noexcept;
+
 // Mix-in giving a class the recycling allocator.
 struct Recycled {
     static void* operator new(std::size_t size) { return frame_alloc(size); }
