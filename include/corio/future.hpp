@@ -25,7 +25,7 @@ public:
 };
 }  // namespace detail
 
-template <class T = void>
+template <class T>
 class Future {
 public:
     Future() = default;
@@ -56,9 +56,9 @@ private:
     detail::StateRef<detail::FutureState<T>> ref_;
 };
 
-template <class T = void>
-Future<T> create_future(EventLoop& loop) {
-    return Future<T>(loop);
+template <class T>
+Future<T> EventLoop::create_future() {
+    return Future<T>(*this);
 }
 
 }  // namespace corio

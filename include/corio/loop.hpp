@@ -24,6 +24,8 @@ namespace corio {
 
 class EventLoop;
 class ThreadPool;
+template <class T = void>
+class Future;
 
 namespace detail {
 class TaskBase;
@@ -127,6 +129,10 @@ public:
     const ExceptionHandler& get_exception_handler() const noexcept { return handler_; }
     void call_exception_handler(const ExceptionContext& context) noexcept;
     void default_exception_handler(const ExceptionContext& context) noexcept;
+
+    // loop.create_future() (defined in corio/future.hpp).
+    template <class T = void>
+    Future<T> create_future();
 
     IoBackend& backend() noexcept { return *backend_; }
     ThreadPool& default_executor();
