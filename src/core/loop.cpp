@@ -355,6 +355,13 @@ void EventLoop::unregister_async_gen(detail::AsyncGenRecord& g) noexcept {
 void EventLoop::close() {
     if (running_) throw std::logic_error("Cannot close a running event loop");
     if (closed_) return;
+    // Timers first: a sleeping task's timer node lives in its frame, which abandoning the task
+    // below destroys. Callbacks that will never run still own their nodes.
+    for (detail::TimerNode* t : timers_) {
+        t->heap_index = detail::TimerNode::npos;
+        if (t->fire == &detail::fire_timer_callback) static_cast<detail::TimerCallbackNode*>(t)->release();
+    }
+    timers_.clear();
     // Tasks still pending here can never finish: asyncio's "Task was destroyed but it is
     // pending!". corio::run and Runner cancel and await every task before they close.
     while (detail::TaskBase* t = tasks_.front()) {
@@ -363,12 +370,6 @@ void EventLoop::close() {
         t->abandon();
     }
     while (detail::AsyncGenRecord* g = async_gens_.front()) unregister_async_gen(*g);
-    // Callbacks that will never run still own their nodes.
-    for (detail::TimerNode* t : timers_) {
-        t->heap_index = detail::TimerNode::npos;
-        if (t->fire == &detail::fire_timer_callback) static_cast<detail::TimerCallbackNode*>(t)->release();
-    }
-    timers_.clear();
     shutdown_default_executor();  // its last completions land in the inbox
     drain_inbox();
     while (ready_size() != 0) {

@@ -2,6 +2,8 @@
 // unlink themselves in O(1) when cancelled.
 #pragma once
 
+#include <cstddef>
+
 namespace corio::detail {
 
 template <class Tag>

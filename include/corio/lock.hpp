@@ -1,0 +1,126 @@
+// asyncio.Lock: a FIFO mutex between the tasks of one loop, and ReleaseGuard, the RAII handle
+// that `co_await x.acquire()` returns for every primitive of this kind (`async with x:`).
+//
+// Ownership is handed straight to the first waiter on release(): the lock stays locked while
+// that waiter is woken but has not run yet, so a newcomer can never barge past it (LK2), and a
+// waiter cancelled after the hand-off passes the lock on instead of dropping or keeping it
+// (bpo-32734). The lock is not owned: any task may release it, as in asyncio.
+#pragma once
+
+#include <coroutine>
+#include <exception>
+#include <utility>
+
+#include "corio/detail/wait_node.hpp"
+
+namespace corio {
+
+namespace detail {
+// A guard's destructor cannot throw: an error from its release (a lock already released by
+// hand, a BoundedSemaphore over-release) goes to the running loop's exception handler.
+void report_release_error(std::exception_ptr error) noexcept;
+}  // namespace detail
+
+// Releases the primitive it holds exactly once: on release(), or when destroyed.
+template <class P>
+class [[nodiscard("the guard releases at once if discarded; dismiss() it to keep holding")]] ReleaseGuard {
+public:
+    ReleaseGuard() noexcept = default;
+    explicit ReleaseGuard(P& p) noexcept : p_(&p) {}
+    ReleaseGuard(ReleaseGuard&& o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
+    ReleaseGuard& operator=(ReleaseGuard&& o) noexcept {
+        if (this != &o) {
+            reset();
+            p_ = std::exchange(o.p_, nullptr);
+        }
+        return *this;
+    }
+    ReleaseGuard(const ReleaseGuard&) = delete;
+    ReleaseGuard& operator=(const ReleaseGuard&) = delete;
+    ~ReleaseGuard() { reset(); }
+
+    // Releases early; the destructor then does nothing. Errors propagate here.
+    void release() {
+        if (P* p = std::exchange(p_, nullptr)) p->release();
+    }
+    // Keeps the primitive held and forgets it, for asyncio's bare `await lock.acquire()`
+    // paired with a later explicit `lock.release()`.
+    void dismiss() noexcept { p_ = nullptr; }
+    bool owns() const noexcept { return p_ != nullptr; }
+    explicit operator bool() const noexcept { return owns(); }
+
+private:
+    void reset() noexcept {
+        if (P* p = std::exchange(p_, nullptr)) {
+            try {
+                p->release();
+            } catch (...) {
+                detail::report_release_error(std::current_exception());
+            }
+        }
+    }
+
+    P* p_ = nullptr;
+};
+
+class Lock;
+using LockGuard = ReleaseGuard<Lock>;
+
+class Lock {
+public:
+    class Awaiter;
+
+    Lock() = default;
+    Lock(const Lock&) = delete;
+    Lock& operator=(const Lock&) = delete;
+    ~Lock();
+
+    // co_await lock.acquire() -> LockGuard.
+    Awaiter acquire() noexcept;
+    // Unlocks, or hands the lock to the first waiter. Throws std::logic_error when unlocked.
+    void release();
+    bool locked() const noexcept { return locked_; }
+
+private:
+    friend class Awaiter;
+    bool locked_ = false;
+    detail::WaitList waiters_;
+};
+
+class Lock::Awaiter final : public detail::WaitNode {
+public:
+    explicit Awaiter(Lock& lock) noexcept : lock_(lock) {}
+    Awaiter(const Awaiter&) = delete;
+    Awaiter& operator=(const Awaiter&) = delete;
+    // Only a frame destroyed mid-wait (loop shutdown) gets here still linked.
+    ~Awaiter() { lock_.waiters_.remove(*this); }
+
+    // While anyone waits the lock is locked (hand-off), so "unlocked" alone means "free".
+    bool await_ready() noexcept {
+        if (lock_.locked_) return false;
+        lock_.locked_ = true;
+        return true;
+    }
+    bool await_suspend(std::coroutine_handle<> h) {
+        if (!suspend(h)) return false;
+        lock_.waiters_.push_back(*this);
+        return true;
+    }
+    LockGuard await_resume() {
+        if (cancelled) {
+            if (granted_) lock_.release();  // handed over, but we will not run: pass it on
+            throw_if_cancelled();
+        }
+        return LockGuard(lock_);
+    }
+    void detach() noexcept override { lock_.waiters_.remove(*this); }
+
+private:
+    friend class Lock;
+    Lock& lock_;
+    bool granted_ = false;
+};
+
+inline Lock::Awaiter Lock::acquire() noexcept { return Awaiter(*this); }
+
+}  // namespace corio

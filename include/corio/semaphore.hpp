@@ -1,0 +1,87 @@
+// asyncio.Semaphore and BoundedSemaphore: a counter of permits, taken in FIFO order.
+//
+// release() hands a permit straight to the first waiter (the value does not change), and that
+// waiter counts as a holder from then on. Until it has run, newcomers queue behind it even if
+// permits are free (SM2: locked() counts it), so tasks acquire in the order they asked. A
+// waiter that was handed a permit but is cancelled before it runs gives the permit back and
+// wakes the next one (SM4, gh-90155): nothing is lost, nothing hangs.
+#pragma once
+
+#include <coroutine>
+
+#include "corio/detail/wait_node.hpp"
+#include "corio/lock.hpp"  // ReleaseGuard
+
+namespace corio {
+
+class Semaphore;
+using SemaphoreGuard = ReleaseGuard<Semaphore>;
+
+class Semaphore {
+public:
+    class Awaiter;
+
+    // Throws std::invalid_argument when value < 0.
+    explicit Semaphore(int value = 1);
+    Semaphore(const Semaphore&) = delete;
+    Semaphore& operator=(const Semaphore&) = delete;
+    ~Semaphore();
+
+    // co_await sem.acquire() -> SemaphoreGuard.
+    Awaiter acquire() noexcept;
+    // Gives a permit back, to the first waiter if any. A BoundedSemaphore throws
+    // std::logic_error past its initial value.
+    void release();
+    // True when acquire() would suspend: no free permit, or earlier tasks still in line.
+    bool locked() const noexcept { return value_ == 0 || !waiters_.empty() || handed_ > 0; }
+    int value() const noexcept { return value_; }
+
+protected:
+    Semaphore(int value, bool bounded);
+
+private:
+    friend class Awaiter;
+    void hand_to_first() noexcept;
+    void hand_out_free_permits() noexcept;
+
+    int value_;
+    int bound_;
+    bool bounded_;
+    int handed_ = 0;  // waiters handed a permit that have not run yet
+    detail::WaitList waiters_;
+};
+
+class BoundedSemaphore : public Semaphore {
+public:
+    explicit BoundedSemaphore(int value = 1) : Semaphore(value, true) {}
+};
+
+class Semaphore::Awaiter final : public detail::WaitNode {
+public:
+    explicit Awaiter(Semaphore& sem) noexcept : sem_(sem) {}
+    Awaiter(const Awaiter&) = delete;
+    Awaiter& operator=(const Awaiter&) = delete;
+    ~Awaiter();
+
+    bool await_ready() noexcept {
+        if (sem_.locked()) return false;
+        --sem_.value_;
+        return true;
+    }
+    bool await_suspend(std::coroutine_handle<> h) {
+        if (!suspend(h)) return false;
+        sem_.waiters_.push_back(*this);
+        return true;
+    }
+    SemaphoreGuard await_resume();
+    void detach() noexcept override { sem_.waiters_.remove(*this); }
+
+private:
+    friend class Semaphore;
+    Semaphore& sem_;
+    bool granted_ = false;
+};
+
+inline Semaphore::Awaiter Semaphore::acquire() noexcept { return Awaiter(*this); }
+
+}  // namespace corio
