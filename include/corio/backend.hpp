@@ -22,14 +22,19 @@ struct IoOperation {
     void* buffer = nullptr;
     std::size_t length = 0;
     int flags = 0;
-    sockaddr* address = nullptr;            // Connect, SendTo: in; Accept, RecvFrom: out
-    unsigned address_length = 0;            // in/out, as the socket calls use it
+    sockaddr* address = nullptr;  // Connect, SendTo: in; Accept, RecvFrom: out
+    unsigned address_length = 0;  // in/out, as the socket calls use it
     // Runs on the loop thread, from poll(), exactly once per submission:
     // result >= 0 as the syscall returns it, or -errno (-ECANCELED after cancel()).
     void (*complete)(IoOperation* op, long result) = nullptr;
     void* user = nullptr;
+
     // Private to the backend that holds the operation.
-    void* backend_link[3] = {nullptr, nullptr, nullptr};
+    IoOperation* next_ = nullptr;
+    IoOperation* prev_ = nullptr;
+    long result_ = 0;
+    std::uint8_t where_ = 0;     // not held / queued on its fd / completed, awaiting delivery
+    std::uint8_t progress_ = 0;  // Connect: the connect() call has been made
 };
 
 class IoBackend {
@@ -49,6 +54,9 @@ public:
     virtual void cancel(IoOperation& op) = 0;
     // Operations submitted and not yet completed.
     virtual std::size_t pending() const noexcept = 0;
+    // Forgets everything about `fd` before it is closed: its operations complete with
+    // -ECANCELED (the fd number may come back for another file at once).
+    virtual void release_fd(int fd) noexcept = 0;
 };
 
 // The best backend this machine offers (epoll for now; io_uring behind the same interface).

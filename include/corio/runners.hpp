@@ -14,8 +14,8 @@ namespace corio {
 
 struct RunOptions {
     bool debug = false;  // also on when the CORIO_DEBUG environment variable is set
-    std::optional<std::chrono::nanoseconds> slow_callback_duration;
-    std::unique_ptr<IoBackend> backend;  // the default backend when empty
+    std::optional<std::chrono::nanoseconds> slow_callback_duration{};
+    std::unique_ptr<IoBackend> backend{};// the default backend when empty
 };
 
 class Runner {

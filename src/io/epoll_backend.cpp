@@ -1,11 +1,21 @@
-// The epoll backend: readiness notifications turned into completions. An eventfd carries
-// cross-thread wake-ups (call_soon_threadsafe, to_thread completions).
+// The epoll backend: readiness turned into completions.
+//
+// submit() tries the syscall at once; only when it would block is the operation queued on its
+// fd, and the fd registered edge-triggered for both directions (once: later operations just
+// join the queues). An event retries the queued operations in order until one would block
+// again. Completions are never delivered inside submit(): they are collected and delivered
+// from poll(), so a caller never sees its callback run inside its own call.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <system_error>
+#include <vector>
 
 #include "corio/backend.hpp"
 
@@ -13,9 +23,96 @@ namespace corio {
 
 namespace {
 
+enum : std::uint8_t { Idle = 0, Queued = 1, Completed = 2 };
+
+struct OpQueue {
+    IoOperation* head = nullptr;
+    IoOperation* tail = nullptr;
+    bool empty() const noexcept { return head == nullptr; }
+    void push(IoOperation* op) noexcept {
+        op->next_ = nullptr;
+        op->prev_ = tail;
+        if (tail) tail->next_ = op; else head = op;
+        tail = op;
+    }
+    void remove(IoOperation* op) noexcept {
+        if (op->prev_) op->prev_->next_ = op->next_; else head = op->next_;
+        if (op->next_) op->next_->prev_ = op->prev_; else tail = op->prev_;
+        op->next_ = op->prev_ = nullptr;
+    }
+};
+
+bool reads(IoOperation::Kind k) noexcept {
+    using K = IoOperation::Kind;
+    return k == K::Read || k == K::Recv || k == K::Accept || k == K::RecvFrom || k == K::PollIn;
+}
+
+long errno_result(long r) noexcept { return r < 0 ? -long(errno) : r; }
+
+// The syscall behind an operation, non-blocking; -EAGAIN when it would block.
+long attempt(IoOperation& op, bool after_event) noexcept {
+    using K = IoOperation::Kind;
+    for (;;) {
+        long r = 0;
+        switch (op.kind) {
+            case K::Read: r = errno_result(::read(op.fd, op.buffer, op.length)); break;
+            case K::Write: r = errno_result(::write(op.fd, op.buffer, op.length)); break;
+            case K::Recv: r = errno_result(::recv(op.fd, op.buffer, op.length, op.flags)); break;
+            case K::Send: r = errno_result(::send(op.fd, op.buffer, op.length, op.flags | MSG_NOSIGNAL)); break;
+            case K::Accept: {
+                socklen_t len = op.address_length;
+                r = errno_result(::accept4(op.fd, op.address, op.address ? &len : nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+                op.address_length = len;
+                break;
+            }
+            case K::Connect: {
+                if (op.progress_ == 0) {
+                    op.progress_ = 1;
+                    r = errno_result(::connect(op.fd, op.address, op.address_length));
+                    if (r == -EINPROGRESS) return -EAGAIN;
+                } else {
+                    int err = 0;
+                    socklen_t len = sizeof err;
+                    if (::getsockopt(op.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) return -long(errno);
+                    if (err == 0) {
+                        // Writable without an error may still be "not yet" on a spurious wake.
+                        pollfd p{op.fd, POLLOUT, 0};
+                        if (::poll(&p, 1, 0) == 0) return -EAGAIN;
+                    }
+                    return -long(err);
+                }
+                break;
+            }
+            case K::RecvFrom: {
+                socklen_t len = op.address_length;
+                r = errno_result(::recvfrom(op.fd, op.buffer, op.length, op.flags, op.address, op.address ? &len : nullptr));
+                op.address_length = len;
+                break;
+            }
+            case K::SendTo:
+                r = errno_result(::sendto(op.fd, op.buffer, op.length, op.flags | MSG_NOSIGNAL, op.address, op.address_length));
+                break;
+            case K::PollIn:
+            case K::PollOut: {
+                if (after_event) return 0;
+                pollfd p{op.fd, short(op.kind == K::PollIn ? POLLIN : POLLOUT), 0};
+                r = errno_result(::poll(&p, 1, 0));
+                if (r == 0) return -EAGAIN;
+                if (r > 0) r = 0;
+                break;
+            }
+        }
+        if (r == -EINTR) continue;
+        if (r == -EWOULDBLOCK) return -EAGAIN;
+        return r;
+    }
+}
+
 class EpollBackend final : public IoBackend {
 public:
     EpollBackend() {
+        // Writing to a closed peer must be an EPIPE error, never a process-killing signal.
+        ::signal(SIGPIPE, SIG_IGN);
         epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
         if (epfd_ < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
         wakefd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -26,7 +123,7 @@ public:
         }
         epoll_event ev{};
         ev.events = EPOLLIN;
-        ev.data.ptr = nullptr;
+        ev.data.fd = -1;
         if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, wakefd_, &ev) < 0) {
             int e = errno;
             ::close(wakefd_);
@@ -40,32 +137,94 @@ public:
     }
 
     const char* name() const noexcept override { return "epoll"; }
+    std::size_t pending() const noexcept override { return pending_; }
+
+    void submit(IoOperation& op) override {
+        if (op.where_ != Idle) throw std::logic_error("corio: I/O operation submitted twice");
+        if (op.fd < 0) throw std::system_error(EBADF, std::generic_category(), "submit");
+        ++pending_;
+        long r = attempt(op, false);
+        if (r != -EAGAIN) {
+            finish(op, r);
+            return;
+        }
+        FdState& st = state_of(op.fd);
+        if (!st.registered) {
+            epoll_event ev{};
+            ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+            ev.data.fd = op.fd;
+            if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, op.fd, &ev) < 0) {
+                finish(op, -long(errno));
+                return;
+            }
+            st.registered = true;
+        }
+        (reads(op.kind) ? st.readers : st.writers).push(&op);
+        op.where_ = Queued;
+    }
+
+    void cancel(IoOperation& op) override {
+        if (op.where_ != Queued) return;
+        FdState& st = fds_[std::size_t(op.fd)];
+        (reads(op.kind) ? st.readers : st.writers).remove(&op);
+        op.where_ = Idle;
+        finish(op, -ECANCELED);
+    }
+
+    void release_fd(int fd) noexcept override {
+        if (fd < 0 || std::size_t(fd) >= fds_.size()) return;
+        FdState& st = fds_[std::size_t(fd)];
+        for (OpQueue* q : {&st.readers, &st.writers}) {
+            while (IoOperation* op = q->head) {
+                q->remove(op);
+                op->where_ = Idle;
+                finish(*op, -ECANCELED);
+            }
+        }
+        if (st.registered) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+        st.registered = false;
+    }
 
     std::size_t poll(std::chrono::nanoseconds timeout) override {
         int ms;
-        if (timeout.count() < 0) {
+        if (!completed_.empty()) {
+            ms = 0;
+        } else if (timeout.count() < 0) {
             ms = -1;
         } else {
             // Round up: waking before a timer is due only costs another trip round the loop.
             auto rounded = std::chrono::ceil<std::chrono::milliseconds>(timeout).count();
             ms = rounded > 1'000'000 ? 1'000'000 : int(rounded);
         }
-        epoll_event events[64];
-        int n = ::epoll_wait(epfd_, events, 64, ms);
-        if (n < 0) {
-            if (errno == EINTR) return 0;
-            throw std::system_error(errno, std::generic_category(), "epoll_wait");
-        }
-        std::size_t completed = 0;
+        epoll_event events[128];
+        int n = ::epoll_wait(epfd_, events, 128, ms);
+        if (n < 0 && errno != EINTR) throw std::system_error(errno, std::generic_category(), "epoll_wait");
         for (int i = 0; i < n; ++i) {
-            if (events[i].data.ptr == nullptr) {
+            int fd = events[i].data.fd;
+            if (fd < 0) {
                 std::uint64_t value;
                 while (::read(wakefd_, &value, sizeof value) > 0) {
                 }
                 continue;
             }
+            if (std::size_t(fd) >= fds_.size()) continue;
+            FdState& st = fds_[std::size_t(fd)];
+            std::uint32_t ev = events[i].events;
+            if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) retry(st.readers);
+            if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) retry(st.writers);
         }
-        return completed;
+        // Deliver what completed so far; what the callbacks submit waits for the next poll.
+        OpQueue ready = completed_;
+        completed_ = OpQueue{};
+        std::size_t delivered = 0;
+        while (IoOperation* op = ready.head) {
+            ready.remove(op);
+            op->where_ = Idle;
+            --pending_;
+            ++delivered;
+            op->complete(op, op->result_);
+        }
+        return delivered;
     }
 
     void wakeup() noexcept override {
@@ -76,15 +235,38 @@ public:
         } while (r < 0 && errno == EINTR);
     }
 
-    void submit(IoOperation&) override {
-        throw std::logic_error("corio: socket operations arrive with the I/O layer (issue 3)");
-    }
-    void cancel(IoOperation&) override {}
-    std::size_t pending() const noexcept override { return 0; }
-
 private:
+    struct FdState {
+        OpQueue readers;
+        OpQueue writers;
+        bool registered = false;
+    };
+
+    FdState& state_of(int fd) {
+        if (std::size_t(fd) >= fds_.size()) fds_.resize(std::size_t(fd) + 64);
+        return fds_[std::size_t(fd)];
+    }
+
+    void finish(IoOperation& op, long result) noexcept {
+        op.result_ = result;
+        op.where_ = Completed;
+        completed_.push(&op);
+    }
+
+    void retry(OpQueue& q) noexcept {
+        while (IoOperation* op = q.head) {
+            long r = attempt(*op, true);
+            if (r == -EAGAIN) break;
+            q.remove(op);
+            finish(*op, r);
+        }
+    }
+
     int epfd_ = -1;
     int wakefd_ = -1;
+    std::vector<FdState> fds_;
+    OpQueue completed_;
+    std::size_t pending_ = 0;
 };
 
 }  // namespace

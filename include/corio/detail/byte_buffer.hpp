@@ -1,0 +1,59 @@
+// A growable byte buffer with a read offset: received bytes are appended at the end without
+// zero-filling, consumed from the front, and compacted only when that saves a reallocation.
+#pragma once
+
+#include <cstddef>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace corio::detail {
+
+class ByteBuffer {
+public:
+    std::size_t size() const noexcept { return end_ - begin_; }
+    bool empty() const noexcept { return begin_ == end_; }
+    std::string_view view() const noexcept { return {data_.get() + begin_, size()}; }
+
+    // Room for at least `n` more bytes at the end; returns where they go.
+    char* prepare(std::size_t n) {
+        if (cap_ - end_ >= n) return data_.get() + end_;
+        std::size_t live = size();
+        if (begin_ > 0 && cap_ - live >= n) {
+            std::memmove(data_.get(), data_.get() + begin_, live);
+        } else {
+            std::size_t cap = cap_ ? cap_ : 4096;
+            while (cap - live < n) cap *= 2;
+            std::unique_ptr<char[]> bigger(new char[cap]);
+            if (live) std::memcpy(bigger.get(), data_.get() + begin_, live);
+            data_ = std::move(bigger);
+            cap_ = cap;
+        }
+        begin_ = 0;
+        end_ = live;
+        return data_.get() + end_;
+    }
+    void commit(std::size_t n) noexcept { end_ += n; }
+    void append(std::string_view s) {
+        std::memcpy(prepare(s.size()), s.data(), s.size());
+        commit(s.size());
+    }
+    void consume(std::size_t n) noexcept {
+        begin_ += n;
+        if (begin_ == end_) begin_ = end_ = 0;
+    }
+    std::string take(std::size_t n) {
+        std::string out(view().substr(0, n));
+        consume(out.size());
+        return out;
+    }
+
+private:
+    std::unique_ptr<char[]> data_;
+    std::size_t begin_ = 0;
+    std::size_t end_ = 0;
+    std::size_t cap_ = 0;
+};
+
+}  // namespace corio::detail

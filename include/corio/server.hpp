@@ -1,0 +1,64 @@
+// asyncio.start_server / start_unix_server and the Server they return.
+//
+//   auto server = co_await corio::start_server(handle_client, "127.0.0.1", 0);
+//   std::uint16_t port = server.sockets()[0].getsockname().port();
+//   co_await server.serve_forever();
+//
+// Each accepted connection runs handle_client(reader, writer) in a task of its own; when the
+// handler returns (or fails: the failure goes to the loop's exception handler) its connection
+// is closed. close() stops accepting; wait_closed() waits until every handler has finished.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "corio/coro.hpp"
+#include "corio/socket.hpp"
+#include "corio/streams.hpp"
+
+namespace corio {
+
+struct ServerOptions {
+    int backlog = 100;
+    bool reuse_address = true;
+    bool reuse_port = false;  // several loops (threads) can each serve the same port
+    bool nodelay = true;
+    std::size_t limit = default_stream_limit;
+};
+
+using ClientHandler = std::function<Coro<>(StreamReader, StreamWriter)>;
+
+namespace detail {
+struct ServerState;
+}
+
+class Server {
+public:
+    Server() = default;
+    explicit Server(std::shared_ptr<detail::ServerState> s) : s_(std::move(s)) {}
+
+    // The listening sockets (empty once closed).
+    const std::vector<Socket>& sockets() const;
+    bool is_serving() const noexcept;
+    // Stops accepting and closes the listening sockets; handlers already running go on.
+    void close();
+    // Cancels the handlers still running (asyncio 3.13's close_clients).
+    void close_clients();
+    // Waits until the server is closed and every handler has finished.
+    Coro<> wait_closed();
+    // Serves until the server is closed; cancelling it closes the server.
+    Coro<> serve_forever();
+    Coro<> aclose();  // close() + wait_closed(): for async_with
+    std::size_t active_connections() const noexcept;
+
+private:
+    std::shared_ptr<detail::ServerState> s_;
+};
+
+Coro<Server> start_server(ClientHandler handler, std::string host, std::uint16_t port, ServerOptions options = {});
+Coro<Server> start_unix_server(ClientHandler handler, std::string path, ServerOptions options = {});
+
+}  // namespace corio

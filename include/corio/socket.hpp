@@ -1,0 +1,98 @@
+// Sockets: addresses, an owning socket type, name resolution, and asyncio's low-level
+// loop.sock_* operations (sock_connect, sock_accept, sock_recv, sock_sendall).
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "corio/coro.hpp"
+#include "corio/detail/io_awaiter.hpp"
+
+namespace corio {
+
+// An IPv4, IPv6 or Unix-domain socket address.
+class SocketAddress {
+public:
+    SocketAddress() = default;
+    // A numeric host ("127.0.0.1", "::1"); names go through getaddrinfo().
+    SocketAddress(std::string_view host, std::uint16_t port);
+    static SocketAddress unix_path(std::string_view path);
+    static SocketAddress from_native(const sockaddr* sa, socklen_t len);
+
+    int family() const noexcept { return storage_.ss_family; }
+    std::string host() const;          // numeric host, or the Unix path
+    std::uint16_t port() const noexcept;  // 0 for Unix addresses
+    std::string to_string() const;      // "127.0.0.1:8080", "[::1]:8080", or the path
+
+    const sockaddr* native() const noexcept { return reinterpret_cast<const sockaddr*>(&storage_); }
+    sockaddr* native() noexcept { return reinterpret_cast<sockaddr*>(&storage_); }
+    socklen_t length() const noexcept { return length_; }
+    void set_length(socklen_t n) noexcept { length_ = n; }
+
+    friend bool operator==(const SocketAddress& a, const SocketAddress& b) noexcept;
+
+private:
+    sockaddr_storage storage_{};
+    socklen_t length_ = 0;
+};
+
+// An owning, non-blocking socket. Closing it first tells the loop's backend to forget it.
+class Socket {
+public:
+    Socket() = default;
+    explicit Socket(int fd) noexcept : fd_(fd) {}
+    Socket(Socket&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+    Socket& operator=(Socket&& o) noexcept {
+        if (this != &o) {
+            close();
+            fd_ = std::exchange(o.fd_, -1);
+        }
+        return *this;
+    }
+    ~Socket() { close(); }
+
+    // A new non-blocking, close-on-exec socket; throws std::system_error.
+    static Socket create(int family, int type, int protocol = 0);
+
+    int fileno() const noexcept { return fd_; }
+    explicit operator bool() const noexcept { return fd_ >= 0; }
+    int release() noexcept { return std::exchange(fd_, -1); }
+    void close() noexcept;
+
+    void bind(const SocketAddress& address);
+    void listen(int backlog = 100);
+    void set_option(int level, int name, int value);
+    SocketAddress getsockname() const;
+    SocketAddress getpeername() const;
+    void shutdown(int how);
+
+private:
+    int fd_ = -1;
+};
+
+// Resolves a host name off the loop thread (asyncio's loop.getaddrinfo).
+Coro<std::vector<SocketAddress>> getaddrinfo(std::string host, std::uint16_t port, int family = AF_UNSPEC,
+                                             int type = SOCK_STREAM);
+
+namespace detail {
+// The addresses of `host`: at once for numeric hosts, through getaddrinfo() otherwise.
+Coro<std::vector<SocketAddress>> resolve(std::string host, std::uint16_t port, int type);
+Coro<> sock_sendall_fd(int fd, std::string data);
+Coro<std::string> sock_recv_fd(int fd, std::size_t n);
+Coro<std::pair<Socket, SocketAddress>> sock_accept_fd(int fd);
+Coro<> sock_connect_fd(int fd, SocketAddress address);
+}  // namespace detail
+
+inline Coro<> sock_connect(Socket& s, SocketAddress address) { return detail::sock_connect_fd(s.fileno(), std::move(address)); }
+inline Coro<std::pair<Socket, SocketAddress>> sock_accept(Socket& s) { return detail::sock_accept_fd(s.fileno()); }
+// Up to n bytes; an empty string at end of stream.
+inline Coro<std::string> sock_recv(Socket& s, std::size_t n) { return detail::sock_recv_fd(s.fileno(), n); }
+inline Coro<> sock_sendall(Socket& s, std::string data) { return detail::sock_sendall_fd(s.fileno(), std::move(data)); }
+
+}  // namespace corio

@@ -1,0 +1,48 @@
+#include "corio/detail/io_awaiter.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <system_error>
+
+#include "corio/detail/task_base.hpp"
+#include "corio/loop.hpp"
+
+namespace corio::detail {
+
+bool IoAwaiter::await_suspend(std::coroutine_handle<> h) {
+    if (!suspend(h)) return false;
+    backend_ = &task->loop()->backend();
+    op.complete = &IoAwaiter::on_complete;
+    op.user = this;
+    backend_->submit(op);
+    return true;
+}
+
+void IoAwaiter::on_complete(IoOperation* op, long r) noexcept {
+    auto* self = static_cast<IoAwaiter*>(op->user);
+    self->result = r;
+    self->wake();
+}
+
+void IoAwaiter::on_cancel() {
+    cancelled = true;
+    if (woken || cancel_sent_) return;
+    cancel_sent_ = true;
+    backend_->cancel(op);  // the completion (-ECANCELED, or the real result) wakes us
+}
+
+void IoAwaiter::completed_while_cancelled(long r) noexcept {
+    if (r >= 0 && op.kind == IoOperation::Kind::Accept) ::close(int(r));
+}
+
+long IoAwaiter::await_resume() {
+    if (cancelled) {
+        if (result >= 0 && backend_) completed_while_cancelled(result);
+        throw_if_cancelled();
+    }
+    if (result < 0 && !return_errors) throw std::system_error(int(-result), std::generic_category());
+    return result;
+}
+
+}  // namespace corio::detail

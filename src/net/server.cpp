@@ -1,0 +1,187 @@
+#include "corio/server.hpp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <list>
+#include <system_error>
+
+#include "corio/event.hpp"
+#include "corio/sleep.hpp"
+#include "corio/task.hpp"
+
+namespace corio {
+
+namespace detail {
+
+struct ServerState {
+    ClientHandler handler;
+    ServerOptions options;
+    EventLoop* loop = nullptr;
+    std::vector<Socket> sockets;
+    std::vector<Task<>> acceptors;
+    std::list<AnyTask> clients;
+    std::string unix_path;
+    bool closed = false;
+    Event closed_event;
+    Event idle_event;  // closed, and no handler left
+};
+
+namespace {
+
+constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(100);
+
+Coro<> run_client(std::shared_ptr<ServerState> s, StreamReader reader, StreamWriter writer,
+                  std::list<AnyTask>::iterator me) {
+    try {
+        Coro<> handling = s->handler(reader, writer);
+        co_await std::move(handling);
+    } catch (const CancelledError&) {
+    } catch (...) {
+        s->loop->call_exception_handler(
+            {"Unhandled exception in client_connected_cb", std::current_exception(), current_task().name(), {}, {}});
+    }
+    writer.close();  // flushes what is buffered, then closes: no connection outlives its handler
+    s->clients.erase(me);
+    if (s->closed && s->clients.empty()) s->idle_event.set();
+}
+
+bool out_of_resources(int code) { return code == EMFILE || code == ENFILE || code == ENOBUFS || code == ENOMEM; }
+
+Coro<> accept_loop(std::shared_ptr<ServerState> s, int fd, bool tcp) {
+    for (;;) {
+        std::pair<Socket, SocketAddress> conn;
+        std::exception_ptr failure;
+        int code = 0;
+        try {
+            conn = co_await detail::sock_accept_fd(fd);
+        } catch (const std::system_error& e) {
+            failure = std::current_exception();
+            code = e.code().value();
+        }
+        if (failure) {
+            if (out_of_resources(code)) {
+                // Out of fds: the pending connection stays queued in the kernel. Retrying at
+                // once would spin; wait for fds to be freed instead.
+                s->loop->call_exception_handler({"accept() out of system resources; retrying shortly", failure, {}, {}, {}});
+                co_await sleep(kAcceptRetryDelay);
+                continue;
+            }
+            if (code == ECONNABORTED || code == EPROTO || code == EINTR) continue;
+            std::rethrow_exception(failure);
+        }
+        if (tcp && s->options.nodelay) {
+            int one = 1;
+            ::setsockopt(conn.first.fileno(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        }
+        auto [reader, writer] = make_streams(std::move(conn.first), s->options.limit);
+        auto me = s->clients.emplace(s->clients.end());
+        *me = detail::spawn(*s->loop, run_client(s, reader, writer, me), {}, std::source_location::current());
+    }
+}
+
+Socket listen_on(const SocketAddress& address, const ServerOptions& options) {
+    Socket sock = Socket::create(address.family(), SOCK_STREAM);
+    if (address.family() != AF_UNIX) {
+        if (options.reuse_address) sock.set_option(SOL_SOCKET, SO_REUSEADDR, 1);
+        if (options.reuse_port) sock.set_option(SOL_SOCKET, SO_REUSEPORT, 1);
+        if (address.family() == AF_INET6) sock.set_option(IPPROTO_IPV6, IPV6_V6ONLY, 1);
+    }
+    sock.bind(address);
+    sock.listen(options.backlog);
+    return sock;
+}
+
+Server start(std::shared_ptr<ServerState> s) {
+    s->loop = &get_running_loop();
+    for (auto& sock : s->sockets) {
+        bool tcp = sock.getsockname().family() != AF_UNIX;
+        s->acceptors.push_back(detail::spawn(*s->loop, accept_loop(s, sock.fileno(), tcp), "server-accept",
+                                             std::source_location::current()));
+    }
+    return Server(std::move(s));
+}
+
+}  // namespace
+}  // namespace detail
+
+Coro<Server> start_server(ClientHandler handler, std::string host, std::uint16_t port, ServerOptions options) {
+    auto s = std::make_shared<detail::ServerState>();
+    s->handler = std::move(handler);
+    s->options = options;
+    std::vector<SocketAddress> addresses = co_await detail::resolve(host, port, SOCK_STREAM);
+    for (const auto& a : addresses) s->sockets.push_back(detail::listen_on(a, options));
+    co_return detail::start(std::move(s));
+}
+
+Coro<Server> start_unix_server(ClientHandler handler, std::string path, ServerOptions options) {
+    auto s = std::make_shared<detail::ServerState>();
+    s->handler = std::move(handler);
+    s->options = options;
+    s->unix_path = path;
+    s->sockets.push_back(detail::listen_on(SocketAddress::unix_path(path), options));
+    co_return detail::start(std::move(s));
+}
+
+const std::vector<Socket>& Server::sockets() const {
+    static const std::vector<Socket> none;
+    return s_ ? s_->sockets : none;
+}
+
+bool Server::is_serving() const noexcept { return s_ && !s_->closed; }
+std::size_t Server::active_connections() const noexcept { return s_ ? s_->clients.size() : 0; }
+
+void Server::close() {
+    if (!s_ || s_->closed) return;
+    s_->closed = true;
+    for (auto& t : s_->acceptors) t.cancel();
+    s_->sockets.clear();  // closing them also drops their pending accepts from the backend
+    if (!s_->unix_path.empty()) ::unlink(s_->unix_path.c_str());
+    s_->closed_event.set();
+    if (s_->clients.empty()) s_->idle_event.set();
+}
+
+void Server::close_clients() {
+    if (!s_) return;
+    for (auto& c : s_->clients) c.cancel();
+}
+
+Coro<> Server::wait_closed() {
+    auto s = s_;
+    if (!s) co_return;
+    co_await s->closed_event.wait();
+    for (auto& t : s->acceptors) {
+        try {
+            co_await t;
+        } catch (const CancelledError&) {
+        }
+    }
+    co_await s->idle_event.wait();
+}
+
+Coro<> Server::serve_forever() {
+    auto s = s_;
+    if (!s) throw std::logic_error("serve_forever() on a server that was never started");
+    if (s->closed) throw std::logic_error("serve_forever() on a closed server");
+    std::exception_ptr cancelled;
+    try {
+        co_await s->closed_event.wait();
+    } catch (const CancelledError&) {
+        cancelled = std::current_exception();
+    }
+    if (cancelled) {
+        close();
+        Coro<> closing = wait_closed();
+        co_await std::move(closing);
+        std::rethrow_exception(cancelled);
+    }
+}
+
+Coro<> Server::aclose() {
+    close();
+    return wait_closed();
+}
+
+}  // namespace corio

@@ -1,0 +1,230 @@
+#include "corio/socket.hpp"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+
+#include "corio/executor.hpp"
+#include "corio/loop.hpp"
+
+namespace corio {
+
+namespace {
+[[noreturn]] void throw_errno(const char* what) { throw std::system_error(errno, std::generic_category(), what); }
+}  // namespace
+
+SocketAddress::SocketAddress(std::string_view host_view, std::uint16_t port) {
+    std::string host(host_view);
+    if (host.empty() || host == "0.0.0.0") host = "0.0.0.0";
+    if (host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&storage_);
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&storage_);
+    if (::inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(port);
+        length_ = sizeof(sockaddr_in);
+    } else if (::inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(port);
+        length_ = sizeof(sockaddr_in6);
+    } else {
+        throw std::invalid_argument("corio::SocketAddress: not a numeric host: '" + host +
+                                    "' (resolve names with corio::getaddrinfo)");
+    }
+}
+
+SocketAddress SocketAddress::unix_path(std::string_view path) {
+    SocketAddress a;
+    auto* un = reinterpret_cast<sockaddr_un*>(&a.storage_);
+    if (path.size() >= sizeof(un->sun_path)) throw std::invalid_argument("corio: Unix socket path too long");
+    un->sun_family = AF_UNIX;
+    std::memcpy(un->sun_path, path.data(), path.size());
+    a.length_ = socklen_t(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+    return a;
+}
+
+SocketAddress SocketAddress::from_native(const sockaddr* sa, socklen_t len) {
+    SocketAddress a;
+    if (len > sizeof a.storage_) len = sizeof a.storage_;
+    std::memcpy(&a.storage_, sa, len);
+    a.length_ = len;
+    return a;
+}
+
+std::string SocketAddress::host() const {
+    char buf[INET6_ADDRSTRLEN] = {};
+    switch (storage_.ss_family) {
+        case AF_INET:
+            ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr, buf, sizeof buf);
+            return buf;
+        case AF_INET6:
+            ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr, buf, sizeof buf);
+            return buf;
+        case AF_UNIX: {
+            const auto* un = reinterpret_cast<const sockaddr_un*>(&storage_);
+            std::size_t n = length_ > offsetof(sockaddr_un, sun_path) ? length_ - offsetof(sockaddr_un, sun_path) : 0;
+            return std::string(un->sun_path, strnlen(un->sun_path, n));
+        }
+        default: return {};
+    }
+}
+
+std::uint16_t SocketAddress::port() const noexcept {
+    if (storage_.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&storage_)->sin_port);
+    if (storage_.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_port);
+    return 0;
+}
+
+std::string SocketAddress::to_string() const {
+    std::string out;
+    if (storage_.ss_family == AF_INET6) {
+        out += '[';
+        out += host();
+        out += "]:";
+        out += std::to_string(port());
+    } else if (storage_.ss_family == AF_INET) {
+        out += host();
+        out += ':';
+        out += std::to_string(port());
+    } else {
+        out = host();
+    }
+    return out;
+}
+
+bool operator==(const SocketAddress& a, const SocketAddress& b) noexcept {
+    return a.length_ == b.length_ && std::memcmp(&a.storage_, &b.storage_, a.length_) == 0;
+}
+
+Socket Socket::create(int family, int type, int protocol) {
+    int fd = ::socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+    if (fd < 0) throw_errno("socket");
+    return Socket(fd);
+}
+
+void Socket::close() noexcept {
+    if (fd_ < 0) return;
+    if (EventLoop* loop = detail::running_loop()) loop->backend().release_fd(fd_);
+    ::close(fd_);
+    fd_ = -1;
+}
+
+void Socket::bind(const SocketAddress& a) {
+    if (::bind(fd_, a.native(), a.length()) < 0) throw std::system_error(errno, std::generic_category(), "bind " + a.to_string());
+}
+
+void Socket::listen(int backlog) {
+    if (::listen(fd_, backlog) < 0) throw_errno("listen");
+}
+
+void Socket::set_option(int level, int name, int value) {
+    if (::setsockopt(fd_, level, name, &value, sizeof value) < 0) throw_errno("setsockopt");
+}
+
+SocketAddress Socket::getsockname() const {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&ss), &len) < 0) throw_errno("getsockname");
+    return SocketAddress::from_native(reinterpret_cast<sockaddr*>(&ss), len);
+}
+
+SocketAddress Socket::getpeername() const {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getpeername(fd_, reinterpret_cast<sockaddr*>(&ss), &len) < 0) throw_errno("getpeername");
+    return SocketAddress::from_native(reinterpret_cast<sockaddr*>(&ss), len);
+}
+
+void Socket::shutdown(int how) {
+    if (::shutdown(fd_, how) < 0) throw_errno("shutdown");
+}
+
+namespace {
+
+std::vector<SocketAddress> blocking_getaddrinfo(const std::string& host, std::uint16_t port, int family, int type) {
+    addrinfo hints{};
+    hints.ai_family = family;
+    hints.ai_socktype = type;
+    hints.ai_flags = AI_ADDRCONFIG;
+    addrinfo* res = nullptr;
+    std::string service = std::to_string(port);
+    int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &res);
+    if (rc != 0) {
+        if (rc == EAI_SYSTEM) throw std::system_error(errno, std::generic_category(), "getaddrinfo " + host);
+        throw std::system_error(rc, std::generic_category(), "getaddrinfo " + host + ": " + ::gai_strerror(rc));
+    }
+    std::vector<SocketAddress> out;
+    for (addrinfo* ai = res; ai; ai = ai->ai_next) out.push_back(SocketAddress::from_native(ai->ai_addr, ai->ai_addrlen));
+    ::freeaddrinfo(res);
+    return out;
+}
+
+}  // namespace
+
+Coro<std::vector<SocketAddress>> getaddrinfo(std::string host, std::uint16_t port, int family, int type) {
+    co_return co_await to_thread(blocking_getaddrinfo, host, port, family, type);
+}
+
+namespace detail {
+
+Coro<std::vector<SocketAddress>> resolve(std::string host, std::uint16_t port, int type) {
+    try {
+        co_return std::vector<SocketAddress>{SocketAddress(host, port)};
+    } catch (const std::invalid_argument&) {
+    }
+    co_return co_await getaddrinfo(host, port, AF_UNSPEC, type);
+}
+
+Coro<> sock_sendall_fd(int fd, std::string data) {
+    std::size_t sent = 0;
+    while (sent < data.size()) {
+        IoAwaiter io;
+        io.op.kind = IoOperation::Kind::Send;
+        io.op.fd = fd;
+        io.op.buffer = data.data() + sent;
+        io.op.length = data.size() - sent;
+        sent += std::size_t(co_await io);
+    }
+}
+
+Coro<std::string> sock_recv_fd(int fd, std::size_t n) {
+    std::string buf(n, '\0');
+    IoAwaiter io;
+    io.op.kind = IoOperation::Kind::Recv;
+    io.op.fd = fd;
+    io.op.buffer = buf.data();
+    io.op.length = n;
+    long got = co_await io;
+    buf.resize(std::size_t(got));
+    co_return buf;
+}
+
+Coro<std::pair<Socket, SocketAddress>> sock_accept_fd(int fd) {
+    SocketAddress peer;
+    IoAwaiter io;
+    io.op.kind = IoOperation::Kind::Accept;
+    io.op.fd = fd;
+    io.op.address = peer.native();
+    io.op.address_length = sizeof(sockaddr_storage);
+    long conn = co_await io;
+    peer.set_length(io.op.address_length);
+    co_return std::pair<Socket, SocketAddress>(Socket(int(conn)), peer);
+}
+
+Coro<> sock_connect_fd(int fd, SocketAddress address) {
+    IoAwaiter io;
+    io.op.kind = IoOperation::Kind::Connect;
+    io.op.fd = fd;
+    io.op.address = address.native();
+    io.op.address_length = address.length();
+    co_await io;
+}
+
+}  // namespace detail
+}  // namespace corio

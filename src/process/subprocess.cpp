@@ -1,0 +1,255 @@
+#include "corio/subprocess.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <system_error>
+#include <thread>
+
+#include "corio/detail/io_awaiter.hpp"
+#include "corio/loop.hpp"
+#include "corio/task.hpp"
+
+extern char** environ;
+
+namespace corio {
+
+namespace detail {
+
+namespace {
+
+[[noreturn]] void throw_errno(int e, const std::string& what) { throw std::system_error(e, std::generic_category(), what); }
+
+int pidfd_open(pid_t pid) { return int(::syscall(SYS_pidfd_open, pid, 0)); }
+
+// Both ends close-on-exec; the parent's end non-blocking.
+struct Pipe {
+    int parent = -1;
+    int child = -1;
+    static Pipe make(bool parent_reads) {
+        int fds[2];
+        if (::pipe2(fds, O_CLOEXEC) < 0) throw_errno(errno, "pipe2");
+        Pipe p;
+        p.parent = parent_reads ? fds[0] : fds[1];
+        p.child = parent_reads ? fds[1] : fds[0];
+        ::fcntl(p.parent, F_SETFL, ::fcntl(p.parent, F_GETFL) | O_NONBLOCK);
+        return p;
+    }
+};
+
+struct FdGuard {
+    std::vector<int> fds;
+    ~FdGuard() {
+        for (int fd : fds)
+            if (fd >= 0) ::close(fd);
+    }
+};
+
+}  // namespace
+
+struct ProcessState {
+    pid_t pid = -1;
+    int pidfd = -1;
+    std::optional<int> returncode;
+    StreamWriter in;
+    StreamReader out;
+    StreamReader err;
+    EventLoop* loop = nullptr;
+
+    ~ProcessState() {
+        if (pidfd >= 0) {
+            if (loop && running_loop() == loop) loop->backend().release_fd(pidfd);
+            ::close(pidfd);
+        }
+        if (!returncode && pid > 0 && !try_reap()) {
+            // Still running and nobody will wait for it: a thread does, so it never lingers as
+            // a zombie.
+            pid_t p = pid;
+            std::thread([p] {
+                int status;
+                while (::waitpid(p, &status, 0) < 0 && errno == EINTR) {
+                }
+            }).detach();
+        }
+    }
+
+    bool try_reap() noexcept {
+        if (returncode) return true;
+        int status = 0;
+        pid_t r;
+        do {
+            r = ::waitpid(pid, &status, WNOHANG);
+        } while (r < 0 && errno == EINTR);
+        if (r == 0) return false;
+        if (r < 0) {
+            returncode = -1;  // ECHILD: reaped elsewhere; nothing more to learn
+            return true;
+        }
+        if (WIFEXITED(status))
+            returncode = WEXITSTATUS(status);
+        else if (WIFSIGNALED(status))
+            returncode = -WTERMSIG(status);
+        else
+            return false;
+        return true;
+    }
+};
+
+namespace {
+
+Coro<Process> spawn_process(std::vector<std::string> argv, SubprocessOptions options) {
+    if (argv.empty()) throw std::invalid_argument("create_subprocess_exec: empty argv");
+    EventLoop& loop = get_running_loop();
+    FdGuard child_ends;
+    FdGuard parent_ends;
+    posix_spawn_file_actions_t actions;
+    ::posix_spawn_file_actions_init(&actions);
+    struct ActionsGuard {
+        posix_spawn_file_actions_t* a;
+        ~ActionsGuard() { ::posix_spawn_file_actions_destroy(a); }
+    } actions_guard{&actions};
+
+    int parent_fd[3] = {-1, -1, -1};
+    Redirect modes[3] = {options.in, options.out, options.err};
+    for (int target = 0; target < 3; ++target) {
+        switch (modes[target]) {
+            case Redirect::Inherit: break;
+            case Redirect::Pipe: {
+                Pipe p = Pipe::make(target != 0);
+                child_ends.fds.push_back(p.child);
+                parent_ends.fds.push_back(p.parent);
+                parent_fd[target] = p.parent;
+                ::posix_spawn_file_actions_adddup2(&actions, p.child, target);
+                break;
+            }
+            case Redirect::DevNull:
+                ::posix_spawn_file_actions_addopen(&actions, target, "/dev/null", target == 0 ? O_RDONLY : O_WRONLY, 0);
+                break;
+            case Redirect::Stdout:
+                if (target != 2) throw std::invalid_argument("corio::STDOUT is only for .err");
+                ::posix_spawn_file_actions_adddup2(&actions, 1, 2);
+                break;
+        }
+    }
+    if (options.cwd) ::posix_spawn_file_actions_addchdir_np(&actions, options.cwd->c_str());
+
+    posix_spawnattr_t attr;
+    ::posix_spawnattr_init(&attr);
+    struct AttrGuard {
+        posix_spawnattr_t* a;
+        ~AttrGuard() { ::posix_spawnattr_destroy(a); }
+    } attr_guard{&attr};
+    // The child starts with default signal dispositions and an empty mask, whatever the
+    // loop did with its own (ignored SIGPIPE, handled SIGINT).
+    sigset_t all, none;
+    ::sigfillset(&all);
+    ::sigemptyset(&none);
+    ::posix_spawnattr_setsigdefault(&attr, &all);
+    ::posix_spawnattr_setsigmask(&attr, &none);
+    ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    std::vector<char*> envp;
+    if (options.env) {
+        for (auto& e : *options.env) envp.push_back(e.data());
+        envp.push_back(nullptr);
+    }
+    pid_t pid = -1;
+    int rc = ::posix_spawnp(&pid, args[0], &actions, &attr, args.data(), options.env ? envp.data() : environ);
+    if (rc != 0) throw_errno(rc, "cannot run '" + argv[0] + "'");
+
+    auto state = std::make_shared<ProcessState>();
+    state->pid = pid;
+    state->loop = &loop;
+    state->pidfd = pidfd_open(pid);
+    if (state->pidfd < 0) throw_errno(errno, "pidfd_open");
+    ::fcntl(state->pidfd, F_SETFD, FD_CLOEXEC);
+    parent_ends.fds.clear();  // the transports own them from here
+    if (parent_fd[0] >= 0) state->in = StreamWriter(make_fd_transport(parent_fd[0], false, options.limit));
+    if (parent_fd[1] >= 0) state->out = StreamReader(make_fd_transport(parent_fd[1], false, options.limit));
+    if (parent_fd[2] >= 0) state->err = StreamReader(make_fd_transport(parent_fd[2], false, options.limit));
+    co_return Process(std::move(state));
+}
+
+Coro<int> wait_for_exit(std::shared_ptr<ProcessState> s) {
+    while (!s->try_reap()) {
+        IoAwaiter io;
+        io.op.kind = IoOperation::Kind::PollIn;
+        io.op.fd = s->pidfd;
+        co_await io;
+    }
+    co_return *s->returncode;
+}
+
+Coro<std::string> read_all(StreamReader r) { co_return co_await r.read(-1); }
+
+Coro<> feed(StreamWriter w, std::string input) {
+    std::exception_ptr broken;
+    try {
+        if (!input.empty()) {
+            w.write(input);
+            co_await w.drain();
+        }
+    } catch (const std::system_error& e) {
+        // The child may exit without reading its input (asyncio ignores BrokenPipe here too).
+        if (e.code().value() != EPIPE && e.code().value() != ECONNRESET) broken = std::current_exception();
+    }
+    w.close();
+    if (broken) std::rethrow_exception(broken);
+}
+
+}  // namespace
+}  // namespace detail
+
+int Process::pid() const noexcept { return s_ ? s_->pid : -1; }
+std::optional<int> Process::returncode() const noexcept {
+    if (!s_) return std::nullopt;
+    s_->try_reap();
+    return s_->returncode;
+}
+
+StreamWriter& Process::in() { return s_->in; }
+StreamReader& Process::out() { return s_->out; }
+StreamReader& Process::err() { return s_->err; }
+
+Coro<int> Process::wait() { return detail::wait_for_exit(s_); }
+
+Coro<std::pair<std::string, std::string>> Process::communicate(std::string input) {
+    auto s = s_;
+    Task<> feeding;
+    Task<std::string> out, err;
+    if (s->in && !s->in.is_closing()) feeding = create_task(detail::feed(s->in, std::move(input)));
+    if (s->out) out = create_task(detail::read_all(s->out));
+    if (s->err) err = create_task(detail::read_all(s->err));
+    std::pair<std::string, std::string> result;
+    if (feeding) co_await feeding;
+    if (out) result.first = co_await out;
+    if (err) result.second = co_await err;
+    co_await detail::wait_for_exit(s);
+    co_return result;
+}
+
+void Process::send_signal(int sig) {
+    if (!s_ || s_->returncode) return;  // asyncio: no error once the child has been reaped
+    if (::kill(s_->pid, sig) < 0 && errno != ESRCH) throw std::system_error(errno, std::generic_category(), "kill");
+}
+void Process::terminate() { send_signal(SIGTERM); }
+void Process::kill() { send_signal(SIGKILL); }
+
+Coro<Process> create_subprocess_exec(std::vector<std::string> argv, SubprocessOptions options) {
+    return detail::spawn_process(std::move(argv), std::move(options));
+}
+
+Coro<Process> create_subprocess_shell(std::string command, SubprocessOptions options) {
+    std::vector<std::string> argv{"/bin/sh", "-c", std::move(command)};
+    return detail::spawn_process(std::move(argv), std::move(options));
+}
+
+}  // namespace corio
