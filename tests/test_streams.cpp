@@ -136,3 +136,28 @@ CORIO_TEST(Streams, CancelledReadLosesNoBytes) {
     server.close();
     co_await server.wait_closed();
 }
+
+#include <corio/datagram.hpp>
+
+CORIO_TEST(Datagram, UdpEchoOverLoopback) {
+    auto server = co_await create_datagram_endpoint({.local_addr = {"127.0.0.1", 0}});
+    auto client = co_await create_datagram_endpoint({.remote_addr = server.getsockname()});
+    co_await client.send("ping");
+    auto [data, from] = co_await server.recvfrom();
+    EXPECT_EQ(data, "ping");
+    co_await server.sendto("pong:" + data, from);
+    auto [reply, replier] = co_await client.recvfrom();
+    EXPECT_EQ(reply, "pong:ping");
+    EXPECT_EQ(replier.port(), server.getsockname().port());
+}
+
+CORIO_TEST(UnixStreams, EchoOverAUnixSocket) {
+    std::string path = "/tmp/corio-test-" + std::to_string(::getpid()) + ".sock";
+    Server server = co_await start_unix_server(echo_handler, path);
+    auto [reader, writer] = co_await open_unix_connection(path);
+    writer.write("over unix\n");
+    EXPECT_EQ(co_await reader.readline(), "over unix\n");
+    writer.close();
+    co_await writer.wait_closed();
+    co_await server.aclose();
+}

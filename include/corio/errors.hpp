@@ -27,6 +27,14 @@ private:
 // std::exception, so ordinary error handling inside a generator does not swallow it.
 class GeneratorExit {};
 
+// What corio::run throws after SIGINT cancelled the main task and everything shut down
+// gracefully (asyncio.run's KeyboardInterrupt). Not a std::exception, for the same reason as
+// CancelledError.
+class KeyboardInterrupt {
+public:
+    const char* what() const noexcept { return "interrupted by SIGINT"; }
+};
+
 class TimeoutError : public std::runtime_error {
 public:
     TimeoutError() : std::runtime_error("timed out") {}

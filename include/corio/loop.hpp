@@ -46,6 +46,8 @@ struct TimerNode {
 
 struct CallbackNode;
 struct TimerCallbackNode;
+struct SignalState;
+void destroy_signal_state(SignalState* s) noexcept;
 
 // A clock the loop reads instead of the real one (corio::testing::MockClock).
 struct VirtualTime {
@@ -134,6 +136,11 @@ public:
     template <class T = void>
     Future<T> create_future();
 
+    // loop.add_signal_handler(sig, f): f runs on the loop (never inside the signal handler)
+    // each time `sig` arrives. remove_signal_handler restores the previous disposition.
+    void add_signal_handler(int sig, std::function<void()> handler);
+    bool remove_signal_handler(int sig);
+
     IoBackend& backend() noexcept { return *backend_; }
     ThreadPool& default_executor();
     void shutdown_default_executor();
@@ -174,6 +181,11 @@ public:
 
     // Work handed to other threads that will come back through call_soon_threadsafe; the
     // virtual clock does not jump while any is outstanding.
+    // Operations of the loop's own (the signal pipe's read): they do not make a tick with
+    // ready work poll the backend every time.
+    void internal_io_started() noexcept { ++internal_io_; }
+    void internal_io_finished() noexcept { --internal_io_; }
+
     void external_work_started() noexcept { ++external_pending_; }
     void external_work_finished() noexcept { --external_pending_; }
 
@@ -206,6 +218,9 @@ private:
     }
 
     std::unique_ptr<IoBackend> backend_;
+    std::unique_ptr<detail::SignalState, void (*)(detail::SignalState*) noexcept> signals_{nullptr,
+                                                                                         &detail::destroy_signal_state};
+    std::uint64_t ticks_ = 0;
     // Ready queue: a power-of-two ring buffer, so that pushing and popping never allocate in
     // steady state.
     std::vector<Work> ready_;
@@ -225,6 +240,7 @@ private:
     detail::IntrusiveList<detail::AsyncGenRecord, detail::AsyncGenTag> async_gens_;
     std::uint64_t task_counter_ = 0;
     std::size_t external_pending_ = 0;
+    std::size_t internal_io_ = 0;
     detail::VirtualTime* virtual_time_ = nullptr;
 
     ExceptionHandler handler_;

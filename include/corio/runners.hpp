@@ -15,7 +15,11 @@ namespace corio {
 struct RunOptions {
     bool debug = false;  // also on when the CORIO_DEBUG environment variable is set
     std::optional<std::chrono::nanoseconds> slow_callback_duration{};
-    std::unique_ptr<IoBackend> backend{};// the default backend when empty
+    std::unique_ptr<IoBackend> backend{};
+    // On the main thread, when SIGINT has its default disposition: the first Ctrl-C cancels the
+    // main task (its cleanup runs), and run() then throws KeyboardInterrupt; a second one
+    // ends the process at once.
+    bool handle_sigint = true;// the default backend when empty
 };
 
 class Runner {

@@ -7,6 +7,8 @@
 // (an exception never retrieved, a callback that threw). Fixtures derive from
 // corio::testing::AsyncTest and override SetUpAsync() / TearDownAsync(); use CORIO_TEST_F.
 // GoogleTest's ASSERT_* macros `return`, which a coroutine cannot: use CO_ASSERT_* instead.
+// A body with no co_await must end with `co_return;` (it has to be a coroutine; the compiler
+// warns "no return statement" otherwise).
 #pragma once
 
 #include <gtest/gtest.h>

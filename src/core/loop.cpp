@@ -303,12 +303,14 @@ void EventLoop::run_once() {
             else
                 backend_->poll(nanoseconds(-1));
         }
-    } else if (timeout != nanoseconds(0) || backend_->pending() != 0) {
-        // With work ready and no I/O outstanding there is nothing to ask the kernel: skipping
-        // the syscall keeps pure task switching free of it (cross-thread wake-ups arrive
-        // through the inbox flag, checked every tick).
+    } else if (timeout != nanoseconds(0) || backend_->pending() > internal_io_ || (ticks_ & 63) == 0) {
+        // With work ready and no I/O of the application's outstanding, there is nothing to ask
+        // the kernel but the odd signal: polling one tick in 64 keeps pure task switching nearly
+        // free of syscalls (cross-thread wake-ups arrive through the inbox flag, checked every
+        // tick).
         backend_->poll(timeout);
     }
+    ++ticks_;
     drain_inbox();
     fire_due_timers();
     // Only what is ready now runs in this tick; what it schedules runs in the next one.
@@ -370,6 +372,7 @@ void EventLoop::close() {
         t->abandon();
     }
     while (detail::AsyncGenRecord* g = async_gens_.front()) unregister_async_gen(*g);
+    signals_.reset();
     shutdown_default_executor();  // its last completions land in the inbox
     drain_inbox();
     while (ready_size() != 0) {

@@ -1,5 +1,8 @@
 #include "corio/runners.hpp"
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <unordered_set>
 
 #include "corio/detail/asyncgen_record.hpp"
@@ -33,7 +36,36 @@ EventLoop& Runner::prepare_run() {
 }
 
 void Runner::run_main(detail::TaskBase& main) {
-    loop_->run_until([&] { return main.done(); });
+    int interrupts = 0;
+    bool watching = false;
+    if (options_.handle_sigint && ::gettid() == ::getpid()) {
+        struct sigaction current {};
+        ::sigaction(SIGINT, nullptr, &current);
+        if (current.sa_handler == SIG_DFL) {
+            AnyTask target(&main);
+            loop_->add_signal_handler(SIGINT, [this, target, &interrupts]() mutable {
+                if (++interrupts == 1) {
+                    target.cancel();
+                    return;
+                }
+                // A second Ctrl-C: the user means it.
+                loop_->remove_signal_handler(SIGINT);
+                ::raise(SIGINT);
+            });
+            watching = true;
+        }
+    }
+    try {
+        loop_->run_until([&] { return main.done(); });
+    } catch (...) {
+        if (watching) loop_->remove_signal_handler(SIGINT);
+        throw;
+    }
+    if (watching) loop_->remove_signal_handler(SIGINT);
+    if (interrupts > 0 && main.cancelled() && main.uncancel() == 0) {
+        main.mark_retrieved();
+        throw KeyboardInterrupt{};
+    }
 }
 
 void Runner::cancel_all_tasks() {

@@ -1,0 +1,42 @@
+// UDP: asyncio's create_datagram_endpoint, as an object you await on.
+//
+//   auto ep = co_await corio::create_datagram_endpoint({.local_addr = {"127.0.0.1", 0}});
+//   auto [data, addr] = co_await ep.recvfrom();
+//   co_await ep.sendto(data, addr);
+#pragma once
+
+#include <string>
+#include <utility>
+
+#include "corio/coro.hpp"
+#include "corio/socket.hpp"
+
+namespace corio {
+
+struct DatagramOptions {
+    SocketAddress local_addr{};   // bind here (family unset: an ephemeral port on the remote's family)
+    SocketAddress remote_addr{};  // connect here (family unset: unconnected)
+    bool reuse_port = false;
+};
+
+class DatagramEndpoint {
+public:
+    DatagramEndpoint() = default;
+    explicit DatagramEndpoint(Socket s) : sock_(std::move(s)) {}
+
+    // One datagram and who sent it.
+    Coro<std::pair<std::string, SocketAddress>> recvfrom(std::size_t max_size = 65536);
+    Coro<> sendto(std::string data, SocketAddress address);
+    // For an endpoint made with a remote_addr.
+    Coro<> send(std::string data);
+    SocketAddress getsockname() const { return sock_.getsockname(); }
+    void close() noexcept { sock_.close(); }
+    Coro<> aclose();
+
+private:
+    Socket sock_;
+};
+
+Coro<DatagramEndpoint> create_datagram_endpoint(DatagramOptions options);
+
+}  // namespace corio

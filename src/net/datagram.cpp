@@ -1,0 +1,66 @@
+#include "corio/datagram.hpp"
+
+#include <sys/socket.h>
+
+namespace corio {
+
+namespace {
+
+Coro<std::pair<std::string, SocketAddress>> recv_datagram(int fd, std::size_t max_size) {
+    std::string data(max_size, '\0');
+    SocketAddress from;
+    detail::IoAwaiter io;
+    io.op.kind = IoOperation::Kind::RecvFrom;
+    io.op.fd = fd;
+    io.op.buffer = data.data();
+    io.op.length = data.size();
+    io.op.address = from.native();
+    io.op.address_length = sizeof(sockaddr_storage);
+    long n = co_await io;
+    data.resize(std::size_t(n));
+    from.set_length(io.op.address_length);
+    co_return std::pair<std::string, SocketAddress>(std::move(data), from);
+}
+
+Coro<> send_datagram(int fd, std::string data, SocketAddress to, bool connected) {
+    detail::IoAwaiter io;
+    io.op.kind = connected ? IoOperation::Kind::Send : IoOperation::Kind::SendTo;
+    io.op.fd = fd;
+    io.op.buffer = data.data();
+    io.op.length = data.size();
+    if (!connected) {
+        io.op.address = to.native();
+        io.op.address_length = to.length();
+    }
+    co_await io;
+}
+
+}  // namespace
+
+Coro<std::pair<std::string, SocketAddress>> DatagramEndpoint::recvfrom(std::size_t max_size) {
+    return recv_datagram(sock_.fileno(), max_size);
+}
+
+Coro<> DatagramEndpoint::sendto(std::string data, SocketAddress address) {
+    return send_datagram(sock_.fileno(), std::move(data), std::move(address), false);
+}
+
+Coro<> DatagramEndpoint::send(std::string data) { return send_datagram(sock_.fileno(), std::move(data), {}, true); }
+
+Coro<> DatagramEndpoint::aclose() {
+    close();
+    co_return;
+}
+
+Coro<DatagramEndpoint> create_datagram_endpoint(DatagramOptions options) {
+    int family = options.local_addr.family() ? options.local_addr.family()
+                 : options.remote_addr.family() ? options.remote_addr.family()
+                                                : AF_INET;
+    Socket s = Socket::create(family, SOCK_DGRAM);
+    if (options.reuse_port) s.set_option(SOL_SOCKET, SO_REUSEPORT, 1);
+    if (options.local_addr.family()) s.bind(options.local_addr);
+    if (options.remote_addr.family()) co_await sock_connect(s, options.remote_addr);
+    co_return DatagramEndpoint(std::move(s));
+}
+
+}  // namespace corio
