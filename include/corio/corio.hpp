@@ -26,3 +26,5 @@
 #include "corio/socket.hpp"
 #include "corio/streams.hpp"
 #include "corio/subprocess.hpp"
+#include "corio/queue.hpp"
+#include "corio/datagram.hpp"

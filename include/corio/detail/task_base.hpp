@@ -110,6 +110,8 @@ private:
 // Awaits a FutureBase-derived state (a Task or a Future). Cancelling the awaiting task
 // cancels the awaited one and keeps waiting for it, as asyncio does (test_cancel_awaited_task):
 // if the awaited task swallows the cancel and returns, the awaiter gets that value.
+TaskBase& require_task();
+
 template <class T, class S>
 struct FutureAwaiter final : WaitNode, CompletionWaiter {
     explicit FutureAwaiter(S* s, bool move_out) noexcept : state(s), move_out(move_out) {}
@@ -118,9 +120,9 @@ struct FutureAwaiter final : WaitNode, CompletionWaiter {
 
     bool await_ready() const noexcept { return state->done(); }
     bool await_suspend(std::coroutine_handle<> h) {
-        if (!suspend(h)) return false;
-        if (static_cast<FutureBase*>(state) == static_cast<FutureBase*>(task))
+        if (static_cast<FutureBase*>(state) == static_cast<FutureBase*>(&require_task()))
             throw std::logic_error("Task cannot await on itself");
+        if (!suspend(h)) return false;
         state->add_waiter(*this);
         return true;
     }
