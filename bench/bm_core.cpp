@@ -83,6 +83,32 @@ void BM_SyncAwaitInLoop(benchmark::State& state) {
 }
 BENCHMARK(BM_SyncAwaitInLoop);
 
+// One hand-off of a token through a Queue(1) to another task and back, per item.
+corio::Coro<> ponger(corio::Queue<long>* in, corio::Queue<long>* out) {
+    for (;;) {
+        long v = co_await in->get();
+        if (v < 0) co_return;
+        co_await out->put(v + 1);
+    }
+}
+void BM_QueuePingPongHandoff(benchmark::State& state) {
+    auto body = [&]() -> corio::Coro<> {
+        corio::Queue<long> a(1), b(1);
+        auto p = corio::create_task(ponger(&a, &b));
+        long tok = 0;
+        for (auto _ : state) {
+            co_await a.put(tok);
+            tok = co_await b.get();
+        }
+        co_await a.put(-1);
+        co_await p;
+        benchmark::DoNotOptimize(tok);
+    };
+    corio::run(body());
+    state.SetItemsProcessed(state.iterations() * 2);  // two hand-offs per round trip
+}
+BENCHMARK(BM_QueuePingPongHandoff);
+
 // sleep(0): one trip through the ready queue.
 void BM_YieldOneTick(benchmark::State& state) {
     auto body = [&]() -> corio::Coro<> {
