@@ -35,6 +35,7 @@ struct IoOperation {
     long result_ = 0;
     std::uint8_t where_ = 0;     // not held / queued on its fd / completed, awaiting delivery
     std::uint8_t progress_ = 0;  // Connect: the connect() call has been made
+    alignas(8) unsigned char scratch_[80];  // e.g. io_uring's msghdr + iovec for RecvFrom/SendTo
 };
 
 class IoBackend {
@@ -59,7 +60,12 @@ public:
     virtual void release_fd(int fd) noexcept = 0;
 };
 
-// The best backend this machine offers (epoll for now; io_uring behind the same interface).
+// The backend named by the CORIO_BACKEND environment variable ("epoll" or "io_uring"), or else
+// the best this machine allows: io_uring where the kernel (5.19+) and the sandbox permit it,
+// epoll otherwise.
 std::unique_ptr<IoBackend> make_default_backend();
+std::unique_ptr<IoBackend> make_epoll_backend();
+// nullptr when io_uring is missing, too old, or forbidden here.
+std::unique_ptr<IoBackend> make_io_uring_backend();
 
 }  // namespace corio

@@ -271,6 +271,6 @@ private:
 
 }  // namespace
 
-std::unique_ptr<IoBackend> make_default_backend() { return std::make_unique<EpollBackend>(); }
+std::unique_ptr<IoBackend> make_epoll_backend() { return std::make_unique<EpollBackend>(); }
 
 }  // namespace corio
