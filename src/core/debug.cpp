@@ -1,6 +1,10 @@
 #include "corio/debug.hpp"
 
+#include <cxxabi.h>
+
 #include <cstdio>
+#include <cstdlib>
+#include <memory>
 #include <iostream>
 #include <sstream>
 #include <typeinfo>
@@ -24,7 +28,9 @@ TaskInfo describe_task(const TaskBase& t) {
         info.frames.push_back({p->location.function_name(), p->location.file_name(), p->location.line()});
     if (const WaitNode* w = t.waiting_on()) {
         const char* raw = typeid(*w).name();
-        info.awaiting = raw;
+        int status = 0;
+        std::unique_ptr<char, void (*)(void*)> readable(abi::__cxa_demangle(raw, nullptr, nullptr, &status), &std::free);
+        info.awaiting = (status == 0 && readable) ? readable.get() : raw;
     }
     return info;
 }
@@ -54,6 +60,7 @@ std::string format_call_graph(const detail::TaskBase& task) {
     out << "  * Task " << info.name << " (" << info.state << ", created at " << info.created_file << ":"
         << info.created_line << ")";
     for (const auto& f : info.frames) out << "\n    | " << f.function << "  " << f.file << ":" << f.line;
+    if (!info.awaiting.empty()) out << "\n    | awaiting " << info.awaiting;
     return out.str();
 }
 

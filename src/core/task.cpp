@@ -200,10 +200,26 @@ void TaskBase::complete() noexcept {
     } else {
         take_outcome();
         s = State::Succeeded;
+        // The guides' "swallowed cancellation": cancel() was asked for, nobody took it back
+        // with uncancel(), yet the task returned normally.
+        if (cancel_requests_ > 0 && loop_->get_debug()) report_swallowed_cancel();
     }
     root_.destroy();
     root_ = {};
     finish_task(s, std::move(e));
+}
+
+void TaskBase::report_swallowed_cancel() noexcept {
+    try {
+        ExceptionContext c;
+        c.message = "Task " + name() + " returned normally although its cancellation was requested " +
+                    std::to_string(cancel_requests_) +
+                    " time(s): a CancelledError was swallowed (catch it only to clean up, then rethrow)";
+        c.task_name = name();
+        c.location = created_;
+        loop_->call_exception_handler(c);
+    } catch (...) {
+    }
 }
 
 void TaskBase::finish_task(State s, std::exception_ptr e) noexcept {

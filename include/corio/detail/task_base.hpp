@@ -77,6 +77,7 @@ private:
     void step() noexcept;
     void complete() noexcept;
     void finish_task(State s, std::exception_ptr e) noexcept;
+    void report_swallowed_cancel() noexcept;
 
     std::coroutine_handle<> resume_;
     WaitNode* waiting_on_ = nullptr;
