@@ -4,6 +4,7 @@
 
 #include <coroutine>
 #include <optional>
+#include <source_location>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
@@ -19,6 +20,7 @@ namespace detail {
 
 template <class T>
 struct ValuePromise : PromiseBase {
+    explicit ValuePromise(std::source_location loc) noexcept : PromiseBase(loc) {}
     std::optional<T> value;
     template <class U = T>
         requires std::is_convertible_v<U&&, T>
@@ -33,6 +35,7 @@ struct ValuePromise : PromiseBase {
 
 template <>
 struct ValuePromise<void> : PromiseBase {
+    explicit ValuePromise(std::source_location loc) noexcept : PromiseBase(loc) {}
     void return_void() noexcept {}
     void take() {
         if (exception) std::rethrow_exception(exception);
@@ -47,7 +50,10 @@ public:
     using value_type = T;
 
     struct promise_type : detail::ValuePromise<T> {
-        using detail::ValuePromise<T>::ValuePromise;
+        // The default argument is evaluated where the compiler makes the promise: in the
+        // coroutine's own ramp, so it names the coroutine function (for call graphs).
+        promise_type(std::source_location loc = std::source_location::current()) noexcept
+            : detail::ValuePromise<T>(loc) {}
         Coro get_return_object() noexcept {
             return Coro(std::coroutine_handle<promise_type>::from_promise(*this));
         }

@@ -31,7 +31,8 @@ public:
     using value_type = T;
 
     struct promise_type : detail::PromiseBase, detail::AsyncGenRecord {
-        using detail::PromiseBase::PromiseBase;
+        promise_type(std::source_location loc = std::source_location::current()) noexcept
+            : detail::PromiseBase(loc) {}
         ~promise_type() {
             if (loop) loop->unregister_async_gen(*this);
         }

@@ -124,6 +124,17 @@ public:
     void close();
 
     void set_debug(bool on) noexcept { debug_ = on; }
+    // Tasks created from now on carry statistics (age, time on the loop): debug mode and live
+    // introspection turn it on.
+    bool keeps_task_stats() const noexcept { return debug_ || task_stats_; }
+    void keep_task_stats(bool on) noexcept { task_stats_ = on; }
+
+    // Something that lives as long as the loop and is torn down by close() (newest first): the
+    // introspection endpoint, say.
+    struct Service {
+        virtual ~Service() = default;
+    };
+    void add_service(std::unique_ptr<Service> s) { services_.push_back(std::move(s)); }
     bool get_debug() const noexcept { return debug_; }
     std::chrono::nanoseconds slow_callback_duration = std::chrono::milliseconds(100);
 
@@ -249,6 +260,8 @@ private:
     bool stopping_ = false;
     bool closed_ = false;
     bool debug_ = false;
+    bool task_stats_ = false;
+    std::vector<std::unique_ptr<Service>> services_;
 };
 
 // The loop running on this thread; throws std::logic_error when there is none.

@@ -19,7 +19,9 @@ struct RunOptions {
     // On the main thread, when SIGINT has its default disposition: the first Ctrl-C cancels the
     // main task (its cleanup runs), and run() then throws KeyboardInterrupt; a second one
     // ends the process at once.
-    bool handle_sigint = true;// the default backend when empty
+    bool handle_sigint = true;
+    // Live introspection: `corio-ps PID` shows the tasks (also on with CORIO_INTROSPECT=1).
+    bool introspect = false;// the default backend when empty
 };
 
 class Runner {

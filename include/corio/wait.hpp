@@ -120,6 +120,7 @@ struct ShieldAwaiter final : WaitNode, CompletionWaiter {
     void on_future_done(FutureBase&) override { wake(); }
     // The default on_cancel: stop waiting at once. The inner task runs on (the loop keeps it).
     void detach() noexcept override { inner.state()->remove_waiter(*this); }
+    void collect_awaited(std::vector<const FutureBase*>& out) const override { out.push_back(inner.state()); }
 };
 }  // namespace detail
 

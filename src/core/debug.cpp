@@ -7,6 +7,10 @@
 #include <memory>
 #include <iostream>
 #include <sstream>
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <set>
 #include <typeinfo>
 
 #include "corio/task.hpp"
@@ -24,6 +28,11 @@ TaskInfo describe_task(const TaskBase& t) {
     info.created_file = t.created_at().file_name();
     info.created_line = t.created_at().line();
     info.cancelling = t.cancelling();
+    if (const TaskStats* st = t.stats()) {
+        info.age_s = std::chrono::duration<double>(Clock::now() - st->created).count();
+        info.busy_s = std::chrono::duration<double>(st->busy).count();
+        info.steps = st->steps;
+    }
     for (const PromiseBase* p = t.root_promise(); p; p = p->awaiting)
         info.frames.push_back({p->location.function_name(), p->location.file_name(), p->location.line()});
     if (const WaitNode* w = t.waiting_on()) {
@@ -31,6 +40,10 @@ TaskInfo describe_task(const TaskBase& t) {
         int status = 0;
         std::unique_ptr<char, void (*)(void*)> readable(abi::__cxa_demangle(raw, nullptr, nullptr, &status), &std::free);
         info.awaiting = (status == 0 && readable) ? readable.get() : raw;
+        std::vector<const FutureBase*> awaited;
+        w->collect_awaited(awaited);
+        for (const FutureBase* f : awaited)
+            if (auto* task = dynamic_cast<const TaskBase*>(f)) info.awaits.push_back(task->id());
     }
     return info;
 }
@@ -75,5 +88,160 @@ void print_call_graph(std::ostream& out) {
 }
 
 void print_call_graph() { print_call_graph(std::cerr); }
+
+std::vector<std::vector<std::uint64_t>> find_await_cycles(const std::vector<TaskInfo>& tasks) {
+    std::map<std::uint64_t, const TaskInfo*> by_id;
+    for (const auto& t : tasks) by_id[t.id] = &t;
+    std::map<std::uint64_t, int> color;  // 0 new, 1 on the current path, 2 done
+    std::vector<std::uint64_t> path;
+    std::vector<std::vector<std::uint64_t>> cycles;
+    std::function<void(std::uint64_t)> visit = [&](std::uint64_t id) {
+        color[id] = 1;
+        path.push_back(id);
+        if (auto it = by_id.find(id); it != by_id.end()) {
+            for (std::uint64_t next : it->second->awaits) {
+                if (color[next] == 1) {
+                    auto from = std::find(path.begin(), path.end(), next);
+                    cycles.emplace_back(from, path.end());
+                    cycles.back().push_back(next);
+                } else if (color[next] == 0) {
+                    visit(next);
+                }
+            }
+        }
+        path.pop_back();
+        color[id] = 2;
+    };
+    for (const auto& t : tasks)
+        if (color[t.id] == 0) visit(t.id);
+    return cycles;
+}
+
+namespace {
+
+std::string seconds(double s) {
+    if (s < 0) return "-";
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3f", s);
+    return buf;
+}
+
+std::string json_escape(const std::string& in) {
+    std::string out;
+    for (char c : in) {
+        switch (c) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\n': out += "\\n"; break;
+            default:
+                if (static_cast<unsigned char>(c) < 0x20) {
+                    char buf[8];
+                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
+                    out += buf;
+                } else {
+                    out += c;
+                }
+        }
+    }
+    return out;
+}
+
+std::string task_label(const TaskInfo& t) { return "Task " + t.name + " #" + std::to_string(t.id); }
+
+}  // namespace
+
+std::string format_task_table() {
+    auto tasks = capture_call_graph();
+    std::ostringstream out;
+    char line[512];
+    std::snprintf(line, sizeof line, "%-6s %-24s %-8s %9s %9s %6s %4s  %s\n", "ID", "NAME", "STATE", "AGE(s)", "BUSY(s)",
+                  "STEPS", "CNCL", "AWAITING / CREATED AT");
+    out << line;
+    for (const auto& t : tasks) {
+        std::string where = t.frames.empty() ? "" : t.frames.back().function;
+        if (!t.awaiting.empty()) where += " -> " + t.awaiting;
+        std::snprintf(line, sizeof line, "%-6llu %-24.24s %-8s %9s %9s %6llu %4d  %s\n",
+                      static_cast<unsigned long long>(t.id), t.name.c_str(), t.state.c_str(), seconds(t.age_s).c_str(),
+                      seconds(t.busy_s).c_str(), static_cast<unsigned long long>(t.steps), t.cancelling, where.c_str());
+        out << line;
+        out << "       created at " << t.created_file << ":" << t.created_line << "\n";
+    }
+    for (const auto& cycle : find_await_cycles(tasks)) {
+        out << "CYCLE: tasks await each other:";
+        for (std::size_t i = 0; i < cycle.size(); ++i) out << (i ? " -> #" : " #") << cycle[i];
+        out << "\n";
+    }
+    return out.str();
+}
+
+std::string format_task_tree() {
+    auto tasks = capture_call_graph();
+    std::map<std::uint64_t, const TaskInfo*> by_id;
+    std::map<std::uint64_t, int> awaited_by_count;
+    for (const auto& t : tasks) {
+        by_id[t.id] = &t;
+        for (auto a : t.awaits) ++awaited_by_count[a];
+    }
+    std::ostringstream out;
+    std::set<std::uint64_t> shown;
+    std::function<void(const TaskInfo&, const std::string&)> show = [&](const TaskInfo& t, const std::string& indent) {
+        out << indent << task_label(t) << " (" << t.state;
+        if (t.age_s >= 0) out << ", " << seconds(t.age_s) << " s old, " << seconds(t.busy_s) << " s on the loop";
+        out << ")\n";
+        if (!shown.insert(t.id).second) {
+            out << indent << "    (shown above: a cycle)\n";
+            return;
+        }
+        for (const auto& f : t.frames) out << indent << "    " << f.function << "  " << f.file << ":" << f.line << "\n";
+        if (!t.awaiting.empty()) out << indent << "    awaiting " << t.awaiting << "\n";
+        for (auto a : t.awaits)
+            if (auto it = by_id.find(a); it != by_id.end()) show(*it->second, indent + "    ");
+    };
+    for (const auto& t : tasks)
+        if (!awaited_by_count.count(t.id)) show(t, "");
+    for (const auto& t : tasks)
+        if (!shown.count(t.id)) show(t, "");  // only cycles are left
+    for (const auto& cycle : find_await_cycles(tasks)) {
+        out << "CYCLE: tasks await each other:";
+        for (std::size_t i = 0; i < cycle.size(); ++i) {
+            auto it = by_id.find(cycle[i]);
+            out << (i ? " -> " : " ");
+            if (it != by_id.end())
+                out << task_label(*it->second);
+            else
+                out << '#' << cycle[i];
+        }
+        out << "\n";
+    }
+    return out.str();
+}
+
+std::string format_task_json() {
+    auto tasks = capture_call_graph();
+    std::ostringstream out;
+    out << "{\"tasks\":[";
+    for (std::size_t i = 0; i < tasks.size(); ++i) {
+        const auto& t = tasks[i];
+        out << (i ? "," : "") << "{\"id\":" << t.id << ",\"name\":\"" << json_escape(t.name) << "\",\"state\":\"" << t.state
+            << "\",\"created\":\"" << json_escape(t.created_file) << ":" << t.created_line << "\",\"cancelling\":" << t.cancelling
+            << ",\"age_s\":" << t.age_s << ",\"busy_s\":" << t.busy_s << ",\"steps\":" << t.steps << ",\"awaiting\":\""
+            << json_escape(t.awaiting) << "\",\"awaits\":[";
+        for (std::size_t j = 0; j < t.awaits.size(); ++j) out << (j ? "," : "") << t.awaits[j];
+        out << "],\"frames\":[";
+        for (std::size_t j = 0; j < t.frames.size(); ++j)
+            out << (j ? "," : "") << "{\"function\":\"" << json_escape(t.frames[j].function) << "\",\"file\":\""
+                << json_escape(t.frames[j].file) << "\",\"line\":" << t.frames[j].line << "}";
+        out << "]}";
+    }
+    out << "],\"cycles\":[";
+    auto cycles = find_await_cycles(tasks);
+    for (std::size_t i = 0; i < cycles.size(); ++i) {
+        out << (i ? "," : "") << "[";
+        for (std::size_t j = 0; j < cycles[i].size(); ++j) out << (j ? "," : "") << cycles[i][j];
+        out << "]";
+    }
+    out << "]}\n";
+    return out.str();
+}
 
 }  // namespace corio

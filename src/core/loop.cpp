@@ -357,6 +357,7 @@ void EventLoop::unregister_async_gen(detail::AsyncGenRecord& g) noexcept {
 void EventLoop::close() {
     if (running_) throw std::logic_error("Cannot close a running event loop");
     if (closed_) return;
+    while (!services_.empty()) services_.pop_back();
     // Timers first: a sleeping task's timer node lives in its frame, which abandoning the task
     // below destroys. Callbacks that will never run still own their nodes.
     for (detail::TimerNode* t : timers_) {

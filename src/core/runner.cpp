@@ -3,8 +3,11 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <string>
 #include <unordered_set>
 
+#include "corio/debug.hpp"
 #include "corio/detail/asyncgen_record.hpp"
 #include "corio/executor.hpp"
 
@@ -25,6 +28,8 @@ EventLoop& Runner::get_loop() {
         loop_ = std::make_unique<EventLoop>(std::move(options_.backend));
         if (options_.debug) loop_->set_debug(true);
         if (options_.slow_callback_duration) loop_->slow_callback_duration = *options_.slow_callback_duration;
+        const char* env = std::getenv("CORIO_INTROSPECT");
+        if (options_.introspect || (env && *env && std::string(env) != "0")) detail::enable_introspection(*loop_);
     }
     return *loop_;
 }

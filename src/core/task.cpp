@@ -117,9 +117,14 @@ TaskBase::TaskBase(EventLoop& loop, std::coroutine_handle<> frame, PromiseBase& 
       root_(frame),
       promise_(&promise),
       resume_(frame),
-      name_(std::move(name)),
+      name_(name.empty() ? nullptr : std::make_unique<std::string>(std::move(name))),
       created_(created),
-      id_(loop.next_task_id()) {}
+      id_(loop.next_task_id()) {
+    if (loop.keeps_task_stats()) {
+        stats_ = std::make_unique<TaskStats>();
+        stats_->created = Clock::now();
+    }
+}
 
 TaskBase::~TaskBase() {
     if (root_) root_.destroy();
@@ -128,7 +133,7 @@ TaskBase::~TaskBase() {
 std::string TaskBase::describe() const { return "Task"; }
 
 std::string TaskBase::name() const {
-    if (!name_.empty()) return name_;
+    if (name_) return *name_;
     return "Task-" + std::to_string(id_);
 }
 
@@ -142,12 +147,18 @@ bool TaskBase::cancel(std::string message) {
         retrieved_ = true;  // asyncio: cancel() on a done future silences the never-retrieved report
         return false;
     }
+    // Tasks that await each other in a cycle forward the cancel round to this very call: refuse
+    // it there, so the task that forwarded it stops waiting and the cycle unwinds.
+    if (forwarding_cancel_) return false;
     ++cancel_requests_;
     if (!message.empty() || cancel_message_) cancel_message_ = std::make_unique<std::string>(std::move(message));
-    if (waiting_on_)
+    if (waiting_on_) {
+        forwarding_cancel_ = true;
         waiting_on_->on_cancel();
-    else
+        forwarding_cancel_ = false;
+    } else {
         must_cancel_ = true;
+    }
     return true;
 }
 
@@ -173,12 +184,16 @@ void TaskBase::step() noexcept {
         return;
     }
     loop.set_current_task(this);
-    if (loop.get_debug()) {
+    if (stats_ || loop.get_debug()) {
         auto t0 = Clock::now();
         resume_.resume();
         auto took = Clock::now() - t0;
         loop.set_current_task(nullptr);
-        if (took >= loop.slow_callback_duration) report_slow_step(*this, took);
+        if (stats_) {
+            stats_->busy += took;
+            ++stats_->steps;
+        }
+        if (loop.get_debug() && took >= loop.slow_callback_duration) report_slow_step(*this, took);
     } else {
         resume_.resume();
         loop.set_current_task(nullptr);

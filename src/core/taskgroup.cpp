@@ -15,6 +15,9 @@ struct TaskGroup::EmptyWaiter final : detail::WaitNode {
     void detach() noexcept override {
         if (group.exit_waiter_ == this) group.exit_waiter_ = nullptr;
     }
+    void collect_awaited(std::vector<const detail::FutureBase*>& out) const override {
+        group.children_.for_each([&](detail::TaskBase& c) { out.push_back(&c); });
+    }
 };
 
 TaskGroup::~TaskGroup() {

@@ -11,10 +11,8 @@
 namespace corio::detail {
 
 struct PromiseBase : Recycled {
-    // The source location of the coroutine function itself: the compiler evaluates this
-    // default argument in the coroutine's ramp, which is exactly the frame we describe.
-    explicit PromiseBase(std::source_location loc = std::source_location::current()) noexcept
-        : location(loc) {}
+    // The source location of the coroutine function itself (see Coro's promise_type).
+    explicit PromiseBase(std::source_location loc) noexcept : location(loc) {}
 
     std::coroutine_handle<> continuation;
     std::exception_ptr exception;

@@ -8,6 +8,7 @@
 #include <source_location>
 #include <string>
 
+#include "corio/clock.hpp"
 #include "corio/coro.hpp"
 #include "corio/detail/future_base.hpp"
 #include "corio/detail/promise_base.hpp"
@@ -18,6 +19,13 @@ namespace corio::detail {
 struct AllTasksTag;
 struct GroupTag;
 class TaskBase;
+
+// What debug mode and live introspection know about a task beyond its state.
+struct TaskStats {
+    Clock::time_point created{};
+    Clock::duration busy{};  // time its steps held the loop
+    std::uint64_t steps = 0;
+};
 
 // Who owns a task's outcome (a TaskGroup): told inline when a child completes.
 struct TaskOwner {
@@ -38,11 +46,14 @@ public:
     const std::string& cancel_message() const noexcept;
 
     std::string name() const;
-    void set_name(std::string name) { name_ = std::move(name); }
+    void set_name(std::string name) {
+        name_ = name.empty() ? nullptr : std::make_unique<std::string>(std::move(name));
+    }
     std::uint64_t id() const noexcept { return id_; }
     const std::source_location& created_at() const noexcept { return created_; }
     PromiseBase* root_promise() const noexcept { return root_ ? promise_ : nullptr; }
     WaitNode* waiting_on() const noexcept { return waiting_on_; }
+    const TaskStats* stats() const noexcept { return stats_.get(); }
     bool started() const noexcept { return promise_ && promise_->started; }
     std::string describe() const override;
 
@@ -82,12 +93,14 @@ private:
     std::coroutine_handle<> resume_;
     WaitNode* waiting_on_ = nullptr;
     TaskOwner* owner_ = nullptr;
-    std::string name_;
+    std::unique_ptr<std::string> name_;  // "Task-<id>" when none was given: no string per task
     std::unique_ptr<std::string> cancel_message_;
+    std::unique_ptr<TaskStats> stats_;    // only when the loop keeps statistics (debug, introspection)
     std::source_location created_;
     std::uint64_t id_ = 0;
     std::uint32_t cancel_requests_ = 0;
     bool must_cancel_ = false;
+    bool forwarding_cancel_ = false;
 
     template <class T>
     friend class TaskState;
@@ -137,6 +150,7 @@ struct FutureAwaiter final : WaitNode, CompletionWaiter {
     void on_future_done(FutureBase&) override { wake(); }
     void on_cancel() override;
     void detach() noexcept override { state->remove_waiter(*this); }
+    void collect_awaited(std::vector<const FutureBase*>& out) const override { out.push_back(state); }
 };
 
 template <class T, class S>

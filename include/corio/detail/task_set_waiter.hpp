@@ -35,6 +35,10 @@ public:
     // Futures that completed while we waited, in completion order.
     const std::vector<FutureBase*>& completion_order() const noexcept { return completed_; }
     bool timed_out() const noexcept { return timed_out_; }
+    void collect_awaited(std::vector<const FutureBase*>& out) const override {
+        for (FutureBase* f : futures_)
+            if (!f->done()) out.push_back(f);
+    }
 
 private:
     struct Listener final : CompletionWaiter {

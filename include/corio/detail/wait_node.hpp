@@ -5,12 +5,14 @@
 
 #include <coroutine>
 #include <stdexcept>
+#include <vector>
 
 #include "corio/detail/intrusive_list.hpp"
 
 namespace corio::detail {
 
 class TaskBase;
+class FutureBase;
 struct WaitTag;
 
 struct WaitNode : ListHook<WaitTag> {
@@ -30,6 +32,8 @@ struct WaitNode : ListHook<WaitTag> {
     }
     // Leaves the primitive's waiting structure (a list, the timer heap, ...).
     virtual void detach() noexcept {}
+    // The futures and tasks this node waits for, if any (for the task graph of introspection).
+    virtual void collect_awaited(std::vector<const FutureBase*>&) const {}
 
     // The first act of await_suspend. False means "do not suspend": a cancellation was already
     // pending for this task, and it is delivered at this await.

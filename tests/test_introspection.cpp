@@ -1,0 +1,79 @@
+// Live introspection: the task table and tree, cycles, and corio-ps end to end against a real
+// running loop.
+#include <corio/testing.hpp>
+
+#include <unistd.h>
+
+using namespace corio;
+using namespace std::chrono_literals;
+
+namespace {
+Coro<> sleepy_leaf() { co_await sleep(1h); }
+Coro<> sleepy_worker() { co_await sleepy_leaf(); }
+Coro<> await_other(Task<>* other) {
+    co_await sleep(0s);
+    co_await *other;
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+}  // namespace
+
+CORIO_TEST(Introspection, TreeShowsStacksAndFlagsCycles) {
+    auto w = create_task(sleepy_worker(), "worker-1");
+    Task<> a, b;
+    a = create_task(await_other(&b), "cyc-a");
+    b = create_task(await_other(&a), "cyc-b");
+    co_await sleep(0s);
+    co_await sleep(0s);
+    std::string tree = format_task_tree();
+    EXPECT_TRUE(contains(tree, "Task worker-1")) << tree;
+    EXPECT_TRUE(contains(tree, "sleepy_worker()")) << tree;
+    EXPECT_TRUE(contains(tree, "sleepy_leaf()")) << tree;
+    EXPECT_TRUE(contains(tree, "CYCLE: tasks await each other: Task cyc-a")) << tree;
+    auto cycles = find_await_cycles(capture_call_graph());
+    EXPECT_EQ(cycles.size(), 1u);
+    std::string json = format_task_json();
+    EXPECT_TRUE(contains(json, "\"name\":\"worker-1\"")) << json;
+    w.cancel();
+    a.cancel();
+    b.cancel();
+    for (auto* t : {&w, &a, &b}) {
+        try {
+            co_await *t;
+        } catch (const CancelledError&) {
+        }
+    }
+}
+
+CORIO_TEST(Introspection, CorioPsTalksToARunningLoop) {
+    enable_introspection();
+    auto w = create_task(sleepy_worker(), "busy-worker");
+    co_await sleep(0s);
+    std::string pid = std::to_string(::getpid());
+    std::vector<std::string> argv{CORIO_PS_PATH, "ps", pid};
+    auto p = co_await create_subprocess_exec(argv, {.out = PIPE, .err = PIPE});
+    auto [out, err] = co_await p.communicate();
+    EXPECT_EQ(p.returncode(), 0) << err;
+    EXPECT_TRUE(contains(out, "busy-worker")) << out;
+    EXPECT_TRUE(contains(out, "SleepAwaiter")) << out;
+    std::vector<std::string> tree_argv{CORIO_PS_PATH, "pstree", pid};
+    auto q = co_await create_subprocess_exec(tree_argv, {.out = PIPE});
+    auto [tree, ignored] = co_await q.communicate();
+    EXPECT_TRUE(contains(tree, "sleepy_leaf()")) << tree;
+    w.cancel();
+    try {
+        co_await w;
+    } catch (const CancelledError&) {
+    }
+}
+
+TEST(IntrospectionTool, ReportsAnUnreachableProgram) {
+    std::string cmd = std::string(CORIO_PS_PATH) + " 999999 2>&1";
+    FILE* f = ::popen(cmd.c_str(), "r");
+    ASSERT_NE(f, nullptr);
+    char buf[512] = {};
+    std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+    int status = ::pclose(f);
+    EXPECT_NE(status, 0);
+    EXPECT_TRUE(contains(std::string(buf, n), "cannot reach")) << buf;
+}
