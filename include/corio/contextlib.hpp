@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "corio/coro.hpp"
+#include "corio/detail/awaitable_traits.hpp"
 #include "corio/generator.hpp"
 
 namespace corio {
@@ -63,8 +64,15 @@ Coro<detail::with_result_t<F, R>> async_with(Coro<R> acquire, F body) {
 }
 
 // async with r: body(r), for a resource that is already there (an AsyncExitStack, say).
+namespace detail {
+template <class R>
+struct is_async_generator : std::false_type {};
+template <class T>
+struct is_async_generator<AsyncGenerator<T>> : std::true_type {};
+}  // namespace detail
+
 template <class R, class F>
-    requires(!std::is_same_v<std::remove_cvref_t<R>, Coro<typename R::value_type>>)
+    requires(!detail::is_coro<std::remove_cvref_t<R>>::value && !detail::is_async_generator<std::remove_cvref_t<R>>::value)
 Coro<detail::with_result_t<F, R>> async_with(R resource, F body) {
     Coro<detail::with_result_t<F, R>> scoped = detail::with_resource(resource, body);
     co_return co_await std::move(scoped);

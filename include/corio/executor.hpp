@@ -122,6 +122,8 @@ public:
             job_->waiter = nullptr;
             cancel_job(job_);
             wake();
+        } else {
+            late_cancel = true;
         }
         cancelled = true;
     }

@@ -60,13 +60,17 @@ public:
         }
 
         Coro<> close_from_loop() override {
-            return close(std::coroutine_handle<promise_type>::from_promise(*this));
+            return close_and_free(std::coroutine_handle<promise_type>::from_promise(*this));
+        }
+        void loop_closing() noexcept override {
+            if (owned_by_loop) std::coroutine_handle<promise_type>::from_promise(*this).destroy();
         }
 
         std::optional<T> current;
         std::exception_ptr inject;  // thrown at the co_yield when resumed (aclose: GeneratorExit)
         bool running = false;
-        bool orphaned = false;  // already handed to a closing task: never hand it over twice
+        bool closed = false;         // aclose() before it ever ran: it never will
+        bool owned_by_loop = false;  // dropped while suspended: the loop closes and frees it
     };
     using handle_type = std::coroutine_handle<promise_type>;
 
@@ -85,7 +89,7 @@ public:
         handle_type h;
         detail::PromiseBase* parent = nullptr;
 
-        bool await_ready() const noexcept { return !h || h.done(); }
+        bool await_ready() const noexcept { return !h || h.done() || h.promise().closed; }
         template <class P>
         bool await_suspend(std::coroutine_handle<P> caller) {
             auto& p = h.promise();
@@ -106,6 +110,7 @@ public:
         std::optional<T> await_resume() {
             if (!h) return std::nullopt;
             auto& p = h.promise();
+            if (p.closed) return std::nullopt;
             p.running = false;
             if (parent) parent->awaiting = nullptr;
             if (h.done()) {
@@ -131,13 +136,17 @@ public:
     // Throws GeneratorExit at the generator's co_yield and runs it to the end.
     Coro<> aclose() { return close(h_); }
 
-    bool done() const noexcept { return !h_ || h_.done(); }
+    bool done() const noexcept { return !h_ || h_.done() || h_.promise().closed; }
 
 private:
     explicit AsyncGenerator(handle_type h) noexcept : h_(h) {}
 
     static Coro<> close(handle_type h) {
-        if (!h || h.done() || !h.promise().started) co_return;
+        if (!h || h.done()) co_return;
+        if (!h.promise().started) {
+            h.promise().closed = true;
+            co_return;
+        }
         if (h.promise().running) throw std::logic_error("aclose(): asynchronous generator is already running");
         h.promise().inject = std::make_exception_ptr(GeneratorExit{});
         try {
@@ -147,28 +156,37 @@ private:
         }
     }
 
-    // A generator dropped while suspended at a co_yield still owes its cleanup: a task runs it.
-    static Coro<> close_orphan(handle_type h) {
-        h.promise().orphaned = true;
-        AsyncGenerator owner(h);
-        Coro<> closing = owner.aclose();
-        co_await std::move(closing);
+    // Closes a generator and, if the loop owns it (its owner dropped it mid-iteration), frees it.
+    static Coro<> close_and_free(handle_type h) {
+        std::exception_ptr error;
+        try {
+            Coro<> closing = close(h);
+            co_await std::move(closing);
+        } catch (...) {
+            error = std::current_exception();
+        }
+        if (h.promise().owned_by_loop) h.destroy();
+        if (error) std::rethrow_exception(error);
     }
 
+    // Dropped while suspended at a co_yield, it still owes its cleanup. The loop takes the frame:
+    // a task runs the cleanup now, and if that task never gets to run (cancelled at shutdown),
+    // the loop's shutdown_asyncgens still does, and frees the frame after.
     void drop() noexcept {
         if (!h_) return;
         handle_type h = std::exchange(h_, {});
         auto& p = h.promise();
-        EventLoop* loop = detail::running_loop();
-        if (p.started && !h.done() && !p.running && loop && loop == p.loop && !loop->is_closed() &&
-            !p.orphaned) {
-            try {
-                (void)detail::spawn(*loop, close_orphan(h), "asyncgen-aclose", std::source_location::current());
-                return;
-            } catch (...) {
+        if (p.started && !h.done() && !p.running && p.loop && !p.loop->is_closed()) {
+            p.owned_by_loop = true;
+            if (detail::running_loop() == p.loop) {
+                try {
+                    (void)detail::spawn(*p.loop, close_and_free(h), "asyncgen-aclose", std::source_location::current());
+                } catch (...) {
+                }
             }
+            return;
         }
-        if (!p.started) detail::report_never_awaited(p);
+        if (!p.started && !p.closed) detail::report_never_awaited(p);
         h.destroy();
     }
 

@@ -7,12 +7,17 @@
 // (an exception never retrieved, a callback that threw). Fixtures derive from
 // corio::testing::AsyncTest and override SetUpAsync() / TearDownAsync(); use CORIO_TEST_F.
 // GoogleTest's ASSERT_* macros `return`, which a coroutine cannot: use CO_ASSERT_* instead.
+// A test also fails if it leaves a file descriptor open (sockets, pipes, processes' pidfds).
 // A body with no co_await must end with `co_return;` (it has to be a coroutine; the compiler
 // warns "no return statement" otherwise).
 #pragma once
 
 #include <gtest/gtest.h>
 
+#include <dirent.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -77,7 +82,26 @@ inline std::string format_report(const ExceptionContext& c) {
     return out.str();
 }
 
+// Open file descriptors of this process (the leak guard compares them around each test).
+inline std::vector<std::string> open_fds() {
+    std::vector<std::string> out;
+    if (DIR* d = ::opendir("/proc/self/fd")) {
+        while (dirent* e = ::readdir(d)) {
+            if (e->d_name[0] == '.') continue;
+            if (std::atoi(e->d_name) == ::dirfd(d)) continue;
+            char target[256] = {};
+            std::string link = std::string("/proc/self/fd/") + e->d_name;
+            ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+            out.push_back(std::string(e->d_name) + " -> " + (n > 0 ? std::string(target, std::size_t(n)) : "?"));
+        }
+        ::closedir(d);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
 inline void run_async_test(AsyncTest& fixture, std::function<Coro<>()> make_body) {
+    const std::vector<std::string> fds_before = open_fds();
     std::vector<std::string> reports;
     Runner runner;
     EventLoop& loop = runner.get_loop();
@@ -149,6 +173,14 @@ inline void run_async_test(AsyncTest& fixture, std::function<Coro<>()> make_body
     watchdog.join();
     if (timed_out) ADD_FAILURE() << "the test ran longer than " << test_time_limit().count() << " s";
     for (auto& r : reports) ADD_FAILURE() << "reported by the event loop: " << r;
+    // Nothing may outlive the test's loop: every socket, pipe and process fd is closed.
+    const std::vector<std::string> fds_after = open_fds();
+    if (fds_after != fds_before) {
+        std::string diff;
+        for (auto& f : fds_after)
+            if (!std::binary_search(fds_before.begin(), fds_before.end(), f)) diff += "\n  leaked fd " + f;
+        if (!diff.empty()) ADD_FAILURE() << "the test leaked file descriptors:" << diff;
+    }
 }
 
 }  // namespace corio::testing

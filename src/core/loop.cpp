@@ -372,7 +372,10 @@ void EventLoop::close() {
                                 format_call_graph(*t)});
         t->abandon();
     }
-    while (detail::AsyncGenRecord* g = async_gens_.front()) unregister_async_gen(*g);
+    while (detail::AsyncGenRecord* g = async_gens_.front()) {
+        unregister_async_gen(*g);
+        g->loop_closing();
+    }
     signals_.reset();
     shutdown_default_executor();  // its last completions land in the inbox
     drain_inbox();

@@ -165,7 +165,13 @@ bool TaskBase::cancel(std::string message) {
 int TaskBase::uncancel() noexcept {
     if (cancel_requests_ > 0) {
         --cancel_requests_;
-        if (cancel_requests_ == 0) must_cancel_ = false;  // 3.13: nothing left to deliver
+        if (cancel_requests_ == 0) {  // 3.13: nothing left to deliver
+            must_cancel_ = false;
+            if (waiting_on_ && waiting_on_->late_cancel) {
+                waiting_on_->cancelled = false;
+                waiting_on_->late_cancel = false;
+            }
+        }
     }
     return int(cancel_requests_);
 }

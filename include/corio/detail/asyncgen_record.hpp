@@ -16,6 +16,8 @@ struct AsyncGenTag;
 struct AsyncGenRecord : ListHook<AsyncGenTag> {
     // Closes the generator (runs its cleanup); called by the loop at shutdown.
     virtual Coro<> close_from_loop() = 0;
+    // The loop is closing without having closed this generator: free it if nobody owns it.
+    virtual void loop_closing() noexcept = 0;
     EventLoop* loop = nullptr;  // the loop this generator is registered with, if any
 
 protected:

@@ -46,6 +46,8 @@ public:
     }
 
     State state() const noexcept { return state_; }
+    // Only one handle refers to this state (a result may then be moved out, not copied).
+    bool unique() const noexcept { return refs_ == 1; }
     bool done() const noexcept { return state_ != State::Pending; }
     bool cancelled() const noexcept { return state_ == State::Cancelled; }
     EventLoop* loop() const noexcept { return loop_; }

@@ -134,8 +134,18 @@ struct FutureAwaiter final : WaitNode, CompletionWaiter {
 
     bool await_ready() const noexcept { return state->done(); }
     bool await_suspend(std::coroutine_handle<> h) {
-        if (static_cast<FutureBase*>(state) == static_cast<FutureBase*>(&require_task()))
+        TaskBase& me = require_task();
+        if (static_cast<FutureBase*>(state) == static_cast<FutureBase*>(&me))
             throw std::logic_error("Task cannot await on itself");
+        if (me.consume_pending_cancel()) {
+            // A cancellation already requested is delivered by cancelling what we await, and we
+            // wait for it to finish (asyncio's T6, bpo-34872): a child task is not left behind.
+            task = &me;
+            me.suspended_at(*this, h);
+            state->add_waiter(*this);
+            on_cancel();
+            return true;
+        }
         if (!suspend(h)) return false;
         state->add_waiter(*this);
         return true;
@@ -145,7 +155,8 @@ struct FutureAwaiter final : WaitNode, CompletionWaiter {
             state->remove_waiter(*this);
             throw_if_cancelled();
         }
-        return take_result<T>(*state, move_out);
+        // `co_await std::move(task)` moves the result out only if no other handle can see it.
+        return take_result<T>(*state, move_out && state->unique());
     }
     void on_future_done(FutureBase&) override { wake(); }
     void on_cancel() override;

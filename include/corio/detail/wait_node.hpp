@@ -19,6 +19,9 @@ struct WaitNode : ListHook<WaitTag> {
     TaskBase* task = nullptr;
     bool woken = false;      // the task has been scheduled to resume from here
     bool cancelled = false;  // a cancellation is delivered when the task resumes from here
+    // The cancellation came after the wake-up: uncancel() back to zero may still take it back
+    // (asyncio 3.13), since nothing was given up for it.
+    bool late_cancel = false;
 
     // Called by Task::cancel() while the task waits on this node. The default stops waiting
     // at once; a node already woken keeps its wake-up, and the cancellation is thrown from
@@ -27,6 +30,8 @@ struct WaitNode : ListHook<WaitTag> {
         if (!woken) {
             detach();
             wake();
+        } else {
+            late_cancel = true;
         }
         cancelled = true;
     }
