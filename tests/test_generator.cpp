@@ -17,7 +17,6 @@ using namespace std::chrono_literals;
 
 // Tests that pin a known corio bug are skipped (listed for the lead); CORIO_RUN_SKIPPED=1 runs
 // them anyway, to check a fix.
-static bool skip_known_bug() { return std::getenv("CORIO_RUN_SKIPPED") == nullptr; }
 
 // GTEST_SKIP() is a `return`, which a coroutine cannot have: skip from a lambda, then co_return.
 #define CO_SKIP(message)                    \
@@ -218,9 +217,6 @@ CORIO_TEST(AsyncGenerator, AcloseIsANoOpOnceClosedOrExhausted) {
 // (bpo-39606): aclose() on a generator never started runs none of its body, may be repeated,
 // and leaves it finished (a closed Python generator raises StopAsyncIteration on __anext__()).
 CORIO_TEST(AsyncGenerator, AcloseOnNeverStartedGeneratorRunsNothingAndFinishesIt) {
-    if (skip_known_bug()) CO_SKIP("corio bug: AsyncGenerator::close() returns early when the generator has not started "
-            "(`!h.promise().started`) without marking it finished, so a later next() runs the body "
-            "from the start and yields 0 instead of returning std::nullopt");
     corio::testing::MockClock clock;
     Log log;
     auto g = counter(3, &log);
@@ -647,10 +643,6 @@ Coro<> owns_a_generator(Log* log, std::shared_ptr<int> frame_token) {
 // R3 with the generator owned by a hanging task: cancelling the task drops the generator while
 // the Runner shuts down; its cleanup runs exactly once and its frame is freed.
 TEST(AsyncGeneratorShutdown, GeneratorDroppedByACancelledTaskAtShutdownIsClosedAndFreed) {
-    if (skip_known_bug()) GTEST_SKIP() << "corio bug: at shutdown, Runner::cancel_all_tasks() cancels the 'asyncgen-aclose' task that "
-                    "AsyncGenerator::drop() spawns while the owning task unwinds, before its first step, so "
-                    "close_orphan() never runs; Runner::shutdown_asyncgens() then closes the generator through "
-                    "close_from_loop(), but nothing destroys its coroutine frame (leaked; LeakSanitizer reports it)";
     Log log;
     auto token = std::make_shared<int>(0);
     {

@@ -18,7 +18,6 @@ using namespace std::chrono_literals;
 
 // Tests that pin a known corio bug are skipped (listed for the lead); CORIO_RUN_SKIPPED=1 runs
 // them anyway, to check a fix.
-static bool skip_known_bug() { return std::getenv("CORIO_RUN_SKIPPED") == nullptr; }
 
 // GTEST_SKIP() is a `return`, which a coroutine cannot have: skip from a lambda, then co_return.
 #define CO_SKIP(message)               \
@@ -855,10 +854,6 @@ CORIO_TEST(WaitFor, ZeroOrNegativeTimeoutWithDoneTaskReturnsItsResult) {
 // other handle (test_waitfor.py::test_wait_for_timeout_less_then_0_or_0_future_done then
 // `fut.result()`).
 CORIO_TEST(WaitFor, LeavesTheTaskResultInPlace) {
-    if (skip_known_bug()) CO_SKIP("corio bug: wait_for(task, ...) does `co_await std::move(aw)` on its copy of the Task "
-                    "handle, and Task::operator co_await() && moves the value out of the shared TaskState; "
-                    "after `co_await wait_for(t, 0s)` (or any timeout) t.result() and a second await of t "
-                    "give a moved-from value (\"\" for std::string)");
     corio::testing::MockClock clock;
     Task<std::string> t = create_task(done_coro());
     co_await sleep(0s);

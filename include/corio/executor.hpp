@@ -87,6 +87,7 @@ private:
 };
 
 void submit_job(ThreadPool& pool, ThreadJob* job);
+bool pool_accepting(ThreadPool& pool);
 void cancel_job(ThreadJob* job) noexcept;
 
 // The awaitable returned by to_thread / run_in_executor.
@@ -105,6 +106,7 @@ public:
 
     bool await_ready() const noexcept { return false; }
     bool await_suspend(std::coroutine_handle<> h) {
+        if (!pool_accepting(*pool_)) throw std::logic_error("cannot schedule new calls after shutdown");
         if (!suspend(h)) return false;
         job_->waiter = this;
         job_->loop = task_loop();
@@ -166,6 +168,7 @@ public:
 
     // Runs what was queued, then joins the threads.
     void shutdown();
+    bool accepting();
 
     void submit(detail::ThreadJob* job);
 

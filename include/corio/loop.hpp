@@ -120,7 +120,7 @@ public:
     void run_forever();
     void stop() noexcept { stopping_ = true; }
     bool is_running() const noexcept { return running_; }
-    bool is_closed() const noexcept { return closed_; }
+    bool is_closed() const noexcept { return closed_.load(std::memory_order_relaxed); }
     void close();
 
     void set_debug(bool on) noexcept { debug_ = on; }
@@ -128,6 +128,12 @@ public:
     // introspection turn it on.
     bool keeps_task_stats() const noexcept { return debug_ || task_stats_; }
     void keep_task_stats(bool on) noexcept { task_stats_ = on; }
+
+    // Testing hook (corio::testing::cancel_at_every_suspension): called with the task each time
+    // it is about to suspend at a corio awaitable. Empty in normal use.
+    using SuspendHook = std::function<void(detail::TaskBase&)>;
+    void set_suspend_hook(SuspendHook hook) { suspend_hook_ = std::move(hook); }
+    const SuspendHook& suspend_hook() const noexcept { return suspend_hook_; }
 
     // Something that lives as long as the loop and is torn down by close() (newest first): the
     // introspection endpoint, say.
@@ -258,9 +264,10 @@ private:
     std::unique_ptr<ThreadPool> default_executor_;
     bool running_ = false;
     bool stopping_ = false;
-    bool closed_ = false;
+    std::atomic<bool> closed_{false};
     bool debug_ = false;
     bool task_stats_ = false;
+    SuspendHook suspend_hook_;
     std::vector<std::unique_ptr<Service>> services_;
 };
 

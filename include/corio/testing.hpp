@@ -63,6 +63,78 @@ private:
     detail::VirtualTime vt_;
 };
 
+// Cancel at every suspension point. Runs the scenario `make()` once as a task, counting the K
+// times it suspends; then 2K more times, cancelling it at the k-th suspension (k < K), once
+// right at the await and once while it waits there (on the next tick). After every run,
+// `check()` asserts the invariants (locks released, permits back, queues consistent...); the
+// test's own guard then checks that no task and no fd was left behind. The scenario's own
+// cancellation is expected; any other exception fails the run.
+struct CancelSweep {
+    std::size_t suspension_points = 0;  // K
+    std::size_t runs = 0;               // 1 + 2K
+    std::size_t cancelled_runs = 0;     // runs that ended in CancelledError
+};
+
+template <class Make, class Check>
+Coro<CancelSweep> cancel_at_every_suspension(Make make, Check check) {
+    EventLoop& loop = get_running_loop();
+    CancelSweep sweep;
+    const detail::TaskBase* target = nullptr;
+    std::size_t seen = 0;
+    std::size_t cancel_at = ~std::size_t(0);
+    bool while_suspended = false;
+    AnyTask running;
+    loop.set_suspend_hook([&](detail::TaskBase& t) {
+        if (&t != target) return;
+        if (seen++ != cancel_at) return;
+        if (while_suspended)
+            loop.call_soon([&running] {
+                if (running) running.cancel("cancel_at_every_suspension");
+            });
+        else
+            t.cancel("cancel_at_every_suspension");
+    });
+    auto run_once = [&]() -> Coro<> {
+        seen = 0;
+        Task<> task = create_task(make());
+        running = task;
+        target = task.state();
+        std::exception_ptr failure;
+        try {
+            co_await task;
+        } catch (const CancelledError&) {
+            ++sweep.cancelled_runs;
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        running = AnyTask();
+        target = nullptr;
+        ++sweep.runs;
+        Coro<> checking = check();
+        co_await std::move(checking);
+        if (failure) std::rethrow_exception(failure);
+    };
+    std::exception_ptr error;
+    try {
+        Coro<> first = run_once();
+        co_await std::move(first);
+        sweep.suspension_points = seen;
+        for (int mode = 0; mode < 2; ++mode) {
+            while_suspended = mode == 1;
+            for (std::size_t k = 0; k < sweep.suspension_points; ++k) {
+                cancel_at = k;
+                Coro<> again = run_once();
+                co_await std::move(again);
+            }
+        }
+    } catch (...) {
+        error = std::current_exception();
+    }
+    loop.set_suspend_hook({});
+    if (error) std::rethrow_exception(error);
+    co_return sweep;
+}
+
 class AsyncTest : public ::testing::Test {
 public:
     virtual Coro<> SetUpAsync() { co_return; }

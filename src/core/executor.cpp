@@ -25,6 +25,8 @@ void submit_job(ThreadPool& pool, ThreadJob* job) {
     }
 }
 
+bool pool_accepting(ThreadPool& pool) { return pool.accepting(); }
+
 void cancel_job(ThreadJob* job) noexcept {
     int expected = ThreadJob::Queued;
     if (job->state.compare_exchange_strong(expected, ThreadJob::Dropped, std::memory_order_acq_rel)) {
@@ -45,6 +47,11 @@ std::size_t ThreadPool::default_size() {
 ThreadPool::ThreadPool(std::size_t max_threads) : max_threads_(std::max<std::size_t>(1, max_threads)) {}
 
 ThreadPool::~ThreadPool() { shutdown(); }
+
+bool ThreadPool::accepting() {
+    std::lock_guard lock(mutex_);
+    return !stopping_;
+}
 
 void ThreadPool::submit(detail::ThreadJob* job) {
     bool spawn = false;
@@ -75,7 +82,11 @@ void ThreadPool::worker() {
             job->run();
             job->state.store(detail::ThreadJob::Finished, std::memory_order_release);
             // Our reference travels with the completion to the loop thread.
-            job->loop->schedule_threadsafe(&detail::ThreadJob::finished_on_loop, job);
+            try {
+                job->loop->schedule_threadsafe(&detail::ThreadJob::finished_on_loop, job);
+            } catch (...) {
+                job->release();  // the loop has closed: nobody is waiting any more
+            }
         } else {
             job->release();
         }

@@ -148,7 +148,7 @@ EventLoop::~EventLoop() {
 }
 
 void EventLoop::check_open() const {
-    if (closed_) throw std::logic_error("Event loop is closed");
+    if (closed_.load(std::memory_order_relaxed)) throw std::logic_error("Event loop is closed");
 }
 
 Handle EventLoop::call_soon(detail::Callback fn) {
@@ -178,17 +178,21 @@ TimerHandle EventLoop::call_at(Clock::time_point when, detail::Callback fn) {
 void EventLoop::call_soon_threadsafe(detail::Callback fn) {
     auto* n = new detail::CallbackNode(std::move(fn));
     n->loop = this;
-    schedule_threadsafe(&detail::run_callback_node, n);
+    try {
+        schedule_threadsafe(&detail::run_callback_node, n);
+    } catch (...) {
+        n->release();
+        throw;
+    }
 }
 
 void EventLoop::schedule_threadsafe(WorkFn fn, void* arg) {
-    bool was_empty;
-    {
-        std::lock_guard lock(inbox_mutex_);
-        inbox_.push_back(Work{fn, arg});
-        was_empty = !inbox_nonempty_.exchange(true, std::memory_order_acq_rel);
-    }
-    if (was_empty) backend_->wakeup();
+    // The wake-up is written under the lock: close() takes it too, so the loop (and its
+    // backend) cannot be torn down while another thread is still inside this call.
+    std::lock_guard lock(inbox_mutex_);
+    if (closed_.load(std::memory_order_relaxed)) throw std::logic_error("Event loop is closed");
+    inbox_.push_back(Work{fn, arg});
+    if (!inbox_nonempty_.exchange(true, std::memory_order_acq_rel)) backend_->wakeup();
 }
 
 void EventLoop::drain_inbox() {
@@ -336,7 +340,9 @@ EventLoop::RunningScope::~RunningScope() {
 
 void EventLoop::run_forever() {
     RunningScope scope(*this);
-    while (!stopping_) run_once();
+    do {
+        run_once();  // stop() before run_forever() still runs one tick (asyncio's L7)
+    } while (!stopping_);
     stopping_ = false;
 }
 
@@ -356,7 +362,7 @@ void EventLoop::unregister_async_gen(detail::AsyncGenRecord& g) noexcept {
 
 void EventLoop::close() {
     if (running_) throw std::logic_error("Cannot close a running event loop");
-    if (closed_) return;
+    if (closed_.load(std::memory_order_relaxed)) return;
     while (!services_.empty()) services_.pop_back();
     // Timers first: a sleeping task's timer node lives in its frame, which abandoning the task
     // below destroys. Callbacks that will never run still own their nodes.
@@ -378,6 +384,10 @@ void EventLoop::close() {
     }
     signals_.reset();
     shutdown_default_executor();  // its last completions land in the inbox
+    {
+        std::lock_guard lock(inbox_mutex_);
+        closed_.store(true, std::memory_order_relaxed);  // from here on, other threads are refused
+    }
     drain_inbox();
     while (ready_size() != 0) {
         Work w = ready_pop();
@@ -388,7 +398,6 @@ void EventLoop::close() {
         if (w.fn == &detail::run_callback_node) static_cast<detail::CallbackNode*>(w.arg)->release();
         if (w.fn == &detail::run_timer_callback) static_cast<detail::TimerCallbackNode*>(w.arg)->release();
     }
-    closed_ = true;
 }
 
 ThreadPool& EventLoop::default_executor() {

@@ -89,9 +89,14 @@ void FutureBase::release_slow() noexcept {
 
 // --- waiting -------------------------------------------------------------------------------
 
+void TaskBase::about_to_suspend() {
+    if (const auto& hook = loop_->suspend_hook()) hook(*this);
+}
+
 bool WaitNode::suspend(std::coroutine_handle<> h) {
     TaskBase& t = require_task();
     task = &t;
+    t.about_to_suspend();
     if (t.consume_pending_cancel()) {
         cancelled = true;
         return false;

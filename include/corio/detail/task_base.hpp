@@ -62,6 +62,7 @@ public:
         waiting_on_ = &node;
         resume_ = h;
     }
+    void about_to_suspend();
     bool consume_pending_cancel() noexcept {
         if (!must_cancel_) return false;
         must_cancel_ = false;
@@ -137,6 +138,7 @@ struct FutureAwaiter final : WaitNode, CompletionWaiter {
         TaskBase& me = require_task();
         if (static_cast<FutureBase*>(state) == static_cast<FutureBase*>(&me))
             throw std::logic_error("Task cannot await on itself");
+        me.about_to_suspend();
         if (me.consume_pending_cancel()) {
             // A cancellation already requested is delivered by cancelling what we await, and we
             // wait for it to finish (asyncio's T6, bpo-34872): a child task is not left behind.
@@ -146,7 +148,8 @@ struct FutureAwaiter final : WaitNode, CompletionWaiter {
             on_cancel();
             return true;
         }
-        if (!suspend(h)) return false;
+        task = &me;
+        me.suspended_at(*this, h);
         state->add_waiter(*this);
         return true;
     }
