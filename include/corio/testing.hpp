@@ -64,7 +64,8 @@ private:
 };
 
 // Cancel at every suspension point. Runs the scenario `make()` once as a task, counting the K
-// times it suspends; then 2K more times, cancelling it at the k-th suspension (k < K), once
+// suspensions of its tasks (it and every task it starts); then 2K more times, cancelling the
+// scenario's task at the k-th of those suspensions (k < K), once
 // right at the await and once while it waits there (on the next tick). After every run,
 // `check()` asserts the invariants (locks released, permits back, queues consistent...); the
 // test's own guard then checks that no task and no fd was left behind. The scenario's own
@@ -84,18 +85,25 @@ Coro<CancelSweep> cancel_at_every_suspension(Make make, Check check) {
     std::size_t cancel_at = ~std::size_t(0);
     bool while_suspended = false;
     AnyTask running;
+    const detail::TaskBase* driver = current_task().state();
+    std::vector<const detail::TaskBase*> before;  // tasks that are not the scenario's (a server...)
     loop.set_suspend_hook([&](detail::TaskBase& t) {
-        if (&t != target) return;
+        // Every task that appears during the run counts (the scenario's children, the server
+        // task serving its connection...): the sweep cancels the scenario's own task at each
+        // await that happens anywhere while it runs.
+        if (!target || &t == driver || std::find(before.begin(), before.end(), &t) != before.end()) return;
         if (seen++ != cancel_at) return;
         if (while_suspended)
             loop.call_soon([&running] {
                 if (running) running.cancel("cancel_at_every_suspension");
             });
         else
-            t.cancel("cancel_at_every_suspension");
+            running.cancel("cancel_at_every_suspension");
     });
     auto run_once = [&]() -> Coro<> {
         seen = 0;
+        before.clear();
+        loop.tasks().for_each([&](detail::TaskBase& t) { before.push_back(&t); });
         Task<> task = create_task(make());
         running = task;
         target = task.state();
@@ -112,7 +120,12 @@ Coro<CancelSweep> cancel_at_every_suspension(Make make, Check check) {
         ++sweep.runs;
         Coro<> checking = check();
         co_await std::move(checking);
-        if (failure) std::rethrow_exception(failure);
+        if (failure) {
+            ADD_FAILURE() << "cancel_at_every_suspension: the run cancelled at suspension " << cancel_at
+                          << (while_suspended ? " (while waiting there)" : " (right at the await)")
+                          << " failed: " << detail::describe(failure);
+            std::rethrow_exception(failure);
+        }
     };
     std::exception_ptr error;
     try {
