@@ -1,9 +1,25 @@
-// Signal handlers run on the loop, never inside the OS-level handler.
+// Signal handlers run on the loop, never inside the OS-level handler; corio::run turns SIGINT
+// into a cancellation of the main task.
+#include <corio/server.hpp>
+#include <corio/streams.hpp>
 #include <corio/testing.hpp>
 
 #include <signal.h>
+#include <unistd.h>
+
+#include <thread>
 
 using namespace corio;
+using namespace std::chrono_literals;
+
+namespace {
+// Waits for `ev`, bounded: a lost signal fails the test instead of hanging it.
+Coro<> wait_bounded(Event* ev) {
+    auto waiting = [ev]() -> Coro<> { co_await ev->wait(); };
+    Coro<> limited = wait_for(waiting(), 10s);
+    co_await std::move(limited);
+}
+}  // namespace
 
 CORIO_TEST(Signals, HandlerRunsOnTheLoopAndCanBeRemoved) {
     EventLoop& loop = get_running_loop();
@@ -14,20 +30,152 @@ CORIO_TEST(Signals, HandlerRunsOnTheLoopAndCanBeRemoved) {
         fired.set();
     });
     ::raise(SIGUSR1);
-    co_await fired.wait();
+    // raise() ran the OS-level handler synchronously; the loop-level one has not run yet.
+    EXPECT_EQ(seen, 0);
+    co_await wait_bounded(&fired);
     EXPECT_EQ(seen, 1);
     EXPECT_TRUE(loop.remove_signal_handler(SIGUSR1));
     EXPECT_FALSE(loop.remove_signal_handler(SIGUSR1));
 }
 
-CORIO_TEST(Signals, UncatchableSignalsAreRefused) {
-    bool refused = false;
-    try {
-        get_running_loop().add_signal_handler(SIGKILL, [] {});
-    } catch (const std::invalid_argument&) {
-        refused = true;
+CORIO_TEST(Signals, HandlerRunsOnTheLoopThread) {
+    EventLoop& loop = get_running_loop();
+    const auto loop_thread = std::this_thread::get_id();
+    std::thread::id ran_on;
+    Event fired;
+    loop.add_signal_handler(SIGUSR2, [&] {
+        ran_on = std::this_thread::get_id();
+        fired.set();
+    });
+    // Sent from another thread to the whole process: whichever thread the kernel picks, the
+    // handler runs on the loop's.
+    std::thread sender([] { ::kill(::getpid(), SIGUSR2); });
+    sender.join();
+    co_await wait_bounded(&fired);
+    EXPECT_EQ(ran_on, loop_thread);
+    EXPECT_TRUE(loop.remove_signal_handler(SIGUSR2));
+}
+
+CORIO_TEST(Signals, TwoSignalsEachReachTheirOwnHandler) {
+    EventLoop& loop = get_running_loop();
+    int usr1 = 0, usr2 = 0;
+    Event got1, got2;
+    loop.add_signal_handler(SIGUSR1, [&] {
+        ++usr1;
+        got1.set();
+    });
+    loop.add_signal_handler(SIGUSR2, [&] {
+        ++usr2;
+        got2.set();
+    });
+    ::raise(SIGUSR2);
+    ::raise(SIGUSR1);
+    co_await wait_bounded(&got1);
+    co_await wait_bounded(&got2);
+    EXPECT_EQ(usr1, 1);
+    EXPECT_EQ(usr2, 1);
+    // One more of each, one after the other: each arrival runs its handler once more.
+    got1.clear();
+    ::raise(SIGUSR1);
+    co_await wait_bounded(&got1);
+    EXPECT_EQ(usr1, 2);
+    EXPECT_EQ(usr2, 1);
+    EXPECT_TRUE(loop.remove_signal_handler(SIGUSR1));
+    EXPECT_TRUE(loop.remove_signal_handler(SIGUSR2));
+}
+
+CORIO_TEST(Signals, SameSignalSeveralTimesRunsTheHandlerEachTime) {
+    EventLoop& loop = get_running_loop();
+    int seen = 0;
+    Event fired;
+    loop.add_signal_handler(SIGUSR1, [&] {
+        ++seen;
+        fired.set();
+    });
+    for (int i = 1; i <= 5; ++i) {
+        fired.clear();
+        ::raise(SIGUSR1);
+        co_await wait_bounded(&fired);
+        EXPECT_EQ(seen, i);
     }
-    EXPECT_TRUE(refused);
+    EXPECT_TRUE(loop.remove_signal_handler(SIGUSR1));
+}
+
+CORIO_TEST(Signals, AddingAgainReplacesTheHandler) {
+    EventLoop& loop = get_running_loop();
+    int first = 0, second = 0;
+    Event fired;
+    loop.add_signal_handler(SIGUSR1, [&] { ++first; });
+    loop.add_signal_handler(SIGUSR1, [&] {
+        ++second;
+        fired.set();
+    });
+    ::raise(SIGUSR1);
+    co_await wait_bounded(&fired);
+    EXPECT_EQ(first, 0);
+    EXPECT_EQ(second, 1);
+    EXPECT_TRUE(loop.remove_signal_handler(SIGUSR1));
+}
+
+CORIO_TEST(Signals, RemoveRestoresThePreviousDisposition) {
+    EventLoop& loop = get_running_loop();
+    struct sigaction ignore {}, saved {};
+    ignore.sa_handler = SIG_IGN;
+    sigemptyset(&ignore.sa_mask);
+    ::sigaction(SIGUSR2, &ignore, &saved);
+    loop.add_signal_handler(SIGUSR2, [] {});
+    struct sigaction during {};
+    ::sigaction(SIGUSR2, nullptr, &during);
+    EXPECT_NE(during.sa_handler, SIG_IGN);
+    EXPECT_TRUE(loop.remove_signal_handler(SIGUSR2));
+    struct sigaction after {};
+    ::sigaction(SIGUSR2, nullptr, &after);
+    EXPECT_EQ(after.sa_handler, SIG_IGN);
+    // Ignored again: raising it now is harmless.
+    ::raise(SIGUSR2);
+    co_await sleep(0ms);
+    ::sigaction(SIGUSR2, &saved, nullptr);
+}
+
+CORIO_TEST(Signals, HandlerThatThrowsGoesToTheExceptionHandler) {
+    EventLoop& loop = get_running_loop();
+    auto previous = loop.get_exception_handler();
+    std::vector<std::string> seen;
+    Event reported;
+    loop.set_exception_handler([&](EventLoop&, const ExceptionContext& c) {
+        seen.push_back(c.message);
+        reported.set();
+    });
+    loop.add_signal_handler(SIGUSR1, [] { throw std::runtime_error("handler failed"); });
+    ::raise(SIGUSR1);
+    co_await wait_bounded(&reported);
+    loop.set_exception_handler(previous);
+    EXPECT_EQ(seen.size(), 1u);
+    // The loop goes on: the handler still runs for the next signal.
+    int runs = 0;
+    Event fired;
+    loop.add_signal_handler(SIGUSR1, [&] {
+        ++runs;
+        fired.set();
+    });
+    ::raise(SIGUSR1);
+    co_await wait_bounded(&fired);
+    EXPECT_EQ(runs, 1);
+    EXPECT_TRUE(loop.remove_signal_handler(SIGUSR1));
+}
+
+CORIO_TEST(Signals, UncatchableSignalsAreRefused) {
+    EventLoop& loop = get_running_loop();
+    for (int sig : {SIGKILL, SIGSTOP, 0, -1, NSIG}) {
+        bool refused = false;
+        try {
+            loop.add_signal_handler(sig, [] {});
+        } catch (const std::invalid_argument&) {
+            refused = true;
+        }
+        EXPECT_TRUE(refused) << "signal " << sig;
+    }
+    EXPECT_FALSE(loop.remove_signal_handler(SIGUSR1));  // nothing installed
     co_return;  // a CORIO_TEST body must be a coroutine
 }
 
@@ -42,6 +190,42 @@ Coro<int> interrupted_main(bool* cleaned) {
     }
     co_return 0;
 }
+
+void expect_sigint_restored() {
+    struct sigaction sa {};
+    ::sigaction(SIGINT, nullptr, &sa);
+    EXPECT_EQ(sa.sa_handler, SIG_DFL);  // restored afterwards
+}
+
+// A main blocked in socket I/O when Ctrl-C arrives from another thread: the read is cancelled,
+// the cleanup may still await (closing the connection), then KeyboardInterrupt.
+Coro<int> interrupted_while_reading(std::vector<std::string>* journal) {
+    auto handler = [](StreamReader reader, StreamWriter) -> Coro<> {
+        std::string eof = co_await reader.read(-1);
+    };
+    Coro<Server> starting = start_server(handler, "127.0.0.1", 0);
+    Server server = co_await std::move(starting);
+    std::uint16_t port = server.sockets()[0].getsockname().port();
+    Coro<StreamPair> connecting = open_connection("127.0.0.1", port);
+    StreamPair conn = co_await std::move(connecting);
+    std::thread ctrl_c([] { ::kill(::getpid(), SIGINT); });
+    std::exception_ptr cancelled;
+    try {
+        std::string never = co_await conn.first.readline();
+        journal->push_back("read returned");
+    } catch (const CancelledError&) {
+        cancelled = std::current_exception();
+        journal->push_back("read cancelled");
+    }
+    ctrl_c.join();
+    // Cleanup that awaits, after the cancellation (asyncio's graceful shutdown).
+    conn.second.close();
+    co_await conn.second.wait_closed();
+    co_await server.aclose();
+    journal->push_back("closed");
+    if (cancelled) std::rethrow_exception(cancelled);
+    co_return 0;
+}
 }  // namespace
 
 TEST(RunSigint, FirstCtrlCCancelsMainThenKeyboardInterrupt) {
@@ -54,7 +238,62 @@ TEST(RunSigint, FirstCtrlCCancelsMainThenKeyboardInterrupt) {
     }
     EXPECT_TRUE(cleaned);
     EXPECT_TRUE(interrupted);
-    struct sigaction sa {};
-    ::sigaction(SIGINT, nullptr, &sa);
-    EXPECT_EQ(sa.sa_handler, SIG_DFL);  // restored afterwards
+    expect_sigint_restored();
+}
+
+TEST(RunSigint, CtrlCDuringSocketReadCancelsItAndCleanupCanAwait) {
+    std::vector<std::string> journal;
+    bool interrupted = false;
+    try {
+        run(interrupted_while_reading(&journal));
+    } catch (const KeyboardInterrupt&) {
+        interrupted = true;
+    }
+    EXPECT_TRUE(interrupted);
+    EXPECT_EQ(journal, (std::vector<std::string>{"read cancelled", "closed"}));
+    expect_sigint_restored();
+}
+
+TEST(RunSigint, MainThatSwallowsTheCancelReturnsNormally) {
+    // asyncio.run: if main catches the cancellation and returns, its result is the result.
+    auto main_coro = []() -> Coro<int> {
+        ::raise(SIGINT);
+        try {
+            co_await sleep(std::chrono::hours(1));
+        } catch (const CancelledError&) {
+            co_return 7;
+        }
+        co_return 0;
+    };
+    int result = -1;
+    bool interrupted = false;
+    try {
+        result = run(main_coro());
+    } catch (const KeyboardInterrupt&) {
+        interrupted = true;
+    }
+    EXPECT_FALSE(interrupted);
+    EXPECT_EQ(result, 7);
+    expect_sigint_restored();
+}
+
+TEST(RunSigint, SigintIsLeftAloneWhenHandleSigintIsOff) {
+    struct sigaction ignore {}, saved {};
+    ignore.sa_handler = SIG_IGN;
+    sigemptyset(&ignore.sa_mask);
+    ::sigaction(SIGINT, &ignore, &saved);
+    // Ignored before run(): run() must not take it over, with or without handle_sigint.
+    auto main_coro = []() -> Coro<int> {
+        ::raise(SIGINT);
+        co_await sleep(10ms);
+        co_return 1;
+    };
+    int a = run(main_coro(), RunOptions{.handle_sigint = false});
+    int b = run(main_coro());
+    EXPECT_EQ(a, 1);
+    EXPECT_EQ(b, 1);
+    struct sigaction after {};
+    ::sigaction(SIGINT, nullptr, &after);
+    EXPECT_EQ(after.sa_handler, SIG_IGN);
+    ::sigaction(SIGINT, &saved, nullptr);
 }

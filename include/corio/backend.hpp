@@ -58,6 +58,10 @@ public:
     // Forgets everything about `fd` before it is closed: its operations complete with
     // -ECANCELED (the fd number may come back for another file at once).
     virtual void release_fd(int fd) noexcept = 0;
+    // The loop is closing: every operation still held completes now, with -ECANCELED (or its
+    // result), so that whatever waits on one (a transport flushing to a peer that never reads)
+    // lets go.
+    virtual void cancel_all() noexcept = 0;
 };
 
 // The backend named by the CORIO_BACKEND environment variable ("epoll" or "io_uring"), or else

@@ -27,12 +27,17 @@ private:
 // std::exception, so ordinary error handling inside a generator does not swallow it.
 class GeneratorExit {};
 
-// What corio::run throws after SIGINT cancelled the main task and everything shut down
+// What corio::run throws after SIGINT (or SIGTERM) cancelled the main task and everything shut down
 // gracefully (asyncio.run's KeyboardInterrupt). Not a std::exception, for the same reason as
 // CancelledError.
 class KeyboardInterrupt {
 public:
-    const char* what() const noexcept { return "interrupted by SIGINT"; }
+    explicit KeyboardInterrupt(int signal_number = 2) noexcept : signal_(signal_number) {}
+    int signal() const noexcept { return signal_; }  // SIGINT, or SIGTERM
+    const char* what() const noexcept { return signal_ == 15 ? "interrupted by SIGTERM" : "interrupted by SIGINT"; }
+
+private:
+    int signal_;
 };
 
 class TimeoutError : public std::runtime_error {
@@ -120,11 +125,14 @@ private:
     std::vector<std::exception_ptr> exceptions_;
 };
 
+// What an exception_ptr holds, as text: what() for std::exception (and CancelledError), the
+// type otherwise. For printing an Outcome's error or an ExceptionGroup's members.
+std::string describe(const std::exception_ptr& e);
+
 namespace detail {
 // True when `e` holds a CancelledError (rethrows to find out: only used off the hot path).
 bool is_cancellation(const std::exception_ptr& e) noexcept;
-// "what()" of any exception_ptr, for diagnostics.
-std::string describe(const std::exception_ptr& e);
+using corio::describe;
 }  // namespace detail
 
 }  // namespace corio

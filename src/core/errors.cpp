@@ -21,6 +21,8 @@ bool is_cancellation(const std::exception_ptr& e) noexcept {
     }
 }
 
+}  // namespace detail
+
 std::string describe(const std::exception_ptr& e) {
     if (!e) return "no exception";
     try {
@@ -36,5 +38,4 @@ std::string describe(const std::exception_ptr& e) {
     }
 }
 
-}  // namespace detail
 }  // namespace corio

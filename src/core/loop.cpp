@@ -1,5 +1,6 @@
 #include "corio/loop.hpp"
 
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <mutex>
@@ -136,6 +137,9 @@ Clock::time_point TimerHandle::when() const noexcept { return node_ ? node_->whe
 EventLoop::EventLoop(std::unique_ptr<IoBackend> backend)
     : backend_(backend ? std::move(backend) : make_default_backend()), ready_(256) {
     if (const char* env = std::getenv("CORIO_DEBUG"); env && *env && std::string(env) != "0") debug_ = true;
+    // Writing to a closed peer must be an EPIPE error, never a process-killing signal, whatever
+    // the backend (asyncio / CPython do the same at start-up).
+    ::signal(SIGPIPE, SIG_IGN);
     std::lock_guard lock(detail::live_loops_mutex());
     detail::live_loops().insert(this);
 }
@@ -372,6 +376,9 @@ void EventLoop::unregister_async_gen(detail::AsyncGenRecord& g) noexcept {
 void EventLoop::close() {
     if (running_) throw std::logic_error("Cannot close a running event loop");
     if (closed_.load(std::memory_order_relaxed)) return;
+    // Operations still held by the backend complete first (with -ECANCELED), while everything
+    // that waits on them still exists.
+    backend_->cancel_all();
     while (!services_.empty()) services_.pop_back();
     // Timers first: a sleeping task's timer node lives in its frame, which abandoning the task
     // below destroys. Callbacks that will never run still own their nodes.

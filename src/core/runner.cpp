@@ -42,34 +42,40 @@ EventLoop& Runner::prepare_run() {
 
 void Runner::run_main(detail::TaskBase& main) {
     int interrupts = 0;
-    bool watching = false;
+    int last_signal = 0;
+    std::vector<int> watched;
     if (options_.handle_sigint && ::gettid() == ::getpid()) {
-        struct sigaction current {};
-        ::sigaction(SIGINT, nullptr, &current);
-        if (current.sa_handler == SIG_DFL) {
+        for (int sig : {SIGINT, SIGTERM}) {
+            struct sigaction current {};
+            ::sigaction(sig, nullptr, &current);
+            if (current.sa_handler != SIG_DFL) continue;  // somebody else handles it (or ignores it)
             AnyTask target(&main);
-            loop_->add_signal_handler(SIGINT, [this, target, &interrupts]() mutable {
+            loop_->add_signal_handler(sig, [this, target, sig, &interrupts, &last_signal]() mutable {
+                last_signal = sig;
                 if (++interrupts == 1) {
                     target.cancel();
                     return;
                 }
-                // A second Ctrl-C: the user means it.
-                loop_->remove_signal_handler(SIGINT);
-                ::raise(SIGINT);
+                // A second signal: the user means it.
+                loop_->remove_signal_handler(sig);
+                ::raise(sig);
             });
-            watching = true;
+            watched.push_back(sig);
         }
     }
+    auto unwatch = [&] {
+        for (int sig : watched) loop_->remove_signal_handler(sig);
+    };
     try {
         loop_->run_until([&] { return main.done(); });
     } catch (...) {
-        if (watching) loop_->remove_signal_handler(SIGINT);
+        unwatch();
         throw;
     }
-    if (watching) loop_->remove_signal_handler(SIGINT);
+    unwatch();
     if (interrupts > 0 && main.cancelled() && main.uncancel() == 0) {
         main.mark_retrieved();
-        throw KeyboardInterrupt{};
+        throw KeyboardInterrupt(last_signal);
     }
 }
 

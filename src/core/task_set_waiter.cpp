@@ -30,15 +30,29 @@ bool TaskSetWaiter::satisfied() const noexcept {
     return done == futures_.size();
 }
 
+bool TaskSetWaiter::satisfied_by(const FutureBase& f) const noexcept {
+    switch (until_) {
+        case Until::FirstDone: return true;
+        case Until::FirstException: return f.state() == FutureBase::State::Failed;
+        case Until::FirstFailure: return f.state() != FutureBase::State::Succeeded;
+        case Until::AllDone: return false;
+    }
+    return false;
+}
+
 bool TaskSetWaiter::await_ready() { return satisfied(); }
 
 bool TaskSetWaiter::await_suspend(std::coroutine_handle<> h) {
     if (!suspend(h)) return false;
     loop_ = task->loop();
     listeners_.resize(futures_.size());
+    done_count_ = 0;
     for (std::size_t i = 0; i < futures_.size(); ++i) {
         listeners_[i].owner = this;
-        if (!futures_[i]->done()) futures_[i]->add_waiter(listeners_[i]);
+        if (futures_[i]->done())
+            ++done_count_;
+        else
+            futures_[i]->add_waiter(listeners_[i]);
     }
     if (deadline_) {
         this->when = *deadline_;
@@ -50,7 +64,8 @@ bool TaskSetWaiter::await_suspend(std::coroutine_handle<> h) {
 
 void TaskSetWaiter::child_done(FutureBase& f) {
     completed_.push_back(&f);
-    if (!woken && satisfied()) {
+    ++done_count_;
+    if (!woken && (satisfied_by(f) || done_count_ == futures_.size())) {
         detach();
         wake();
     }

@@ -185,6 +185,26 @@ public:
         st.registered = false;
     }
 
+    void cancel_all() noexcept override {
+        for (std::size_t fd = 0; fd < fds_.size(); ++fd) {
+            FdState& st = fds_[fd];
+            for (OpQueue* q : {&st.readers, &st.writers}) {
+                while (IoOperation* op = q->head) {
+                    q->remove(op);
+                    op->where_ = Idle;
+                    finish(*op, -ECANCELED);
+                }
+            }
+        }
+        while (!completed_.empty()) {
+            try {
+                poll(std::chrono::nanoseconds(0));
+            } catch (...) {
+                break;
+            }
+        }
+    }
+
     std::size_t poll(std::chrono::nanoseconds timeout) override {
         int ms;
         if (!completed_.empty()) {

@@ -128,6 +128,20 @@ public:
         io_uring_submit(&ring_);
     }
 
+    void cancel_all() noexcept override {
+        for (int round = 0; round < 100 && pending_ > 0; ++round) {
+            if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) {
+                io_uring_prep_cancel(sqe, nullptr, IORING_ASYNC_CANCEL_ANY);
+                io_uring_sqe_set_data(sqe, &g_cancel_marker);
+            }
+            try {
+                poll(std::chrono::milliseconds(10));
+            } catch (...) {
+                break;
+            }
+        }
+    }
+
     std::size_t poll(std::chrono::nanoseconds timeout) override {
         if (!wake_armed_) arm_wakeup();
         int rc;

@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -121,6 +122,9 @@ Coro<Server> start_unix_server(ClientHandler handler, std::string path, ServerOp
     s->handler = std::move(handler);
     s->options = options;
     s->unix_path = path;
+    // A socket file left by an earlier run is stale: remove it, as asyncio does (only a socket).
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
     s->sockets.push_back(detail::listen_on(SocketAddress::unix_path(path), options));
     co_return detail::start(std::move(s));
 }

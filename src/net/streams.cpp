@@ -304,12 +304,13 @@ Coro<std::string> read_until(std::shared_ptr<StreamTransport> t, std::string sep
         std::size_t from = searched > sep.size() ? searched - sep.size() + 1 : 0;
         std::size_t at = buf.find(sep, from);
         if (at != std::string_view::npos) {
-            std::size_t end = at + sep.size();
-            if (end > t->limit()) throw LimitOverrunError("Separator is found, but chunk is longer than limit", at);
-            co_return t->input().take(end);
+            // asyncio's rule: too long only when the separator starts past the limit.
+            if (at > t->limit()) throw LimitOverrunError("Separator is found, but chunk is longer than limit", at);
+            co_return t->input().take(at + sep.size());
         }
         searched = buf.size();
-        if (buf.size() > t->limit()) throw LimitOverrunError("Separator is not found, and chunk exceed the limit", buf.size());
+        if (buf.size() + 1 > t->limit() + sep.size())
+            throw LimitOverrunError("Separator is not found, and chunk exceed the limit", buf.size() + 1 - sep.size());
         if (t->eof()) {
             std::string partial = t->input().take(buf.size());
             throw IncompleteReadError(std::move(partial), std::nullopt);
@@ -397,6 +398,7 @@ std::optional<SocketAddress> StreamWriter::get_extra_info(std::string_view name)
 }
 
 StreamPair make_streams(Socket socket, std::size_t limit) {
+    if (limit == 0) throw std::invalid_argument("corio: the stream limit must be positive");
     auto t = detail::make_fd_transport(socket.release(), true, limit);
     return StreamPair(StreamReader(t), StreamWriter(t));
 }

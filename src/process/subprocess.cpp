@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "corio/detail/io_awaiter.hpp"
+#include "corio/detail/task_set_waiter.hpp"
 #include "corio/loop.hpp"
 #include "corio/task.hpp"
 
@@ -104,6 +105,7 @@ namespace {
 
 Coro<Process> spawn_process(std::vector<std::string> argv, SubprocessOptions options) {
     if (argv.empty()) throw std::invalid_argument("create_subprocess_exec: empty argv");
+    if (options.limit == 0) throw std::invalid_argument("create_subprocess_exec: the stream limit must be positive");
     EventLoop& loop = get_running_loop();
     FdGuard child_ends;
     FdGuard parent_ends;
@@ -229,10 +231,28 @@ Coro<std::pair<std::string, std::string>> Process::communicate(std::string input
     if (s->out) out = create_task(detail::read_all(s->out));
     if (s->err) err = create_task(detail::read_all(s->err));
     std::pair<std::string, std::string> result;
-    if (feeding) co_await feeding;
-    if (out) result.first = co_await out;
-    if (err) result.second = co_await err;
-    co_await detail::wait_for_exit(s);
+    std::exception_ptr failure;
+    try {
+        if (feeding) co_await feeding;
+        if (out) result.first = co_await out;
+        if (err) result.second = co_await err;
+        co_await detail::wait_for_exit(s);
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    if (failure) {
+        // Cancelled (a timeout, say) or failed: none of the helpers may outlive the call.
+        std::vector<detail::FutureBase*> helpers;
+        for (AnyTask* t : std::initializer_list<AnyTask*>{&feeding, &out, &err})
+            if (*t && !t->done()) {
+                t->cancel();
+                helpers.push_back(t->state());
+            }
+        if (!helpers.empty()) co_await detail::wait_all_absorbing(helpers);
+        for (AnyTask* t : std::initializer_list<AnyTask*>{&feeding, &out, &err})
+            if (*t) t->state()->mark_retrieved();
+        std::rethrow_exception(failure);
+    }
     co_return result;
 }
 

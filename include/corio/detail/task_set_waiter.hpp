@@ -47,6 +47,7 @@ private:
     };
     void child_done(FutureBase& f);
     bool satisfied() const noexcept;
+    bool satisfied_by(const FutureBase& f) const noexcept;
     void detach() noexcept override;
     static void fire(TimerNode* t) noexcept;
 
@@ -56,6 +57,7 @@ private:
     Until until_;
     std::optional<Clock::time_point> deadline_;
     EventLoop* loop_ = nullptr;
+    std::size_t done_count_ = 0;  // kept as children finish: checking stays O(1) per completion
     bool timed_out_ = false;
 };
 
