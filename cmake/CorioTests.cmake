@@ -43,3 +43,34 @@ endforeach()
 unset(_corio_tsan_list)
 unset(_corio_only_tsan)
 unset(_corio_stems)
+
+# Shuffled ready queue (issue 4): suites that must not depend on the order in which ready tasks
+# run are run again with the loop's ready queue shuffled by seed. CORIO_SHUFFLE_SEEDS=100 for
+# the long campaign; a failing seed replays with CORIO_SHUFFLE_SEED=<seed> ./build/.../<suite>.
+set(CORIO_SHUFFLE_SEEDS 3 CACHE STRING "How many seeds the shuffled-ready-queue campaign runs per suite")
+if(NOT CORIO_SANITIZE STREQUAL "thread")
+  foreach(stem IN ITEMS test_cancel_everywhere test_stress_shutdown test_stress_processes test_subprocess
+                        test_sockets test_signals)
+    if(TARGET ${stem})
+      foreach(seed RANGE 1 ${CORIO_SHUFFLE_SEEDS})
+        add_test(NAME shuffle.${stem}.seed${seed} COMMAND ${stem})
+        set_tests_properties(shuffle.${stem}.seed${seed} PROPERTIES
+          ENVIRONMENT "CORIO_SHUFFLE_SEED=${seed}" LABELS "shuffle" TIMEOUT 300)
+      endforeach()
+    endif()
+  endforeach()
+endif()
+
+# The long stress and soak runs (ctest -L long), off by default.
+option(CORIO_LONG_TESTS "Register the long stress/soak runs (ctest -L long)" OFF)
+if(CORIO_LONG_TESTS)
+  foreach(stem IN ITEMS test_stress_threads test_stress_processes test_stress_shutdown
+                        test_stress_timers test_soak_connections)
+    if(TARGET ${stem})
+      add_test(NAME ${stem}.long COMMAND ${stem})
+      set_tests_properties(${stem}.long PROPERTIES
+        ENVIRONMENT "CORIO_STRESS_SCALE=10;CORIO_TEST_TIMEOUT=900"
+        LABELS "long;stress" TIMEOUT 1800 RUN_SERIAL TRUE)
+    endif()
+  endforeach()
+endif()

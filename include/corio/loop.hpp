@@ -129,6 +129,11 @@ public:
     bool keeps_task_stats() const noexcept { return debug_ || task_stats_; }
     void keep_task_stats(bool on) noexcept { task_stats_ = on; }
 
+    // Debug aid (Seastar's shuffle): with a non-zero seed, the work of each tick runs in a
+    // seeded random order instead of FIFO, to shake out code that silently depends on the order
+    // in which ready tasks run. Also set by CORIO_SHUFFLE_SEED. 0 turns it off.
+    void set_ready_shuffle(std::uint64_t seed) noexcept { shuffle_state_ = seed; }
+
     // Testing hook (corio::testing::cancel_at_every_suspension): called with the task each time
     // it is about to suspend at a corio awaitable. Empty in normal use.
     using SuspendHook = std::function<void(detail::TaskBase&)>;
@@ -224,6 +229,7 @@ private:
     };
 
     void ready_push(Work w);
+    void shuffle_ready(std::size_t n) noexcept;
     Work ready_pop() noexcept;
     std::size_t ready_size() const noexcept { return ready_tail_ - ready_head_; }
     void drain_inbox();
@@ -238,6 +244,7 @@ private:
     std::unique_ptr<detail::SignalState, void (*)(detail::SignalState*) noexcept> signals_{nullptr,
                                                                                          &detail::destroy_signal_state};
     std::uint64_t ticks_ = 0;
+    std::uint64_t shuffle_state_ = 0;
     // Ready queue: a power-of-two ring buffer, so that pushing and popping never allocate in
     // steady state.
     std::vector<Work> ready_;

@@ -137,6 +137,7 @@ Clock::time_point TimerHandle::when() const noexcept { return node_ ? node_->whe
 EventLoop::EventLoop(std::unique_ptr<IoBackend> backend)
     : backend_(backend ? std::move(backend) : make_default_backend()), ready_(256) {
     if (const char* env = std::getenv("CORIO_DEBUG"); env && *env && std::string(env) != "0") debug_ = true;
+    if (const char* env = std::getenv("CORIO_SHUFFLE_SEED"); env && *env) shuffle_state_ = std::strtoull(env, nullptr, 10);
     // Writing to a closed peer must be an EPIPE error, never a process-killing signal, whatever
     // the backend (asyncio / CPython do the same at start-up).
     ::signal(SIGPIPE, SIG_IGN);
@@ -222,6 +223,18 @@ void EventLoop::ready_push(Work w) {
     }
     ready_[ready_tail_ & (ready_.size() - 1)] = w;
     ++ready_tail_;
+}
+
+void EventLoop::shuffle_ready(std::size_t n) noexcept {
+    std::size_t mask = ready_.size() - 1;
+    for (std::size_t i = n - 1; i > 0; --i) {
+        // xorshift64: deterministic for a seed, so a failing order can be replayed.
+        shuffle_state_ ^= shuffle_state_ << 13;
+        shuffle_state_ ^= shuffle_state_ >> 7;
+        shuffle_state_ ^= shuffle_state_ << 17;
+        std::size_t j = shuffle_state_ % (i + 1);
+        std::swap(ready_[(ready_head_ + i) & mask], ready_[(ready_head_ + j) & mask]);
+    }
 }
 
 EventLoop::Work EventLoop::ready_pop() noexcept {
@@ -332,6 +345,7 @@ void EventLoop::run_once() {
     fire_due_timers();
     // Only what is ready now runs in this tick; what it schedules runs in the next one.
     std::size_t n = ready_size();
+    if (shuffle_state_ && n > 1) shuffle_ready(n);
     for (std::size_t i = 0; i < n; ++i) {
         Work w = ready_pop();
         w.fn(w.arg);
