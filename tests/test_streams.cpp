@@ -1103,3 +1103,46 @@ CORIO_TEST(UnixStreams, EchoOverAUnixSocket) {
     co_await conn.second.wait_closed();
     co_await server.aclose();
 }
+
+CORIO_TEST(StreamReaderReadInto, ReadsBufferedBytesThenStraightFromTheSocket) {
+    Server server = co_await start_server(echo_handler, "127.0.0.1", 0);
+    std::uint16_t port = server.sockets()[0].getsockname().port();
+    auto [reader, writer] = co_await open_connection("127.0.0.1", port);
+    writer.write("hello\nworld");
+    std::string line = co_await reader.readline();  // may buffer part of "world" too
+    EXPECT_EQ(line, "hello\n");
+    std::string rest;
+    char buf[3];
+    while (rest.size() < 5) {
+        std::size_t n = co_await reader.read_into(buf);
+        CO_ASSERT_TRUE(n > 0);
+        rest.append(buf, n);
+    }
+    EXPECT_EQ(rest, "world");
+    writer.write_eof();
+    std::size_t end = co_await reader.read_into(buf);
+    EXPECT_EQ(end, 0u);
+    writer.close();
+    co_await server.aclose();
+}
+
+CORIO_TEST(StreamReaderReadInto, ACancelledReadIntoLosesNoBytes) {
+    corio::testing::MockClock clock;
+    Server server = co_await start_server(echo_handler, "127.0.0.1", 0);
+    std::uint16_t port = server.sockets()[0].getsockname().port();
+    auto [reader, writer] = co_await open_connection("127.0.0.1", port);
+    std::vector<char> buf(64);
+    bool timed_out = false;
+    auto reading = [&]() -> Coro<std::size_t> { co_return co_await reader.read_into(buf); };
+    try {
+        co_await wait_for(reading(), 10ms);
+    } catch (const TimeoutError&) {
+        timed_out = true;
+    }
+    EXPECT_TRUE(timed_out);
+    writer.write("kept\n");
+    std::string line = co_await reader.readline();
+    EXPECT_EQ(line, "kept\n");
+    writer.close();
+    co_await server.aclose();
+}

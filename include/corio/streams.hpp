@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -59,6 +60,10 @@ public:
 
     // Up to n bytes once any are available; n < 0 reads to the end; "" at the end.
     Coro<std::string> read(long n = -1);
+    // corio's zero-copy form of read(n) (like a socket's recv_into): up to buffer.size() bytes
+    // into the caller's memory, 0 at the end. With nothing buffered the kernel writes straight
+    // into `buffer`; a cancelled call loses no bytes (they stay buffered for the next read).
+    Coro<std::size_t> read_into(std::span<char> buffer);
     // A line with its "\n", or what is left at the end ("" when nothing is).
     Coro<std::string> readline();
     // Exactly n bytes, or IncompleteReadError.

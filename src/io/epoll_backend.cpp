@@ -143,12 +143,20 @@ public:
         if (op.where_ != Idle) throw std::logic_error("corio: I/O operation submitted twice");
         if (op.fd < 0) throw std::system_error(EBADF, std::generic_category(), "submit");
         ++pending_;
-        long r = attempt(op, false);
-        if (r != -EAGAIN) {
-            finish(op, r);
-            return;
-        }
         FdState& st = state_of(op.fd);
+        OpQueue& queue = reads(op.kind) ? st.readers : st.writers;
+        // Try at once unless the fd is known not to be ready (an attempt said EAGAIN, or a read
+        // came back short, and no event has come since) or others are queued ahead: then the
+        // next edge-triggered event does it, and an echo's read costs no wasted syscall.
+        bool known_idle = st.registered && !(reads(op.kind) ? st.read_ready : st.write_ready);
+        if (queue.empty() && !known_idle) {
+            long r = attempt(op, false);
+            note(st, op, r);
+            if (r != -EAGAIN) {
+                finish(op, r);
+                return;
+            }
+        }
         if (!st.registered) {
             epoll_event ev{};
             ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
@@ -159,7 +167,7 @@ public:
             }
             st.registered = true;
         }
-        (reads(op.kind) ? st.readers : st.writers).push(&op);
+        queue.push(&op);
         op.where_ = Queued;
     }
 
@@ -183,6 +191,8 @@ public:
         }
         if (st.registered) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
         st.registered = false;
+        st.read_ready = st.write_ready = true;
+        st.read_closed = false;
     }
 
     void cancel_all() noexcept override {
@@ -230,8 +240,15 @@ public:
             if (std::size_t(fd) >= fds_.size()) continue;
             FdState& st = fds_[std::size_t(fd)];
             std::uint32_t ev = events[i].events;
-            if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) retry(st.readers);
-            if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) retry(st.writers);
+            if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) {
+                st.read_ready = true;
+                if (ev & (EPOLLRDHUP | EPOLLERR | EPOLLHUP)) st.read_closed = true;
+                retry(st, st.readers);
+            }
+            if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
+                st.write_ready = true;
+                retry(st, st.writers);
+            }
         }
         // Deliver what completed so far; what the callbacks submit waits for the next poll.
         OpQueue ready = completed_;
@@ -260,7 +277,24 @@ private:
         OpQueue readers;
         OpQueue writers;
         bool registered = false;
+        bool read_ready = true;   // false: the last attempt would have blocked, no event since
+        bool write_ready = true;
+        bool read_closed = false;  // the peer hung up: reads never block again (sticky, as Tokio)
     };
+
+    // What an attempt says about the fd: EAGAIN, or a read or write that came back short, means
+    // it is drained (or full) until the next edge.
+    static void note(FdState& st, const IoOperation& op, long r) noexcept {
+        using K = IoOperation::Kind;
+        bool& ready = reads(op.kind) ? st.read_ready : st.write_ready;
+        if (reads(op.kind) && st.read_closed) return;  // EOF (or the error) is always there to read
+        if (r == -EAGAIN) {
+            ready = false;
+        } else if (r >= 0 && std::size_t(r) < op.length &&
+                   (op.kind == K::Recv || op.kind == K::Read || op.kind == K::Send || op.kind == K::Write)) {
+            ready = false;
+        }
+    }
 
     FdState& state_of(int fd) {
         if (std::size_t(fd) >= fds_.size()) fds_.resize(std::size_t(fd) + 64);
@@ -273,9 +307,10 @@ private:
         completed_.push(&op);
     }
 
-    void retry(OpQueue& q) noexcept {
+    void retry(FdState& st, OpQueue& q) noexcept {
         while (IoOperation* op = q.head) {
             long r = attempt(*op, true);
+            note(st, *op, r);
             if (r == -EAGAIN) break;
             q.remove(op);
             finish(*op, r);

@@ -5,7 +5,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <system_error>
 
 #include "corio/detail/byte_buffer.hpp"
@@ -60,6 +62,8 @@ public:
 
     // Reads once into the input buffer (or notes the end, or throws the error).
     Coro<> fill(std::shared_ptr<StreamTransport> self);
+    // Reads straight into the caller's memory when nothing is buffered (no copy at all).
+    Coro<std::size_t> read_into(std::shared_ptr<StreamTransport> self, char* data, std::size_t size);
 
     void write(std::string_view data);
     Coro<> drain(std::shared_ptr<StreamTransport> self);
@@ -81,6 +85,21 @@ private:
         // returns them.
         void completed_while_cancelled(long r) noexcept override {
             if (r > 0) transport.input_.commit(std::size_t(r));
+            if (r == 0) transport.eof_ = true;
+        }
+    };
+    // A read into the caller's memory: bytes that arrive as it is cancelled are copied into the
+    // stream's buffer, so that the next read still returns them.
+    struct ReadIntoAwaiter final : IoAwaiter {
+        explicit ReadIntoAwaiter(StreamTransport& t) : transport(t) {}
+        StreamTransport& transport;
+        void completed_while_cancelled(long r) noexcept override {
+            if (r > 0) {
+                try {
+                    transport.input_.append({static_cast<const char*>(op.buffer), std::size_t(r)});
+                } catch (...) {
+                }
+            }
             if (r == 0) transport.eof_ = true;
         }
     };
@@ -113,6 +132,7 @@ private:
     ByteBuffer input_;
     bool eof_ = false;
     bool reading_ = false;
+    bool try_direct_read_ = true;
 
     ByteBuffer sending_;  // frozen while the backend holds a pointer into it
     ByteBuffer pending_;  // what write() adds meanwhile
@@ -138,7 +158,9 @@ Coro<> StreamTransport::fill(std::shared_ptr<StreamTransport> self) {
         co_return;
     }
     char* dst = input_.prepare(kReadChunk);
-    long r = direct_io(is_socket_, true, fd_, dst, kReadChunk);
+    // A read straight away pays only when bytes may be waiting (the last read filled the whole
+    // chunk); otherwise the backend waits for them without a wasted syscall.
+    long r = try_direct_read_ ? direct_io(is_socket_, true, fd_, dst, kReadChunk) : -EAGAIN;
     if (r == -EAGAIN) {
         reading_ = true;
         ReadAwaiter io(*this);
@@ -157,12 +179,53 @@ Coro<> StreamTransport::fill(std::shared_ptr<StreamTransport> self) {
     }
     if (r > 0) {
         input_.commit(std::size_t(r));
+        try_direct_read_ = std::size_t(r) == kReadChunk;
     } else if (r == 0 || r == -ECANCELED) {
         eof_ = true;  // the peer closed, or our own close() took the fd away
     } else {
         eof_ = true;
         std::rethrow_exception(os_error(r, "read"));
     }
+    (void)self;
+}
+
+Coro<std::size_t> StreamTransport::read_into(std::shared_ptr<StreamTransport> self, char* data, std::size_t size) {
+    if (size == 0) co_return 0;
+    if (!input_.empty()) {
+        std::size_t n = std::min(size, input_.size());
+        std::memcpy(data, input_.view().data(), n);
+        input_.consume(n);
+        co_return n;
+    }
+    if (reading_) throw std::logic_error("read() called while another task is already waiting for incoming data");
+    if (eof_ || fd_ < 0) {
+        eof_ = true;
+        co_return 0;
+    }
+    long r = try_direct_read_ ? direct_io(is_socket_, true, fd_, data, size) : -EAGAIN;
+    if (r == -EAGAIN) {
+        reading_ = true;
+        ReadIntoAwaiter io(*this);
+        io.return_errors = true;
+        io.op.kind = is_socket_ ? IoOperation::Kind::Recv : IoOperation::Kind::Read;
+        io.op.fd = fd_;
+        io.op.buffer = data;
+        io.op.length = size;
+        try {
+            r = co_await io;
+        } catch (...) {
+            reading_ = false;
+            throw;
+        }
+        reading_ = false;
+    }
+    if (r > 0) {
+        try_direct_read_ = std::size_t(r) == size;
+        co_return std::size_t(r);
+    }
+    eof_ = true;
+    if (r == 0 || r == -ECANCELED) co_return 0;
+    std::rethrow_exception(os_error(r, "read"));
     (void)self;
 }
 
@@ -356,6 +419,10 @@ std::shared_ptr<StreamTransport> require(const std::shared_ptr<StreamTransport>&
 }  // namespace detail
 
 Coro<std::string> StreamReader::read(long n) { return detail::read_some(detail::require(t_), n); }
+Coro<std::size_t> StreamReader::read_into(std::span<char> buffer) {
+    auto t = detail::require(t_);
+    return t->read_into(t, buffer.data(), buffer.size());
+}
 Coro<std::string> StreamReader::readline() { return detail::read_line(detail::require(t_)); }
 Coro<std::string> StreamReader::readexactly(std::size_t n) { return detail::read_exactly(detail::require(t_), n); }
 Coro<std::string> StreamReader::readuntil(std::string separator) {
