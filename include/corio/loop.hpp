@@ -210,6 +210,9 @@ public:
 
     void external_work_started() noexcept { ++external_pending_; }
     void external_work_finished() noexcept { --external_pending_; }
+    std::size_t external_work() const noexcept { return external_pending_; }
+    // I/O operations of the application's still held by the backend.
+    std::size_t pending_io() const noexcept { return backend_->pending() - internal_io_; }
 
     void install_virtual_time(detail::VirtualTime* vt) noexcept { virtual_time_ = vt; }
     detail::VirtualTime* virtual_time() const noexcept { return virtual_time_; }

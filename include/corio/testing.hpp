@@ -7,7 +7,8 @@
 // (an exception never retrieved, a callback that threw). Fixtures derive from
 // corio::testing::AsyncTest and override SetUpAsync() / TearDownAsync(); use CORIO_TEST_F.
 // GoogleTest's ASSERT_* macros `return`, which a coroutine cannot: use CO_ASSERT_* instead.
-// A test also fails if it leaves a file descriptor open (sockets, pipes, processes' pidfds).
+// A test also fails if it leaves a file descriptor open (sockets, pipes, processes' pidfds), an
+// I/O operation in the backend, or a call running on the executor's threads.
 // A body with no co_await must end with `co_return;` (it has to be a coroutine; the compiler
 // warns "no return statement" otherwise).
 #pragma once
@@ -238,6 +239,15 @@ inline void run_async_test(AsyncTest& fixture, std::function<Coro<>()> make_body
                 t.state()->mark_retrieved();
             }
         }
+        // Nor may it leave I/O in the backend or calls on the executor's threads: a thread call
+        // whose awaiter was cancelled may still be finishing, so give it a (real) moment.
+        EventLoop& l = get_running_loop();
+        for (int i = 0; i < 5000 && l.external_work() != 0; ++i) co_await sleep(std::chrono::milliseconds(1));
+        co_await sleep(Clock::duration::zero());
+        if (l.external_work() != 0)
+            ADD_FAILURE() << "the test left " << l.external_work() << " thread call(s) running";
+        if (l.pending_io() != 0)
+            ADD_FAILURE() << "the test left " << l.pending_io() << " I/O operation(s) in the backend";
         if (error) std::rethrow_exception(error);
     };
     try {
