@@ -23,7 +23,7 @@ TSAN_ENV := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 
 CTEST := ctest --output-on-failure -j$(JOBS)
 
-.PHONY: all deps build demo test test-fast test-release test-asan test-tsan bench clean
+.PHONY: all deps build demo test test-fast test-release test-asan test-tsan test-matrix bench clean
 
 all: build
 
@@ -74,6 +74,28 @@ test-asan: build/asan/build.ninja
 test-tsan: build/tsan/build.ninja
 	ninja -C build/tsan -j$(JOBS)
 	$(TSAN_ENV) $(CTEST) --test-dir build/tsan
+
+# The rest of the compilers × (Release, ASan+UBSan, TSan) matrix (make test covers g++ Release,
+# clang ASan+UBSan and clang TSan): g++ ASan+UBSan, g++ TSan and clang Release.
+build/gcc-asan/build.ninja:
+	CC=gcc CXX=g++ cmake -S . -B build/gcc-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+	  -DCORIO_SANITIZE=address -DCORIO_BUILD_BENCH=OFF
+
+build/gcc-tsan/build.ninja:
+	CC=gcc CXX=g++ cmake -S . -B build/gcc-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCORIO_SANITIZE=thread -DCORIO_BUILD_EXAMPLES=OFF -DCORIO_BUILD_BENCH=OFF
+
+build/clang-release/build.ninja:
+	CC=clang-16 CXX=clang++-16 cmake -S . -B build/clang-release -G Ninja -DCMAKE_BUILD_TYPE=Release \
+	  -DCORIO_BUILD_BENCH=OFF
+
+test-matrix: deps build/gcc-asan/build.ninja build/gcc-tsan/build.ninja build/clang-release/build.ninja
+	ninja -C build/gcc-asan -j$(JOBS)
+	$(ASAN_ENV) $(CTEST) --test-dir build/gcc-asan
+	ninja -C build/gcc-tsan -j$(JOBS)
+	$(TSAN_ENV) $(CTEST) --test-dir build/gcc-tsan
+	ninja -C build/clang-release -j$(JOBS)
+	$(CTEST) --test-dir build/clang-release
 
 # All three builds run even when one fails, then a summary line each; fails if any failed.
 test: deps
