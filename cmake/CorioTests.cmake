@@ -61,6 +61,15 @@ if(NOT CORIO_SANITIZE STREQUAL "thread")
   endforeach()
 endif()
 
+# The CI smoke of the connection soak (issue 4): 1,000 connections for a minute, in the
+# unsanitized builds only (the short soak above runs everywhere).
+if(NOT CORIO_SANITIZE AND TARGET test_soak_connections)
+  add_test(NAME soak.smoke_1000_connections_60s COMMAND test_soak_connections)
+  set_tests_properties(soak.smoke_1000_connections_60s PROPERTIES
+    ENVIRONMENT "CORIO_SOAK_CONNECTIONS=1000;CORIO_SOAK_SECONDS=60;CORIO_TEST_TIMEOUT=300"
+    LABELS "soak" TIMEOUT 400)
+endif()
+
 # The long stress and soak runs (ctest -L long), off by default.
 option(CORIO_LONG_TESTS "Register the long stress/soak runs (ctest -L long)" OFF)
 if(CORIO_LONG_TESTS)

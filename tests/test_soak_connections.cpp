@@ -306,8 +306,12 @@ CORIO_TEST(SoakConnections, EchoServerAgainstAClientProcess) {
         GTEST_MESSAGE_("", ::testing::TestPartResult::kSkip) << "no /usr/bin/python3 for the client process";
         co_return;
     }
-    const auto connections = static_cast<std::size_t>(by_scale(200, 5'000));
-    const double seconds = by_scale(4, 60);
+    // CORIO_SOAK_CONNECTIONS / CORIO_SOAK_SECONDS pin the size (the CI smoke: 1,000 × 60 s).
+    const char* conns_env = std::getenv("CORIO_SOAK_CONNECTIONS");
+    const char* secs_env = std::getenv("CORIO_SOAK_SECONDS");
+    const auto connections = conns_env ? static_cast<std::size_t>(std::atol(conns_env))
+                                       : static_cast<std::size_t>(by_scale(200, 5'000));
+    const double seconds = secs_env ? std::atof(secs_env) : by_scale(4, 60);
     const std::size_t payload = 100;
 
     RaisedFdLimit limit;
