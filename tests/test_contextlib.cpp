@@ -111,6 +111,7 @@ CORIO_TEST(AsyncWith, ClosesOnNormalExitAndReturnsTheBodysValue) {
 
 // A move-only value passes through as well.
 CORIO_TEST(AsyncWith, MoveOnlyBodyValuePassesThrough) {
+    corio::testing::MockClock clock;  // virtual time: the logged times are exact
     Log log;
     auto t0 = get_running_loop().time();
     std::unique_ptr<int> p = co_await async_with(open_resource("a", &log, t0), [&](Resource&) -> Coro<std::unique_ptr<int>> {
@@ -169,6 +170,7 @@ CORIO_TEST(AsyncWith, ClosesOnCancellationAndCloseMayAwait) {
 // `async with` semantics (PEP 492): an exception raised by __aexit__ (here aclose()) replaces
 // the body's, and one raised on a normal exit propagates.
 CORIO_TEST(AsyncWith, AcloseExceptionReplacesTheBodys) {
+    corio::testing::MockClock clock;  // virtual time: the logged times are exact
     auto t0 = get_running_loop().time();
     Log log;
     std::string r1 = co_await outcome(async_with(open_resource("a", &log, t0, {}, true), [&](Resource&) -> Coro<> {
@@ -185,6 +187,7 @@ CORIO_TEST(AsyncWith, AcloseExceptionReplacesTheBodys) {
 
 // An acquire that fails never reaches the body, and there is nothing to close.
 CORIO_TEST(AsyncWith, FailedAcquireRunsNoBody) {
+    corio::testing::MockClock clock;  // virtual time: the logged times are exact
     Log log;
     auto failing_open = []() -> Coro<Resource> {
         throw ValueError("open failed");
@@ -281,6 +284,7 @@ CORIO_TEST(AsyncExitStack, ClosesLastInFirstOut) {
 // test_contextlib_async.py::TestAsyncExitStack::test_async_exit_exception_chaining (each exit
 // runs; the exception raised last, by the first callback registered, is the one that propagates)
 CORIO_TEST(AsyncExitStack, ExitThatThrowsDoesNotStopTheOthers) {
+    corio::testing::MockClock clock;  // virtual time: the logged times are exact
     Log log;
     AsyncExitStack stack;
     for (std::string name : {"A", "B", "C"}) {
