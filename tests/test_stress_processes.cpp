@@ -15,6 +15,8 @@
 #include <corio/subprocess.hpp>
 #include <corio/testing.hpp>
 
+#include "stress_support.hpp"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -37,25 +39,9 @@
 
 using namespace corio;
 using namespace std::chrono_literals;
+using namespace corio_stress;
 
 namespace {
-
-double stress_scale() {
-    if (const char* s = std::getenv("CORIO_STRESS_SCALE"); s && *s) {
-        double v = std::atof(s);
-        if (v > 0) return v;
-    }
-    return 1.0;
-}
-
-// The long runs (CORIO_STRESS_SCALE > 1) outlast the harness's default 60 s per test: unless
-// CORIO_TEST_TIMEOUT says otherwise, give them time in proportion (set before any test starts).
-[[maybe_unused]] const bool kTimeLimitScaled = [] {
-    const char* limit = std::getenv("CORIO_TEST_TIMEOUT");
-    if (stress_scale() > 1 && !(limit && *limit))
-        ::setenv("CORIO_TEST_TIMEOUT", std::to_string(static_cast<long>(120 * stress_scale())).c_str(), 1);
-    return true;
-}();
 
 // The short (CI) value at scale 1, the long one at scale 10, linear in between (and below 1,
 // proportionally smaller).
@@ -63,28 +49,6 @@ std::size_t by_scale(double short_value, double long_value) {
     const double s = stress_scale();
     const double v = s < 1 ? short_value * s : short_value + (long_value - short_value) * (s - 1) / 9;
     return std::max<std::size_t>(1, static_cast<std::size_t>(v));
-}
-
-void figure(const std::string& name, double value) {
-    std::ostringstream text;
-    text << std::fixed << std::setprecision(value == double(static_cast<long long>(value)) ? 0 : 3) << value;
-    ::testing::Test::RecordProperty(name, text.str());
-    std::cout << "FIGURE " << name << "=" << text.str() << std::endl;
-}
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-int fd_count() {
-    int n = 0;
-    if (DIR* d = ::opendir("/proc/self/fd")) {
-        while (dirent* e = ::readdir(d))
-            if (e->d_name[0] != '.') ++n;
-        ::closedir(d);
-        --n;  // the directory's own fd
-    }
-    return n;
 }
 
 // This process's children as /proc shows them: (pid, state letter).

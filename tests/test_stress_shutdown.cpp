@@ -18,6 +18,8 @@
 // These are plain TESTs: corio::run makes its own loop (CORIO_TEST already runs one).
 #include <corio/testing.hpp>
 
+#include "stress_support.hpp"
+
 #include <dirent.h>
 #include <signal.h>
 #include <unistd.h>
@@ -38,16 +40,9 @@
 
 using namespace corio;
 using namespace std::chrono_literals;
+using namespace corio_stress;
 
 namespace {
-
-double stress_scale() {
-    if (const char* s = std::getenv("CORIO_STRESS_SCALE"); s && *s) {
-        double v = std::atof(s);
-        if (v > 0) return v;
-    }
-    return 1.0;
-}
 
 // The short (CI) value at scale 1, the long one at scale 10, linear in between (and below 1,
 // proportionally smaller).
@@ -55,24 +50,6 @@ std::size_t by_scale(double short_value, double long_value) {
     const double s = stress_scale();
     const double v = s < 1 ? short_value * s : short_value + (long_value - short_value) * (s - 1) / 9;
     return std::max<std::size_t>(1, static_cast<std::size_t>(v));
-}
-
-void figure(const std::string& name, double value) {
-    std::ostringstream text;
-    text << std::fixed << std::setprecision(value == double(static_cast<long long>(value)) ? 0 : 3) << value;
-    ::testing::Test::RecordProperty(name, text.str());
-    std::cout << "FIGURE " << name << "=" << text.str() << std::endl;
-}
-
-int fd_count() {
-    int n = 0;
-    if (DIR* d = ::opendir("/proc/self/fd")) {
-        while (dirent* e = ::readdir(d))
-            if (e->d_name[0] != '.') ++n;
-        ::closedir(d);
-        --n;  // the directory's own fd
-    }
-    return n;
 }
 
 using SteadyClock = std::chrono::steady_clock;

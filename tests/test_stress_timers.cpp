@@ -15,6 +15,8 @@
 // come from a fixed seed (CORIO_STRESS_SEED overrides it; the seed is printed).
 #include <corio/testing.hpp>
 
+#include "stress_support.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -29,25 +31,9 @@
 
 using namespace corio;
 using namespace std::chrono_literals;
+using namespace corio_stress;
 
 namespace {
-
-double stress_scale() {
-    if (const char* s = std::getenv("CORIO_STRESS_SCALE"); s && *s) {
-        double v = std::atof(s);
-        if (v > 0) return v;
-    }
-    return 1.0;
-}
-
-// The long runs (CORIO_STRESS_SCALE > 1) outlast the harness's default 60 s per test: unless
-// CORIO_TEST_TIMEOUT says otherwise, give them time in proportion (set before any test starts).
-[[maybe_unused]] const bool kTimeLimitScaled = [] {
-    const char* limit = std::getenv("CORIO_TEST_TIMEOUT");
-    if (stress_scale() > 1 && !(limit && *limit))
-        ::setenv("CORIO_TEST_TIMEOUT", std::to_string(static_cast<long>(120 * stress_scale())).c_str(), 1);
-    return true;
-}();
 
 std::size_t scaled_count(double base) { return std::max<std::size_t>(1, static_cast<std::size_t>(base * stress_scale())); }
 
@@ -56,13 +42,6 @@ std::uint32_t seed() {
     if (const char* e = std::getenv("CORIO_STRESS_SEED"); e && *e) s = std::uint32_t(std::strtoul(e, nullptr, 10));
     std::cout << "seed " << s << " (CORIO_STRESS_SEED to replay)" << std::endl;
     return s;
-}
-
-void figure(const std::string& name, double value) {
-    std::ostringstream text;
-    text << std::fixed << std::setprecision(value == double(static_cast<long long>(value)) ? 0 : 3) << value;
-    ::testing::Test::RecordProperty(name, text.str());
-    std::cout << "FIGURE " << name << "=" << text.str() << std::endl;
 }
 
 double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
