@@ -4,6 +4,8 @@
 // outer cancellation. asyncio-rules.md 1.T (T4-T9), 1.G, W4, WF5, TO5, TG6, TH, AG; §3 P3-P5.
 #include <corio/testing.hpp>
 
+#include "core_support.hpp"
+
 #include <atomic>
 #include <array>
 #include <chrono>
@@ -18,28 +20,11 @@
 
 using namespace corio;
 using namespace std::chrono_literals;
+using namespace corio_test;
 
 namespace {
 
 using Log = std::vector<std::string>;
-
-// "<prefix><n>" (appended, not `"literal" + std::to_string(n)`: g++ 12 reports a -Wrestrict
-// false positive for that one).
-std::string str(const char* prefix, long long n) {
-    std::string s = prefix;
-    s += std::to_string(n);
-    return s;
-}
-
-double ms_since(Clock::time_point t0) {
-    return std::chrono::duration<double, std::milli>(get_running_loop().time() - t0).count();
-}
-
-std::string tag(std::string what, Clock::time_point t0) {
-    what += '@';
-    what += std::to_string(int(ms_since(t0)));
-    return what;
-}
 
 // Logs "~<name>" when destroyed: shows that a frame's locals were cleaned up, and when.
 struct Guard {

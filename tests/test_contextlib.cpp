@@ -2,6 +2,8 @@
 // 1.CM), ported from CPython's Lib/test/test_contextlib_async.py. Virtual time (MockClock).
 #include <corio/testing.hpp>
 
+#include "core_support.hpp"
+
 #include <chrono>
 #include <exception>
 #include <memory>
@@ -12,6 +14,7 @@
 
 using namespace corio;
 using namespace std::chrono_literals;
+using namespace corio_test;
 
 // GTEST_SKIP() is a `return`, which a coroutine cannot have: skip from a lambda, then co_return.
 #define CO_SKIP(message)                    \
@@ -30,16 +33,6 @@ struct ValueError : std::runtime_error {
 struct CloseError : std::runtime_error {
     explicit CloseError(const std::string& what) : std::runtime_error(what) {}
 };
-
-double ms_since(Clock::time_point t0) {
-    return std::chrono::duration<double, std::milli>(get_running_loop().time() - t0).count();
-}
-
-std::string tag(std::string what, Clock::time_point t0) {
-    what += '@';
-    what += std::to_string(int(ms_since(t0)));
-    return what;
-}
 
 std::string shape(const std::exception_ptr& e) {
     if (!e) return "none";

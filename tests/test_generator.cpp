@@ -3,6 +3,8 @@
 // Coroutine tests use virtual time (MockClock); the shutdown tests build their own Runner.
 #include <corio/testing.hpp>
 
+#include "core_support.hpp"
+
 #include <chrono>
 #include <cstdlib>
 #include <exception>
@@ -14,6 +16,7 @@
 
 using namespace corio;
 using namespace std::chrono_literals;
+using namespace corio_test;
 
 // Tests that pin a known corio bug are skipped (listed for the lead); CORIO_RUN_SKIPPED=1 runs
 // them anyway, to check a fix.
@@ -35,10 +38,6 @@ struct ZeroDivisionError : std::runtime_error {
 struct FancyExit : std::runtime_error {
     FancyExit() : std::runtime_error("FancyExit") {}
 };
-
-double ms_since(Clock::time_point t0) {
-    return std::chrono::duration<double, std::milli>(get_running_loop().time() - t0).count();
-}
 
 std::string str(const char* prefix, int i) {
     std::string s = prefix;

@@ -2,6 +2,8 @@
 // Lib/test/test_asyncio/test_taskgroups.py. All time is virtual (MockClock) and exact.
 #include <corio/testing.hpp>
 
+#include "core_support.hpp"
+
 #include <chrono>
 #include <exception>
 #include <stdexcept>
@@ -10,18 +12,11 @@
 
 using namespace corio;
 using namespace std::chrono_literals;
+using namespace corio_test;
 
 namespace {
 
 using Log = std::vector<std::string>;
-
-// "<prefix><n>" (appended, not `"literal" + std::to_string(n)`: g++ 12 reports a -Wrestrict
-// false positive for that one).
-std::string str(const char* prefix, long long n) {
-    std::string s = prefix;
-    s += std::to_string(n);
-    return s;
-}
 
 struct ZeroDivisionError : std::runtime_error {
     ZeroDivisionError() : std::runtime_error("ZeroDivisionError") {}
@@ -70,19 +65,6 @@ Coro<std::string> outcome(Task<T> t) {
         out = shape(std::current_exception());
     }
     co_return out;
-}
-
-// Virtual milliseconds since t0 (exact for whole milliseconds).
-double ms_since(Clock::time_point t0) {
-    return std::chrono::duration<double, std::milli>(get_running_loop().time() - t0).count();
-}
-
-// "<what>@<virtual ms since t0>" (built with += : g++ 12 has -Wrestrict false positives on
-// `"literal" + std::string`).
-std::string tag(std::string what, Clock::time_point t0) {
-    what += '@';
-    what += std::to_string(int(ms_since(t0)));
-    return what;
 }
 
 Coro<int> value_after(Clock::duration d, int v) {

@@ -3,6 +3,8 @@
 // virtual (MockClock) and asserted exactly.
 #include <corio/testing.hpp>
 
+#include "core_support.hpp"
+
 #include <array>
 #include <chrono>
 #include <cstdlib>
@@ -15,6 +17,7 @@
 
 using namespace corio;
 using namespace std::chrono_literals;
+using namespace corio_test;
 
 // Tests that pin a known corio bug are skipped (listed for the lead); CORIO_RUN_SKIPPED=1 runs
 // them anyway, to check a fix.
@@ -74,9 +77,6 @@ Coro<std::string> outcome(A aw) {
     co_return out;
 }
 
-double ms_since(Clock::time_point t0) {
-    return std::chrono::duration<double, std::milli>(get_running_loop().time() - t0).count();
-}
 std::string at(Clock::time_point t0) {
     std::string s = "@";  // not `"@" + std::to_string(...)`: g++ 12 -Wrestrict false positive
     s += std::to_string(int(ms_since(t0)));

@@ -1,0 +1,32 @@
+// Helpers the core suites share: virtual-time stamps for event logs ("close a@2000"), and
+// number formatting that steers clear of a g++ 12 -Wrestrict false positive
+// (`"literal" + std::to_string(n)`).
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include <corio/corio.hpp>
+
+namespace corio_test {
+
+// "<prefix><n>".
+inline std::string str(const char* prefix, long long n) {
+    std::string s = prefix;
+    s += std::to_string(n);
+    return s;
+}
+
+// Milliseconds of the loop's clock since t0 (exact in virtual time).
+inline double ms_since(corio::Clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(corio::get_running_loop().time() - t0).count();
+}
+
+// "<what>@<ms since t0>".
+inline std::string tag(std::string what, corio::Clock::time_point t0) {
+    what += '@';
+    what += std::to_string(int(ms_since(t0)));
+    return what;
+}
+
+}  // namespace corio_test
