@@ -1,5 +1,7 @@
 // W4 echo server (peers' convention): one task per connection, 64 KiB reads, TCP_NODELAY,
-// written with corio's streams API. Like the Asio peer it reads into its own 64 KiB buffer
+// written with corio's streams API. `corio_echo_server PORT LOOPS` serves the port from LOOPS
+// loops, one a thread (run_loops), each with its own reuse_port listener: the kernel spreads
+// the connections over them. Like the Asio peer it reads into its own 64 KiB buffer
 // (read_into) and writes from it; CORIO_ECHO_COPY=1 uses read(n), which returns a new string.
 #include <corio/corio.hpp>
 
@@ -33,17 +35,24 @@ corio::Coro<> echo(corio::StreamReader reader, corio::StreamWriter writer) {
     }
 }
 
-corio::Coro<int> serve(std::uint16_t port) {
-    corio::Server server = co_await corio::start_server(echo, "127.0.0.1", port);
+corio::Coro<int> serve(std::uint16_t port, bool reuse_port) {
+    corio::ServerOptions options;
+    options.reuse_port = reuse_port;
+    corio::Server server = co_await corio::start_server(echo, "127.0.0.1", port, options);
     co_await server.serve_forever();
     co_return 0;
 }
 
 int main(int argc, char** argv) {
     auto port = static_cast<std::uint16_t>(argc > 1 ? std::atoi(argv[1]) : 25000);
+    long loops = argc > 2 ? std::atol(argv[2]) : 1;
     g_copy = std::getenv("CORIO_ECHO_COPY") != nullptr;
     try {
-        return corio::run(serve(port));
+        if (loops <= 1) return corio::run(serve(port, false));
+        corio::RunLoopsOptions options;
+        options.pin_threads = true;
+        corio::run_loops(std::size_t(loops), [port](std::size_t) { return serve(port, true); }, std::move(options));
+        return 0;
     } catch (const corio::KeyboardInterrupt&) {
         return 0;
     }

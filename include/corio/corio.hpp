@@ -9,6 +9,7 @@
 #include "corio/future.hpp"
 #include "corio/loop.hpp"
 #include "corio/runners.hpp"
+#include "corio/run_loops.hpp"
 #include "corio/sleep.hpp"
 #include "corio/task.hpp"
 #include "corio/contextlib.hpp"

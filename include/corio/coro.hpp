@@ -3,7 +3,7 @@
 #pragma once
 
 #include <coroutine>
-#include <optional>
+#include <new>
 #include <source_location>
 #include <stdexcept>
 #include <type_traits>
@@ -21,16 +21,28 @@ namespace detail {
 template <class T>
 struct ValuePromise : PromiseBase {
     explicit ValuePromise(std::source_location loc) noexcept : PromiseBase(loc) {}
-    std::optional<T> value;
+    ValuePromise(const ValuePromise&) = delete;
+    ValuePromise& operator=(const ValuePromise&) = delete;
+    ~ValuePromise() {
+        if (has_value) value_.~T();
+    }
     template <class U = T>
         requires std::is_convertible_v<U&&, T>
     void return_value(U&& v) {
-        value.emplace(std::forward<U>(v));
+        ::new (static_cast<void*>(&value_)) T(std::forward<U>(v));
+        has_value = true;
     }
     T take() {
         if (exception) std::rethrow_exception(exception);
-        return std::move(*value);
+        return std::move(value_);
     }
+    // The result of a frame that finished without an exception.
+    T&& take_value() noexcept { return std::move(value_); }
+
+private:
+    union {  // not std::optional: its flag would cost a frame 8 bytes; has_value is in padding
+        T value_;
+    };
 };
 
 template <>
@@ -57,8 +69,8 @@ public:
         Coro get_return_object() noexcept {
             return Coro(std::coroutine_handle<promise_type>::from_promise(*this));
         }
-        detail::InitialSuspend initial_suspend() noexcept { return {*this}; }
-        detail::FinalSuspend final_suspend() noexcept { return {*this}; }
+        detail::InitialSuspend initial_suspend() noexcept { return {}; }
+        detail::FinalSuspend final_suspend() noexcept { return {}; }
         void unhandled_exception() noexcept { this->exception = std::current_exception(); }
     };
     using handle_type = std::coroutine_handle<promise_type>;

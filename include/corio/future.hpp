@@ -11,10 +11,13 @@ template <class T>
 class FutureState final : public FutureBase, public ResultSlot<T> {
 public:
     using FutureBase::FutureBase;
+    ~FutureState() override {
+        if (state() == State::Succeeded) this->destroy();
+    }
     template <class... A>
     void set_result(A&&... v) {
         if (done()) throw InvalidStateError("invalid state: the future is already done");
-        if constexpr (!std::is_void_v<T>) this->value.emplace(std::forward<A>(v)...);
+        if constexpr (!std::is_void_v<T>) this->emplace(std::forward<A>(v)...);
         finish(State::Succeeded, nullptr);
     }
     void set_exception(std::exception_ptr e) {
@@ -43,7 +46,7 @@ public:
     decltype(auto) result() const {
         if (!done()) throw InvalidStateError("Result is not ready.");
         ref_->rethrow_if_failed();
-        if constexpr (!std::is_void_v<T>) return static_cast<const T&>(*ref_->value);
+        if constexpr (!std::is_void_v<T>) return static_cast<const T&>(ref_->value());
     }
     template <class F>
     void add_done_callback(F f) { ref_->add_done_callback(detail::Callback(std::move(f))); }

@@ -39,8 +39,8 @@ public:
         AsyncGenerator get_return_object() noexcept {
             return AsyncGenerator(std::coroutine_handle<promise_type>::from_promise(*this));
         }
-        detail::InitialSuspend initial_suspend() noexcept { return {*this}; }
-        detail::FinalSuspend final_suspend() noexcept { return {*this}; }
+        detail::InitialSuspend initial_suspend() noexcept { return {}; }
+        detail::FinalSuspend final_suspend() noexcept { return {}; }
         void return_void() noexcept {}
         void unhandled_exception() noexcept { exception = std::current_exception(); }
 

@@ -15,13 +15,13 @@ namespace corio {
 struct RunOptions {
     bool debug = false;  // also on when the CORIO_DEBUG environment variable is set
     std::optional<std::chrono::nanoseconds> slow_callback_duration{};
-    std::unique_ptr<IoBackend> backend{};
+    std::unique_ptr<IoBackend> backend{};  // the default backend when empty
     // On the main thread, for SIGINT and SIGTERM when they have their default disposition: the
     // first signal cancels the main task (its cleanup runs), and run() then throws
     // KeyboardInterrupt (with the signal's number); a second one ends the process at once.
     bool handle_sigint = true;
     // Live introspection: `corio-ps PID` shows the tasks (also on with CORIO_INTROSPECT=1).
-    bool introspect = false;// the default backend when empty
+    bool introspect = false;
 };
 
 class Runner {

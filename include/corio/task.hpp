@@ -60,7 +60,7 @@ public:
             typed()->rethrow_if_failed();
         } else {
             typed()->rethrow_if_failed();
-            return static_cast<const T&>(*typed()->value);
+            return static_cast<const T&>(typed()->value());
         }
     }
 
@@ -82,7 +82,7 @@ Task<T> spawn(EventLoop& loop, Coro<T> coro, std::string name, std::source_locat
     loop.check_open();
     auto h = coro.release();
     if (!h) throw std::invalid_argument("corio::create_task: empty Coro");
-    auto* s = new TaskState<T>(loop, h, h.promise(), std::move(name), where);
+    auto* s = new TaskState<T>(loop, h, std::move(name), where);
     loop.register_task(*s);
     return Task<T>::adopt(s);
 }

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <new>
+#include <sys/mman.h>
 #include <vector>
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -33,25 +34,30 @@ void frame_free(void* p, std::size_t) noexcept { ::operator delete(p); }
 namespace {
 
 constexpr std::size_t kGranule = 16;
-constexpr std::size_t kClasses = 64;        // blocks up to 1 KiB are recycled
-constexpr std::size_t kSlabBytes = 64 * 1024;  // carved into blocks of one class at a time
+constexpr std::size_t kClasses = 64;  // blocks up to 1 KiB are recycled
+// A thread carves blocks of every class, by bumping a pointer, from chunks that start small
+// (a thread that makes a few frames keeps a few KiB) and double up to 2 MiB. The big ones are
+// offered to transparent huge pages: a burst of a million tasks then costs a page fault per
+// 2 MiB instead of per 4 KiB, and no pass over fresh memory to link it into a free list.
+constexpr std::size_t kFirstChunk = 64 * 1024;
+constexpr std::size_t kHugeChunk = 2 * 1024 * 1024;
 
 struct FreeBlock {
     FreeBlock* next;
 };
 
-// Blocks come from slabs, never one malloc each: a burst of a million tasks costs a few
-// thousand mallocs, and no per-block malloc header. A block may be freed on another thread than
-// the one that carved it (a Coro made on one thread and run on a loop, a call_soon_threadsafe
-// callback): it joins that thread's list. So slabs are never given back while the process runs;
-// a thread that ends hands its free blocks to the others through the orphan lists, which bounds
-// what is kept to the peak in use.
+// A block may be freed on another thread than the one that carved it (a Coro made on one thread
+// and run on a loop, a call_soon_threadsafe callback): it joins that thread's list. So chunks are
+// never given back while the process runs; a thread that ends hands its free blocks to the others
+// through the orphan lists (spliced whole, in O(1) a class), which bounds what is kept to the
+// peak in use.
 struct Global {
     std::mutex mutex;
     FreeBlock* orphans[kClasses] = {};
-    std::vector<void*> slabs;
+    FreeBlock* orphan_tails[kClasses] = {};
+    std::vector<void*> chunks;
     ~Global() {
-        for (void* s : slabs) std::free(s);
+        for (void* c : chunks) std::free(c);
     }
 };
 Global& global() {
@@ -61,36 +67,61 @@ Global& global() {
 
 struct Cache {
     FreeBlock* heads[kClasses] = {};
+    FreeBlock* tails[kClasses] = {};  // valid while heads[cls] is not null
+    char* bump = nullptr;
+    char* bump_end = nullptr;
+    std::size_t next_chunk = kFirstChunk;
+
     ~Cache() {
         Global& g = global();
         std::lock_guard lock(g.mutex);
         for (std::size_t cls = 0; cls < kClasses; ++cls) {
-            while (FreeBlock* b = heads[cls]) {
-                heads[cls] = b->next;
-                b->next = g.orphans[cls];
-                g.orphans[cls] = b;
-            }
+            if (!heads[cls]) continue;
+            if (!g.orphans[cls]) g.orphan_tails[cls] = tails[cls];
+            tails[cls]->next = g.orphans[cls];
+            g.orphans[cls] = heads[cls];
         }
     }
-    FreeBlock* refill(std::size_t cls) {
+
+    void push(std::size_t cls, FreeBlock* b) noexcept {
+        if (!heads[cls]) tails[cls] = b;
+        b->next = heads[cls];
+        heads[cls] = b;
+    }
+
+    void* refill(std::size_t cls) {
         Global& g = global();
-        std::lock_guard lock(g.mutex);
-        if (FreeBlock* adopted = g.orphans[cls]) {
-            g.orphans[cls] = nullptr;
-            heads[cls] = adopted->next;
-            return adopted;
-        }
         std::size_t block = cls * kGranule;
-        std::size_t count = kSlabBytes / block;
-        char* slab = static_cast<char*>(std::malloc(count * block));
-        if (!slab) throw std::bad_alloc();
-        g.slabs.push_back(slab);
-        for (std::size_t i = 1; i < count; ++i) {
-            auto* b = reinterpret_cast<FreeBlock*>(slab + i * block);
-            b->next = heads[cls];
-            heads[cls] = b;
+        if (std::size_t(bump_end - bump) < block) {
+            std::lock_guard lock(g.mutex);
+            if (FreeBlock* adopted = g.orphans[cls]) {
+                g.orphans[cls] = nullptr;
+                heads[cls] = adopted->next;
+                tails[cls] = g.orphan_tails[cls];
+                return adopted;
+            }
+            new_chunk(g);
         }
-        return reinterpret_cast<FreeBlock*>(slab);
+        void* p = bump;
+        bump += block;
+        return p;
+    }
+
+    void new_chunk(Global& g) {
+        std::size_t size = next_chunk;
+        void* chunk = size >= kHugeChunk ? std::aligned_alloc(kHugeChunk, size) : std::malloc(size);
+        if (!chunk) throw std::bad_alloc();
+        if (size >= kHugeChunk) ::madvise(chunk, size, MADV_HUGEPAGE);  // a hint: failure is fine
+        g.chunks.push_back(chunk);
+        // What was left of the old chunk is too small for this class: give it to smaller ones.
+        while (std::size_t left = std::size_t(bump_end - bump) / kGranule) {
+            std::size_t cls = left < kClasses ? left : kClasses - 1;
+            push(cls, reinterpret_cast<FreeBlock*>(bump));
+            bump += cls * kGranule;
+        }
+        bump = static_cast<char*>(chunk);
+        bump_end = bump + size;
+        next_chunk = size < kHugeChunk ? size * 2 : kHugeChunk;
     }
 };
 
@@ -101,6 +132,7 @@ thread_local FrameAllocStats stats;
 
 void* frame_alloc(std::size_t size) {
     std::size_t cls = (size + kGranule - 1) / kGranule;
+    if (cls == 0) cls = 1;
     if (cls < kClasses) {
         if (FreeBlock* b = cache.heads[cls]) {
             cache.heads[cls] = b->next;
@@ -108,7 +140,7 @@ void* frame_alloc(std::size_t size) {
             return b;
         }
         ++stats.fresh;
-        return cache.refill(cls == 0 ? 1 : cls);
+        return cache.refill(cls);
     }
     ++stats.fresh;
     void* p = std::malloc(size);
@@ -121,10 +153,9 @@ FrameAllocStats frame_alloc_stats() noexcept { return stats; }
 void frame_free(void* p, std::size_t size) noexcept {
     if (!p) return;
     std::size_t cls = (size + kGranule - 1) / kGranule;
+    if (cls == 0) cls = 1;
     if (cls < kClasses) {
-        auto* b = static_cast<FreeBlock*>(p);
-        b->next = cache.heads[cls == 0 ? 1 : cls];
-        cache.heads[cls == 0 ? 1 : cls] = b;
+        cache.push(cls, static_cast<FreeBlock*>(p));
         return;
     }
     std::free(p);

@@ -116,19 +116,18 @@ void WaitNode::throw_if_cancelled() const {
 
 // --- tasks ---------------------------------------------------------------------------------
 
-TaskBase::TaskBase(EventLoop& loop, std::coroutine_handle<> frame, PromiseBase& promise, std::string name,
-                   std::source_location created)
-    : FutureBase(&loop),
-      root_(frame),
-      promise_(&promise),
-      resume_(frame),
-      name_(name.empty() ? nullptr : std::make_unique<std::string>(std::move(name))),
-      created_(created),
-      id_(loop.next_task_id()) {
+TaskBase::TaskBase(EventLoop& loop, std::coroutine_handle<> frame, std::string name, std::source_location created)
+    : FutureBase(&loop), root_(frame), resume_(frame), created_(created), id_(loop.next_task_id()) {
+    if (!name.empty()) extras().name = std::move(name);
     if (loop.keeps_task_stats()) {
-        stats_ = std::make_unique<TaskStats>();
-        stats_->created = Clock::now();
+        extras().stats = std::make_unique<TaskStats>();
+        extras().stats->created = Clock::now();
     }
+}
+
+TaskExtras& TaskBase::extras() {
+    if (!extras_) extras_ = std::make_unique<TaskExtras>();
+    return *extras_;
 }
 
 TaskBase::~TaskBase() {
@@ -138,13 +137,13 @@ TaskBase::~TaskBase() {
 std::string TaskBase::describe() const { return "Task"; }
 
 std::string TaskBase::name() const {
-    if (name_) return *name_;
+    if (extras_ && !extras_->name.empty()) return extras_->name;
     return "Task-" + std::to_string(id_);
 }
 
 const std::string& TaskBase::cancel_message() const noexcept {
     static const std::string empty;
-    return cancel_message_ ? *cancel_message_ : empty;
+    return extras_ ? extras_->cancel_message : empty;
 }
 
 bool TaskBase::cancel(std::string message) {
@@ -156,7 +155,7 @@ bool TaskBase::cancel(std::string message) {
     // it there, so the task that forwarded it stops waiting and the cycle unwinds.
     if (forwarding_cancel_) return false;
     ++cancel_requests_;
-    if (!message.empty() || cancel_message_) cancel_message_ = std::make_unique<std::string>(std::move(message));
+    if (!message.empty() || extras_) extras().cancel_message = std::move(message);
     if (waiting_on_) {
         forwarding_cancel_ = true;
         waiting_on_->on_cancel();
@@ -186,7 +185,7 @@ void TaskBase::schedule() noexcept { loop_->schedule(&TaskBase::step_thunk, this
 void TaskBase::step() noexcept {
     EventLoop& loop = *loop_;
     waiting_on_ = nullptr;
-    if (must_cancel_ && !promise_->started) {
+    if (must_cancel_ && !started()) {
         // Cancelled before its first step: the body never runs, not even its finally blocks.
         must_cancel_ = false;
         root_.destroy();
@@ -194,15 +193,19 @@ void TaskBase::step() noexcept {
         finish_task(State::Cancelled, std::make_exception_ptr(CancelledError(cancel_message())));
         return;
     }
+    if (!stepped_) {
+        stepped_ = true;
+        root_promise_of().started = true;
+    }
     loop.set_current_task(this);
-    if (stats_ || loop.get_debug()) {
+    if (TaskStats* stats = extras_ ? extras_->stats.get() : nullptr; stats || loop.get_debug()) {
         auto t0 = Clock::now();
         resume_.resume();
         auto took = Clock::now() - t0;
         loop.set_current_task(nullptr);
-        if (stats_) {
-            stats_->busy += took;
-            ++stats_->steps;
+        if (stats) {
+            stats->busy += took;
+            ++stats->steps;
         }
         if (loop.get_debug() && took >= loop.slow_callback_duration) report_slow_step(*this, took);
     } else {
@@ -215,8 +218,8 @@ void TaskBase::step() noexcept {
 void TaskBase::complete() noexcept {
     State s;
     std::exception_ptr e;
-    if (promise_->exception) {
-        e = promise_->exception;
+    if (PromiseBase& promise = root_promise_of(); promise.exception) {
+        e = promise.exception;
         s = is_cancellation(e) ? State::Cancelled : State::Failed;
     } else if (must_cancel_) {
         // It cancelled itself and returned without another suspension: the result is dropped.

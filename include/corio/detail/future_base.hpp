@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <exception>
+#include <new>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -85,21 +86,43 @@ protected:
     bool retrieved_ = false;
 };
 
+// The result of a Future or Task: constructed exactly when the state is Succeeded (the state
+// is the flag, so a task does not pay for std::optional's).
 template <class T>
-struct ResultSlot {
-    std::optional<T> value;
+class ResultSlot {
+public:
+    ResultSlot() noexcept {}
+    ResultSlot(const ResultSlot&) = delete;
+    ResultSlot& operator=(const ResultSlot&) = delete;
+    ~ResultSlot() {}
+
+    template <class... A>
+    void emplace(A&&... a) {
+        ::new (static_cast<void*>(&value_)) T(std::forward<A>(a)...);
+    }
+    T& value() noexcept { return value_; }
+    const T& value() const noexcept { return value_; }
+    void destroy() noexcept { value_.~T(); }
+
+private:
+    union {
+        T value_;
+    };
 };
 template <>
-struct ResultSlot<void> {};
+class ResultSlot<void> {
+public:
+    void destroy() noexcept {}
+};
 
 template <class T, class S>
 T take_result(S& s, bool move_out) {
     s.rethrow_if_failed();
     if constexpr (!std::is_void_v<T>) {
         if constexpr (std::is_copy_constructible_v<T>) {
-            if (!move_out) return *s.value;
+            if (!move_out) return s.value();
         }
-        return std::move(*s.value);
+        return std::move(s.value());
     }
 }
 

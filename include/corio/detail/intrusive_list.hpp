@@ -1,16 +1,15 @@
 // A doubly linked intrusive list: waiters link themselves in without allocating, and can
-// unlink themselves in O(1) when cancelled.
+// unlink themselves in O(1) when cancelled. Circular and headed by one pointer (the head's prev
+// is the tail), so a list costs 8 bytes and a hook 16: every task carries two hooks and a list
+// of its waiters, and a million live tasks feel each byte.
 #pragma once
-
-#include <cstddef>
 
 namespace corio::detail {
 
 template <class Tag>
 struct ListHook {
     ListHook* prev = nullptr;
-    ListHook* next = nullptr;
-    bool linked = false;
+    ListHook* next = nullptr;  // null exactly when not linked
 };
 
 template <class T, class Tag = T>
@@ -23,35 +22,36 @@ public:
     IntrusiveList& operator=(const IntrusiveList&) = delete;
 
     bool empty() const noexcept { return head_ == nullptr; }
-    std::size_t size() const noexcept { return size_; }
     T* front() const noexcept { return head_ ? cast(head_) : nullptr; }
 
     void push_back(T& item) noexcept {
         Hook& h = item;
-        h.prev = tail_;
-        h.next = nullptr;
-        h.linked = true;
-        if (tail_) tail_->next = &h; else head_ = &h;
-        tail_ = &h;
-        ++size_;
+        if (!head_) {
+            h.prev = h.next = &h;
+            head_ = &h;
+            return;
+        }
+        Hook* tail = head_->prev;
+        h.prev = tail;
+        h.next = head_;
+        tail->next = &h;
+        head_->prev = &h;
     }
     void push_front(T& item) noexcept {
-        Hook& h = item;
-        h.prev = nullptr;
-        h.next = head_;
-        h.linked = true;
-        if (head_) head_->prev = &h; else tail_ = &h;
-        head_ = &h;
-        ++size_;
+        push_back(item);
+        head_ = &static_cast<Hook&>(item);
     }
     void remove(T& item) noexcept {
         Hook& h = item;
-        if (!h.linked) return;
-        if (h.prev) h.prev->next = h.next; else head_ = h.next;
-        if (h.next) h.next->prev = h.prev; else tail_ = h.prev;
+        if (!h.next) return;
+        if (h.next == &h) {
+            head_ = nullptr;
+        } else {
+            h.prev->next = h.next;
+            h.next->prev = h.prev;
+            if (head_ == &h) head_ = h.next;
+        }
         h.prev = h.next = nullptr;
-        h.linked = false;
-        --size_;
     }
     T* pop_front() noexcept {
         if (!head_) return nullptr;
@@ -59,12 +59,14 @@ public:
         remove(*item);
         return item;
     }
-    static bool is_linked(const T& item) noexcept { return static_cast<const Hook&>(item).linked; }
+    static bool is_linked(const T& item) noexcept { return static_cast<const Hook&>(item).next != nullptr; }
 
+    // `f` may unlink the item it is given (not others). Items linked during the walk, after
+    // the item being visited is the last, are not visited.
     template <class F>
     void for_each(F&& f) const {
         for (Hook* h = head_; h;) {
-            Hook* next = h->next;
+            Hook* next = h->next == head_ ? nullptr : h->next;
             f(*cast(h));
             h = next;
         }
@@ -73,8 +75,6 @@ public:
 private:
     static T* cast(Hook* h) noexcept { return static_cast<T*>(h); }
     Hook* head_ = nullptr;
-    Hook* tail_ = nullptr;
-    std::size_t size_ = 0;
 };
 
 }  // namespace corio::detail

@@ -25,6 +25,7 @@ struct PromiseBase : Recycled {
     // or without the compiler turning symmetric transfer into a tail call (GCC PR 94794).
     bool inline_mode = false;
     bool inline_done = false;
+    bool has_value = false;  // ValuePromise's result is constructed
 
     // Leaves the frame at final_suspend or co_yield.
     std::coroutine_handle<> transfer_out() noexcept {
@@ -39,6 +40,7 @@ struct PromiseBase : Recycled {
     // Runs `child` from inside the parent's await_suspend. Returns true when the child
     // finished or yielded before suspending, so the parent goes on without suspending.
     static bool run_inline(std::coroutine_handle<> child, PromiseBase& p) {
+        p.started = true;
         p.inline_mode = true;
         p.inline_done = false;
         child.resume();
@@ -51,18 +53,19 @@ struct PromiseBase : Recycled {
     }
 };
 
+// Empty: whoever resumes a frame first marks it started (run_inline, or the task's first step).
 struct InitialSuspend {
-    PromiseBase& promise;
     bool await_ready() const noexcept { return false; }
     void await_suspend(std::coroutine_handle<>) const noexcept {}
-    void await_resume() const noexcept { promise.started = true; }
+    void await_resume() const noexcept {}
 };
 
+// Empty (it reaches the promise through the handle): g++ keeps every awaiter in the frame.
 struct FinalSuspend {
-    PromiseBase& promise;
     bool await_ready() const noexcept { return false; }
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<>) const noexcept {
-        return promise.transfer_out();
+    template <class P>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) const noexcept {
+        return h.promise().transfer_out();
     }
     void await_resume() const noexcept {}
 };

@@ -35,10 +35,17 @@ protected:
     ~TaskOwner() = default;
 };
 
+// What few tasks need: a name given by the user, a cancel message, statistics. Out of line, so
+// that a million plain tasks do not carry them.
+struct TaskExtras {
+    std::string name;  // empty: "Task-<id>"
+    std::string cancel_message;
+    std::unique_ptr<TaskStats> stats;  // only when the loop keeps statistics (debug, introspection)
+};
+
 class TaskBase : public FutureBase, public ListHook<AllTasksTag>, public ListHook<GroupTag> {
 public:
-    TaskBase(EventLoop& loop, std::coroutine_handle<> frame, PromiseBase& promise, std::string name,
-             std::source_location created);
+    TaskBase(EventLoop& loop, std::coroutine_handle<> frame, std::string name, std::source_location created);
 
     bool cancel(std::string message) override;
     int cancelling() const noexcept { return int(cancel_requests_); }
@@ -46,15 +53,14 @@ public:
     const std::string& cancel_message() const noexcept;
 
     std::string name() const;
-    void set_name(std::string name) {
-        name_ = name.empty() ? nullptr : std::make_unique<std::string>(std::move(name));
-    }
+    void set_name(std::string name) { extras().name = std::move(name); }
     std::uint64_t id() const noexcept { return id_; }
     const std::source_location& created_at() const noexcept { return created_; }
-    PromiseBase* root_promise() const noexcept { return root_ ? promise_ : nullptr; }
+    // The outermost frame, while it exists (for the call graph).
+    PromiseBase* root_promise() const noexcept { return root_ ? &root_promise_of() : nullptr; }
     WaitNode* waiting_on() const noexcept { return waiting_on_; }
-    const TaskStats* stats() const noexcept { return stats_.get(); }
-    bool started() const noexcept { return promise_ && promise_->started; }
+    const TaskStats* stats() const noexcept { return extras_ ? extras_->stats.get() : nullptr; }
+    bool started() const noexcept { return stepped_; }
     std::string describe() const override;
 
     // Called by WaitNode.
@@ -78,11 +84,12 @@ public:
 
 protected:
     ~TaskBase() override;
+    // The promise of root_ (its type is known only to the typed state).
+    virtual PromiseBase& root_promise_of() const noexcept = 0;
     // Moves the finished frame's outcome into the typed state.
     virtual void take_outcome() = 0;
 
     std::coroutine_handle<> root_;
-    PromiseBase* promise_;
 
 private:
     static void step_thunk(void* self) noexcept { static_cast<TaskBase*>(self)->step(); }
@@ -90,35 +97,35 @@ private:
     void complete() noexcept;
     void finish_task(State s, std::exception_ptr e) noexcept;
     void report_swallowed_cancel() noexcept;
+    TaskExtras& extras();
 
     std::coroutine_handle<> resume_;
     WaitNode* waiting_on_ = nullptr;
     TaskOwner* owner_ = nullptr;
-    std::unique_ptr<std::string> name_;  // "Task-<id>" when none was given: no string per task
-    std::unique_ptr<std::string> cancel_message_;
-    std::unique_ptr<TaskStats> stats_;    // only when the loop keeps statistics (debug, introspection)
+    std::unique_ptr<TaskExtras> extras_;
     std::source_location created_;
     std::uint64_t id_ = 0;
     std::uint32_t cancel_requests_ = 0;
     bool must_cancel_ = false;
     bool forwarding_cancel_ = false;
-
-    template <class T>
-    friend class TaskState;
+    bool stepped_ = false;  // its body has begun
 };
 
 template <class T>
 class TaskState final : public TaskBase, public ResultSlot<T> {
 public:
-    using TaskBase::TaskBase;
+    using Promise = typename Coro<T>::promise_type;
+    TaskState(EventLoop& loop, std::coroutine_handle<Promise> frame, std::string name, std::source_location created)
+        : TaskBase(loop, frame, std::move(name), created) {}
+    ~TaskState() override {
+        if (state() == State::Succeeded) this->destroy();
+    }
 
 private:
+    Promise& promise() const noexcept { return std::coroutine_handle<Promise>::from_address(root_.address()).promise(); }
+    PromiseBase& root_promise_of() const noexcept override { return promise(); }
     void take_outcome() override {
-        if constexpr (!std::is_void_v<T>) {
-            using P = typename Coro<T>::promise_type;
-            auto& p = static_cast<P&>(*promise_);
-            if (!p.exception) this->value = std::move(p.value);
-        }
+        if constexpr (!std::is_void_v<T>) this->emplace(promise().take_value());
     }
 };
 

@@ -1,0 +1,78 @@
+#include "corio/run_loops.hpp"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <mutex>
+
+namespace corio::detail {
+
+struct LoopSet::Slot {
+    EventLoop* loop = nullptr;  // set while the loop's main task runs
+    AnyTask main;               // touched only on that loop's thread
+};
+
+struct LoopSet::Shared {
+    std::mutex mutex;
+    bool stopping = false;
+};
+
+LoopSet::LoopSet(std::size_t count)
+    : slots_(std::make_unique<Slot[]>(count)), count_(count), shared_(std::make_unique<Shared>()) {}
+
+LoopSet::~LoopSet() = default;
+
+void LoopSet::enter(std::size_t index) {
+    Slot& slot = slots_[index];
+    slot.main = current_task();
+    std::lock_guard lock(shared_->mutex);
+    slot.loop = &get_running_loop();
+    if (shared_->stopping) slot.main.cancel();  // another loop failed before this one started
+}
+
+void LoopSet::leave(std::size_t index) noexcept {
+    {
+        std::lock_guard lock(shared_->mutex);
+        slots_[index].loop = nullptr;
+    }
+    slots_[index].main = AnyTask{};  // on its own thread: task references are not atomic
+}
+
+void LoopSet::stop_all() noexcept {
+    std::lock_guard lock(shared_->mutex);
+    if (shared_->stopping) return;
+    shared_->stopping = true;
+    for (std::size_t i = 0; i < count_; ++i) {
+        Slot* slot = &slots_[i];
+        if (!slot->loop) continue;
+        try {
+            // `leave` waits for this mutex, so the loop is still open while we post to it.
+            slot->loop->call_soon_threadsafe([slot] {
+                if (slot->main && !slot->main.done()) slot->main.cancel();
+            });
+        } catch (...) {
+            // A loop that is already closing is stopping anyway.
+        }
+    }
+}
+
+void LoopSet::pin(std::size_t index) noexcept {
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    if (::sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
+    int usable = CPU_COUNT(&allowed);
+    if (usable <= 0) return;
+    int want = int(index % std::size_t(usable));
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+        if (!CPU_ISSET(cpu, &allowed)) continue;
+        if (want-- == 0) {
+            cpu_set_t one;
+            CPU_ZERO(&one);
+            CPU_SET(cpu, &one);
+            ::pthread_setaffinity_np(::pthread_self(), sizeof one, &one);
+            return;
+        }
+    }
+}
+
+}  // namespace corio::detail

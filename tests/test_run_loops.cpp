@@ -1,0 +1,122 @@
+// One loop per core (corio/run_loops.hpp): results in order, one thread per loop, the first
+// failure cancels the others and is rethrown, loops talk through call_soon_threadsafe, and
+// reuse_port servers on several loops share one port. Plain gtest (run_loops is the entry point,
+// like corio::run, so it is not called from inside a CORIO_TEST).
+#include <corio/corio.hpp>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+#include <latch>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <thread>
+#include <vector>
+
+using namespace corio;
+using namespace std::chrono_literals;
+
+namespace {
+
+Coro<std::thread::id> report_thread(std::size_t index) {
+    co_await sleep(Clock::duration::zero());
+    (void)index;
+    co_return std::this_thread::get_id();
+}
+
+TEST(RunLoops, ResultsComeBackInOrderOneThreadEach) {
+    auto ids = run_loops(3, [](std::size_t i) { return report_thread(i); });
+    ASSERT_EQ(ids.size(), 3u);
+    EXPECT_EQ(ids[0], std::this_thread::get_id());  // loop 0 runs on the calling thread
+    std::set<std::thread::id> distinct(ids.begin(), ids.end());
+    EXPECT_EQ(distinct.size(), 3u);
+}
+
+Coro<int> square(std::size_t i) {
+    co_await sleep(1ms);
+    co_return int(i * i);
+}
+
+TEST(RunLoops, ValuesOfEachLoop) {
+    EXPECT_EQ(run_loops(4, [](std::size_t i) { return square(i); }), (std::vector<int>{0, 1, 4, 9}));
+}
+
+TEST(RunLoops, CountZeroIsRejected) {
+    EXPECT_THROW(run_loops(0, [](std::size_t i) { return square(i); }), std::invalid_argument);
+}
+
+struct Progress {
+    std::latch waiting{2};
+    std::atomic<int> cleaned_up{0};
+};
+
+Coro<> wait_forever_or_fail(std::size_t index, Progress* progress) {
+    if (index == 2) {
+        // Fail only once the others wait: the failure must reach loops that are blocked.
+        co_await to_thread([progress] { progress->waiting.wait(); });
+        throw std::runtime_error("loop 2 failed");
+    }
+    Event never;
+    progress->waiting.count_down();
+    try {
+        co_await never.wait();
+    } catch (const CancelledError&) {
+        progress->cleaned_up.fetch_add(1);
+        throw;
+    }
+}
+
+TEST(RunLoops, FirstFailureCancelsTheOtherLoopsAndIsRethrown) {
+    Progress progress;
+    try {
+        run_loops(3, [&](std::size_t i) { return wait_forever_or_fail(i, &progress); });
+        FAIL() << "expected the failure of loop 2";
+    } catch (const std::runtime_error& e) {
+        EXPECT_STREQ(e.what(), "loop 2 failed");
+    }
+    EXPECT_EQ(progress.cleaned_up.load(), 2);
+}
+
+Coro<> fail_at_once(std::size_t index) {
+    if (index == 1) throw std::logic_error("early");
+    Event never;
+    co_await never.wait();
+}
+
+TEST(RunLoops, AFailureBeforeTheOthersStartStillStopsThem) {
+    EXPECT_THROW(run_loops(4, [](std::size_t i) { return fail_at_once(i); }), std::logic_error);
+}
+
+// Loop 1 resolves a future of loop 0 through call_soon_threadsafe, the one thread-safe entry
+// point: the callback runs on loop 0's thread, where the future lives.
+struct Mailbox {
+    std::promise<std::pair<EventLoop*, Future<int>*>> loop0;
+    std::shared_future<std::pair<EventLoop*, Future<int>*>> ready = loop0.get_future().share();
+};
+
+Coro<int> exchange(std::size_t index, Mailbox* box) {
+    if (index == 0) {
+        Future<int> answer = get_running_loop().create_future<int>();
+        box->loop0.set_value({&get_running_loop(), &answer});
+        int got = co_await answer;
+        co_return got;
+    }
+    auto [loop0, answer] = co_await to_thread([box] { return box->ready.get(); });
+    loop0->call_soon_threadsafe([answer = answer] { answer->set_result(42); });
+    co_return 1;
+}
+
+TEST(RunLoops, LoopsTalkThroughCallSoonThreadsafe) {
+    Mailbox box;
+    EXPECT_EQ(run_loops(2, [&](std::size_t i) { return exchange(i, &box); }), (std::vector<int>{42, 1}));
+}
+
+TEST(RunLoops, PinnedLoopsStillRun) {
+    RunLoopsOptions options;
+    options.pin_threads = true;
+    EXPECT_EQ(run_loops(2, [](std::size_t i) { return square(i); }, std::move(options)), (std::vector<int>{0, 1}));
+}
+
+}  // namespace
