@@ -137,6 +137,7 @@ prog_cmd() {
   case $sys in
     corio)           cmd=(env CORIO_BACKEND=epoll "$bin/bench/corio_$wl") ;;
     corio-io_uring)  cmd=(env CORIO_BACKEND=io_uring "$bin/bench/corio_$wl") ;;
+    corio-2loops)    cmd=(env CORIO_BACKEND=epoll "$bin/bench/corio_$wl") ;;
     asio|tokio)      cmd=("$peers_out/${sys}_$wl") ;;
     go)              cmd=(env GOMAXPROCS=1 "$peers_out/go_$wl") ;;
     uvloop|asyncio)  cmd=("$python" "$peers_src/asyncio/$wl.py" "$sys") ;;
@@ -197,10 +198,12 @@ trap 'stop_server; exit 130' INT TERM
 # run_echo REP SYSTEM SIZE: start the server on core 0, wait until it accepts, warm it if it is
 # a Python one, run the client on core 1, stop the server.
 run_echo() {
-  local rep=$1 sys=$2 size=$3 port i out rc=0 line
+  local rep=$1 sys=$2 size=$3 port i out rc=0 line cpus=0 extra=()
   prog_cmd "$sys" echo_server
+  # Two loops (run_loops + reuse_port) get both cores; the client still runs on core 1.
+  if [ "$sys" = corio-2loops ]; then cpus=0,1; extra=(2); fi
   port=$(free_port)
-  taskset -c 0 "${cmd[@]}" "$port" >>"$log" 2>&1 &
+  taskset -c "$cpus" "${cmd[@]}" "$port" "${extra[@]}" >>"$log" 2>&1 &
   srv_pid=$!
   for ((i = 0; i < 100; i++)); do   # at most 10 s
     port_open "$port" && break
@@ -247,6 +250,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
     for size in $SIZES; do
       say "W4: echo, $CONNS connections, $size bytes, $w4_secs s"
       for s in "${eorder[@]}"; do run_echo "$rep" "$s" "$size"; done
+      if [ "$size" = 1024 ]; then run_echo "$rep" corio-2loops "$size"; fi
     done
   fi
 done
