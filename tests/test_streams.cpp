@@ -688,6 +688,27 @@ CORIO_TEST(Server, CloseClientsCancelsHandlers) {
     EXPECT_EQ(eof, "");
 }
 
+// A handler task cancelled before its first step never runs its body: its place in the server's
+// client list must still go, or wait_closed() waits forever (found by the showcase's Ctrl-C).
+CORIO_TEST(Server, CloseClientsBeforeTheHandlerStartsStillLetsWaitClosedReturn) {
+    bool handler_ran = false;
+    auto handler = [&handler_ran](StreamReader, StreamWriter) -> Coro<> {
+        handler_ran = true;
+        co_return;
+    };
+    Server server = co_await serve_local(handler);
+    StreamPair conn = co_await connect_local(port_of(server));
+    while (server.active_connections() == 0) co_await sleep(Clock::duration::zero());
+    server.close();
+    server.close_clients();
+    Coro<> closing = wait_for(server.wait_closed(), 10s);
+    co_await std::move(closing);
+    EXPECT_FALSE(handler_ran);
+    EXPECT_EQ(server.active_connections(), 0u);
+    std::string eof = co_await conn.first.read(-1);
+    EXPECT_EQ(eof, "");
+}
+
 CORIO_TEST(Server, CancelledServeForeverClosesTheServer) {
     Server server = co_await serve_local(echo_handler);
     std::uint16_t port = port_of(server);

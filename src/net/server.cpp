@@ -34,8 +34,29 @@ namespace {
 
 constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(100);
 
+// A handler's place in the server's client list, left when the handler's frame goes. A frame
+// parameter, not code at the end of the body: a handler task cancelled before its first step
+// (close_clients() right after an accept) never runs its body, and wait_closed() must not wait
+// for it forever.
+class ClientSlot {
+public:
+    ClientSlot(std::shared_ptr<ServerState> s, std::list<AnyTask>::iterator me) noexcept : s_(std::move(s)), me_(me) {}
+    ClientSlot(ClientSlot&& o) noexcept : s_(std::move(o.s_)), me_(o.me_) {}
+    ClientSlot(const ClientSlot&) = delete;
+    ClientSlot& operator=(const ClientSlot&) = delete;
+    ~ClientSlot() {
+        if (!s_) return;
+        s_->clients.erase(me_);
+        if (s_->closed && s_->clients.empty()) s_->idle_event.set();
+    }
+
+private:
+    std::shared_ptr<ServerState> s_;
+    std::list<AnyTask>::iterator me_;
+};
+
 Coro<> run_client(std::shared_ptr<ServerState> s, StreamReader reader, StreamWriter writer,
-                  std::list<AnyTask>::iterator me) {
+                  [[maybe_unused]] ClientSlot slot) {
     try {
         Coro<> handling = s->handler(reader, writer);
         co_await std::move(handling);
@@ -45,8 +66,6 @@ Coro<> run_client(std::shared_ptr<ServerState> s, StreamReader reader, StreamWri
             {"Unhandled exception in client_connected_cb", std::current_exception(), current_task().name(), {}, {}});
     }
     writer.close();  // flushes what is buffered, then closes: no connection outlives its handler
-    s->clients.erase(me);
-    if (s->closed && s->clients.empty()) s->idle_event.set();
 }
 
 bool out_of_resources(int code) { return code == EMFILE || code == ENFILE || code == ENOBUFS || code == ENOMEM; }
@@ -79,7 +98,7 @@ Coro<> accept_loop(std::shared_ptr<ServerState> s, int fd, bool tcp) {
         }
         auto [reader, writer] = make_streams(std::move(conn.first), s->options.limit);
         auto me = s->clients.emplace(s->clients.end());
-        *me = detail::spawn(*s->loop, run_client(s, reader, writer, me), {}, std::source_location::current());
+        *me = detail::spawn(*s->loop, run_client(s, reader, writer, ClientSlot(s, me)), {}, std::source_location::current());
     }
 }
 
