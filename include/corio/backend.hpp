@@ -64,9 +64,9 @@ public:
     virtual void cancel_all() noexcept = 0;
 };
 
-// The backend named by the CORIO_BACKEND environment variable ("epoll" or "io_uring"), or else
-// the best this machine allows: io_uring where the kernel (5.19+) and the sandbox permit it,
-// epoll otherwise.
+// The backend named by the CORIO_BACKEND environment variable ("epoll" or "io_uring"), epoll
+// when it is unset (io_uring is chosen explicitly: containers often forbid it, and it does not
+// yet lead epoll at every message size, see docs/BENCHMARKS.md).
 std::unique_ptr<IoBackend> make_default_backend();
 std::unique_ptr<IoBackend> make_epoll_backend();
 // nullptr when io_uring is missing, too old, or forbidden here.

@@ -201,12 +201,13 @@ public:
         return async_gens_;
     }
 
-    // Work handed to other threads that will come back through call_soon_threadsafe; the
-    // virtual clock does not jump while any is outstanding.
     // Operations of the loop's own (the signal pipe's read): they do not make a tick with
     // ready work poll the backend every time.
     void internal_io_started() noexcept { ++internal_io_; }
     void internal_io_finished() noexcept { --internal_io_; }
+
+    // Work handed to other threads that will come back through call_soon_threadsafe; the
+    // virtual clock does not jump while any is outstanding.
 
     void external_work_started() noexcept { ++external_pending_; }
     void external_work_finished() noexcept { --external_pending_; }

@@ -73,8 +73,9 @@ Coro<T> loop_main(LoopSet* set, std::size_t index, Coro<T> body) {
 
 // Runs make_main(i) for i in [0, count) with corio::run, each on its own thread and loop (loop 0
 // on the calling thread), and returns their results in order. When one main task fails, or
-// Ctrl-C reaches loop 0, every other main task is cancelled; once all threads are joined the
-// first failure is rethrown (KeyboardInterrupt for Ctrl-C).
+// Ctrl-C reaches loop 0, every other main task is cancelled; once all threads are joined one
+// failure is rethrown: KeyboardInterrupt if Ctrl-C stopped them, else the failure of the
+// lowest-numbered loop that did not merely get cancelled.
 template <class F, class Coroutine = std::invoke_result_t<F&, std::size_t>,
           class T = typename Coroutine::value_type>
 auto run_loops(std::size_t count, F make_main, RunLoopsOptions options = {},
