@@ -111,6 +111,19 @@ CORIO_TEST(Loop, TimersFireInDeadlineOrder) {
 
 // L3 (API.md: "timers with equal deadlines fire in the order they were set"; asyncio leaves it
 // undefined and corio fixes it).
+// The arming counter is 32 bits: a timer armed just after it wraps still fires after one armed
+// just before, at the same deadline.
+TEST(LoopTimers, EqualDeadlineOrderSurvivesTheArmingCounterWrapping) {
+    detail::TimerNode before_wrap, after_wrap, later;
+    before_wrap.seq = 0xFFFFFFFFu;
+    after_wrap.seq = 0;
+    EXPECT_TRUE(detail::fires_before(before_wrap, after_wrap));
+    EXPECT_FALSE(detail::fires_before(after_wrap, before_wrap));
+    later.when = before_wrap.when + std::chrono::nanoseconds(1);
+    later.seq = 0x7FFFFFFFu;  // armed earlier, due later: the deadline decides
+    EXPECT_TRUE(detail::fires_before(after_wrap, later));
+}
+
 CORIO_TEST(Loop, EqualDeadlineTimersFireInInsertionOrder) {
     corio::testing::MockClock clock;
     EventLoop& loop = get_running_loop();

@@ -4,6 +4,7 @@
 // like corio::run, so it is not called from inside a CORIO_TEST).
 #include <corio/corio.hpp>
 #include <gtest/gtest.h>
+#include <sched.h>
 
 #include <atomic>
 #include <future>
@@ -113,10 +114,25 @@ TEST(RunLoops, LoopsTalkThroughCallSoonThreadsafe) {
     EXPECT_EQ(run_loops(2, [&](std::size_t i) { return exchange(i, &box); }), (std::vector<int>{42, 1}));
 }
 
-TEST(RunLoops, PinnedLoopsStillRun) {
+int allowed_cpus() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    EXPECT_EQ(::sched_getaffinity(0, sizeof set, &set), 0);
+    return CPU_COUNT(&set);
+}
+
+Coro<int> cpus_of_this_loop(std::size_t) {
+    co_await sleep(Clock::duration::zero());
+    co_return allowed_cpus();
+}
+
+TEST(RunLoops, PinnedLoopsRunOnOneCpuEachAndTheCallerIsUnpinnedAfter) {
+    int before = allowed_cpus();
     RunLoopsOptions options;
     options.pin_threads = true;
-    EXPECT_EQ(run_loops(2, [](std::size_t i) { return square(i); }, std::move(options)), (std::vector<int>{0, 1}));
+    EXPECT_EQ(run_loops(2, [](std::size_t i) { return cpus_of_this_loop(i); }, std::move(options)),
+              (std::vector<int>{1, 1}));
+    EXPECT_EQ(allowed_cpus(), before);
 }
 
 }  // namespace

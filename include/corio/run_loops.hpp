@@ -24,7 +24,8 @@ struct RunLoopsOptions {
     // For loop 0, which runs on the calling thread (and there handles SIGINT/SIGTERM, cancelling
     // every loop). The other loops take its debug and introspection settings, no signals.
     RunOptions options{};
-    // Pins loop i to CPU i (mod the CPUs this process may use): no migrations, warm caches.
+    // Pins loop i to CPU i (mod the CPUs this process may use): no migrations, warm caches. The
+    // calling thread (loop 0) gets its own affinity back when run_loops returns.
     bool pin_threads = false;
 };
 
@@ -44,6 +45,7 @@ public:
     void leave(std::size_t index) noexcept;
     // Cancels the main task of every loop (once).
     void stop_all() noexcept;
+    // On loop `index`'s thread: pins it to one CPU (see RunLoopsOptions::pin_threads).
     void pin(std::size_t index) noexcept;
 
 private:

@@ -12,7 +12,11 @@ namespace corio {
 namespace detail {
 class SleepAwaiter final : public WaitNode, public TimerNode {
 public:
-    explicit SleepAwaiter(Clock::time_point when, bool just_yield) noexcept : yield_(just_yield) { this->when = when; }
+    // A bare yield has no timer to fire (fire stays null).
+    explicit SleepAwaiter(Clock::time_point when, bool just_yield) noexcept {
+        this->when = when;
+        if (!just_yield) this->fire = &SleepAwaiter::on_timer;
+    }
 
     bool await_ready() const noexcept { return false; }
     bool await_suspend(std::coroutine_handle<> h);
@@ -20,7 +24,7 @@ public:
     void detach() noexcept override;
 
 private:
-    bool yield_;
+    static void on_timer(TimerNode* t) noexcept;
 };
 }  // namespace detail
 

@@ -248,18 +248,19 @@ EventLoop::Work EventLoop::ready_pop() noexcept {
 
 void EventLoop::add_timer(detail::TimerNode& node) {
     node.seq = ++timer_seq_;
-    node.heap_index = timers_.size();
+    // 2^32 armed timers would take 96 GiB of nodes: the 32-bit index cannot overflow first.
+    node.heap_index = std::uint32_t(timers_.size());
     timers_.push_back(&node);
     heap_up(node.heap_index);
 }
 
 void EventLoop::remove_timer(detail::TimerNode& node) noexcept {
+    if (node.heap_index == detail::TimerNode::npos) return;
     std::size_t i = node.heap_index;
-    if (i == detail::TimerNode::npos) return;
     std::size_t last = timers_.size() - 1;
     if (i != last) {
         timers_[i] = timers_[last];
-        timers_[i]->heap_index = i;
+        timers_[i]->heap_index = std::uint32_t(i);
         timers_.pop_back();
         heap_down(i);
         heap_up(i);
@@ -274,8 +275,8 @@ void EventLoop::heap_up(std::size_t i) noexcept {
         std::size_t parent = (i - 1) / 2;
         if (!earlier(timers_[i], timers_[parent])) break;
         std::swap(timers_[i], timers_[parent]);
-        timers_[i]->heap_index = i;
-        timers_[parent]->heap_index = parent;
+        timers_[i]->heap_index = std::uint32_t(i);
+        timers_[parent]->heap_index = std::uint32_t(parent);
         i = parent;
     }
 }
@@ -288,8 +289,8 @@ void EventLoop::heap_down(std::size_t i) noexcept {
         if (r < n && earlier(timers_[r], timers_[best])) best = r;
         if (best == i) break;
         std::swap(timers_[i], timers_[best]);
-        timers_[i]->heap_index = i;
-        timers_[best]->heap_index = best;
+        timers_[i]->heap_index = std::uint32_t(i);
+        timers_[best]->heap_index = std::uint32_t(best);
         i = best;
     }
 }

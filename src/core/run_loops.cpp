@@ -15,12 +15,18 @@ struct LoopSet::Slot {
 struct LoopSet::Shared {
     std::mutex mutex;
     bool stopping = false;
+    // Loop 0 runs on the caller's thread: its affinity is given back when run_loops returns.
+    bool restore_affinity = false;
+    cpu_set_t caller_affinity;
 };
 
 LoopSet::LoopSet(std::size_t count)
     : slots_(std::make_unique<Slot[]>(count)), count_(count), shared_(std::make_unique<Shared>()) {}
 
-LoopSet::~LoopSet() = default;
+LoopSet::~LoopSet() {
+    if (shared_->restore_affinity)
+        ::pthread_setaffinity_np(::pthread_self(), sizeof shared_->caller_affinity, &shared_->caller_affinity);
+}
 
 void LoopSet::enter(std::size_t index) {
     Slot& slot = slots_[index];
@@ -60,6 +66,10 @@ void LoopSet::pin(std::size_t index) noexcept {
     cpu_set_t allowed;
     CPU_ZERO(&allowed);
     if (::sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
+    if (index == 0) {
+        shared_->caller_affinity = allowed;
+        shared_->restore_affinity = true;
+    }
     int usable = CPU_COUNT(&allowed);
     if (usable <= 0) return;
     int want = int(index % std::size_t(usable));

@@ -6,16 +6,13 @@ namespace corio {
 
 namespace detail {
 
-namespace {
-void fire_sleep(TimerNode* t) noexcept { static_cast<SleepAwaiter*>(t)->wake(); }
-}  // namespace
+void SleepAwaiter::on_timer(TimerNode* t) noexcept { static_cast<SleepAwaiter*>(t)->wake(); }
 
 bool SleepAwaiter::await_suspend(std::coroutine_handle<> h) {
     if (!suspend(h)) return false;
-    if (yield_) {
+    if (!fire) {
         wake();  // no timer: asyncio's bare yield, back on the next tick
     } else {
-        fire = &fire_sleep;
         task->loop()->add_timer(*this);
     }
     return true;
