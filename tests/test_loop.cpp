@@ -366,6 +366,42 @@ TEST(LoopManual, StopMakesRunForeverReturnAfterTheCurrentTick) {
     loop.close();
 }
 
+namespace {
+Coro<> wait_for_event(Event* e) { co_await e->wait(); }
+Coro<> await_a_child(Event* e) {
+    Task<> child = create_task(wait_for_event(e));
+    co_await child;
+}
+}  // namespace
+
+// A loop closed with tasks still pending destroys their frames, in the order the tasks were
+// created: the parent first, whose frame holds its place in the child's waiter list. That place
+// must be left before the frame goes, or ending the child touches freed memory (ASan sees it).
+TEST(LoopManual, ClosingWithPendingTasksDetachesTheirWaitsBeforeDestroyingFrames) {
+    Event never;
+    EventLoop loop;
+    std::vector<std::string> reports;
+    loop.set_exception_handler([&](EventLoop&, const ExceptionContext& c) { reports.push_back(c.message); });
+    Task<> parent = detail::spawn(loop, await_a_child(&never), "parent", std::source_location::current());
+    loop.run_until([&] { return parent.state()->waiting_on() != nullptr; });
+    loop.close();
+    EXPECT_TRUE(parent.cancelled());
+    EXPECT_EQ(reports.size(), 2u);  // "Task was destroyed but it is pending!", parent and child
+}
+
+// A run_coroutine_threadsafe future whose task the closing loop abandons ends (broken_promise:
+// the loop drops the done callback unrun) instead of waiting forever.
+TEST(LoopManual, RunCoroutineThreadsafeFutureEndsWhenTheLoopClosesUnderIt) {
+    Event never;
+    EventLoop loop;
+    loop.set_exception_handler([](EventLoop&, const ExceptionContext&) {});
+    std::future<void> result = run_coroutine_threadsafe(wait_for_event(&never), loop);
+    loop.run_until([&] { return !loop.tasks().empty(); });
+    loop.close();
+    ASSERT_EQ(result.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+    EXPECT_THROW(result.get(), std::future_error);
+}
+
 // L7 / test_base_events.py::BaseEventLoopTests::test_run_forever_pre_stopped: stop() before
 // run_forever() makes it run exactly one tick (without blocking).
 TEST(LoopManual, StopBeforeRunForeverRunsOneTick) {

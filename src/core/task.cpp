@@ -259,15 +259,22 @@ void TaskBase::finish_task(State s, std::exception_ptr e) noexcept {
 }
 
 void TaskBase::abandon() noexcept {
+    // Leave what the task waits on before its frame (which holds the waiting node) goes: the
+    // primitive may outlive the task, and another frame destroyed here may still set it.
+    if (waiting_on_) {
+        waiting_on_->detach();
+        waiting_on_ = nullptr;
+    }
     if (root_) {
         root_.destroy();
         root_ = {};
     }
     loop_->unregister_task(*this);
-    state_ = State::Cancelled;
     retrieved_ = true;
-    exception_ = std::make_exception_ptr(CancelledError("the event loop was closed"));
-    while (CompletionWaiter* w = waiters_.pop_front()) (void)w;
+    // Whoever waits for the task hears that it was cancelled, as with any cancellation: tasks
+    // (themselves abandoned next), done callbacks (dropped unrun by the closing loop, which ends a
+    // run_coroutine_threadsafe future with broken_promise instead of leaving it waiting forever).
+    finish(State::Cancelled, std::make_exception_ptr(CancelledError("the event loop was closed")));
     loop_ = nullptr;
     release();
 }
