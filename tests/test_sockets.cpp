@@ -5,6 +5,7 @@
 #include <corio/socket.hpp>
 #include <corio/streams.hpp>
 #include <corio/testing.hpp>
+#include <netdb.h>
 
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -76,6 +77,20 @@ TEST(SocketAddress, NumericHostsAndFormatting) {
     // Names are not numeric hosts: they go through getaddrinfo().
     EXPECT_THROW(SocketAddress("localhost", 80), std::invalid_argument);
     EXPECT_THROW(SocketAddress::unix_path(std::string(200, 'p')), std::invalid_argument);
+}
+
+// asyncio raises socket.gaierror: corio's code is an EAI_* value in gai_category(), not an
+// errno. An unknown family fails before any lookup (no query leaves the machine).
+CORIO_TEST(Getaddrinfo, FailureCarriesTheEaiCodeInItsOwnCategory) {
+    try {
+        Coro<std::vector<SocketAddress>> resolving = getaddrinfo("localhost", 80, 12345);
+        (void)co_await std::move(resolving);
+        ADD_FAILURE() << "an unknown address family resolved";
+    } catch (const std::system_error& e) {
+        EXPECT_EQ(e.code(), std::error_code(EAI_FAMILY, gai_category()));
+        EXPECT_STREQ(e.code().category().name(), "getaddrinfo");
+        EXPECT_NE(std::string(e.what()).find(::gai_strerror(EAI_FAMILY)), std::string::npos) << e.what();
+    }
 }
 
 CORIO_TEST(Getaddrinfo, LocalhostResolvesToLoopback) {

@@ -5,6 +5,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -128,6 +129,11 @@ private:
 // What an exception_ptr holds, as text: what() for std::exception (and CancelledError), the
 // type otherwise. For printing an Outcome's error or an ExceptionGroup's members.
 std::string describe(const std::exception_ptr& e);
+
+// The category of getaddrinfo()'s EAI_* codes (asyncio: socket.gaierror): corio::getaddrinfo
+// throws std::system_error(code, gai_category()), so `e.code() == std::error_code(EAI_NONAME,
+// corio::gai_category())` tells a failed resolution from an errno.
+const std::error_category& gai_category() noexcept;
 
 namespace detail {
 // True when `e` holds a CancelledError (rethrows to find out: only used off the hot path).

@@ -1,11 +1,26 @@
 #include "corio/errors.hpp"
 
+#include <netdb.h>
+
 namespace corio {
 
 ExceptionGroup::ExceptionGroup(std::string message, std::vector<std::exception_ptr> exceptions)
     : message_(std::move(message)), exceptions_(std::move(exceptions)) {
     what_ = message_ + " (" + std::to_string(exceptions_.size()) + " sub-exception" +
             (exceptions_.size() == 1 ? "" : "s") + ")";
+}
+
+namespace {
+class GaiCategory final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "getaddrinfo"; }
+    std::string message(int code) const override { return ::gai_strerror(code); }
+};
+}  // namespace
+
+const std::error_category& gai_category() noexcept {
+    static const GaiCategory category;
+    return category;
 }
 
 namespace detail {

@@ -157,7 +157,7 @@ std::vector<SocketAddress> blocking_getaddrinfo(const std::string& host, std::ui
     int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &res);
     if (rc != 0) {
         if (rc == EAI_SYSTEM) throw std::system_error(errno, std::generic_category(), "getaddrinfo " + host);
-        throw std::system_error(rc, std::generic_category(), "getaddrinfo " + host + ": " + ::gai_strerror(rc));
+        throw std::system_error(rc, gai_category(), "getaddrinfo " + host);
     }
     std::vector<SocketAddress> out;
     for (addrinfo* ai = res; ai; ai = ai->ai_next) out.push_back(SocketAddress::from_native(ai->ai_addr, ai->ai_addrlen));
