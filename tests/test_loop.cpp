@@ -195,6 +195,26 @@ CORIO_TEST(Loop, CancelledHandleIsSkipped) {
     EXPECT_EQ(log, (Log{"a", "c"}));
 }
 
+// asyncio's Handle.cancelled(): false after the callback ran; cancel() afterwards marks the
+// handle (and does nothing else).
+CORIO_TEST(Loop, HandlesThatRanAreNotCancelled) {
+    corio::testing::MockClock clock;
+    EventLoop& loop = get_running_loop();
+    int runs = 0;
+    Handle soon = loop.call_soon([&] { ++runs; });
+    TimerHandle later = loop.call_later(1s, [&] { ++runs; });
+    co_await sleep(2s);
+    EXPECT_EQ(runs, 2);
+    EXPECT_FALSE(soon.cancelled());
+    EXPECT_FALSE(later.cancelled());
+    soon.cancel();
+    later.cancel();
+    EXPECT_TRUE(soon.cancelled());
+    EXPECT_TRUE(later.cancelled());
+    co_await sleep(2s);
+    EXPECT_EQ(runs, 2);
+}
+
 // L4: a timer already due and moved to the ready queue, cancelled by a callback that runs before
 // it in the same tick, is dropped.
 CORIO_TEST(Loop, TimerCancelledByAnEarlierCallbackIsDropped) {

@@ -61,19 +61,15 @@ void run_callback(EventLoop& loop, Callback& fn) noexcept {
 
 void run_callback_node(void* p) noexcept {
     auto* n = static_cast<CallbackNode*>(p);
-    if (!n->cancelled) {
-        n->cancelled = true;  // a Handle's cancel() after the run is a no-op
-        run_callback(*n->loop, n->fn);
-    }
+    // Run once (the node is scheduled once); cancelled() stays false after the run, as in
+    // asyncio, and a cancel() afterwards only marks it.
+    if (!n->cancelled) run_callback(*n->loop, n->fn);
     n->release();
 }
 
 void run_timer_callback(void* p) noexcept {
     auto* n = static_cast<TimerCallbackNode*>(p);
-    if (!n->cancelled) {
-        n->cancelled = true;
-        run_callback(*n->loop, n->fn);
-    }
+    if (!n->cancelled) run_callback(*n->loop, n->fn);
     n->release();
 }
 
