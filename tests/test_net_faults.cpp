@@ -197,6 +197,51 @@ CORIO_TEST(NetFaults, PeerClosingMidReadexactlyIsIncompleteRead) {
     co_await std::move(checked);
 }
 
+CORIO_TEST(NetFaults, PeerResetAfterABurstGivesAPrefixOfItThenTheError) {
+    // Reads may take more than the caller's buffer (the rest waits in the reader's buffer):
+    // whatever arrived before the reset comes back in order and nothing else, then the error
+    // (or the end), and the stream reads as ended afterwards.
+    auto scenario = []() -> Coro<> {
+        RawLink link = co_await raw_link();
+        std::string payload(512 * 1024, '\0');
+        for (std::size_t i = 0; i < payload.size(); ++i) payload[i] = char((i * 131 + i / 4099) % 251);
+        std::size_t sent = 0;
+        while (sent < payload.size()) {  // what the kernel takes without waiting
+            ssize_t n = ::send(link.peer.fileno(), payload.data() + sent, payload.size() - sent, MSG_DONTWAIT);
+            if (n <= 0) break;
+            sent += std::size_t(n);
+        }
+        EXPECT_GT(sent, 0u);
+        reset(link.peer);
+        auto& reader = link.ours.first;
+        std::string got;
+        std::optional<std::system_error> error;
+        std::vector<char> buf(1000);
+        try {
+            for (;;) {
+                Coro<std::size_t> reading = reader.read_into(buf);
+                std::size_t n = co_await std::move(reading);
+                if (n == 0) break;
+                got.append(buf.data(), n);
+            }
+        } catch (const std::system_error& e) {
+            error = e;
+        }
+        if (error) {
+            EXPECT_EQ(error->code().value(), ECONNRESET) << error->what();
+        }
+        EXPECT_LE(got.size(), sent);
+        EXPECT_TRUE(got == payload.substr(0, got.size())) << "bytes out of order or invented";
+        EXPECT_TRUE(reader.at_eof());
+        std::string after = co_await reader.read(-1);
+        EXPECT_EQ(after, "");
+        link.ours.second.close();
+        co_await link.ours.second.wait_closed();
+    };
+    Coro<> checked = without_leaks(scenario);
+    co_await std::move(checked);
+}
+
 CORIO_TEST(NetFaults, WritingToAClosedPeerFailsDrainWithoutSigpipe) {
     // Take away the library's process-wide SIG_IGN for this test: if any socket write lacked
     // MSG_NOSIGNAL, SIGPIPE would now kill the test process.

@@ -11,16 +11,17 @@
 #include <cstdint>
 #include <memory>
 
+struct iovec;
 struct sockaddr;
 
 namespace corio {
 
 struct IoOperation {
-    enum class Kind : std::uint8_t { Read, Write, Recv, Send, Accept, Connect, RecvFrom, SendTo, PollIn, PollOut };
+    enum class Kind : std::uint8_t { Read, Write, Recv, Send, Accept, Connect, RecvFrom, SendTo, PollIn, PollOut, ReadV };
     Kind kind = Kind::Read;
     int fd = -1;
-    void* buffer = nullptr;
-    std::size_t length = 0;
+    void* buffer = nullptr;  // ReadV: an array of `iovec`
+    std::size_t length = 0;  // ReadV: how many iovecs
     int flags = 0;
     sockaddr* address = nullptr;  // Connect, SendTo: in; Accept, RecvFrom: out
     unsigned address_length = 0;  // in/out, as the socket calls use it
@@ -53,6 +54,18 @@ public:
     // Asks a submitted operation to finish early; it still completes through `complete`,
     // with -ECANCELED unless it had already finished.
     virtual void cancel(IoOperation& op) = 0;
+    // Makes the operation's syscall now, on the caller's stack, and never queues it: returns
+    // its result (>= 0), -EAGAIN when it would block, or -errno. For the data kinds only (Read,
+    // Write, Recv, Send, ReadV; -EOPNOTSUPP for the others); the caller orders it against its
+    // own submitted operations. A readiness backend notes what the result says about the fd
+    // (EAGAIN or a short transfer: drained until the next event), so that a PollIn/PollOut
+    // submitted next waits for that event without testing first, and may answer -EAGAIN
+    // without a syscall while it knows no event has come since.
+    virtual long attempt_now(IoOperation& op) noexcept = 0;
+    // True when the backend waits for readiness and makes the syscalls itself from poll()
+    // (epoll): waiting with PollIn, then attempt_now(), costs no more than submitting the read.
+    // False for a completion backend (io_uring), where a submitted read saves that syscall.
+    virtual bool readiness_based() const noexcept = 0;
     // Operations submitted and not yet completed.
     virtual std::size_t pending() const noexcept = 0;
     // Forgets everything about `fd` before it is closed: its operations complete with
@@ -71,5 +84,11 @@ std::unique_ptr<IoBackend> make_default_backend();
 std::unique_ptr<IoBackend> make_epoll_backend();
 // nullptr when io_uring is missing, too old, or forbidden here.
 std::unique_ptr<IoBackend> make_io_uring_backend();
+
+namespace detail {
+// The non-blocking syscall behind a data operation (Read, Write, Recv, Send, ReadV): its
+// result, -EAGAIN when it would block, -EOPNOTSUPP for another kind. EINTR is retried.
+long transfer_now(IoOperation& op) noexcept;
+}  // namespace detail
 
 }  // namespace corio

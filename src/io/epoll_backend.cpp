@@ -11,6 +11,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -44,7 +45,16 @@ struct OpQueue {
 
 bool reads(IoOperation::Kind k) noexcept {
     using K = IoOperation::Kind;
-    return k == K::Read || k == K::Recv || k == K::Accept || k == K::RecvFrom || k == K::PollIn;
+    return k == K::Read || k == K::Recv || k == K::Accept || k == K::RecvFrom || k == K::PollIn || k == K::ReadV;
+}
+
+// Bytes a transfer asked for (ReadV: the sum of its iovecs).
+std::size_t requested(const IoOperation& op) noexcept {
+    if (op.kind != IoOperation::Kind::ReadV) return op.length;
+    std::size_t total = 0;
+    const auto* iov = static_cast<const iovec*>(op.buffer);
+    for (std::size_t i = 0; i < op.length; ++i) total += iov[i].iov_len;
+    return total;
 }
 
 long errno_result(long r) noexcept { return r < 0 ? -long(errno) : r; }
@@ -55,10 +65,11 @@ long attempt(IoOperation& op, bool after_event) noexcept {
     for (;;) {
         long r = 0;
         switch (op.kind) {
-            case K::Read: r = errno_result(::read(op.fd, op.buffer, op.length)); break;
-            case K::Write: r = errno_result(::write(op.fd, op.buffer, op.length)); break;
-            case K::Recv: r = errno_result(::recv(op.fd, op.buffer, op.length, op.flags)); break;
-            case K::Send: r = errno_result(::send(op.fd, op.buffer, op.length, op.flags | MSG_NOSIGNAL)); break;
+            case K::Read:
+            case K::Write:
+            case K::Recv:
+            case K::Send:
+            case K::ReadV: return detail::transfer_now(op);
             case K::Accept: {
                 socklen_t len = op.address_length;
                 r = errno_result(::accept4(op.fd, op.address, op.address ? &len : nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
@@ -170,6 +181,22 @@ public:
         queue.push(&op);
         op.where_ = Queued;
     }
+
+    long attempt_now(IoOperation& op) noexcept override {
+        using K = IoOperation::Kind;
+        if (op.kind != K::Read && op.kind != K::Write && op.kind != K::Recv && op.kind != K::Send && op.kind != K::ReadV)
+            return -EOPNOTSUPP;
+        FdState* st = op.fd >= 0 && std::size_t(op.fd) < fds_.size() ? &fds_[std::size_t(op.fd)] : nullptr;
+        if (!st || !st->registered) return detail::transfer_now(op);  // nothing known, nothing to note
+        bool reading = reads(op.kind);
+        // Drained (or full), and no event since: the edge will tell when to try again.
+        if (!(reading ? st->read_ready || st->read_closed : st->write_ready)) return -EAGAIN;
+        long r = detail::transfer_now(op);
+        note(*st, op, r);
+        return r;
+    }
+
+    bool readiness_based() const noexcept override { return true; }
 
     void cancel(IoOperation& op) override {
         if (op.where_ != Queued) return;
@@ -290,8 +317,10 @@ private:
         if (reads(op.kind) && st.read_closed) return;  // EOF (or the error) is always there to read
         if (r == -EAGAIN) {
             ready = false;
-        } else if (r >= 0 && std::size_t(r) < op.length &&
-                   (op.kind == K::Recv || op.kind == K::Read || op.kind == K::Send || op.kind == K::Write)) {
+        } else if (r >= 0 &&
+                   (op.kind == K::Recv || op.kind == K::Read || op.kind == K::Send || op.kind == K::Write ||
+                    op.kind == K::ReadV) &&
+                   std::size_t(r) < requested(op)) {
             ready = false;
         }
     }
@@ -325,6 +354,26 @@ private:
 };
 
 }  // namespace
+
+namespace detail {
+long transfer_now(IoOperation& op) noexcept {
+    using K = IoOperation::Kind;
+    for (;;) {
+        long r;
+        switch (op.kind) {
+            case K::Read: r = errno_result(::read(op.fd, op.buffer, op.length)); break;
+            case K::Write: r = errno_result(::write(op.fd, op.buffer, op.length)); break;
+            case K::Recv: r = errno_result(::recv(op.fd, op.buffer, op.length, op.flags)); break;
+            case K::Send: r = errno_result(::send(op.fd, op.buffer, op.length, op.flags | MSG_NOSIGNAL)); break;
+            case K::ReadV: r = errno_result(::readv(op.fd, static_cast<const iovec*>(op.buffer), int(op.length))); break;
+            default: return -EOPNOTSUPP;
+        }
+        if (r == -EINTR) continue;
+        if (r == -EWOULDBLOCK) return -EAGAIN;
+        return r;
+    }
+}
+}  // namespace detail
 
 std::unique_ptr<IoBackend> make_epoll_backend() { return std::make_unique<EpollBackend>(); }
 

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -101,11 +102,18 @@ public:
             }
             case K::PollIn: io_uring_prep_poll_add(sqe, op.fd, POLLIN); break;
             case K::PollOut: io_uring_prep_poll_add(sqe, op.fd, POLLOUT); break;
+            case K::ReadV:
+                io_uring_prep_readv(sqe, op.fd, static_cast<const iovec*>(op.buffer), unsigned(op.length), ~0ULL);
+                break;
         }
         io_uring_sqe_set_data(sqe, &op);
         op.where_ = InFlight;
         ++pending_;
     }
+
+    // Nothing to learn from it: the kernel waits for readiness by itself.
+    long attempt_now(IoOperation& op) noexcept override { return detail::transfer_now(op); }
+    bool readiness_based() const noexcept override { return false; }
 
     void cancel(IoOperation& op) override {
         if (op.where_ != InFlight) return;

@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,14 +27,26 @@ namespace detail {
 
 namespace {
 constexpr std::size_t kReadChunk = 64 * 1024;
+// What one read may take beyond the caller's memory (uvloop reads 256 KiB at a time): a read
+// that comes back short says the socket is drained, so that an edge-triggered reader needs no
+// second syscall to find out.
+constexpr std::size_t kSpill = 256 * 1024;
 
-long direct_io(bool is_socket, bool reading, int fd, void* buf, std::size_t len) noexcept {
+// The thread's spill area. It holds bytes only during one synchronous readv: they are copied
+// into the reader's buffer before anything else runs, so one area serves every connection (it
+// is never handed to a backend, which could fill it for several reads before they are copied).
+char* spill_area() {
+    thread_local std::unique_ptr<char[]> area;
+    if (!area) area.reset(new char[kSpill]);
+    return area.get();
+}
+
+long direct_write(bool is_socket, int fd, iovec* iov, int count) noexcept {
     for (;;) {
-        ssize_t r;
-        if (reading)
-            r = is_socket ? ::recv(fd, buf, len, 0) : ::read(fd, buf, len);
-        else
-            r = is_socket ? ::send(fd, buf, len, MSG_NOSIGNAL) : ::write(fd, buf, len);
+        msghdr msg{};
+        msg.msg_iov = iov;
+        msg.msg_iovlen = std::size_t(count);
+        ssize_t r = is_socket ? ::sendmsg(fd, &msg, MSG_NOSIGNAL) : ::writev(fd, iov, count);
         if (r >= 0) return long(r);
         if (errno == EINTR) continue;
         return errno == EWOULDBLOCK ? -EAGAIN : -long(errno);
@@ -62,6 +75,12 @@ public:
 
     // Reads once into the input buffer (or notes the end, or throws the error).
     Coro<> fill(std::shared_ptr<StreamTransport> self);
+    // One readv, now: into [data, data + size), then into the input buffer (its free room, then
+    // the spill area, whose bytes are appended at once), so what lands beyond `data` follows in
+    // input_ in order. `data` may be input_'s own free room (fill). Returns the syscall's result.
+    long read_now(char* data, std::size_t size, bool into_input);
+    // Waits until the fd is readable (readiness backends); 0, or -errno (-ECANCELED: closed).
+    Coro<long> wait_readable();
     // Reads straight into the caller's memory when nothing is buffered (no copy at all).
     Coro<std::size_t> read_into(std::shared_ptr<StreamTransport> self, char* data, std::size_t size);
 
@@ -78,6 +97,14 @@ public:
     }
 
 private:
+    // Marks a read as waiting for as long as it is in scope (a second reader is refused).
+    struct WaitingRead {
+        explicit WaitingRead(bool& flag) : flag(flag) { flag = true; }
+        ~WaitingRead() { flag = false; }
+        WaitingRead(const WaitingRead&) = delete;
+        WaitingRead& operator=(const WaitingRead&) = delete;
+        bool& flag;
+    };
     struct ReadAwaiter final : IoAwaiter {
         explicit ReadAwaiter(StreamTransport& t) : transport(t) {}
         StreamTransport& transport;
@@ -133,6 +160,12 @@ private:
     bool eof_ = false;
     bool reading_ = false;
     bool try_direct_read_ = true;
+    // The last read filled at least half the memory it was given first: big messages (loopback
+    // delivers 64 KiB segments one by one), which a read with the spill area takes in one
+    // syscall once they are all there. A completion backend then waits for readiness and reads
+    // itself (as a readiness backend always does) instead of submitting a read of that memory,
+    // which would complete with the first segment.
+    bool big_reads_ = false;
 
     ByteBuffer sending_;  // frozen while the backend holds a pointer into it
     ByteBuffer pending_;  // what write() adds meanwhile
@@ -150,6 +183,52 @@ private:
     WaitList closed_waiters_;
 };
 
+long StreamTransport::read_now(char* data, std::size_t size, bool into_input) {
+    // Into the buffer, at most kSpill bytes (beyond `data`; fill: `data` included): into its
+    // free room first (no copy), then the spill area. So one read never makes the buffer grow
+    // by more than kSpill.
+    std::size_t room = into_input ? 0 : std::min(input_.room(), kSpill);
+    std::size_t spilled = kSpill - (into_input ? std::min(size, kSpill) : room);
+    iovec iov[3];
+    int n = 0;
+    iov[n++] = {data, size};
+    if (room > 0) iov[n++] = {input_.tail(), room};
+    char* spill = spill_area();
+    if (spilled > 0) iov[n++] = {spill, spilled};
+    IoOperation op;
+    op.kind = IoOperation::Kind::ReadV;
+    op.fd = fd_;
+    op.buffer = iov;
+    op.length = std::size_t(n);
+    long r = loop_->backend().attempt_now(op);
+    if (r <= 0) return r;
+    std::size_t got = std::size_t(r);
+    // Worth trying again at once only when every byte asked for came (more may be waiting).
+    try_direct_read_ = got == size + room + spilled;
+    big_reads_ = got >= size / 2;
+    if (into_input) input_.commit(std::min(got, size));
+    if (got <= size) return r;
+    got -= size;
+    std::size_t in_room = std::min(got, room);
+    input_.commit(in_room);
+    if (got > in_room) input_.append({spill, got - in_room});
+    return r;
+}
+
+Coro<long> StreamTransport::wait_readable() {
+    IoAwaiter io;
+    io.return_errors = true;
+    io.op.kind = IoOperation::Kind::PollIn;
+    io.op.fd = fd_;
+    long r;
+    {
+        WaitingRead waiting(reading_);
+        r = co_await io;
+    }
+    if (r == 0 && fd_ < 0) r = -ECANCELED;  // our own close() came first
+    co_return r;
+}
+
 Coro<> StreamTransport::fill(std::shared_ptr<StreamTransport> self) {
     if (reading_) throw std::logic_error("read() called while another task is already waiting for incoming data");
     if (eof_) co_return;
@@ -157,32 +236,38 @@ Coro<> StreamTransport::fill(std::shared_ptr<StreamTransport> self) {
         eof_ = true;
         co_return;
     }
-    char* dst = input_.prepare(kReadChunk);
-    // A read straight away pays only when bytes may be waiting (the last read filled the whole
-    // chunk); otherwise the backend waits for them without a wasted syscall.
-    long r = try_direct_read_ ? direct_io(is_socket_, true, fd_, dst, kReadChunk) : -EAGAIN;
-    if (r == -EAGAIN) {
-        reading_ = true;
+    input_.prepare(kReadChunk);
+    // A read straight away pays only when bytes may be waiting (the last read filled everything
+    // it was given); otherwise the backend waits for them without a wasted syscall. A readiness
+    // backend knows that better itself (attempt_now answers -EAGAIN without a syscall).
+    bool readiness = loop_->backend().readiness_based();
+    long r = try_direct_read_ || readiness ? read_now(input_.tail(), std::min(input_.room(), kSpill), true) : -EAGAIN;
+    while (r == -EAGAIN) {
+        if (readiness || big_reads_) {
+            Coro<long> ready = wait_readable();
+            r = co_await std::move(ready);
+            if (r == 0) r = read_now(input_.tail(), std::min(input_.room(), kSpill), true);
+            continue;
+        }
         ReadAwaiter io(*this);
         io.return_errors = true;
         io.op.kind = is_socket_ ? IoOperation::Kind::Recv : IoOperation::Kind::Read;
         io.op.fd = fd_;
-        io.op.buffer = dst;
-        io.op.length = kReadChunk;
-        try {
+        io.op.buffer = input_.tail();
+        io.op.length = std::min(input_.room(), kSpill);
+        {
+            WaitingRead waiting(reading_);
             r = co_await io;
-        } catch (...) {
-            reading_ = false;
-            throw;
         }
-        reading_ = false;
+        if (r > 0) {
+            input_.commit(std::size_t(r));
+            try_direct_read_ = std::size_t(r) == io.op.length;
+            big_reads_ = std::size_t(r) >= io.op.length / 2;
+        }
     }
-    if (r > 0) {
-        input_.commit(std::size_t(r));
-        try_direct_read_ = std::size_t(r) == kReadChunk;
-    } else if (r == 0 || r == -ECANCELED) {
+    if (r == 0 || r == -ECANCELED) {
         eof_ = true;  // the peer closed, or our own close() took the fd away
-    } else {
+    } else if (r < 0) {
         eof_ = true;
         std::rethrow_exception(os_error(r, "read"));
     }
@@ -202,27 +287,33 @@ Coro<std::size_t> StreamTransport::read_into(std::shared_ptr<StreamTransport> se
         eof_ = true;
         co_return 0;
     }
-    long r = try_direct_read_ ? direct_io(is_socket_, true, fd_, data, size) : -EAGAIN;
-    if (r == -EAGAIN) {
-        reading_ = true;
+    bool readiness = loop_->backend().readiness_based();
+    long r = try_direct_read_ || readiness ? read_now(data, size, false) : -EAGAIN;
+    while (r == -EAGAIN) {
+        if (readiness || big_reads_) {
+            Coro<long> ready = wait_readable();
+            r = co_await std::move(ready);
+            if (r == 0) r = read_now(data, size, false);
+            continue;
+        }
+        // A completion backend reads into the caller's memory itself (no spill: the area is
+        // shared, and this read would be in flight in the kernel).
         ReadIntoAwaiter io(*this);
         io.return_errors = true;
         io.op.kind = is_socket_ ? IoOperation::Kind::Recv : IoOperation::Kind::Read;
         io.op.fd = fd_;
         io.op.buffer = data;
         io.op.length = size;
-        try {
+        {
+            WaitingRead waiting(reading_);
             r = co_await io;
-        } catch (...) {
-            reading_ = false;
-            throw;
         }
-        reading_ = false;
+        if (r > 0) {
+            try_direct_read_ = std::size_t(r) == size;
+            big_reads_ = std::size_t(r) >= size / 2;
+        }
     }
-    if (r > 0) {
-        try_direct_read_ = std::size_t(r) == size;
-        co_return std::size_t(r);
-    }
+    if (r > 0) co_return std::min(std::size_t(r), size);
     eof_ = true;
     if (r == 0 || r == -ECANCELED) co_return 0;
     std::rethrow_exception(os_error(r, "read"));
@@ -233,7 +324,8 @@ void StreamTransport::write(std::string_view data) {
     if (closing_ || eof_requested_) throw std::logic_error("corio: write() after close() or write_eof()");
     if (write_error_ || data.empty()) return;  // drain() reports the error
     if (!write_in_flight_ && buffered() == 0 && fd_ >= 0) {
-        long n = direct_io(is_socket_, false, fd_, const_cast<char*>(data.data()), data.size());
+        iovec iov{const_cast<char*>(data.data()), data.size()};
+        long n = direct_write(is_socket_, fd_, &iov, 1);
         if (n == long(data.size())) return;
         if (n < 0 && n != -EAGAIN) {
             write_error_ = os_error(n, "write");

@@ -34,6 +34,9 @@ public:
         end_ = live;
         return data_.get() + end_;
     }
+    // The free bytes at the end, usable without a reallocation (what prepare(room()) returns).
+    std::size_t room() const noexcept { return cap_ - end_; }
+    char* tail() noexcept { return data_.get() + end_; }
     void commit(std::size_t n) noexcept { end_ += n; }
     void append(std::string_view s) {
         std::memcpy(prepare(s.size()), s.data(), s.size());
