@@ -1261,21 +1261,25 @@ CORIO_TEST(StreamReaderReadInto, BytesBeyondTheCallersBufferComeBackInOrderThrou
 }
 
 CORIO_TEST(StreamReaderReadInto, ReadlineAfterALargeReadKeepsTheLimitRules) {
-    // The small read_into takes the whole burst: the overlong line then sits in the buffer,
-    // and readline must treat it exactly as if it had arrived by itself.
+    // Small read_into calls that fill their buffer make the next one take the whole burst: the
+    // overlong line then sits in the buffer, and readline must treat it exactly as if it had
+    // arrived by itself.
     StreamLink link = co_await stream_link(/*client_limit=*/1000);
-    std::string burst = "short\n" + std::string(3000, 'x') + "\nafter\n";
+    std::string burst = "abcdefgh" "short\n" + std::string(3000, 'x') + "\nafter\n";
     link.server.second.write(burst);
     for (int i = 0; i < 3; ++i) co_await sleep(0ms);
+    std::string head;
     char four[4];
-    Coro<std::size_t> small_read = link.client.first.read_into(four);
-    std::size_t n = co_await std::move(small_read);
-    EXPECT_EQ(std::string(four, n), std::string("shor", n));
-    std::string rest_of_short;
-    if (n < 4) rest_of_short = std::string("shor").substr(n);
+    while (head.size() < 8) {
+        Coro<std::size_t> small_read = link.client.first.read_into(std::span<char>(four, std::min<std::size_t>(4, 8 - head.size())));
+        std::size_t n = co_await std::move(small_read);
+        CO_ASSERT_TRUE(n > 0);
+        head.append(four, n);
+    }
+    EXPECT_EQ(head, "abcdefgh");
     Coro<std::string> first_line = link.client.first.readline();
     std::string first = co_await std::move(first_line);
-    EXPECT_EQ(first, rest_of_short + "t\n");
+    EXPECT_EQ(first, "short\n");
     CO_CATCH(LimitOverrunError, overrun, link.client.first.readline());
     CO_ASSERT_TRUE(overrun.has_value());
     Coro<std::string> after_line = link.client.first.readline();
@@ -1335,4 +1339,95 @@ CORIO_TEST(StreamReaderReadInto, OverAPipeBytesBeyondTheCallersBufferComeBackInO
     EXPECT_TRUE(got == payload);
     Coro<> closed = writer.wait_closed();
     co_await std::move(closed);
+}
+
+// --------------------------------------------------------------------------------------------
+// Writes made while input is buffered (kept back until the next write or the end of the turn,
+// so that an echo's pieces leave in one syscall)
+
+namespace {
+// The client's reader is left holding "second\n" (both lines arrive together).
+Coro<StreamLink> link_with_buffered_input() {
+    Coro<StreamLink> linking = stream_link();
+    StreamLink link = co_await std::move(linking);
+    link.server.second.write("first\nsecond\n");
+    for (int i = 0; i < 3; ++i) co_await sleep(0ms);
+    Coro<std::string> reading = link.client.first.readline();
+    std::string first = co_await std::move(reading);
+    EXPECT_EQ(first, "first\n");
+    co_return link;
+}
+}  // namespace
+
+CORIO_TEST(StreamWriter, AWriteWhileInputIsBufferedLeavesByTheEndOfTheTurn) {
+    // Virtual time: if the write stayed behind, the peer's read would time out instead.
+    corio::testing::MockClock clock;
+    Coro<StreamLink> linking = link_with_buffered_input();
+    StreamLink link = co_await std::move(linking);
+    link.client.second.write("reply");  // the reader still holds "second\n"
+    Coro<> draining = link.client.second.drain();
+    co_await std::move(draining);
+    Coro<std::string> peer_read = wait_for(link.server.first.readexactly(5), 5s);
+    std::string got = co_await std::move(peer_read);
+    EXPECT_EQ(got, "reply");
+    EXPECT_EQ(link.client.second.get_write_buffer_size(), 0u);
+    Coro<std::string> second = link.client.first.readline();
+    std::string line = co_await std::move(second);
+    EXPECT_EQ(line, "second\n");
+    Coro<> closing = close_link(std::move(link));
+    co_await std::move(closing);
+}
+
+CORIO_TEST(StreamWriter, WritesKeptBackLeaveInOrderWithTheNextOnes) {
+    Coro<StreamLink> linking = link_with_buffered_input();
+    StreamLink link = co_await std::move(linking);
+    auto& writer = link.client.second;
+    writer.write("one,");
+    writer.write("two,");
+    EXPECT_EQ(writer.get_write_buffer_size(), 8u);  // kept back, and counted as buffered
+    Coro<std::string> second = link.client.first.readline();  // the input is used up
+    std::string line = co_await std::move(second);
+    EXPECT_EQ(line, "second\n");
+    writer.write("three,");
+    std::string big(100 * 1024, 'x');  // more than the high-water mark: never kept back
+    writer.write(big);
+    Coro<> draining = writer.drain();
+    co_await std::move(draining);
+    std::string expected = "one,two,three," + big;
+    Coro<std::string> peer_read = link.server.first.readexactly(expected.size());
+    std::string got = co_await std::move(peer_read);
+    EXPECT_TRUE(got == expected);
+    Coro<> closing = close_link(std::move(link));
+    co_await std::move(closing);
+}
+
+CORIO_TEST(StreamWriter, CloseAndWriteEofSendWhatWasKeptBack) {
+    Coro<StreamLink> linking = link_with_buffered_input();
+    StreamLink link = co_await std::move(linking);
+    link.client.second.write("last words");
+    link.client.second.write_eof();
+    Coro<std::string> peer_read = link.server.first.read(-1);
+    std::string got = co_await std::move(peer_read);
+    EXPECT_EQ(got, "last words");
+    link.server.second.write("bye");
+    link.server.second.close();
+    Coro<std::string> rest = link.client.first.read(-1);
+    std::string tail = co_await std::move(rest);
+    EXPECT_EQ(tail, "second\nbye");
+    Coro<> closing = close_link(std::move(link));
+    co_await std::move(closing);
+}
+
+CORIO_TEST(StreamWriter, CloseRightAfterAWriteKeptBackSendsIt) {
+    Coro<StreamLink> linking = link_with_buffered_input();
+    StreamLink link = co_await std::move(linking);
+    link.client.second.write("sent on close");
+    link.client.second.close();
+    Coro<> closed = link.client.second.wait_closed();
+    co_await std::move(closed);
+    Coro<std::string> peer_read = link.server.first.read(-1);
+    std::string got = co_await std::move(peer_read);
+    EXPECT_EQ(got, "sent on close");
+    Coro<> closing = close_link(std::move(link));
+    co_await std::move(closing);
 }

@@ -10,8 +10,9 @@
 //
 // A reader and its writer share one connection. Bytes are read into the reader's buffer, so a
 // cancelled read loses nothing: the next read sees the bytes. write() never blocks: it sends
-// what the socket takes at once and buffers the rest; drain() waits while more than the high
-// water mark is buffered (backpressure).
+// what the socket takes at once (or, while unread input is buffered, by the end of the loop's
+// turn, together with the next write) and buffers the rest; drain() waits while more than the
+// high water mark is buffered (backpressure).
 #pragma once
 
 #include <cstdint>

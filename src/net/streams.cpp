@@ -43,10 +43,15 @@ char* spill_area() {
 
 long direct_write(bool is_socket, int fd, iovec* iov, int count) noexcept {
     for (;;) {
-        msghdr msg{};
-        msg.msg_iov = iov;
-        msg.msg_iovlen = std::size_t(count);
-        ssize_t r = is_socket ? ::sendmsg(fd, &msg, MSG_NOSIGNAL) : ::writev(fd, iov, count);
+        ssize_t r;
+        if (count == 1) {  // the plain calls cost less than their vectored forms
+            r = is_socket ? ::send(fd, iov->iov_base, iov->iov_len, MSG_NOSIGNAL) : ::write(fd, iov->iov_base, iov->iov_len);
+        } else {
+            msghdr msg{};
+            msg.msg_iov = iov;
+            msg.msg_iovlen = std::size_t(count);
+            r = is_socket ? ::sendmsg(fd, &msg, MSG_NOSIGNAL) : ::writev(fd, iov, count);
+        }
         if (r >= 0) return long(r);
         if (errno == EINTR) continue;
         return errno == EWOULDBLOCK ? -EAGAIN : -long(errno);
@@ -79,8 +84,10 @@ public:
     // the spill area, whose bytes are appended at once), so what lands beyond `data` follows in
     // input_ in order. `data` may be input_'s own free room (fill). Returns the syscall's result.
     long read_now(char* data, std::size_t size, bool into_input);
-    // Waits until the fd is readable (readiness backends); 0, or -errno (-ECANCELED: closed).
+    // Waits until the fd is readable; 0, or -errno (-ECANCELED: closed).
     Coro<long> wait_readable();
+    // Big messages on epoll: attempt_now knows, without a syscall, whether a read can pay.
+    bool big_reads_on_readiness() const noexcept { return big_reads_ && loop_->backend().readiness_based(); }
     // Reads straight into the caller's memory when nothing is buffered (no copy at all).
     Coro<std::size_t> read_into(std::shared_ptr<StreamTransport> self, char* data, std::size_t size);
 
@@ -147,6 +154,10 @@ private:
     }
 
     void start_flush();
+    // Keeps `data` back (in sending_) until the application writes again or this loop turn ends.
+    void hold(std::string_view data);
+    // Hands what hold() kept to the backend.
+    void flush_held();
     static void on_flushed(IoOperation* op, long r) noexcept;
     void after_output_progress() noexcept;
     void close_fd() noexcept;
@@ -160,17 +171,19 @@ private:
     bool eof_ = false;
     bool reading_ = false;
     bool try_direct_read_ = true;
-    // The last read filled at least half the memory it was given first: big messages (loopback
-    // delivers 64 KiB segments one by one), which a read with the spill area takes in one
-    // syscall once they are all there. A completion backend then waits for readiness and reads
-    // itself (as a readiness backend always does) instead of submitting a read of that memory,
-    // which would complete with the first segment.
+    // The last read filled at least half the memory it was given first: big messages, which a
+    // read with the spill area takes in one syscall once they are all there (loopback delivers
+    // 64 KiB segments one by one). So then the reader waits for readiness and reads itself;
+    // otherwise it submits a plain read of the caller's memory, as small messages want (a short
+    // read tells "drained" just as well, and the backend makes the call itself).
     bool big_reads_ = false;
 
     ByteBuffer sending_;  // frozen while the backend holds a pointer into it
     ByteBuffer pending_;  // what write() adds meanwhile
     IoOperation write_op_;
     bool write_in_flight_ = false;
+    bool held_ = false;             // sending_ holds a write kept back, not yet handed over
+    bool flush_scheduled_ = false;  // flush_held() is due at the end of this loop turn
     std::shared_ptr<StreamTransport> flush_keepalive_;
     std::exception_ptr write_error_;
     std::size_t high_ = 64 * 1024;
@@ -184,6 +197,21 @@ private:
 };
 
 long StreamTransport::read_now(char* data, std::size_t size, bool into_input) {
+    if (!big_reads_) {
+        // Small messages: a short read says "drained" already, and the plain call costs less.
+        IoOperation op;
+        op.kind = is_socket_ ? IoOperation::Kind::Recv : IoOperation::Kind::Read;
+        op.fd = fd_;
+        op.buffer = data;
+        op.length = size;
+        long r = loop_->backend().attempt_now(op);
+        if (r > 0) {
+            try_direct_read_ = std::size_t(r) == size;
+            big_reads_ = std::size_t(r) >= size / 2;
+            if (into_input) input_.commit(std::size_t(r));
+        }
+        return r;
+    }
     // Into the buffer, at most kSpill bytes (beyond `data`; fill: `data` included): into its
     // free room first (no copy), then the spill area. So one read never makes the buffer grow
     // by more than kSpill.
@@ -238,12 +266,14 @@ Coro<> StreamTransport::fill(std::shared_ptr<StreamTransport> self) {
     }
     input_.prepare(kReadChunk);
     // A read straight away pays only when bytes may be waiting (the last read filled everything
-    // it was given); otherwise the backend waits for them without a wasted syscall. A readiness
-    // backend knows that better itself (attempt_now answers -EAGAIN without a syscall).
-    bool readiness = loop_->backend().readiness_based();
-    long r = try_direct_read_ || readiness ? read_now(input_.tail(), std::min(input_.room(), kSpill), true) : -EAGAIN;
+    // it was given); otherwise the backend waits for them without a wasted syscall. While
+    // messages are big, a readiness backend knows better (attempt_now answers -EAGAIN without a
+    // syscall when no edge has come since the last short read).
+    long r = try_direct_read_ || big_reads_on_readiness() ? read_now(input_.tail(), std::min(input_.room(), kSpill), true)
+                                                            : -EAGAIN;
     while (r == -EAGAIN) {
-        if (readiness || big_reads_) {
+        flush_held();  // what was kept back goes out before we wait
+        if (big_reads_) {
             Coro<long> ready = wait_readable();
             r = co_await std::move(ready);
             if (r == 0) r = read_now(input_.tail(), std::min(input_.room(), kSpill), true);
@@ -287,10 +317,10 @@ Coro<std::size_t> StreamTransport::read_into(std::shared_ptr<StreamTransport> se
         eof_ = true;
         co_return 0;
     }
-    bool readiness = loop_->backend().readiness_based();
-    long r = try_direct_read_ || readiness ? read_now(data, size, false) : -EAGAIN;
+    long r = try_direct_read_ || big_reads_on_readiness() ? read_now(data, size, false) : -EAGAIN;
     while (r == -EAGAIN) {
-        if (readiness || big_reads_) {
+        flush_held();  // what was kept back goes out before we wait
+        if (big_reads_) {
             Coro<long> ready = wait_readable();
             r = co_await std::move(ready);
             if (r == 0) r = read_now(data, size, false);
@@ -323,23 +353,55 @@ Coro<std::size_t> StreamTransport::read_into(std::shared_ptr<StreamTransport> se
 void StreamTransport::write(std::string_view data) {
     if (closing_ || eof_requested_) throw std::logic_error("corio: write() after close() or write_eof()");
     if (write_error_ || data.empty()) return;  // drain() reports the error
-    if (!write_in_flight_ && buffered() == 0 && fd_ >= 0) {
-        iovec iov{const_cast<char*>(data.data()), data.size()};
-        long n = direct_write(is_socket_, fd_, &iov, 1);
-        if (n == long(data.size())) return;
+    if (!write_in_flight_ && fd_ >= 0 && (held_ || buffered() == 0)) {
+        // More input is already buffered: the application will likely write again before it
+        // waits (the rest of an echo, the answer to a pipelined request). Keep this write back
+        // until then, or until this loop turn ends, so that both leave in one syscall.
+        if (!input_.empty() && buffered() + data.size() <= high_) {
+            hold(data);
+            return;
+        }
+        iovec iov[2];
+        int count = 0;
+        if (held_) iov[count++] = {const_cast<char*>(sending_.view().data()), sending_.size()};
+        iov[count++] = {const_cast<char*>(data.data()), data.size()};
+        held_ = false;
+        long n = direct_write(is_socket_, fd_, iov, count);
         if (n < 0 && n != -EAGAIN) {
             write_error_ = os_error(n, "write");
+            sending_ = ByteBuffer{};
             wake_all(drain_waiters_);
             return;
         }
-        if (n > 0) data.remove_prefix(std::size_t(n));
+        std::size_t sent = n > 0 ? std::size_t(n) : 0;
+        std::size_t from_held = std::min(sent, sending_.size());
+        sending_.consume(from_held);
+        data.remove_prefix(sent - from_held);
+        if (data.empty() && sending_.empty()) return;
     }
     (write_in_flight_ ? pending_ : sending_).append(data);
     start_flush();
 }
 
+void StreamTransport::hold(std::string_view data) {
+    sending_.append(data);
+    held_ = true;
+    if (flush_scheduled_) return;
+    flush_scheduled_ = true;
+    loop_->call_soon([self = shared_from_this()] {
+        self->flush_scheduled_ = false;
+        self->flush_held();
+    });
+}
+
+void StreamTransport::flush_held() {
+    if (!held_) return;
+    held_ = false;
+    start_flush();
+}
+
 void StreamTransport::start_flush() {
-    if (write_in_flight_ || fd_ < 0) return;
+    if (write_in_flight_ || held_ || fd_ < 0) return;
     if (sending_.empty()) std::swap(sending_, pending_);
     if (sending_.empty()) return;
     write_op_ = IoOperation{};
@@ -399,12 +461,14 @@ Coro<> StreamTransport::drain(std::shared_ptr<StreamTransport> self) {
 void StreamTransport::write_eof() {
     if (eof_requested_) return;
     eof_requested_ = true;
+    flush_held();
     if (!write_in_flight_ && buffered() == 0) after_output_progress();
 }
 
 void StreamTransport::close() {
     if (closing_) return;
     closing_ = true;
+    flush_held();
     if (!write_in_flight_ && buffered() == 0) close_fd();
 }
 
