@@ -357,7 +357,7 @@ void StreamTransport::write(std::string_view data) {
         // More input is already buffered: the application will likely write again before it
         // waits (the rest of an echo, the answer to a pipelined request). Keep this write back
         // until then, or until this loop turn ends, so that both leave in one syscall.
-        if (!input_.empty() && buffered() + data.size() <= high_) {
+        if (!input_.empty() && buffered() + data.size() <= high_ && running_loop() == loop_) {
             hold(data);
             return;
         }
