@@ -308,6 +308,19 @@ CORIO_TEST(Task, CancelTwiceReturnsTrueAndCountsRequests) {
     EXPECT_TRUE(t.cancelled());
 }
 
+// The request count is kept in 16 bits (a task's size): it saturates instead of wrapping to 0,
+// which would make a task with requests pending look uncancelled.
+CORIO_TEST(Task, CancellingSaturatesAt65535Requests) {
+    corio::testing::MockClock clock;
+    Task<int> t = create_task(value_after(10s, 1));
+    for (int i = 0; i < 70000; ++i) EXPECT_TRUE(t.cancel());
+    EXPECT_EQ(t.cancelling(), 65535);
+    EXPECT_EQ(t.uncancel(), 65534);
+    auto outcome = cancelled_with(t);
+    auto msg = co_await std::move(outcome);
+    EXPECT_TRUE(msg.has_value());
+}
+
 namespace {
 Coro<> uncancel_then_sleep() {
     bool cancelled = false;

@@ -23,25 +23,38 @@ struct ValuePromise : PromiseBase {
     explicit ValuePromise(std::source_location loc) noexcept : PromiseBase(loc) {}
     ValuePromise(const ValuePromise&) = delete;
     ValuePromise& operator=(const ValuePromise&) = delete;
-    ~ValuePromise() {
-        if (has_value) value_.~T();
-    }
+    ~ValuePromise() { clear(); }
     template <class U = T>
         requires std::is_convertible_v<U&&, T>
     void return_value(U&& v) {
+        clear();
         ::new (static_cast<void*>(&value_)) T(std::forward<U>(v));
-        has_value = true;
+        outcome = Outcome::Value;
     }
+    void set_error(std::exception_ptr e) noexcept {
+        clear();
+        ::new (static_cast<void*>(&error_)) std::exception_ptr(std::move(e));
+        outcome = Outcome::Error;
+    }
+    std::exception_ptr error() const noexcept { return outcome == Outcome::Error ? error_ : nullptr; }
     T take() {
-        if (exception) std::rethrow_exception(exception);
+        if (outcome == Outcome::Error) std::rethrow_exception(error_);
         return std::move(value_);
     }
     // The result of a frame that finished without an exception.
     T&& take_value() noexcept { return std::move(value_); }
 
 private:
-    union {  // not std::optional: its flag would cost a frame 8 bytes; has_value is in padding
+    void clear() noexcept {
+        if (outcome == Outcome::Value) value_.~T();
+        if (outcome == Outcome::Error) error_.~exception_ptr();
+        outcome = Outcome::None;
+    }
+    // Not std::optional or std::variant: their flags would cost a frame 8 bytes, and the
+    // outcome flag is in PromiseBase's padding.
+    union {
         T value_;
+        std::exception_ptr error_;
     };
 };
 
@@ -49,9 +62,17 @@ template <>
 struct ValuePromise<void> : PromiseBase {
     explicit ValuePromise(std::source_location loc) noexcept : PromiseBase(loc) {}
     void return_void() noexcept {}
-    void take() {
-        if (exception) std::rethrow_exception(exception);
+    void set_error(std::exception_ptr e) noexcept {
+        error_ = std::move(e);
+        outcome = Outcome::Error;
     }
+    std::exception_ptr error() const noexcept { return error_; }
+    void take() {
+        if (error_) std::rethrow_exception(error_);
+    }
+
+private:
+    std::exception_ptr error_;
 };
 
 }  // namespace detail
@@ -71,7 +92,7 @@ public:
         }
         detail::InitialSuspend initial_suspend() noexcept { return {}; }
         detail::FinalSuspend final_suspend() noexcept { return {}; }
-        void unhandled_exception() noexcept { this->exception = std::current_exception(); }
+        void unhandled_exception() noexcept { this->set_error(std::current_exception()); }
     };
     using handle_type = std::coroutine_handle<promise_type>;
 

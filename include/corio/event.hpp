@@ -29,7 +29,7 @@ private:
     detail::WaitList waiters_;
 };
 
-class Event::Awaiter final : public detail::WaitNode {
+class Event::Awaiter final : public detail::ListedWaitNode {
 public:
     explicit Awaiter(Event& ev) noexcept : ev_(ev) {}
     Awaiter(const Awaiter&) = delete;

@@ -67,6 +67,7 @@ public:
         }
 
         std::optional<T> current;
+        std::exception_ptr exception;  // what the body threw, for the awaiting next()
         std::exception_ptr inject;  // thrown at the co_yield when resumed (aclose: GeneratorExit)
         bool running = false;
         bool closed = false;         // aclose() before it ever ran: it never will

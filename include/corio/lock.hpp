@@ -87,7 +87,7 @@ private:
     detail::WaitList waiters_;
 };
 
-class Lock::Awaiter final : public detail::WaitNode {
+class Lock::Awaiter final : public detail::ListedWaitNode {
 public:
     explicit Awaiter(Lock& lock) noexcept : lock_(lock) {}
     Awaiter(const Awaiter&) = delete;

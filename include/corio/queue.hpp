@@ -111,7 +111,7 @@ class BasicQueue {
     // What all three awaiters share: which queue they wait on and which of its lists holds
     // them. The queue's destructor clears both, so a task left waiting on a destroyed queue
     // can still be cancelled (or its frame destroyed) safely.
-    struct Waiter : WaitNode {
+    struct Waiter : ListedWaitNode {
         explicit Waiter(BasicQueue& queue) noexcept : q(&queue) {}
         Waiter(const Waiter&) = delete;
         Waiter& operator=(const Waiter&) = delete;

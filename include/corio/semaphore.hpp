@@ -56,7 +56,7 @@ public:
     explicit BoundedSemaphore(int value = 1) : Semaphore(value, true) {}
 };
 
-class Semaphore::Awaiter final : public detail::WaitNode {
+class Semaphore::Awaiter final : public detail::ListedWaitNode {
 public:
     explicit Awaiter(Semaphore& sem) noexcept : sem_(sem) {}
     Awaiter(const Awaiter&) = delete;

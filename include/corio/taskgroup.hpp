@@ -59,7 +59,7 @@ private:
     void abort();
 
     detail::TaskBase* parent_;
-    detail::IntrusiveList<detail::TaskBase, detail::GroupTag> children_;
+    detail::IntrusiveList<detail::TaskExtras, detail::GroupTag> children_;  // through each child's extras
     std::vector<std::exception_ptr> errors_;
     EmptyWaiter* exit_waiter_ = nullptr;
     bool aborting_ = false;

@@ -83,7 +83,7 @@ void ThreadPool::worker() {
             job->state.store(detail::ThreadJob::Finished, std::memory_order_release);
             // Our reference travels with the completion to the loop thread.
             try {
-                job->loop->schedule_threadsafe(&detail::ThreadJob::finished_on_loop, job);
+                job->loop->schedule_threadsafe(*job);
             } catch (...) {
                 job->release();  // the loop has closed: nobody is waiting any more
             }

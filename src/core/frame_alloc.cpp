@@ -3,6 +3,7 @@
 // sees every use-after-free.
 #include "corio/detail/frame_alloc.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <mutex>
 #include <new>
@@ -38,13 +39,19 @@ constexpr std::size_t kGranule = 16;
 constexpr std::size_t kClasses = 64;  // blocks up to 1 KiB are recycled
 // A thread carves blocks of every class, by bumping a pointer, from chunks that start small
 // (a thread that makes a few frames keeps a few KiB) and double up to 2 MiB. Chunks from
-// 256 KiB up are mapped with MAP_POPULATE: a burst of a million tasks then costs one mmap per
-// 2 MiB instead of a page fault per 4 KiB (half of W1's time went to those faults). Not
-// MADV_HUGEPAGE: with the usual defrag=madvise setting its faults compact memory synchronously,
-// which made runs on a busy machine up to 4x slower.
+// 256 KiB up are mapped, and populated 256 KiB at a time just ahead of the bump pointer
+// (MADV_POPULATE_WRITE): a burst of a million tasks then costs a syscall per 256 KiB instead
+// of a page fault per 4 KiB (half of W1's time went to those faults), and at most 256 KiB is
+// resident but unused (MAP_POPULATE of whole chunks left up to 2 MiB). Not MADV_HUGEPAGE: with
+// the usual defrag=madvise setting its faults compact memory synchronously, which made runs on
+// a busy machine up to 4x slower.
 constexpr std::size_t kFirstChunk = 64 * 1024;
 constexpr std::size_t kMappedChunk = 256 * 1024;
 constexpr std::size_t kLastChunk = 2 * 1024 * 1024;
+constexpr std::size_t kPopulateStep = 256 * 1024;
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14; older kernels say EINVAL and fault pages in instead
+#endif
 
 struct FreeBlock {
     FreeBlock* next;
@@ -77,6 +84,7 @@ struct Cache {
     FreeBlock* tails[kClasses] = {};  // valid while heads[cls] is not null
     char* bump = nullptr;
     char* bump_end = nullptr;
+    char* populated_end = nullptr;  // of a mapped chunk: pages below are resident
     std::size_t next_chunk = kFirstChunk;
 
     ~Cache() {
@@ -111,14 +119,22 @@ struct Cache {
         }
         void* p = bump;
         bump += block;
+        if (bump > populated_end) populate();
         return p;
+    }
+
+    void populate() noexcept {
+        std::size_t step = std::min(kPopulateStep, std::size_t(bump_end - populated_end));
+        // Failure (an old kernel, no memory to commit yet) only means the pages fault in later.
+        (void)::madvise(populated_end, step, MADV_POPULATE_WRITE);
+        populated_end += step;
     }
 
     void new_chunk(Global& g) {
         std::size_t size = next_chunk;
         void* chunk;
         if (size >= kMappedChunk) {
-            chunk = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+            chunk = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
             if (chunk == MAP_FAILED) throw std::bad_alloc();
         } else {
             chunk = std::malloc(size);
@@ -133,6 +149,8 @@ struct Cache {
         }
         bump = static_cast<char*>(chunk);
         bump_end = bump + size;
+        // malloc'd chunks are small: their pages fault in as they are used.
+        populated_end = size >= kMappedChunk ? bump : bump_end;
         next_chunk = size < kLastChunk ? size * 2 : kLastChunk;
     }
 };

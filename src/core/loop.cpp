@@ -73,10 +73,6 @@ void run_timer_callback(void* p) noexcept {
     n->release();
 }
 
-void fire_timer_callback(TimerNode* t) noexcept {
-    auto* n = static_cast<TimerCallbackNode*>(t);
-    n->loop->schedule(&run_timer_callback, n);
-}
 }  // namespace
 
 EventLoop* running_loop() noexcept { return t_running; }
@@ -157,7 +153,7 @@ Handle EventLoop::call_soon(detail::Callback fn) {
     auto* n = new detail::CallbackNode(std::move(fn));
     n->loop = this;
     Handle h(n);
-    schedule(&detail::run_callback_node, n);
+    ready_push(std::uintptr_t(n) | kReadyCallback);
     return h;
 }
 
@@ -170,7 +166,7 @@ TimerHandle EventLoop::call_at(Clock::time_point when, detail::Callback fn) {
     auto* n = new detail::TimerCallbackNode(std::move(fn));
     n->loop = this;
     n->when = when;
-    n->fire = &detail::fire_timer_callback;
+    n->fire = &EventLoop::fire_timer_callback;
     TimerHandle h(n);  // the node's first reference belongs to the heap, then to the ready queue
     add_timer(*n);
     return h;
@@ -180,19 +176,24 @@ void EventLoop::call_soon_threadsafe(detail::Callback fn) {
     auto* n = new detail::CallbackNode(std::move(fn));
     n->loop = this;
     try {
-        schedule_threadsafe(&detail::run_callback_node, n);
+        push_threadsafe(std::uintptr_t(n) | kReadyCallback);
     } catch (...) {
         n->release();
         throw;
     }
 }
 
-void EventLoop::schedule_threadsafe(WorkFn fn, void* arg) {
+void EventLoop::fire_timer_callback(detail::TimerNode* t) noexcept {
+    auto* n = static_cast<detail::TimerCallbackNode*>(t);
+    n->loop->ready_push(std::uintptr_t(n) | kReadyTimerCallback);
+}
+
+void EventLoop::push_threadsafe(std::uintptr_t item) {
     // The wake-up is written under the lock: close() takes it too, so the loop (and its
     // backend) cannot be torn down while another thread is still inside this call.
     std::lock_guard lock(inbox_mutex_);
     if (closed_.load(std::memory_order_relaxed)) throw std::logic_error("Event loop is closed");
-    inbox_.push_back(Work{fn, arg});
+    inbox_.push_back(item);
     if (!inbox_nonempty_.exchange(true, std::memory_order_acq_rel)) backend_->wakeup();
 }
 
@@ -203,13 +204,13 @@ void EventLoop::drain_inbox() {
         std::swap(inbox_, inbox_spare_);
         inbox_nonempty_.store(false, std::memory_order_release);
     }
-    for (const Work& w : inbox_spare_) ready_push(w);
+    for (std::uintptr_t item : inbox_spare_) ready_push(item);
     inbox_spare_.clear();
 }
 
-void EventLoop::ready_push(Work w) {
+void EventLoop::ready_push(std::uintptr_t item) {
     if (ready_tail_ - ready_head_ == ready_.size()) {
-        std::vector<Work> bigger(ready_.size() * 2);
+        std::vector<std::uintptr_t> bigger(ready_.size() * 2);
         std::size_t n = ready_size();
         std::size_t mask = ready_.size() - 1;
         for (std::size_t i = 0; i < n; ++i) bigger[i] = ready_[(ready_head_ + i) & mask];
@@ -217,7 +218,7 @@ void EventLoop::ready_push(Work w) {
         ready_head_ = 0;
         ready_tail_ = n;
     }
-    ready_[ready_tail_ & (ready_.size() - 1)] = w;
+    ready_[ready_tail_ & (ready_.size() - 1)] = item;
     ++ready_tail_;
 }
 
@@ -233,10 +234,36 @@ void EventLoop::shuffle_ready(std::size_t n) noexcept {
     }
 }
 
-EventLoop::Work EventLoop::ready_pop() noexcept {
-    Work w = ready_[ready_head_ & (ready_.size() - 1)];
+std::uintptr_t EventLoop::ready_pop() noexcept {
+    std::uintptr_t item = ready_[ready_head_ & (ready_.size() - 1)];
     ++ready_head_;
-    return w;
+    return item;
+}
+
+void EventLoop::run_ready(std::uintptr_t item) noexcept {
+    void* p = reinterpret_cast<void*>(item & ~kReadyKindMask);
+    switch (item & kReadyKindMask) {
+        case kReadyTask: static_cast<detail::TaskBase*>(p)->step(); break;
+        case kReadyCallback: detail::run_callback_node(p); break;
+        case kReadyTimerCallback: detail::run_timer_callback(p); break;
+        case kReadyThreadJob: detail::ThreadJob::finished_on_loop(p); break;
+    }
+}
+
+// The loop is closing: what will never run lets go of what it holds.
+void EventLoop::drop_ready(std::uintptr_t item) noexcept {
+    void* p = reinterpret_cast<void*>(item & ~kReadyKindMask);
+    switch (item & kReadyKindMask) {
+        case kReadyTask: break;  // abandoned with the loop's other tasks
+        case kReadyCallback: static_cast<detail::CallbackNode*>(p)->release(); break;
+        case kReadyTimerCallback: static_cast<detail::TimerCallbackNode*>(p)->release(); break;
+        case kReadyThreadJob: {
+            auto* job = static_cast<detail::ThreadJob*>(p);
+            job->waiter = nullptr;
+            detail::ThreadJob::finished_on_loop(job);
+            break;
+        }
+    }
 }
 
 // --- timers: a binary heap whose nodes know their index, so cancelling is O(log n) and the
@@ -343,10 +370,7 @@ void EventLoop::run_once() {
     // Only what is ready now runs in this tick; what it schedules runs in the next one.
     std::size_t n = ready_size();
     if (shuffle_state_ && n > 1) shuffle_ready(n);
-    for (std::size_t i = 0; i < n; ++i) {
-        Work w = ready_pop();
-        w.fn(w.arg);
-    }
+    for (std::size_t i = 0; i < n; ++i) run_ready(ready_pop());
 }
 
 EventLoop::RunningScope::RunningScope(EventLoop& l) : loop(l), previous(detail::t_running) {
@@ -395,7 +419,7 @@ void EventLoop::close() {
     // below destroys. Callbacks that will never run still own their nodes.
     for (detail::TimerNode* t : timers_) {
         t->heap_index = detail::TimerNode::npos;
-        if (t->fire == &detail::fire_timer_callback) static_cast<detail::TimerCallbackNode*>(t)->release();
+        if (t->fire == &EventLoop::fire_timer_callback) static_cast<detail::TimerCallbackNode*>(t)->release();
     }
     timers_.clear();
     // Tasks still pending here can never finish: asyncio's "Task was destroyed but it is
@@ -416,15 +440,7 @@ void EventLoop::close() {
         closed_.store(true, std::memory_order_relaxed);  // from here on, other threads are refused
     }
     drain_inbox();
-    while (ready_size() != 0) {
-        Work w = ready_pop();
-        if (w.fn == &detail::ThreadJob::finished_on_loop) {
-            static_cast<detail::ThreadJob*>(w.arg)->waiter = nullptr;
-            w.fn(w.arg);
-        }
-        if (w.fn == &detail::run_callback_node) static_cast<detail::CallbackNode*>(w.arg)->release();
-        if (w.fn == &detail::run_timer_callback) static_cast<detail::TimerCallbackNode*>(w.arg)->release();
-    }
+    while (ready_size() != 0) drop_ready(ready_pop());
 }
 
 ThreadPool& EventLoop::default_executor() {

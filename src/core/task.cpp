@@ -38,13 +38,13 @@ FutureBase::~FutureBase() {
 
 std::exception_ptr FutureBase::exception() {
     if (state_ == State::Pending) throw InvalidStateError("Exception is not set.");
-    retrieved_ = true;
+    mark_retrieved();
     if (state_ == State::Cancelled) std::rethrow_exception(exception_);
     return exception_;
 }
 
 void FutureBase::rethrow_if_failed() {
-    retrieved_ = true;
+    mark_retrieved();
     if (exception_) std::rethrow_exception(exception_);
 }
 
@@ -71,7 +71,7 @@ void FutureBase::finish(State s, std::exception_ptr e) noexcept {
 }
 
 void FutureBase::report_unretrieved() noexcept {
-    if (state_ != State::Failed || retrieved_ || !loop_ || !loop_alive(loop_)) return;
+    if (state_ != State::Failed || retrieved() || !loop_ || !loop_alive(loop_)) return;
     ExceptionContext c;
     c.message = describe() + " exception was never retrieved";
     c.exception = exception_;
@@ -126,7 +126,7 @@ TaskBase::TaskBase(EventLoop& loop, std::coroutine_handle<> frame, std::string n
 }
 
 TaskExtras& TaskBase::extras() {
-    if (!extras_) extras_ = std::make_unique<TaskExtras>();
+    if (!extras_) extras_.reset(new TaskExtras(*this));
     return *extras_;
 }
 
@@ -148,53 +148,53 @@ const std::string& TaskBase::cancel_message() const noexcept {
 
 bool TaskBase::cancel(std::string message) {
     if (done()) {
-        retrieved_ = true;  // asyncio: cancel() on a done future silences the never-retrieved report
+        mark_retrieved();  // asyncio: cancel() on a done future silences the never-retrieved report
         return false;
     }
     // Tasks that await each other in a cycle forward the cancel round to this very call: refuse
     // it there, so the task that forwarded it stops waiting and the cycle unwinds.
-    if (forwarding_cancel_) return false;
-    ++cancel_requests_;
+    if (flag(kForwardingCancel)) return false;
+    if (task_cancel_requests_ != UINT16_MAX) ++task_cancel_requests_;
     if (!message.empty() || extras_) extras().cancel_message = std::move(message);
     if (waiting_on_) {
-        forwarding_cancel_ = true;
+        set_flag(kForwardingCancel, true);
         waiting_on_->on_cancel();
-        forwarding_cancel_ = false;
+        set_flag(kForwardingCancel, false);
     } else {
-        must_cancel_ = true;
+        set_flag(kMustCancel, true);
     }
     return true;
 }
 
 int TaskBase::uncancel() noexcept {
-    if (cancel_requests_ > 0) {
-        --cancel_requests_;
-        if (cancel_requests_ == 0) {  // 3.13: nothing left to deliver
-            must_cancel_ = false;
+    if (task_cancel_requests_ > 0) {
+        --task_cancel_requests_;
+        if (task_cancel_requests_ == 0) {  // 3.13: nothing left to deliver
+            set_flag(kMustCancel, false);
             if (waiting_on_ && waiting_on_->late_cancel) {
                 waiting_on_->cancelled = false;
                 waiting_on_->late_cancel = false;
             }
         }
     }
-    return int(cancel_requests_);
+    return int(task_cancel_requests_);
 }
 
-void TaskBase::schedule() noexcept { loop_->schedule(&TaskBase::step_thunk, this); }
+void TaskBase::schedule() noexcept { loop_->schedule(*this); }
 
 void TaskBase::step() noexcept {
     EventLoop& loop = *loop_;
     waiting_on_ = nullptr;
-    if (must_cancel_ && !started()) {
+    if (flag(kMustCancel) && !started()) {
         // Cancelled before its first step: the body never runs, not even its finally blocks.
-        must_cancel_ = false;
+        set_flag(kMustCancel, false);
         root_.destroy();
         root_ = {};
         finish_task(State::Cancelled, std::make_exception_ptr(CancelledError(cancel_message())));
         return;
     }
-    if (!stepped_) {
-        stepped_ = true;
+    if (!started()) {
+        set_flag(kStepped, true);
         root_promise_of().started = true;
     }
     loop.set_current_task(this);
@@ -218,12 +218,12 @@ void TaskBase::step() noexcept {
 void TaskBase::complete() noexcept {
     State s;
     std::exception_ptr e;
-    if (PromiseBase& promise = root_promise_of(); promise.exception) {
-        e = promise.exception;
+    if (std::exception_ptr error = root_error()) {
+        e = std::move(error);
         s = is_cancellation(e) ? State::Cancelled : State::Failed;
-    } else if (must_cancel_) {
+    } else if (flag(kMustCancel)) {
         // It cancelled itself and returned without another suspension: the result is dropped.
-        must_cancel_ = false;
+        set_flag(kMustCancel, false);
         s = State::Cancelled;
         e = std::make_exception_ptr(CancelledError(cancel_message()));
     } else {
@@ -231,7 +231,7 @@ void TaskBase::complete() noexcept {
         s = State::Succeeded;
         // The guides' "swallowed cancellation": cancel() was asked for, nobody took it back
         // with uncancel(), yet the task returned normally.
-        if (cancel_requests_ > 0 && loop_->get_debug()) report_swallowed_cancel();
+        if (task_cancel_requests_ > 0 && loop_->get_debug()) report_swallowed_cancel();
     }
     root_.destroy();
     root_ = {};
@@ -242,7 +242,7 @@ void TaskBase::report_swallowed_cancel() noexcept {
     try {
         ExceptionContext c;
         c.message = "Task " + name() + " returned normally although its cancellation was requested " +
-                    std::to_string(cancel_requests_) +
+                    std::to_string(task_cancel_requests_) +
                     " time(s): a CancelledError was swallowed (catch it only to clean up, then rethrow)";
         c.task_name = name();
         c.location = created_;
@@ -254,7 +254,7 @@ void TaskBase::report_swallowed_cancel() noexcept {
 void TaskBase::finish_task(State s, std::exception_ptr e) noexcept {
     loop_->unregister_task(*this);
     finish(s, std::move(e));
-    if (owner_) owner_->on_child_done(*this);
+    if (TaskOwner* owner = this->owner()) owner->on_child_done(*this);
     release();  // the loop's reference: may delete this
 }
 
@@ -270,7 +270,7 @@ void TaskBase::abandon() noexcept {
         root_ = {};
     }
     loop_->unregister_task(*this);
-    retrieved_ = true;
+    mark_retrieved();
     // Whoever waits for the task hears that it was cancelled, as with any cancellation: tasks
     // (themselves abandoned next), done callbacks (dropped unrun by the closing loop, which ends a
     // run_coroutine_threadsafe future with broken_promise instead of leaving it waiting forever).

@@ -16,24 +16,23 @@ struct TaskGroup::EmptyWaiter final : detail::WaitNode {
         if (group.exit_waiter_ == this) group.exit_waiter_ = nullptr;
     }
     void collect_awaited(std::vector<const detail::FutureBase*>& out) const override {
-        group.children_.for_each([&](detail::TaskBase& c) { out.push_back(&c); });
+        group.children_.for_each([&](detail::TaskExtras& c) { out.push_back(&c.task); });
     }
 };
 
 TaskGroup::~TaskGroup() {
     // Only reached with live children when a frame is destroyed mid-flight (loop teardown).
-    while (detail::TaskBase* c = children_.pop_front()) c->set_owner(nullptr);
+    while (detail::TaskExtras* c = children_.pop_front()) c->owner = nullptr;
 }
 
 void TaskGroup::adopt(detail::TaskBase& child) {
-    child.set_owner(this);
-    children_.push_back(child);
+    children_.push_back(child.set_owner(this));
 }
 
 void TaskGroup::abort() {
     aborting_ = true;
-    children_.for_each([](detail::TaskBase& c) {
-        if (!c.done()) c.cancel({});
+    children_.for_each([](detail::TaskExtras& c) {
+        if (!c.task.done()) c.task.cancel({});
     });
 }
 
@@ -47,8 +46,7 @@ void TaskGroup::cancel() {
 }
 
 void TaskGroup::on_child_done(detail::TaskBase& child) {
-    children_.remove(child);
-    child.set_owner(nullptr);
+    children_.remove(child.set_owner(nullptr));
     if (children_.empty() && exit_waiter_) {
         EmptyWaiter* w = exit_waiter_;
         exit_waiter_ = nullptr;

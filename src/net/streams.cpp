@@ -137,7 +137,7 @@ private:
             if (r == 0) transport.eof_ = true;
         }
     };
-    struct StateWaiter final : WaitNode {
+    struct StateWaiter final : ListedWaitNode {
         explicit StateWaiter(WaitList& l) : list(l) {}
         WaitList& list;
         bool await_ready() const noexcept { return false; }

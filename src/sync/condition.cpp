@@ -9,7 +9,7 @@
 namespace corio {
 
 // Waits on the condition's own list; `notified` tells a notify() from a cancellation.
-class Condition::Waiter final : public detail::WaitNode {
+class Condition::Waiter final : public detail::ListedWaitNode {
 public:
     explicit Waiter(Condition& c) noexcept : cond_(c) {}
     Waiter(const Waiter&) = delete;

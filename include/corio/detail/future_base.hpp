@@ -60,7 +60,7 @@ public:
     // Throws what the future failed with (or its CancelledError); marks it retrieved.
     void rethrow_if_failed();
     // True when exception() / result() was asked for (the never-retrieved report is off).
-    void mark_retrieved() noexcept { retrieved_ = true; }
+    void mark_retrieved() noexcept { flags_ |= kRetrieved; }
 
     virtual bool cancel(std::string message);
 
@@ -83,7 +83,13 @@ protected:
     IntrusiveList<CompletionWaiter, CompletionTag> waiters_;
     std::uint32_t refs_ = 1;
     State state_ = State::Pending;
-    bool retrieved_ = false;
+    enum : std::uint8_t { kRetrieved = 1 };  // the other bits are the task's (see TaskBase)
+    std::uint8_t flags_ = 0;
+    // A task's cancel-request count lives here, in what would be padding: a million tasks feel
+    // every 8 bytes.
+    std::uint16_t task_cancel_requests_ = 0;
+
+    bool retrieved() const noexcept { return (flags_ & kRetrieved) != 0; }
 };
 
 // The result of a Future or Task: constructed exactly when the state is Succeeded (the state

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <coroutine>
+#include <cstdint>
 #include <exception>
 #include <source_location>
 
@@ -15,7 +16,6 @@ struct PromiseBase : Recycled {
     explicit PromiseBase(std::source_location loc) noexcept : location(loc) {}
 
     std::coroutine_handle<> continuation;
-    std::exception_ptr exception;
     PromiseBase* awaiting = nullptr;  // the child coroutine this frame is suspended in
     std::source_location location;
     bool started = false;
@@ -25,7 +25,10 @@ struct PromiseBase : Recycled {
     // or without the compiler turning symmetric transfer into a tail call (GCC PR 94794).
     bool inline_mode = false;
     bool inline_done = false;
-    bool has_value = false;  // ValuePromise's result is constructed
+    // What ValuePromise's union holds (here, in padding): a frame returns a value or throws,
+    // never both, so the two share their bytes.
+    enum class Outcome : std::uint8_t { None, Value, Error };
+    Outcome outcome = Outcome::None;
 
     // Leaves the frame at final_suspend or co_yield.
     std::coroutine_handle<> transfer_out() noexcept {

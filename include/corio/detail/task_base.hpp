@@ -35,32 +35,39 @@ protected:
     ~TaskOwner() = default;
 };
 
-// What few tasks need: a name given by the user, a cancel message, statistics. Out of line, so
-// that a million plain tasks do not carry them.
-struct TaskExtras {
-    std::string name;  // empty: "Task-<id>"
+// What few tasks need: a name given by the user, a cancel message, statistics, the TaskGroup
+// that owns it. Out of line, so that a million plain tasks do not carry them.
+struct TaskExtras : ListHook<GroupTag>, Recycled {
+    explicit TaskExtras(TaskBase& t) noexcept : task(t) {}
+    TaskBase& task;
+    TaskOwner* owner = nullptr;  // linked into the owner's list of children (GroupTag) while set
+    std::string name;            // empty: "Task-<id>"
     std::string cancel_message;
     std::unique_ptr<TaskStats> stats;  // only when the loop keeps statistics (debug, introspection)
 };
 
-class TaskBase : public FutureBase, public ListHook<AllTasksTag>, public ListHook<GroupTag> {
+// 104 bytes (112 with a pointer-sized result): the future's state, the all-tasks link, the
+// frame, where it waits, the out-of-line extras, where it was created; the flags and the
+// cancel-request count sit in FutureBase's padding.
+class TaskBase : public FutureBase, public ListHook<AllTasksTag> {
 public:
     TaskBase(EventLoop& loop, std::coroutine_handle<> frame, std::string name, std::source_location created);
 
     bool cancel(std::string message) override;
-    int cancelling() const noexcept { return int(cancel_requests_); }
+    // asyncio's cancelling() (the count saturates at 65535 requests not taken back).
+    int cancelling() const noexcept { return int(task_cancel_requests_); }
     int uncancel() noexcept;
     const std::string& cancel_message() const noexcept;
 
     std::string name() const;
     void set_name(std::string name) { extras().name = std::move(name); }
-    std::uint64_t id() const noexcept { return id_; }
+    std::uint32_t id() const noexcept { return id_; }
     const std::source_location& created_at() const noexcept { return created_; }
     // The outermost frame, while it exists (for the call graph).
     PromiseBase* root_promise() const noexcept { return root_ ? &root_promise_of() : nullptr; }
     WaitNode* waiting_on() const noexcept { return waiting_on_; }
     const TaskStats* stats() const noexcept { return extras_ ? extras_->stats.get() : nullptr; }
-    bool started() const noexcept { return stepped_; }
+    bool started() const noexcept { return flag(kStepped); }
     std::string describe() const override;
 
     // Called by WaitNode.
@@ -70,14 +77,19 @@ public:
     }
     void about_to_suspend();
     bool consume_pending_cancel() noexcept {
-        if (!must_cancel_) return false;
-        must_cancel_ = false;
+        if (!flag(kMustCancel)) return false;
+        set_flag(kMustCancel, false);
         return true;
     }
     void schedule() noexcept;
 
-    void set_owner(TaskOwner* owner) noexcept { owner_ = owner; }
-    TaskOwner* owner() const noexcept { return owner_; }
+    // Joins a TaskGroup (nullptr: leaves it); the group lists its children through extras().
+    TaskExtras& set_owner(TaskOwner* owner) {
+        TaskExtras& e = extras();
+        e.owner = owner;
+        return e;
+    }
+    TaskOwner* owner() const noexcept { return extras_ ? extras_->owner : nullptr; }
 
     // Loop shutdown: the frame of a task that can never finish is destroyed.
     void abandon() noexcept;
@@ -86,29 +98,36 @@ protected:
     ~TaskBase() override;
     // The promise of root_ (its type is known only to the typed state).
     virtual PromiseBase& root_promise_of() const noexcept = 0;
-    // Moves the finished frame's outcome into the typed state.
+    // What the finished frame threw, if anything.
+    virtual std::exception_ptr root_error() const noexcept = 0;
+    // Moves the finished frame's result into the typed state.
     virtual void take_outcome() = 0;
 
     std::coroutine_handle<> root_;
 
 private:
-    static void step_thunk(void* self) noexcept { static_cast<TaskBase*>(self)->step(); }
+    friend class corio::EventLoop;  // runs step() from the ready queue
     void step() noexcept;
     void complete() noexcept;
     void finish_task(State s, std::exception_ptr e) noexcept;
     void report_swallowed_cancel() noexcept;
     TaskExtras& extras();
 
+    // In FutureBase::flags_, beside kRetrieved.
+    enum : std::uint8_t {
+        kMustCancel = 2,        // a cancel() came while not waiting: delivered at the next await
+        kForwardingCancel = 4,  // inside cancel(), passing it on to what the task awaits
+        kStepped = 8,           // its body has begun
+    };
+    bool flag(std::uint8_t f) const noexcept { return (flags_ & f) != 0; }
+    void set_flag(std::uint8_t f, bool on) noexcept { flags_ = on ? std::uint8_t(flags_ | f) : std::uint8_t(flags_ & ~f); }
+
     std::coroutine_handle<> resume_;
     WaitNode* waiting_on_ = nullptr;
-    TaskOwner* owner_ = nullptr;
     std::unique_ptr<TaskExtras> extras_;
     std::source_location created_;
-    std::uint64_t id_ = 0;
-    std::uint32_t cancel_requests_ = 0;
-    bool must_cancel_ = false;
-    bool forwarding_cancel_ = false;
-    bool stepped_ = false;  // its body has begun
+    // "Task-<id>": 32 bits, as the counter only names tasks (it wraps after 4e9 of them).
+    std::uint32_t id_ = 0;
 };
 
 template <class T>
@@ -124,6 +143,7 @@ public:
 private:
     Promise& promise() const noexcept { return std::coroutine_handle<Promise>::from_address(root_.address()).promise(); }
     PromiseBase& root_promise_of() const noexcept override { return promise(); }
+    std::exception_ptr root_error() const noexcept override { return promise().error(); }
     void take_outcome() override {
         if constexpr (!std::is_void_v<T>) this->emplace(promise().take_value());
     }

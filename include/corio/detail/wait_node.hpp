@@ -15,7 +15,7 @@ class TaskBase;
 class FutureBase;
 struct WaitTag;
 
-struct WaitNode : ListHook<WaitTag> {
+struct WaitNode {
     TaskBase* task = nullptr;
     bool woken = false;      // the task has been scheduled to resume from here
     bool cancelled = false;  // a cancellation is delivered when the task resumes from here
@@ -51,6 +51,14 @@ protected:
     ~WaitNode() = default;
 };
 
-using WaitList = IntrusiveList<WaitNode, WaitTag>;
+// A node that waits in a primitive's FIFO list (a lock, a semaphore, an event...). Awaiters kept
+// elsewhere (a sleep's timer heap slot, a future's waiter list) do without the 16-byte link:
+// every sleeping task carries its awaiter in its frame.
+struct ListedWaitNode : WaitNode, ListHook<WaitTag> {
+protected:
+    ~ListedWaitNode() = default;
+};
+
+using WaitList = IntrusiveList<ListedWaitNode, WaitTag>;
 
 }  // namespace corio::detail
