@@ -35,8 +35,8 @@ void frame_free(void* p, std::size_t) noexcept { ::operator delete(p); }
 
 namespace {
 
-constexpr std::size_t kGranule = 16;
-constexpr std::size_t kClasses = 64;  // blocks up to 1 KiB are recycled
+constexpr std::size_t kGranule = 8;  // a 104-byte task state takes 104, not 112
+constexpr std::size_t kClasses = 128;  // blocks up to 1 KiB are recycled
 // A thread carves blocks of every class, by bumping a pointer, from chunks that start small
 // (a thread that makes a few frames keeps a few KiB) and double up to 2 MiB. Chunks from
 // 256 KiB up are mapped, and populated 256 KiB at a time just ahead of the bump pointer
