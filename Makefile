@@ -57,14 +57,14 @@ build: build/release/build.ninja
 demo: deps build
 	./build/release/example_demo
 
-# The unit tests run twice: on the default (epoll) backend and, where the kernel and the
+# The whole suite runs twice: on the default (epoll) backend and, where the kernel and the
 # sandbox allow it, on io_uring (same tests, same pass count).
 test-release: build/release/build.ninja
 	ninja -C build/release -j$(JOBS)
 	$(CTEST) --test-dir build/release
 	@if CORIO_BACKEND=io_uring ./build/release/example_hello >/dev/null 2>&1; then \
-	  echo "corio: the unit tests again, on the io_uring backend"; \
-	  CORIO_BACKEND=io_uring $(CTEST) --test-dir build/release -L unit; \
+	  echo "corio: the whole suite again, on the io_uring backend"; \
+	  CORIO_BACKEND=io_uring $(CTEST) --test-dir build/release; \
 	else echo "corio: io_uring is not available here: epoll only"; fi
 
 test-asan: build/asan/build.ninja
