@@ -267,7 +267,8 @@ private:
     std::uint64_t shuffle_state_ = 0;
     // Ready queue: a power-of-two ring buffer, so that pushing and popping never allocate in
     // steady state.
-    std::vector<std::uintptr_t> ready_;
+    std::unique_ptr<std::uintptr_t[]> ready_;
+    std::size_t ready_capacity_;
     std::size_t ready_head_ = 0;
     std::size_t ready_tail_ = 0;
 

@@ -127,7 +127,9 @@ Clock::time_point TimerHandle::when() const noexcept { return node_ ? node_->whe
 // --- the loop ------------------------------------------------------------------------------
 
 EventLoop::EventLoop(std::unique_ptr<IoBackend> backend)
-    : backend_(backend ? std::move(backend) : make_default_backend()), ready_(256) {
+    : backend_(backend ? std::move(backend) : make_default_backend()),
+      ready_(new std::uintptr_t[256]),
+      ready_capacity_(256) {
     if (const char* env = std::getenv("CORIO_DEBUG"); env && *env && std::string(env) != "0") debug_ = true;
     if (const char* env = std::getenv("CORIO_SHUFFLE_SEED"); env && *env) shuffle_state_ = std::strtoull(env, nullptr, 10);
     // Writing to a closed peer must be an EPIPE error, never a process-killing signal, whatever
@@ -209,21 +211,23 @@ void EventLoop::drain_inbox() {
 }
 
 void EventLoop::ready_push(std::uintptr_t item) {
-    if (ready_tail_ - ready_head_ == ready_.size()) {
-        std::vector<std::uintptr_t> bigger(ready_.size() * 2);
+    if (ready_tail_ - ready_head_ == ready_capacity_) {
+        // Not a std::vector: its zero-filling of the new half would touch every page twice.
+        std::unique_ptr<std::uintptr_t[]> bigger(new std::uintptr_t[ready_capacity_ * 2]);
         std::size_t n = ready_size();
-        std::size_t mask = ready_.size() - 1;
+        std::size_t mask = ready_capacity_ - 1;
         for (std::size_t i = 0; i < n; ++i) bigger[i] = ready_[(ready_head_ + i) & mask];
-        ready_.swap(bigger);
+        ready_ = std::move(bigger);
+        ready_capacity_ *= 2;
         ready_head_ = 0;
         ready_tail_ = n;
     }
-    ready_[ready_tail_ & (ready_.size() - 1)] = item;
+    ready_[ready_tail_ & (ready_capacity_ - 1)] = item;
     ++ready_tail_;
 }
 
 void EventLoop::shuffle_ready(std::size_t n) noexcept {
-    std::size_t mask = ready_.size() - 1;
+    std::size_t mask = ready_capacity_ - 1;
     for (std::size_t i = n - 1; i > 0; --i) {
         // xorshift64: deterministic for a seed, so a failing order can be replayed.
         shuffle_state_ ^= shuffle_state_ << 13;
@@ -235,7 +239,7 @@ void EventLoop::shuffle_ready(std::size_t n) noexcept {
 }
 
 std::uintptr_t EventLoop::ready_pop() noexcept {
-    std::uintptr_t item = ready_[ready_head_ & (ready_.size() - 1)];
+    std::uintptr_t item = ready_[ready_head_ & (ready_capacity_ - 1)];
     ++ready_head_;
     return item;
 }
