@@ -228,6 +228,26 @@ CORIO_TEST(AsyncGenerator, AcloseOnNeverStartedGeneratorRunsNothingAndFinishesIt
     EXPECT_TRUE(g.done());
 }
 
+// Python: athrow() on an async generator that never started raises the exception at once and
+// finishes the generator; its body never runs (gen_send_ex on a just-created frame).
+CORIO_TEST(AsyncGenerator, AthrowOnNeverStartedGeneratorThrowsItBackAndFinishesIt) {
+    corio::testing::MockClock clock;
+    Log log;
+    auto g = counter(3, &log);
+    bool thrown_back = false;
+    try {
+        auto v = co_await g.athrow(std::make_exception_ptr(std::runtime_error("boom")));
+        ADD_FAILURE() << "athrow returned " << (v ? *v : -1);
+    } catch (const std::runtime_error& e) {
+        thrown_back = std::string(e.what()) == "boom";
+    }
+    EXPECT_TRUE(thrown_back);
+    EXPECT_TRUE(g.done());
+    auto v = co_await g.next();
+    EXPECT_FALSE(v.has_value());
+    EXPECT_TRUE(log.empty()) << "the body of a generator thrown into before it started must never run";
+}
+
 namespace {
 // Yields once more after GeneratorExit (asyncgen: "async generator ignored GeneratorExit"),
 // and gives up at the second one.

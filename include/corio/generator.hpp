@@ -89,8 +89,9 @@ public:
     struct NextAwaiter {
         handle_type h;
         detail::PromiseBase* parent = nullptr;
+        std::exception_ptr raise = nullptr;  // athrow() on a generator that never started: thrown back
 
-        bool await_ready() const noexcept { return !h || h.done() || h.promise().closed; }
+        bool await_ready() const noexcept { return raise || !h || h.done() || h.promise().closed; }
         template <class P>
         bool await_suspend(std::coroutine_handle<P> caller) {
             auto& p = h.promise();
@@ -109,6 +110,7 @@ public:
             return !detail::PromiseBase::run_inline(h, p);
         }
         std::optional<T> await_resume() {
+            if (raise) std::rethrow_exception(raise);
             if (!h) return std::nullopt;
             auto& p = h.promise();
             if (p.closed) return std::nullopt;
@@ -129,7 +131,15 @@ public:
 
     // Throws `e` at the generator's co_yield (asyncgen.athrow): the next value it yields, or
     // std::nullopt if it finishes; whatever it throws propagates.
+    // A generator that never started is finished without running its body and `e` comes straight
+    // back, as Python's athrow() does.
     NextAwaiter athrow(std::exception_ptr e) {
+        if (h_ && !h_.done() && !h_.promise().closed && !h_.promise().started) {
+            h_.promise().closed = true;
+            NextAwaiter thrown_back{h_};
+            thrown_back.raise = std::move(e);
+            return thrown_back;
+        }
         if (h_ && !h_.done() && h_.promise().started) h_.promise().inject = std::move(e);
         return NextAwaiter{h_};
     }
