@@ -281,7 +281,7 @@ def micro_rows(path: Path):
         for prefix, lab, k in MICRO:
             if name.startswith(prefix):
                 label, kind = lab, k
-        if not name.startswith("BM_BytesPerSleepingTask"):
+        if not name.startswith("BM_AllocsPerSleepingTask"):
             if kind == "ns_item" and all(b.get("items_per_second") for b in bs):
                 xs = [1e9 / b["items_per_second"] for b in bs]
             else:
@@ -291,7 +291,7 @@ def micro_rows(path: Path):
             xs = [float(b[key]) for b in bs if isinstance(b.get(key), (int, float))]
             if xs:
                 unit = key.replace("_per_", " per ").replace("_", " ")
-                lab = "a task sleeping on its timer" if name.startswith("BM_BytesPerSleepingTask") else label
+                lab = "a task sleeping on its timer" if name.startswith("BM_AllocsPerSleepingTask") else label
                 rows.append((f"`{name}`", lab, unit, xs))
     return data.get("context", {}), rows
 
