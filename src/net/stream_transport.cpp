@@ -1,0 +1,363 @@
+// StreamTransport: reads (direct, vectored with a spill area, or through the backend), writes
+// (direct, held for the next one, or flushed through the backend), drain, half-close and close.
+#include "stream_transport.hpp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+
+#include "corio/detail/byte_buffer.hpp"
+#include "corio/detail/task_base.hpp"
+#include "corio/loop.hpp"
+
+namespace corio {
+namespace detail {
+
+namespace {
+constexpr std::size_t kReadChunk = 64 * 1024;
+// What one read may take beyond the caller's memory (uvloop reads 256 KiB at a time): a read
+// that comes back short says the socket is drained, so that an edge-triggered reader needs no
+// second syscall to find out.
+constexpr std::size_t kSpill = 256 * 1024;
+
+// The thread's spill area. It holds bytes only during one synchronous readv: they are copied
+// into the reader's buffer before anything else runs, so one area serves every connection (it
+// is never handed to a backend, which could fill it for several reads before they are copied).
+char* spill_area() {
+    thread_local std::unique_ptr<char[]> area;
+    if (!area) area.reset(new char[kSpill]);
+    return area.get();
+}
+
+long direct_write(bool is_socket, int fd, iovec* iov, int count) noexcept {
+    for (;;) {
+        ssize_t r;
+        if (count == 1) {  // the plain calls cost less than their vectored forms
+            r = is_socket ? ::send(fd, iov->iov_base, iov->iov_len, MSG_NOSIGNAL) : ::write(fd, iov->iov_base, iov->iov_len);
+        } else {
+            msghdr msg{};
+            msg.msg_iov = iov;
+            msg.msg_iovlen = std::size_t(count);
+            r = is_socket ? ::sendmsg(fd, &msg, MSG_NOSIGNAL) : ::writev(fd, iov, count);
+        }
+        if (r >= 0) return long(r);
+        if (errno == EINTR) continue;
+        return errno == EWOULDBLOCK ? -EAGAIN : -long(errno);
+    }
+}
+
+std::exception_ptr os_error(long negative_errno, const char* what) {
+    return std::make_exception_ptr(std::system_error(int(-negative_errno), std::generic_category(), what));
+}
+}  // namespace
+
+long StreamTransport::read_now(char* data, std::size_t size, bool into_input) {
+    if (!big_reads_) {
+        // Small messages: a short read says "drained" already, and the plain call costs less.
+        IoOperation op;
+        op.kind = is_socket_ ? IoOperation::Kind::Recv : IoOperation::Kind::Read;
+        op.fd = fd_;
+        op.buffer = data;
+        op.length = size;
+        long r = loop_->backend().attempt_now(op);
+        if (r > 0) {
+            try_direct_read_ = std::size_t(r) == size;
+            big_reads_ = std::size_t(r) >= size / 2;
+            if (into_input) input_.commit(std::size_t(r));
+        }
+        return r;
+    }
+    // Into the buffer, at most kSpill bytes (beyond `data`; fill: `data` included): into its
+    // free room first (no copy), then the spill area. So one read never makes the buffer grow
+    // by more than kSpill.
+    std::size_t room = into_input ? 0 : std::min(input_.room(), kSpill);
+    std::size_t spilled = kSpill - (into_input ? std::min(size, kSpill) : room);
+    iovec iov[3];
+    int n = 0;
+    iov[n++] = {data, size};
+    if (room > 0) iov[n++] = {input_.tail(), room};
+    char* spill = spill_area();
+    if (spilled > 0) iov[n++] = {spill, spilled};
+    IoOperation op;
+    op.kind = IoOperation::Kind::ReadV;
+    op.fd = fd_;
+    op.buffer = iov;
+    op.length = std::size_t(n);
+    long r = loop_->backend().attempt_now(op);
+    if (r <= 0) return r;
+    std::size_t got = std::size_t(r);
+    // Worth trying again at once only when every byte asked for came (more may be waiting).
+    try_direct_read_ = got == size + room + spilled;
+    big_reads_ = got >= size / 2;
+    if (into_input) input_.commit(std::min(got, size));
+    if (got <= size) return r;
+    got -= size;
+    std::size_t in_room = std::min(got, room);
+    input_.commit(in_room);
+    if (got > in_room) input_.append({spill, got - in_room});
+    return r;
+}
+
+Coro<long> StreamTransport::wait_readable() {
+    IoAwaiter io;
+    io.return_errors = true;
+    io.op.kind = IoOperation::Kind::PollIn;
+    io.op.fd = fd_;
+    long r;
+    {
+        WaitingRead waiting(reading_);
+        r = co_await io;
+    }
+    if (r == 0 && fd_ < 0) r = -ECANCELED;  // our own close() came first
+    co_return r;
+}
+
+Coro<> StreamTransport::fill(std::shared_ptr<StreamTransport> self) {
+    if (reading_) throw std::logic_error("read() called while another task is already waiting for incoming data");
+    if (eof_) co_return;
+    if (fd_ < 0) {
+        eof_ = true;
+        co_return;
+    }
+    input_.prepare(kReadChunk);
+    // A read straight away pays only when bytes may be waiting (the last read filled everything
+    // it was given); otherwise the backend waits for them without a wasted syscall. While
+    // messages are big, a readiness backend knows better (attempt_now answers -EAGAIN without a
+    // syscall when no edge has come since the last short read).
+    long r = try_direct_read_ || big_reads_on_readiness() ? read_now(input_.tail(), std::min(input_.room(), kSpill), true)
+                                                            : -EAGAIN;
+    while (r == -EAGAIN) {
+        flush_held();  // what was kept back goes out before we wait
+        if (big_reads_) {
+            Coro<long> ready = wait_readable();
+            r = co_await std::move(ready);
+            if (r == 0) r = read_now(input_.tail(), std::min(input_.room(), kSpill), true);
+            continue;
+        }
+        ReadAwaiter io(*this);
+        io.return_errors = true;
+        io.op.kind = is_socket_ ? IoOperation::Kind::Recv : IoOperation::Kind::Read;
+        io.op.fd = fd_;
+        io.op.buffer = input_.tail();
+        io.op.length = std::min(input_.room(), kSpill);
+        {
+            WaitingRead waiting(reading_);
+            r = co_await io;
+        }
+        if (r > 0) {
+            input_.commit(std::size_t(r));
+            try_direct_read_ = std::size_t(r) == io.op.length;
+            big_reads_ = std::size_t(r) >= io.op.length / 2;
+        }
+    }
+    if (r == 0 || r == -ECANCELED) {
+        eof_ = true;  // the peer closed, or our own close() took the fd away
+    } else if (r < 0) {
+        eof_ = true;
+        std::rethrow_exception(os_error(r, "read"));
+    }
+    (void)self;
+}
+
+Coro<std::size_t> StreamTransport::read_into(std::shared_ptr<StreamTransport> self, char* data, std::size_t size) {
+    if (size == 0) co_return 0;
+    if (!input_.empty()) {
+        std::size_t n = std::min(size, input_.size());
+        std::memcpy(data, input_.view().data(), n);
+        input_.consume(n);
+        co_return n;
+    }
+    if (reading_) throw std::logic_error("read() called while another task is already waiting for incoming data");
+    if (eof_ || fd_ < 0) {
+        eof_ = true;
+        co_return 0;
+    }
+    long r = try_direct_read_ || big_reads_on_readiness() ? read_now(data, size, false) : -EAGAIN;
+    while (r == -EAGAIN) {
+        flush_held();  // what was kept back goes out before we wait
+        if (big_reads_) {
+            Coro<long> ready = wait_readable();
+            r = co_await std::move(ready);
+            if (r == 0) r = read_now(data, size, false);
+            continue;
+        }
+        // A completion backend reads into the caller's memory itself (no spill: the area is
+        // shared, and this read would be in flight in the kernel).
+        ReadIntoAwaiter io(*this);
+        io.return_errors = true;
+        io.op.kind = is_socket_ ? IoOperation::Kind::Recv : IoOperation::Kind::Read;
+        io.op.fd = fd_;
+        io.op.buffer = data;
+        io.op.length = size;
+        {
+            WaitingRead waiting(reading_);
+            r = co_await io;
+        }
+        if (r > 0) {
+            try_direct_read_ = std::size_t(r) == size;
+            big_reads_ = std::size_t(r) >= size / 2;
+        }
+    }
+    if (r > 0) co_return std::min(std::size_t(r), size);
+    eof_ = true;
+    if (r == 0 || r == -ECANCELED) co_return 0;
+    std::rethrow_exception(os_error(r, "read"));
+    (void)self;
+}
+
+void StreamTransport::write(std::string_view data) {
+    if (closing_ || eof_requested_) throw std::logic_error("corio: write() after close() or write_eof()");
+    if (write_error_ || data.empty()) return;  // drain() reports the error
+    if (!write_in_flight_ && fd_ >= 0 && (held_ || buffered() == 0)) {
+        // More input is already buffered: the application will likely write again before it
+        // waits (the rest of an echo, the answer to a pipelined request). Keep this write back
+        // until then, or until this loop turn ends, so that both leave in one syscall.
+        if (!input_.empty() && buffered() + data.size() <= high_ && running_loop() == loop_) {
+            hold(data);
+            return;
+        }
+        iovec iov[2];
+        int count = 0;
+        if (held_) iov[count++] = {const_cast<char*>(sending_.view().data()), sending_.size()};
+        iov[count++] = {const_cast<char*>(data.data()), data.size()};
+        held_ = false;
+        long n = direct_write(is_socket_, fd_, iov, count);
+        if (n < 0 && n != -EAGAIN) {
+            write_error_ = os_error(n, "write");
+            sending_ = ByteBuffer{};
+            wake_all(drain_waiters_);
+            return;
+        }
+        std::size_t sent = n > 0 ? std::size_t(n) : 0;
+        std::size_t from_held = std::min(sent, sending_.size());
+        sending_.consume(from_held);
+        data.remove_prefix(sent - from_held);
+        if (data.empty() && sending_.empty()) return;
+    }
+    (write_in_flight_ ? pending_ : sending_).append(data);
+    start_flush();
+}
+
+void StreamTransport::hold(std::string_view data) {
+    sending_.append(data);
+    held_ = true;
+    if (flush_scheduled_) return;
+    flush_scheduled_ = true;
+    loop_->call_soon([self = shared_from_this()] {
+        self->flush_scheduled_ = false;
+        self->flush_held();
+    });
+}
+
+void StreamTransport::flush_held() {
+    if (!held_) return;
+    held_ = false;
+    start_flush();
+}
+
+void StreamTransport::start_flush() {
+    if (write_in_flight_ || held_ || fd_ < 0) return;
+    if (sending_.empty()) std::swap(sending_, pending_);
+    if (sending_.empty()) return;
+    write_op_ = IoOperation{};
+    write_op_.kind = is_socket_ ? IoOperation::Kind::Send : IoOperation::Kind::Write;
+    write_op_.fd = fd_;
+    write_op_.buffer = const_cast<char*>(sending_.view().data());
+    write_op_.length = sending_.size();
+    write_op_.complete = &StreamTransport::on_flushed;
+    write_op_.user = this;
+    write_in_flight_ = true;
+    flush_keepalive_ = shared_from_this();
+    loop_->backend().submit(write_op_);
+}
+
+void StreamTransport::on_flushed(IoOperation* op, long r) noexcept {
+    auto* self = static_cast<StreamTransport*>(op->user);
+    std::shared_ptr<StreamTransport> keep = std::move(self->flush_keepalive_);
+    self->write_in_flight_ = false;
+    if (r > 0) {
+        self->sending_.consume(std::size_t(r));
+        try {
+            self->start_flush();
+        } catch (...) {
+            self->write_error_ = std::current_exception();
+        }
+    } else if (r < 0 && r != -ECANCELED) {
+        self->write_error_ = os_error(r, "write");
+        self->sending_ = ByteBuffer{};
+        self->pending_ = ByteBuffer{};
+    }
+    self->after_output_progress();
+}
+
+void StreamTransport::after_output_progress() noexcept {
+    if (buffered() <= low_ || write_error_) wake_all(drain_waiters_);
+    if (buffered() != 0 && !write_error_) return;
+    if (eof_requested_ && !eof_sent_ && fd_ >= 0) {
+        eof_sent_ = true;
+        if (is_socket_)
+            ::shutdown(fd_, SHUT_WR);
+        else
+            close_fd();  // a pipe's write end: closing it is how the reader sees EOF
+    }
+    if (closing_) close_fd();
+}
+
+Coro<> StreamTransport::drain(std::shared_ptr<StreamTransport> self) {
+    if (write_error_) std::rethrow_exception(write_error_);
+    while (buffered() > high_ && !write_error_ && fd_ >= 0) {
+        StateWaiter w(drain_waiters_);
+        co_await w;
+    }
+    if (write_error_) std::rethrow_exception(write_error_);
+    (void)self;
+}
+
+void StreamTransport::write_eof() {
+    if (eof_requested_) return;
+    eof_requested_ = true;
+    flush_held();
+    if (!write_in_flight_ && buffered() == 0) after_output_progress();
+}
+
+void StreamTransport::close() {
+    if (closing_) return;
+    closing_ = true;
+    flush_held();
+    if (!write_in_flight_ && buffered() == 0) close_fd();
+}
+
+void StreamTransport::close_fd() noexcept {
+    if (fd_ >= 0) {
+        if (loop_ && running_loop() == loop_) loop_->backend().release_fd(fd_);
+        ::close(fd_);
+        fd_ = -1;
+    }
+    if (!closed_) {
+        closed_ = true;
+        wake_all(drain_waiters_);
+        wake_all(closed_waiters_);
+    }
+}
+
+Coro<> StreamTransport::wait_closed(std::shared_ptr<StreamTransport> self) {
+    while (!closed_) {
+        StateWaiter w(closed_waiters_);
+        co_await w;
+    }
+    (void)self;
+}
+
+std::shared_ptr<StreamTransport> make_fd_transport(int fd, bool is_socket, std::size_t limit) {
+    return std::make_shared<StreamTransport>(fd, is_socket, limit);
+}
+
+}  // namespace detail
+}  // namespace corio

@@ -1,0 +1,150 @@
+// The transport under a StreamReader/StreamWriter pair: one connection's fd, its input buffer
+// and its output buffers, and how bytes move between them and the kernel (the I/O mechanics;
+// streams.cpp has asyncio's StreamReader/StreamWriter API on top). Internal to src/net.
+#pragma once
+
+#include <memory>
+#include <string_view>
+
+#include "corio/backend.hpp"
+#include "corio/detail/byte_buffer.hpp"
+#include "corio/detail/task_base.hpp"
+#include "corio/loop.hpp"
+#include "corio/streams.hpp"
+
+namespace corio::detail {
+
+// One connection's fd and buffers, shared by its reader and writer.
+class StreamTransport : public std::enable_shared_from_this<StreamTransport> {
+public:
+    StreamTransport(int fd, bool is_socket, std::size_t limit)
+        : fd_(fd), is_socket_(is_socket), limit_(limit), loop_(running_loop()) {
+        if (limit == 0) throw std::invalid_argument("corio: the stream limit must be positive");
+    }
+    ~StreamTransport() { close_fd(); }
+
+    int fd() const noexcept { return fd_; }
+    std::size_t limit() const noexcept { return limit_; }
+    ByteBuffer& input() noexcept { return input_; }
+    bool at_eof() const noexcept { return eof_ && input_.empty(); }
+    bool eof() const noexcept { return eof_; }
+
+    // Reads once into the input buffer (or notes the end, or throws the error).
+    Coro<> fill(std::shared_ptr<StreamTransport> self);
+    // One readv, now: into [data, data + size), then into the input buffer (its free room, then
+    // the spill area, whose bytes are appended at once), so what lands beyond `data` follows in
+    // input_ in order. `data` may be input_'s own free room (fill). Returns the syscall's result.
+    long read_now(char* data, std::size_t size, bool into_input);
+    // Waits until the fd is readable; 0, or -errno (-ECANCELED: closed).
+    Coro<long> wait_readable();
+    // Big messages on epoll: attempt_now knows, without a syscall, whether a read can pay.
+    bool big_reads_on_readiness() const noexcept { return big_reads_ && loop_->backend().readiness_based(); }
+    // Reads straight into the caller's memory when nothing is buffered (no copy at all).
+    Coro<std::size_t> read_into(std::shared_ptr<StreamTransport> self, char* data, std::size_t size);
+
+    void write(std::string_view data);
+    Coro<> drain(std::shared_ptr<StreamTransport> self);
+    void write_eof();
+    void close();
+    bool closing() const noexcept { return closing_; }
+    Coro<> wait_closed(std::shared_ptr<StreamTransport> self);
+    std::size_t buffered() const noexcept { return sending_.size() + pending_.size(); }
+    void set_limits(std::size_t high, std::size_t low) {
+        high_ = high;
+        low_ = low;
+    }
+
+private:
+    // Marks a read as waiting for as long as it is in scope (a second reader is refused).
+    struct WaitingRead {
+        explicit WaitingRead(bool& flag) : flag(flag) { flag = true; }
+        ~WaitingRead() { flag = false; }
+        WaitingRead(const WaitingRead&) = delete;
+        WaitingRead& operator=(const WaitingRead&) = delete;
+        bool& flag;
+    };
+    struct ReadAwaiter final : IoAwaiter {
+        explicit ReadAwaiter(StreamTransport& t) : transport(t) {}
+        StreamTransport& transport;
+        // Bytes that arrived as the read was cancelled belong to the buffer: the next read
+        // returns them.
+        void completed_while_cancelled(long r) noexcept override {
+            if (r > 0) transport.input_.commit(std::size_t(r));
+            if (r == 0) transport.eof_ = true;
+        }
+    };
+    // A read into the caller's memory: bytes that arrive as it is cancelled are copied into the
+    // stream's buffer, so that the next read still returns them.
+    struct ReadIntoAwaiter final : IoAwaiter {
+        explicit ReadIntoAwaiter(StreamTransport& t) : transport(t) {}
+        StreamTransport& transport;
+        void completed_while_cancelled(long r) noexcept override {
+            if (r > 0) {
+                try {
+                    transport.input_.append({static_cast<const char*>(op.buffer), std::size_t(r)});
+                } catch (...) {
+                }
+            }
+            if (r == 0) transport.eof_ = true;
+        }
+    };
+    struct StateWaiter final : ListedWaitNode {
+        explicit StateWaiter(WaitList& l) : list(l) {}
+        WaitList& list;
+        bool await_ready() const noexcept { return false; }
+        bool await_suspend(std::coroutine_handle<> h) {
+            if (!suspend(h)) return false;
+            list.push_back(*this);
+            return true;
+        }
+        void await_resume() const { throw_if_cancelled(); }
+        void detach() noexcept override { list.remove(*this); }
+    };
+    static void wake_all(WaitList& l) noexcept {
+        while (WaitNode* n = l.pop_front()) n->wake();
+    }
+
+    void start_flush();
+    // Keeps `data` back (in sending_) until the application writes again or this loop turn ends.
+    void hold(std::string_view data);
+    // Hands what hold() kept to the backend.
+    void flush_held();
+    static void on_flushed(IoOperation* op, long r) noexcept;
+    void after_output_progress() noexcept;
+    void close_fd() noexcept;
+
+    int fd_;
+    bool is_socket_;
+    std::size_t limit_;
+    EventLoop* loop_;
+
+    ByteBuffer input_;
+    bool eof_ = false;
+    bool reading_ = false;
+    bool try_direct_read_ = true;
+    // The last read filled at least half the memory it was given first: big messages, which a
+    // read with the spill area takes in one syscall once they are all there (loopback delivers
+    // 64 KiB segments one by one). So then the reader waits for readiness and reads itself;
+    // otherwise it submits a plain read of the caller's memory, as small messages want (a short
+    // read tells "drained" just as well, and the backend makes the call itself).
+    bool big_reads_ = false;
+
+    ByteBuffer sending_;  // frozen while the backend holds a pointer into it
+    ByteBuffer pending_;  // what write() adds meanwhile
+    IoOperation write_op_;
+    bool write_in_flight_ = false;
+    bool held_ = false;             // sending_ holds a write kept back, not yet handed over
+    bool flush_scheduled_ = false;  // flush_held() is due at the end of this loop turn
+    std::shared_ptr<StreamTransport> flush_keepalive_;
+    std::exception_ptr write_error_;
+    std::size_t high_ = 64 * 1024;
+    std::size_t low_ = 16 * 1024;
+    bool closing_ = false;
+    bool eof_requested_ = false;
+    bool eof_sent_ = false;
+    bool closed_ = false;
+    WaitList drain_waiters_;
+    WaitList closed_waiters_;
+};
+
+}  // namespace corio::detail
