@@ -4,6 +4,7 @@
 #include "corio/detail/frame_alloc.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <mutex>
 #include <new>
@@ -20,6 +21,17 @@
 #endif
 
 namespace corio::detail {
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14; older kernels say EINVAL
+#endif
+
+void populate_pages(void* p, std::size_t bytes) noexcept {
+    constexpr std::uintptr_t kPage = 4096;
+    auto begin = (reinterpret_cast<std::uintptr_t>(p) + kPage - 1) & ~(kPage - 1);
+    auto end = (reinterpret_cast<std::uintptr_t>(p) + bytes) & ~(kPage - 1);
+    if (end > begin) (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);
+}
 
 #ifdef CORIO_PLAIN_ALLOC
 
@@ -49,9 +61,6 @@ constexpr std::size_t kFirstChunk = 64 * 1024;
 constexpr std::size_t kMappedChunk = 256 * 1024;
 constexpr std::size_t kLastChunk = 2 * 1024 * 1024;
 constexpr std::size_t kPopulateStep = 256 * 1024;
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23  // Linux 5.14; older kernels say EINVAL and fault pages in instead
-#endif
 
 struct FreeBlock {
     FreeBlock* next;
@@ -125,8 +134,7 @@ struct Cache {
 
     void populate() noexcept {
         std::size_t step = std::min(kPopulateStep, std::size_t(bump_end - populated_end));
-        // Failure (an old kernel, no memory to commit yet) only means the pages fault in later.
-        (void)::madvise(populated_end, step, MADV_POPULATE_WRITE);
+        populate_pages(populated_end, step);
         populated_end += step;
     }
 

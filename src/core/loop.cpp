@@ -1,7 +1,6 @@
 #include "corio/loop.hpp"
 
 #include <csignal>
-#include <sys/mman.h>
 #include <cstdio>
 #include <iostream>
 #include <mutex>
@@ -10,6 +9,7 @@
 
 #include "corio/debug.hpp"
 #include "corio/detail/asyncgen_record.hpp"
+#include "corio/detail/frame_alloc.hpp"
 #include "corio/detail/task_base.hpp"
 #include "corio/executor.hpp"
 #include "corio/task.hpp"
@@ -211,26 +211,13 @@ void EventLoop::drain_inbox() {
     inbox_spare_.clear();
 }
 
-namespace {
-// A burst that grows the ring to megabytes (a million tasks created at once) would otherwise
-// take a page fault per 4 KiB of it; populating the pages in one call costs a fraction of that.
-void prefault(void* p, std::size_t bytes) noexcept {
-    constexpr std::size_t kPage = 4096;
-    if (bytes < 16 * kPage) return;
-    auto begin = (reinterpret_cast<std::uintptr_t>(p) + kPage - 1) & ~(kPage - 1);
-    auto end = (reinterpret_cast<std::uintptr_t>(p) + bytes) & ~(kPage - 1);
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
-    if (end > begin) (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);
-}
-}  // namespace
-
 void EventLoop::ready_push(std::uintptr_t item) {
     if (ready_tail_ - ready_head_ == ready_capacity_) {
         // Not a std::vector: its zero-filling of the new half would touch every page twice.
         std::unique_ptr<std::uintptr_t[]> bigger(new std::uintptr_t[ready_capacity_ * 2]);
-        prefault(bigger.get(), ready_capacity_ * 2 * sizeof(std::uintptr_t));
+        // A burst that grows the ring to megabytes (a million tasks created at once) would
+        // otherwise take a page fault per 4 KiB of it.
+        if (ready_capacity_ >= 4096) detail::populate_pages(bigger.get(), ready_capacity_ * 2 * sizeof(std::uintptr_t));
         std::size_t n = ready_size();
         std::size_t mask = ready_capacity_ - 1;
         for (std::size_t i = 0; i < n; ++i) bigger[i] = ready_[(ready_head_ + i) & mask];

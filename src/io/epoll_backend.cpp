@@ -355,26 +355,6 @@ private:
 
 }  // namespace
 
-namespace detail {
-long transfer_now(IoOperation& op) noexcept {
-    using K = IoOperation::Kind;
-    for (;;) {
-        long r;
-        switch (op.kind) {
-            case K::Read: r = errno_result(::read(op.fd, op.buffer, op.length)); break;
-            case K::Write: r = errno_result(::write(op.fd, op.buffer, op.length)); break;
-            case K::Recv: r = errno_result(::recv(op.fd, op.buffer, op.length, op.flags)); break;
-            case K::Send: r = errno_result(::send(op.fd, op.buffer, op.length, op.flags | MSG_NOSIGNAL)); break;
-            case K::ReadV: r = errno_result(::readv(op.fd, static_cast<const iovec*>(op.buffer), int(op.length))); break;
-            default: return -EOPNOTSUPP;
-        }
-        if (r == -EINTR) continue;
-        if (r == -EWOULDBLOCK) return -EAGAIN;
-        return r;
-    }
-}
-}  // namespace detail
-
 std::unique_ptr<IoBackend> make_epoll_backend() { return std::make_unique<EpollBackend>(); }
 
 }  // namespace corio

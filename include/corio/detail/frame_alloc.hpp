@@ -16,6 +16,11 @@ struct FrameAllocStats {
 };
 FrameAllocStats frame_alloc_stats() noexcept;
 
+// Makes the whole pages inside [p, p + bytes) resident in one call (MADV_POPULATE_WRITE), so a
+// burst that touches fresh memory takes no page fault per 4 KiB. Failure (a kernel before 5.14)
+// only means the pages fault in later.
+void populate_pages(void* p, std::size_t bytes) noexcept;
+
 // Mix-in giving a class the recycling allocator.
 struct Recycled {
     static void* operator new(std::size_t size) { return frame_alloc(size); }
