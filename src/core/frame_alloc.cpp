@@ -126,8 +126,15 @@ struct Cache {
             }
             new_chunk(g);
         }
+        // The bump pointer stays 16-aligned, so even classes get 16-aligned blocks. An odd
+        // class carves two blocks at once and keeps the second, which is aligned to 8 only.
         void* p = bump;
         bump += block;
+        if (cls % 2 && std::size_t(bump_end - bump) >= block) {
+            push(cls, reinterpret_cast<FreeBlock*>(bump));
+            bump += block;
+        }
+        if (std::uintptr_t(bump) % 16) bump += kGranule;
         if (bump > populated_end) populate();
         return p;
     }
@@ -150,8 +157,9 @@ struct Cache {
         }
         g.chunks.emplace_back(chunk, size);
         // What was left of the old chunk is too small for this class: give it to smaller ones.
+        // The rest is a multiple of 16 at a 16-aligned address, and stays so with even classes.
         while (std::size_t left = std::size_t(bump_end - bump) / kGranule) {
-            std::size_t cls = left < kClasses ? left : kClasses - 1;
+            std::size_t cls = left < kClasses ? left : kClasses - 2;
             push(cls, reinterpret_cast<FreeBlock*>(bump));
             bump += cls * kGranule;
         }

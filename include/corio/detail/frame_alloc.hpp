@@ -6,8 +6,18 @@
 
 namespace corio::detail {
 
+// Blocks come in 8-byte size classes. A block whose size is a multiple of 16 is aligned to 16
+// (the default new alignment), any other to 8: enough for any object of that size, since an
+// object that needs 16 has a size that is a multiple of 16.
 void* frame_alloc(std::size_t size);
 void frame_free(void* p, std::size_t size) noexcept;
+
+// A coroutine frame must be aligned to __STDCPP_DEFAULT_NEW_ALIGNMENT__ whatever its size
+// (clang stores 16-byte vectors into frames with aligned moves), so its size is rounded up.
+constexpr std::size_t frame_block_size(std::size_t size) noexcept {
+    constexpr std::size_t a = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+    return (size + a - 1) & ~(a - 1);
+}
 
 // This thread's counts: blocks taken from malloc, and blocks served from the free lists.
 struct FrameAllocStats {
@@ -25,6 +35,14 @@ void populate_pages(void* p, std::size_t bytes) noexcept;
 struct Recycled {
     static void* operator new(std::size_t size) { return frame_alloc(size); }
     static void operator delete(void* p, std::size_t size) noexcept { frame_free(p, size); }
+};
+
+// The same for a coroutine promise, whose operator new allocates the whole frame.
+struct RecycledFrame {
+    static void* operator new(std::size_t size) { return frame_alloc(frame_block_size(size)); }
+    static void operator delete(void* p, std::size_t size) noexcept {
+        frame_free(p, frame_block_size(size));
+    }
 };
 
 }  // namespace corio::detail

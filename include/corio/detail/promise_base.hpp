@@ -11,7 +11,7 @@
 
 namespace corio::detail {
 
-struct PromiseBase : Recycled {
+struct PromiseBase : RecycledFrame {
     // The source location of the coroutine function itself (see Coro's promise_type).
     explicit PromiseBase(std::source_location loc) noexcept : location(loc) {}
 
