@@ -295,6 +295,63 @@ CORIO_TEST(AsCompleted, TimeoutThrowsFromNextAndLeavesTheRestRunning) {
     EXPECT_EQ(v, 2);
 }
 
+// asyncio's as_completed starts its timer and schedules the coroutines at the call
+// (_AsCompletedIterator.__init__), not at the first next().
+CORIO_TEST(AsCompleted, TimeoutCountsFromTheCall) {
+    corio::testing::MockClock clock;
+    const auto t0 = clock.now();
+    std::vector<Coro<int>> coros;
+    coros.push_back(value_after(4s, 4));
+    auto gen = as_completed(std::move(coros), 5s);
+    co_await sleep(3s);
+    bool timed_out = false;
+    try {
+        auto v = co_await gen.next();
+        (void)v;
+    } catch (const TimeoutError&) {
+        timed_out = true;
+    }
+    // The coroutine started at the call, so it finishes at 4 s, before the 5 s timeout.
+    EXPECT_FALSE(timed_out);
+    EXPECT_EQ(clock.seconds_since(t0), 4.0);
+    auto end = co_await gen.next();
+    EXPECT_FALSE(end.has_value());
+
+    Task<int> slow = create_task(value_after(10s, 10));
+    std::vector<Task<int>> just_slow(1, slow);
+    auto gen2 = as_completed(just_slow, 5s);
+    co_await sleep(3s);
+    const auto t1 = clock.now();
+    try {
+        auto v = co_await gen2.next();
+        (void)v;
+    } catch (const TimeoutError&) {
+        timed_out = true;
+    }
+    EXPECT_TRUE(timed_out);
+    EXPECT_EQ(clock.seconds_since(t1), 2.0);  // 5 s after the call, not after next()
+    slow.cancel();
+    auto cancelled = co_await corio::wait(just_slow);
+    EXPECT_EQ(cancelled.done.size(), 1u);
+}
+
+CORIO_TEST(AsCompleted, CoroutinesRunBeforeTheFirstNext) {
+    int started = 0;
+    auto mark = [](int& n) -> Coro<int> {
+        ++n;
+        co_return n;
+    };
+    std::vector<Coro<int>> coros;
+    coros.push_back(mark(started));
+    coros.push_back(mark(started));
+    auto gen = as_completed(std::move(coros));
+    co_await sleep(0s);
+    EXPECT_EQ(started, 2);
+    int seen = 0;
+    while (auto v = co_await gen.next()) ++seen;
+    EXPECT_EQ(seen, 2);
+}
+
 // AC3 / test_tasks.py::BaseTaskTests::test_as_completed_with_unused_timeout.
 CORIO_TEST(AsCompleted, UnusedTimeoutChangesNothing) {
     corio::testing::MockClock clock;

@@ -60,23 +60,15 @@ Coro<WaitResult<detail::task_value_t<A>>> wait(std::vector<A> aws, std::optional
     return detail::wait_tasks(std::move(tasks), timeout, return_when);
 }
 
-// Results in completion order; a failure (or TimeoutError once the timeout passes) is thrown
-// from next(). The remaining tasks are not cancelled on timeout.
-template <class A>
-    requires detail::TaskLike<A>
-AsyncGenerator<detail::gathered_t<detail::task_value_t<A>>> as_completed(
-    std::vector<A> aws, std::optional<Clock::duration> timeout = std::nullopt) {
-    using T = detail::task_value_t<A>;
-    std::vector<Task<T>> pending;
-    for (auto& a : aws) pending.push_back(detail::to_task(std::move(a)));
-    std::optional<Clock::time_point> deadline;
-    if (timeout) deadline = get_running_loop().time() + *timeout;
+namespace detail {
+template <class T>
+AsyncGenerator<gathered_t<T>> as_completed_tasks(std::vector<Task<T>> pending, std::optional<Clock::time_point> deadline) {
     while (!pending.empty()) {
-        std::vector<detail::FutureBase*> order;
+        std::vector<FutureBase*> order;
         {
-            std::vector<detail::FutureBase*> states;
+            std::vector<FutureBase*> states;
             for (auto& t : pending) states.push_back(t.state());
-            detail::TaskSetWaiter waiter(std::move(states), detail::TaskSetWaiter::Until::FirstDone, deadline);
+            TaskSetWaiter waiter(std::move(states), TaskSetWaiter::Until::FirstDone, deadline);
             co_await waiter;
             order = waiter.completion_order();
         }
@@ -86,7 +78,7 @@ AsyncGenerator<detail::gathered_t<detail::task_value_t<A>>> as_completed(
                 order.push_back(t.state());
         if (order.empty()) throw TimeoutError();
         std::vector<Task<T>> ready;
-        for (detail::FutureBase* f : order)
+        for (FutureBase* f : order)
             for (auto& t : pending)
                 if (t.state() == f) ready.push_back(t);
         std::erase_if(pending, [](const Task<T>& t) { return t.done(); });
@@ -100,6 +92,23 @@ AsyncGenerator<detail::gathered_t<detail::task_value_t<A>>> as_completed(
             }
         }
     }
+}
+}  // namespace detail
+
+// Results in completion order; a failure (or TimeoutError once the timeout passes) is thrown
+// from next(). The remaining tasks are not cancelled on timeout. As in asyncio, the Coros become
+// tasks and the timeout starts at the call, not at the first next() (a generator's body would
+// only start there, so this is a plain function that hands the tasks to one).
+template <class A>
+    requires detail::TaskLike<A>
+AsyncGenerator<detail::gathered_t<detail::task_value_t<A>>> as_completed(
+    std::vector<A> aws, std::optional<Clock::duration> timeout = std::nullopt) {
+    using T = detail::task_value_t<A>;
+    std::vector<Task<T>> pending;
+    for (auto& a : aws) pending.push_back(detail::to_task(std::move(a)));
+    std::optional<Clock::time_point> deadline;
+    if (timeout) deadline = get_running_loop().time() + *timeout;
+    return detail::as_completed_tasks<T>(std::move(pending), deadline);
 }
 
 namespace detail {
