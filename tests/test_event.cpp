@@ -151,3 +151,30 @@ CORIO_TEST(Event, WaitAfterClearBlocksUntilNextSet) {
     co_await t;
     EXPECT_EQ(result, std::vector<int>{1});
 }
+
+// asyncio's idiom `await asyncio.wait_for(event.wait(), t)`: the awaiter moves into wait_for's
+// frame; on expiry the waiter leaves, and a later set() wakes the others only.
+CORIO_TEST(Event, WaitForEventWaitTimesOutAndLeaves) {
+    corio::testing::MockClock clock;
+    const auto t0 = clock.now();
+    Event ev;
+    bool timed_out = false;
+    try {
+        Coro<bool> limited = wait_for(ev.wait(), 1s);
+        co_await std::move(limited);
+    } catch (const TimeoutError&) {
+        timed_out = true;
+    }
+    EXPECT_TRUE(timed_out);
+    EXPECT_EQ(clock.seconds_since(t0), 1.0);
+
+    std::vector<int> woken;
+    Task<bool> other = create_task(wait_and_record(ev, woken, 7));
+    get_running_loop().call_later(500ms, [&ev] { ev.set(); });
+    Coro<bool> in_time = wait_for(ev.wait(), 1s);
+    bool r = co_await std::move(in_time);
+    EXPECT_TRUE(r);
+    co_await other;
+    EXPECT_EQ(woken, (std::vector<int>{7}));
+    EXPECT_EQ(clock.seconds_since(t0), 1.5);
+}

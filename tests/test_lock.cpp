@@ -4,6 +4,7 @@
 #include <corio/event.hpp>
 #include <corio/lock.hpp>
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -286,4 +287,28 @@ CORIO_TEST(Lock, GuardReleaseErrorGoesToExceptionHandler) {
     }
     loop.set_exception_handler(previous);
     EXPECT_EQ(reports, std::vector<std::string>{"Lock is not acquired."});
+}
+
+// wait_for(lock.acquire(), t): on expiry the waiter leaves the queue without taking the lock, so
+// the holder's release leaves it free; in time, the guard comes back through wait_for.
+CORIO_TEST(Lock, WaitForAcquireTimesOutWithoutTakingTheLock) {
+    corio::testing::MockClock clock;
+    Lock lock;
+    std::optional<LockGuard> held;
+    {
+        Coro<LockGuard> first = wait_for(lock.acquire(), 1s);
+        held.emplace(co_await std::move(first));
+    }
+    EXPECT_TRUE(lock.locked());
+    bool timed_out = false;
+    try {
+        Coro<LockGuard> second = wait_for(lock.acquire(), 1s);
+        LockGuard g = co_await std::move(second);
+    } catch (const TimeoutError&) {
+        timed_out = true;
+    }
+    EXPECT_TRUE(timed_out);
+    held.reset();
+    EXPECT_FALSE(lock.locked());  // not handed to the waiter that timed out
+    co_return;
 }

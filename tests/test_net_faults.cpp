@@ -583,10 +583,7 @@ CORIO_TEST(NetFaults, AcceptLoopOutOfFdsBacksOffAndResumes) {
     for (int i = 0; i < kClients; ++i) clients.push_back(create_task(client(std::move(sockets[std::size_t(i)]), i)));
 
     // The server runs out of fds and says so.
-    // (wait_for(first_report.wait(), 10s) does not compile: Event's awaiter cannot be moved
-    // into wait_for's coroutine frame.)
-    auto wait_first_report = [&]() -> Coro<> { co_await first_report.wait(); };
-    Coro<> reported = wait_for(wait_first_report(), 10s);
+    Coro<bool> reported = wait_for(first_report.wait(), 10s);
     co_await std::move(reported);
     // A bounded real-time window: the accept loop waits 100 ms between retries, so about ten
     // reports; a busy loop would produce thousands.

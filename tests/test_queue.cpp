@@ -1135,3 +1135,50 @@ CORIO_TEST(QueueStress, CancellationStormManyToMany) {
     const std::ptrdiff_t sizes[] = {1, 2, 5, 0};
     for (std::ptrdiff_t maxsize : sizes) co_await run_storm(maxsize, 3, 3, 1000, 11u + unsigned(maxsize));
 }
+
+// asyncio's `await asyncio.wait_for(q.get(), t)` and friends: the awaiters move into wait_for's
+// frame; a get that times out takes no item, a put that times out adds none.
+CORIO_TEST(QueueWaitFor, GetPutAndJoinUnderWaitFor) {
+    corio::testing::MockClock clock;
+    const auto t0 = clock.now();
+    Queue<std::unique_ptr<int>> q(1);
+    bool get_timed_out = false;
+    try {
+        Coro<std::unique_ptr<int>> getting = wait_for(q.get(), 1s);
+        auto v = co_await std::move(getting);
+    } catch (const TimeoutError&) {
+        get_timed_out = true;
+    }
+    EXPECT_TRUE(get_timed_out);
+    EXPECT_EQ(clock.seconds_since(t0), 1.0);
+
+    Coro<void> first_put = wait_for(q.put(std::make_unique<int>(1)), 1s);
+    co_await std::move(first_put);
+    bool put_timed_out = false;
+    try {
+        Coro<void> second_put = wait_for(q.put(std::make_unique<int>(2)), 1s);
+        co_await std::move(second_put);
+    } catch (const TimeoutError&) {
+        put_timed_out = true;
+    }
+    EXPECT_TRUE(put_timed_out);
+    EXPECT_EQ(q.qsize(), 1u);
+
+    Coro<std::unique_ptr<int>> getting = wait_for(q.get(), 1s);
+    std::unique_ptr<int> got = co_await std::move(getting);
+    CO_ASSERT_TRUE(got != nullptr);
+    EXPECT_EQ(*got, 1);
+    EXPECT_TRUE(q.empty());
+
+    bool join_timed_out = false;
+    try {
+        Coro<void> joining = wait_for(q.join(), 1s);
+        co_await std::move(joining);
+    } catch (const TimeoutError&) {
+        join_timed_out = true;
+    }
+    EXPECT_TRUE(join_timed_out);  // one get() not yet matched by task_done()
+    q.task_done();
+    Coro<void> joined = wait_for(q.join(), 1s);
+    co_await std::move(joined);
+}

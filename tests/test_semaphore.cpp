@@ -4,6 +4,7 @@
 #include <corio/testing.hpp>
 #include <corio/semaphore.hpp>
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -378,4 +379,28 @@ CORIO_TEST(Semaphore, PendingCancelDeliveredAtAcquire) {
     EXPECT_TRUE(co_await ended_cancelled(t));
     sem.release();
     EXPECT_EQ(sem.value(), 1);  // nobody was in line to take it
+}
+
+// wait_for(sem.acquire(), t): on expiry the waiter leaves without a permit; the permit given
+// back afterwards is free again.
+CORIO_TEST(Semaphore, WaitForAcquireTimesOutWithoutTakingAPermit) {
+    corio::testing::MockClock clock;
+    Semaphore sem(1);
+    std::optional<SemaphoreGuard> held;
+    {
+        Coro<SemaphoreGuard> first = wait_for(sem.acquire(), 1s);
+        held.emplace(co_await std::move(first));
+    }
+    EXPECT_TRUE(sem.locked());
+    bool timed_out = false;
+    try {
+        Coro<SemaphoreGuard> second = wait_for(sem.acquire(), 1s);
+        SemaphoreGuard g = co_await std::move(second);
+    } catch (const TimeoutError&) {
+        timed_out = true;
+    }
+    EXPECT_TRUE(timed_out);
+    held.reset();
+    EXPECT_FALSE(sem.locked());
+    co_return;
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <coroutine>
+#include <utility>
 
 #include "corio/detail/wait_node.hpp"
 
@@ -32,8 +33,8 @@ private:
 class Event::Awaiter final : public detail::ListedWaitNode {
 public:
     explicit Awaiter(Event& ev) noexcept : ev_(ev) {}
-    Awaiter(const Awaiter&) = delete;
-    Awaiter& operator=(const Awaiter&) = delete;
+    // Movable until awaited, so that wait_for(ev.wait(), t) can take it.
+    Awaiter(Awaiter&& other) noexcept : ListedWaitNode(std::move(other)), ev_(other.ev_) {}
     ~Awaiter() { ev_.waiters_.remove(*this); }
 
     bool await_ready() const noexcept { return ev_.set_; }

@@ -90,8 +90,8 @@ private:
 class Lock::Awaiter final : public detail::ListedWaitNode {
 public:
     explicit Awaiter(Lock& lock) noexcept : lock_(lock) {}
-    Awaiter(const Awaiter&) = delete;
-    Awaiter& operator=(const Awaiter&) = delete;
+    // Movable until awaited, so that wait_for(lock.acquire(), t) can take it.
+    Awaiter(Awaiter&& other) noexcept : ListedWaitNode(std::move(other)), lock_(other.lock_) {}
     // Only a frame destroyed mid-wait (loop shutdown) gets here still linked.
     ~Awaiter() { lock_.waiters_.remove(*this); }
 

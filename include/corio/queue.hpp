@@ -25,6 +25,7 @@
 #include <functional>
 #include <optional>
 #include <stdexcept>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -113,8 +114,8 @@ class BasicQueue {
     // can still be cancelled (or its frame destroyed) safely.
     struct Waiter : ListedWaitNode {
         explicit Waiter(BasicQueue& queue) noexcept : q(&queue) {}
-        Waiter(const Waiter&) = delete;
-        Waiter& operator=(const Waiter&) = delete;
+        // Movable until awaited, so that wait_for(q.get(), t) can take an awaiter.
+        Waiter(Waiter&& other) noexcept : ListedWaitNode(std::move(other)), q(other.q) {}
 
         BasicQueue* q;
         WaiterList* list = nullptr;
@@ -141,6 +142,7 @@ public:
     class [[nodiscard]] GetAwaiter final : public Waiter {
     public:
         explicit GetAwaiter(BasicQueue& queue) noexcept : Waiter(queue) {}
+        GetAwaiter(GetAwaiter&& other) noexcept : Waiter(std::move(other)) {}
         // Only a frame destroyed while suspended here (the loop closing) gets here linked;
         // an item it had been handed goes down with it.
         ~GetAwaiter() { this->unlink(); }
@@ -176,6 +178,8 @@ public:
     public:
         PutAwaiter(BasicQueue& queue, T&& item) : Waiter(queue), item_(std::move(item)) {}
         PutAwaiter(BasicQueue& queue, const T& item) : Waiter(queue), item_(item) {}
+        PutAwaiter(PutAwaiter&& other) noexcept(std::is_nothrow_move_constructible_v<T>)
+            : Waiter(std::move(other)), item_(std::move(other.item_)) {}
         ~PutAwaiter() {
             // A frame destroyed while holding a slot must not shrink the queue for good.
             if (granted_ && this->q) --this->q->reserved_;
@@ -220,6 +224,7 @@ public:
     class [[nodiscard]] JoinAwaiter final : public Waiter {
     public:
         explicit JoinAwaiter(BasicQueue& queue) noexcept : Waiter(queue) {}
+        JoinAwaiter(JoinAwaiter&& other) noexcept : Waiter(std::move(other)) {}
         ~JoinAwaiter() { this->unlink(); }
 
         bool await_ready() const noexcept { return this->q->unfinished_ == 0; }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <coroutine>
+#include <utility>
 
 #include "corio/detail/wait_node.hpp"
 #include "corio/lock.hpp"  // ReleaseGuard
@@ -59,8 +60,8 @@ public:
 class Semaphore::Awaiter final : public detail::ListedWaitNode {
 public:
     explicit Awaiter(Semaphore& sem) noexcept : sem_(sem) {}
-    Awaiter(const Awaiter&) = delete;
-    Awaiter& operator=(const Awaiter&) = delete;
+    // Movable until awaited, so that wait_for(sem.acquire(), t) can take it.
+    Awaiter(Awaiter&& other) noexcept : ListedWaitNode(std::move(other)), sem_(other.sem_) {}
     ~Awaiter();
 
     bool await_ready() noexcept {

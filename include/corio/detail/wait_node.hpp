@@ -56,6 +56,11 @@ protected:
 // every sleeping task carries its awaiter in its frame.
 struct ListedWaitNode : WaitNode, ListHook<WaitTag> {
 protected:
+    ListedWaitNode() = default;
+    // An awaiter may be moved before it is awaited (wait_for takes it into its own frame), never
+    // after: the new node starts fresh, unlinked.
+    ListedWaitNode(ListedWaitNode&&) noexcept : WaitNode(), ListHook<WaitTag>() {}
+    ListedWaitNode& operator=(ListedWaitNode&&) = delete;
     ~ListedWaitNode() = default;
 };
 
