@@ -35,14 +35,18 @@ TEST(FrameAlloc, BlocksWhoseSizeIsAMultipleOf16AreAlignedTo16) {
             void* p = detail::frame_alloc(size);
             blocks.emplace_back(p, size);
             EXPECT_TRUE(aligned(p, 8)) << "size " << size;
-            if (size % 16 == 0) EXPECT_TRUE(aligned(p, 16)) << "size " << size << " at " << p;
+            if (size % 16 == 0) {
+                EXPECT_TRUE(aligned(p, 16)) << "size " << size << " at " << p;
+            }
         }
     }
     // Freed and taken again: recycled blocks keep the promise.
     for (auto [p, size] : blocks) detail::frame_free(p, size);
     for (auto [p, size] : blocks) {
         void* q = detail::frame_alloc(size);
-        if (size % 16 == 0) EXPECT_TRUE(aligned(q, 16)) << "recycled size " << size;
+        if (size % 16 == 0) {
+            EXPECT_TRUE(aligned(q, 16)) << "recycled size " << size;
+        }
         detail::frame_free(q, size);
     }
 }

@@ -305,8 +305,13 @@ inline void run_async_test(AsyncTest& fixture, std::function<Coro<>()> make_body
         if (!corio_ok_) co_return;                        \
     } while (0)
 #define CO_ASSERT_FALSE(cond) CO_ASSERT_TRUE(!(cond))
-#define CO_ASSERT_EQ(a, b)                                        \
-    do {                                                          \
-        EXPECT_EQ(a, b);                                          \
-        if (::testing::Test::HasNonfatalFailure()) co_return;     \
+// GoogleTest's own comparison (what EXPECT_EQ reports), so that only this check's failure
+// returns, not an earlier EXPECT's.
+#define CO_ASSERT_EQ(a, b)                                                                        \
+    do {                                                                                          \
+        const ::testing::AssertionResult corio_eq_ = ::testing::internal::EqHelper::Compare(#a, #b, a, b); \
+        if (!corio_eq_) {                                                                         \
+            ADD_FAILURE() << corio_eq_.message();                                                 \
+            co_return;                                                                            \
+        }                                                                                         \
     } while (0)
