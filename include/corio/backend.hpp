@@ -89,6 +89,17 @@ namespace detail {
 // The non-blocking syscall behind a data operation (Read, Write, Recv, Send, ReadV): its
 // result, -EAGAIN when it would block, -EOPNOTSUPP for another kind. EINTR is retried.
 long transfer_now(IoOperation& op) noexcept;
+
+// io_uring's provided receive buffers, for tests and diagnostics (all zero for another backend).
+struct ProvidedBufferStats {
+    bool available = false;       // registered: stream sockets are read by multishot receives
+    std::size_t buffers = 0;      // in the ring
+    std::size_t buffer_size = 0;  // bytes each
+    std::size_t taken = 0;        // filled by the kernel and not yet given back (unread bytes)
+    std::size_t armed = 0;        // sockets with a multishot receive in the kernel
+    std::size_t nobufs = 0;       // multishot receives the ring running dry has ended
+};
+ProvidedBufferStats provided_buffer_stats(const IoBackend& backend) noexcept;
 }  // namespace detail
 
 }  // namespace corio

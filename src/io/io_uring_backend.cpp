@@ -2,29 +2,49 @@
 // in one batch per loop tick (io_uring_submit_and_wait_timeout); completions come back with
 // the IoOperation as user data. Cancellation is an ASYNC_CANCEL entry: the operation still
 // completes, with -ECANCELED or its real result, so its buffer stays valid until then.
+//
+// Stream sockets are read through a multishot receive into provided buffers
+// (uring_recv_queue.hpp): armed the first time a reader waits, it stays armed and queues what
+// arrives, so a read or a readiness wait that finds bytes queued completes without a syscall or
+// a submission entry, and attempt_now() copies from the queue. Pipes, files, datagram and
+// listening sockets keep one-shot entries.
 #include "corio/backend.hpp"
 
 #if defined(CORIO_HAVE_IO_URING)
 #include <liburing.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 #include <system_error>
 #include <vector>
 
+#include "uring_recv_queue.hpp"
+
 namespace corio {
 
 namespace {
 
-enum : std::uint8_t { Idle = 0, InFlight = 1 };
+// Where an operation is (IoOperation::where_).
+enum : std::uint8_t {
+    Idle = 0,
+    InFlight = 1,  // a submission entry with the operation as user data
+    Waiting = 2,   // on its socket's list of waiters, for its multishot receive
+    Ready = 3,     // completed without the kernel; delivered by the next poll()
+};
+// IoOperation::progress_ of a one-shot read on a socket whose multishot receive is not armed:
+// the socket counts it, so that no multishot starts while it may still take bytes first.
+constexpr std::uint8_t kCountedRead = 1;
 
 struct MsgScratch {
     msghdr msg;
@@ -41,16 +61,50 @@ bool kernel_is_recent_enough() {
     return major > 5 || (major == 5 && minor >= 19);
 }
 
-// Markers for completions that belong to no operation.
-char g_cancel_marker;
-char g_wake_marker;
+// Markers for completions that belong to no operation. Aligned: an odd user data word is a
+// multishot receive's (tag_of()).
+alignas(8) char g_cancel_marker;
+alignas(8) char g_wake_marker;
+
+// Multishot receives are off unless CORIO_IO_URING_BUFFERS asks for them ("on": 256 buffers of
+// 16 KiB, 4 MiB of address space touched as used; or "COUNTxSIZE"): on the echo benchmark they
+// save no syscall worth having (one io_uring_enter already serves ~30 requests) and the copy out
+// of the ring costs 3 % at 10 KiB (docs/reference/backend.md has the numbers).
+constexpr unsigned kDefaultBuffers = 256;
+constexpr unsigned kDefaultBufferSize = 16 * 1024;
+// Beyond this much unread, a socket's multishot receive is cancelled (re-armed when its reader
+// has read everything and waits again): one idle reader must not take the whole ring, and the
+// sender must feel TCP's back-pressure.
+constexpr std::size_t kMaxQueuedBytes = 256 * 1024;
+
+bool is_read_kind(IoOperation::Kind k) {
+    using K = IoOperation::Kind;
+    return k == K::Read || k == K::Recv || k == K::ReadV;
+}
+
+bool is_read_or_poll_in(IoOperation::Kind k) { return is_read_kind(k) || k == IoOperation::Kind::PollIn; }
 
 class IoUringBackend final : public IoBackend {
 public:
     IoUringBackend() {
+        // Deferred task work (6.1): the kernel completes our operations only when we ask for
+        // completions, never by interrupting the thread as its other syscalls return (the
+        // streams' sends); that is worth about 3 % on the echo benchmark. It requires a single
+        // issuer, which is the thread that first uses the ring (the rings start disabled and
+        // enable() turns them on), since a loop may be built on one thread and run on another.
+        // CORIO_IO_URING_DEFER_TASKRUN=0 keeps the older setup (tests use it: there, completions
+        // can land at any syscall, as on kernels before 6.1).
+        const char* defer = std::getenv("CORIO_IO_URING_DEFER_TASKRUN");
         io_uring_params params{};
-        params.flags = IORING_SETUP_COOP_TASKRUN;
-        int rc = io_uring_queue_init_params(1024, &ring_, &params);
+        params.flags = IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_R_DISABLED;
+        int rc = defer && std::strcmp(defer, "0") == 0 ? -EINVAL : io_uring_queue_init_params(1024, &ring_, &params);
+        if (rc == -EINVAL) {
+            params = io_uring_params{};
+            params.flags = IORING_SETUP_COOP_TASKRUN;
+            rc = io_uring_queue_init_params(1024, &ring_, &params);
+        } else {
+            deferred_ = disabled_ = rc == 0;
+        }
         if (rc == -EINVAL) {
             params = io_uring_params{};
             rc = io_uring_queue_init_params(1024, &ring_, &params);
@@ -62,17 +116,414 @@ public:
             io_uring_queue_exit(&ring_);
             throw std::system_error(e, std::generic_category(), "eventfd");
         }
+        unsigned count = 0, size = 0;
+        if (const char* env = std::getenv("CORIO_IO_URING_BUFFERS"); env && *env) {
+            if (std::strcmp(env, "on") == 0) {
+                count = kDefaultBuffers;
+                size = kDefaultBufferSize;
+            } else if (std::sscanf(env, "%ux%u", &count, &size) != 2) {
+                count = 0;  // "0", "off" (or anything else): none
+            }
+        }
+        // Refused (kernel before 5.19, or a sandbox): one-shot receives, as before.
+        if (count != 0) buffers_.setup(ring_, count, size);
+        if (buffers_.ready()) max_queued_buffers_ = std::max<std::size_t>(2, kMaxQueuedBytes / buffers_.size());
     }
     ~IoUringBackend() override {
-        io_uring_queue_exit(&ring_);
+        io_uring_queue_exit(&ring_);  // before buffers_ goes: the kernel lets go of them here
         ::close(wakefd_);
     }
 
     const char* name() const noexcept override { return "io_uring"; }
     std::size_t pending() const noexcept override { return pending_; }
 
+    detail::ProvidedBufferStats stats() const noexcept {
+        detail::ProvidedBufferStats s;
+        s.available = buffers_.ready();
+        s.buffers = buffers_.count();
+        s.buffer_size = buffers_.size();
+        s.taken = buffers_.taken();
+        s.nobufs = nobufs_;
+        for (const FdState& f : fds_) s.armed += f.armed ? 1 : 0;
+        return s;
+    }
+
     void submit(IoOperation& op) override {
         if (op.where_ != Idle) throw std::logic_error("corio: I/O operation submitted twice");
+        op.progress_ = 0;
+        if (buffers_.ready() && is_read_or_poll_in(op.kind)) {
+            if (FdState* s = stream_state(op.fd)) {
+                if (s->queue.readable() && !s->waiters) {
+                    finish_now(*s, op);
+                    ++pending_;
+                    return;
+                }
+                const bool poll = op.kind == IoOperation::Kind::PollIn;
+                if (!s->armed && s->counted_reads == 0 && s->waiters == nullptr && !poll) arm(op.fd, *s);
+                if (s->armed) {
+                    add_waiter(*s, op);
+                    ++pending_;
+                    // A readiness wait is how the streams wait while messages are big: they
+                    // read them with one readv straight from the socket (the ring's buffers
+                    // would cost a copy more, 20 % at 100 KiB), so the multishot stops.
+                    if (poll) stop(op.fd, *s);
+                    return;
+                }
+                if (!poll) {
+                    // No multishot (the ring ran dry, or a one-shot read is still out).
+                    op.progress_ = kCountedRead;
+                    std::memcpy(op.scratch_, &s->gen, sizeof s->gen);
+                    ++s->counted_reads;
+                }
+            }
+        }
+        prep_one_shot(op);
+        ++pending_;
+    }
+
+    long attempt_now(IoOperation& op) noexcept override {
+        if (is_read_kind(op.kind) && op.fd >= 0 && std::size_t(op.fd) < fds_.size()) {
+            FdState& s = fds_[std::size_t(op.fd)];
+            if (s.type == Stream) {
+                if (s.queue.readable()) return s.queue.take(op, buffers_);
+                // Whatever arrives goes to the multishot's buffers: a syscall would only find
+                // the socket empty (or, worse, take bytes out of order).
+                if (s.armed) return -EAGAIN;
+            }
+        }
+        return detail::transfer_now(op);
+    }
+    bool readiness_based() const noexcept override { return false; }
+
+    void cancel(IoOperation& op) override {
+        if (op.where_ == Waiting) {
+            FdState& s = fds_[std::size_t(op.fd)];
+            remove_waiter(s, op);
+            make_ready(op, -ECANCELED);
+            return;
+        }
+        if (op.where_ != InFlight) return;
+        io_uring_sqe* sqe = next_sqe();
+        io_uring_prep_cancel(sqe, &op, 0);
+        io_uring_sqe_set_data(sqe, &g_cancel_marker);
+    }
+
+    void release_fd(int fd) noexcept override {
+        bool in_kernel = pending_ > 0;
+        if (fd >= 0 && std::size_t(fd) < fds_.size()) {
+            FdState& s = fds_[std::size_t(fd)];
+            in_kernel = in_kernel || s.armed;
+            forget(s);
+        }
+        if (!in_kernel) return;
+        try {
+            enable();
+        } catch (const std::system_error&) {
+            return;  // then nothing of ours is in the kernel
+        }
+        io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+        if (!sqe) {
+            io_uring_submit(&ring_);
+            sqe = io_uring_get_sqe(&ring_);
+            if (!sqe) return;
+        }
+        io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+        io_uring_sqe_set_data(sqe, &g_cancel_marker);
+        // The fd is closed right after this: the cancellation must reach the kernel first.
+        io_uring_submit(&ring_);
+    }
+
+    void cancel_all() noexcept override {
+        bool any_armed = false;
+        for (FdState& s : fds_) {
+            any_armed = any_armed || s.armed;
+            forget(s);
+        }
+        // Armed multishots complete nothing of anyone's now (their completions are stale), but
+        // they hold their sockets open in the kernel: cancelled here, not waited for.
+        bool cancel_sent = false;
+        if (any_armed) {
+            try {
+                enable();
+                io_uring_sqe* sqe = next_sqe();
+                io_uring_prep_cancel(sqe, nullptr, IORING_ASYNC_CANCEL_ANY);
+                io_uring_sqe_set_data(sqe, &g_cancel_marker);
+                io_uring_submit(&ring_);
+                cancel_sent = true;
+            } catch (const std::system_error&) {
+            }
+        }
+        for (int round = 0; round < 100 && pending_ > 0; ++round) {
+            if (io_uring_sqe* sqe = cancel_sent ? nullptr : io_uring_get_sqe(&ring_)) {
+                io_uring_prep_cancel(sqe, nullptr, IORING_ASYNC_CANCEL_ANY);
+                io_uring_sqe_set_data(sqe, &g_cancel_marker);
+            }
+            cancel_sent = false;
+            try {
+                poll(std::chrono::milliseconds(10));
+            } catch (...) {
+                break;
+            }
+        }
+    }
+
+    std::size_t poll(std::chrono::nanoseconds timeout) override {
+        if (!wake_armed_) arm_wakeup();
+        // Operations finished at submit time are delivered now: no waiting for the kernel.
+        if (ready_head_) timeout = std::chrono::nanoseconds(0);
+        int rc;
+        enable();
+        if (timeout.count() == 0) {
+            // Deferred task work runs only when asked for; the kernel flags when there is some.
+            rc = deferred_ && (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) ? io_uring_submit_and_get_events(&ring_)
+                                                                                                 : io_uring_submit(&ring_);
+        } else {
+            io_uring_cqe* cqe = nullptr;
+            __kernel_timespec ts{};
+            __kernel_timespec* tsp = nullptr;
+            if (timeout.count() > 0) {
+                ts.tv_sec = timeout.count() / 1'000'000'000;
+                ts.tv_nsec = timeout.count() % 1'000'000'000;
+                tsp = &ts;
+            }
+            rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, tsp, nullptr);
+        }
+        if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN)
+            throw std::system_error(-rc, std::generic_category(), "io_uring_submit");
+        // Collect first, then call back: a callback may submit (and so touch the rings).
+        unsigned head;
+        unsigned seen = 0;
+        io_uring_cqe* cqe;
+        io_uring_for_each_cqe(&ring_, head, cqe) {
+            ++seen;
+            std::uint64_t data = cqe->user_data;
+            if (data & 1) {
+                on_recv(data, cqe->res, cqe->flags);
+                continue;
+            }
+            void* ptr = reinterpret_cast<void*>(static_cast<std::uintptr_t>(data));
+            if (ptr == &g_cancel_marker || ptr == nullptr) continue;
+            if (ptr == &g_wake_marker) {
+                wake_armed_ = false;
+                continue;
+            }
+            auto* op = static_cast<IoOperation*>(ptr);
+            long res = cqe->res;
+            using K = IoOperation::Kind;
+            if ((op->kind == K::PollIn || op->kind == K::PollOut) && res > 0) res = 0;
+            if (op->kind == K::RecvFrom && res >= 0)
+                op->address_length = reinterpret_cast<MsgScratch*>(op->scratch_)->msg.msg_namelen;
+            if (op->progress_ == kCountedRead) uncount_read(*op);
+            make_ready(*op, res);
+        }
+        io_uring_cq_advance(&ring_, seen);
+        // What the callbacks make ready waits for the next poll().
+        IoOperation* op = ready_head_;
+        ready_head_ = ready_tail_ = nullptr;
+        std::size_t n = 0;
+        while (op) {
+            IoOperation* next = op->next_;
+            op->next_ = nullptr;
+            op->where_ = Idle;
+            --pending_;
+            ++n;
+            op->complete(op, op->result_);
+            op = next;
+        }
+        return n;
+    }
+
+    void wakeup() noexcept override {
+        std::uint64_t one = 1;
+        ssize_t r;
+        do {
+            r = ::write(wakefd_, &one, sizeof one);
+        } while (r < 0 && errno == EINTR);
+    }
+
+private:
+    enum : std::uint8_t { Unknown = 0, Stream = 1, Other = 2 };
+
+    // A socket's multishot receive and what it has queued. Indexed by fd; the generation tells
+    // an old socket's late completions from those of a new socket with the same number.
+    struct FdState {
+        std::uint32_t gen = 0;
+        std::uint8_t type = Unknown;
+        bool armed = false;        // a multishot receive is in the kernel (until its last CQE)
+        bool cancel_sent = false;  // ... and is being cancelled (the queue is full)
+        bool starved = false;      // the ring ran dry (ENOBUFS) under the last one
+        unsigned counted_reads = 0;
+        IoOperation* waiters = nullptr;  // FIFO through next_/prev_; prev_ of the head: the tail
+        detail::uring::RecvQueue queue;
+    };
+
+    static std::uint64_t tag_of(int fd, std::uint32_t gen) {
+        return (std::uint64_t(gen) << 32) | (std::uint64_t(std::uint32_t(fd)) << 1) | 1;
+    }
+
+    // The state of `fd` when it is a connected stream socket, checked once per fd (until
+    // release_fd); nullptr otherwise.
+    FdState* stream_state(int fd) {
+        if (fd < 0) return nullptr;
+        if (std::size_t(fd) >= fds_.size()) fds_.resize(std::size_t(fd) + 1);
+        FdState& s = fds_[std::size_t(fd)];
+        if (s.type == Unknown) {
+            int type = 0, listening = 0;
+            socklen_t len = sizeof type;
+            bool stream = ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
+            len = sizeof listening;
+            if (stream) stream = ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening == 0;
+            s.type = stream ? Stream : Other;
+        }
+        return s.type == Stream ? &s : nullptr;
+    }
+
+    void arm(int fd, FdState& s) {
+        // After ENOBUFS, wait until half the ring is back: re-arming into an empty ring would
+        // only fail again.
+        if (s.starved && buffers_.taken() > buffers_.count() / 2) return;
+        io_uring_sqe* sqe = next_sqe();
+        io_uring_prep_recv_multishot(sqe, fd, nullptr, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = detail::uring::BufferRing::kGroup;
+        io_uring_sqe_set_data64(sqe, tag_of(fd, s.gen));
+        s.armed = true;
+        s.cancel_sent = false;
+        s.starved = false;
+    }
+
+    // Cancels the fd's multishot receive; it ends with a last completion, -ECANCELED.
+    void stop(int fd, FdState& s) {
+        if (!s.armed || s.cancel_sent) return;
+        io_uring_sqe* sqe = next_sqe();
+        io_uring_prep_cancel64(sqe, tag_of(fd, s.gen), 0);
+        io_uring_sqe_set_data(sqe, &g_cancel_marker);
+        s.cancel_sent = true;
+    }
+
+    void on_recv(std::uint64_t tag, int res, unsigned flags) {
+        const bool has_buffer = (flags & IORING_CQE_F_BUFFER) != 0;
+        const unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+        if (has_buffer) buffers_.note_taken();
+        const int fd = int(std::uint32_t(tag) >> 1);
+        const auto gen = std::uint32_t(tag >> 32);
+        if (std::size_t(fd) >= fds_.size() || fds_[std::size_t(fd)].gen != gen) {
+            if (has_buffer) buffers_.give_back(bid);  // an old socket's: nobody reads it now
+            return;
+        }
+        FdState& s = fds_[std::size_t(fd)];
+        if (!(flags & IORING_CQE_F_MORE)) s.armed = false;
+        if (res > 0 && has_buffer) {
+            s.queue.push(bid, unsigned(res));
+        } else {
+            if (has_buffer) buffers_.give_back(bid);
+            if (res == -ENOBUFS) {
+                s.starved = true;
+                ++nobufs_;
+            } else if (res == -ENOTSOCK || res == -EBADF) {
+                // Not the socket we checked (its fd was closed without release_fd): one-shot
+                // entries from now on.
+                s.type = Other;
+            } else if (res != -ECANCELED && !s.queue.has_end()) {
+                s.queue.set_end(res);  // 0: EOF; or the socket's error, after every byte
+            }
+        }
+        serve_waiters(s);
+        if (s.queue.bytes() >= kMaxQueuedBytes || s.queue.buffers() >= max_queued_buffers_) stop(fd, s);
+        if (!s.armed && s.waiters) {
+            if (s.type == Stream && s.counted_reads == 0 && s.waiters->kind != IoOperation::Kind::PollIn) arm(fd, s);
+            if (!s.armed) {
+                // Nothing will come through the ring for them: one-shot entries, in order.
+                while (IoOperation* op = s.waiters) {
+                    remove_waiter(s, *op);
+                    --pending_;
+                    op->where_ = Idle;
+                    submit(*op);
+                }
+            }
+        }
+    }
+
+    // Completes waiters in order while the queue can serve them (a readiness wait does not
+    // consume, so every one waiting completes).
+    void serve_waiters(FdState& s) {
+        while (s.waiters && s.queue.readable()) {
+            IoOperation& op = *s.waiters;
+            remove_waiter(s, op);
+            finish_now(s, op);
+        }
+    }
+
+    void finish_now(FdState& s, IoOperation& op) {
+        make_ready(op, op.kind == IoOperation::Kind::PollIn ? 0 : s.queue.take(op, buffers_));
+    }
+
+    // Ready operations form a FIFO through next_ (free once off the waiters' list): no
+    // allocation, so forget() cannot fail.
+    void make_ready(IoOperation& op, long result) noexcept {
+        op.result_ = result;
+        op.where_ = Ready;
+        op.next_ = op.prev_ = nullptr;
+        if (ready_tail_)
+            ready_tail_->next_ = &op;
+        else
+            ready_head_ = &op;
+        ready_tail_ = &op;
+    }
+
+    void add_waiter(FdState& s, IoOperation& op) {
+        op.where_ = Waiting;
+        op.next_ = nullptr;
+        if (!s.waiters) {
+            op.prev_ = &op;
+            s.waiters = &op;
+        } else {
+            IoOperation* tail = s.waiters->prev_;
+            tail->next_ = &op;
+            op.prev_ = tail;
+            s.waiters->prev_ = &op;
+        }
+    }
+
+    void remove_waiter(FdState& s, IoOperation& op) noexcept {
+        IoOperation* tail = s.waiters->prev_;
+        if (&op == s.waiters) {
+            s.waiters = op.next_;
+            if (s.waiters) s.waiters->prev_ = tail;
+        } else {
+            op.prev_->next_ = op.next_;
+            if (op.next_)
+                op.next_->prev_ = op.prev_;
+            else
+                s.waiters->prev_ = op.prev_;
+        }
+        op.next_ = op.prev_ = nullptr;
+    }
+
+    void uncount_read(IoOperation& op) {
+        op.progress_ = 0;
+        std::uint32_t gen;
+        std::memcpy(&gen, op.scratch_, sizeof gen);
+        if (std::size_t(op.fd) < fds_.size() && fds_[std::size_t(op.fd)].gen == gen) --fds_[std::size_t(op.fd)].counted_reads;
+    }
+
+    // The fd is about to be closed (or the loop is): its waiters complete with -ECANCELED, its
+    // buffers go back, and a multishot still in the kernel becomes stale (new generation).
+    void forget(FdState& s) noexcept {
+        while (IoOperation* op = s.waiters) {
+            remove_waiter(s, *op);
+            make_ready(*op, -ECANCELED);
+        }
+        if (buffers_.ready()) s.queue.clear(buffers_);
+        ++s.gen;
+        s.type = Unknown;
+        s.armed = false;
+        s.cancel_sent = false;
+        s.starved = false;
+        s.counted_reads = 0;
+    }
+
+    void prep_one_shot(IoOperation& op) {
         io_uring_sqe* sqe = next_sqe();
         using K = IoOperation::Kind;
         switch (op.kind) {
@@ -108,109 +559,21 @@ public:
         }
         io_uring_sqe_set_data(sqe, &op);
         op.where_ = InFlight;
-        ++pending_;
     }
 
-    // Nothing to learn from it: the kernel waits for readiness by itself.
-    long attempt_now(IoOperation& op) noexcept override { return detail::transfer_now(op); }
-    bool readiness_based() const noexcept override { return false; }
-
-    void cancel(IoOperation& op) override {
-        if (op.where_ != InFlight) return;
-        io_uring_sqe* sqe = next_sqe();
-        io_uring_prep_cancel(sqe, &op, 0);
-        io_uring_sqe_set_data(sqe, &g_cancel_marker);
+    // Makes the calling thread the ring's only submitter, the first time.
+    void enable() {
+        if (!disabled_) return;
+        // The raw call: liburing 2.3's shared library does not export io_uring_enable_rings.
+        if (::syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0) < 0)
+            throw std::system_error(errno, std::generic_category(), "io_uring_register(ENABLE_RINGS)");
+        disabled_ = false;
     }
 
-    void release_fd(int fd) noexcept override {
-        if (pending_ == 0) return;
-        io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-        if (!sqe) {
-            io_uring_submit(&ring_);
-            sqe = io_uring_get_sqe(&ring_);
-            if (!sqe) return;
-        }
-        io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
-        io_uring_sqe_set_data(sqe, &g_cancel_marker);
-        // The fd is closed right after this: the cancellation must reach the kernel first.
-        io_uring_submit(&ring_);
-    }
-
-    void cancel_all() noexcept override {
-        for (int round = 0; round < 100 && pending_ > 0; ++round) {
-            if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) {
-                io_uring_prep_cancel(sqe, nullptr, IORING_ASYNC_CANCEL_ANY);
-                io_uring_sqe_set_data(sqe, &g_cancel_marker);
-            }
-            try {
-                poll(std::chrono::milliseconds(10));
-            } catch (...) {
-                break;
-            }
-        }
-    }
-
-    std::size_t poll(std::chrono::nanoseconds timeout) override {
-        if (!wake_armed_) arm_wakeup();
-        int rc;
-        if (timeout.count() == 0) {
-            rc = io_uring_submit(&ring_);
-        } else {
-            io_uring_cqe* cqe = nullptr;
-            __kernel_timespec ts{};
-            __kernel_timespec* tsp = nullptr;
-            if (timeout.count() > 0) {
-                ts.tv_sec = timeout.count() / 1'000'000'000;
-                ts.tv_nsec = timeout.count() % 1'000'000'000;
-                tsp = &ts;
-            }
-            rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, tsp, nullptr);
-        }
-        if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN)
-            throw std::system_error(-rc, std::generic_category(), "io_uring_submit");
-        // Collect first, then call back: a callback may submit (and so touch the rings).
-        done_.clear();
-        unsigned head;
-        unsigned seen = 0;
-        io_uring_cqe* cqe;
-        io_uring_for_each_cqe(&ring_, head, cqe) {
-            ++seen;
-            void* data = io_uring_cqe_get_data(cqe);
-            if (data == &g_cancel_marker || data == nullptr) continue;
-            if (data == &g_wake_marker) {
-                wake_armed_ = false;
-                continue;
-            }
-            auto* op = static_cast<IoOperation*>(data);
-            long res = cqe->res;
-            using K = IoOperation::Kind;
-            if ((op->kind == K::PollIn || op->kind == K::PollOut) && res > 0) res = 0;
-            if (op->kind == K::RecvFrom && res >= 0)
-                op->address_length = reinterpret_cast<MsgScratch*>(op->scratch_)->msg.msg_namelen;
-            op->result_ = res;
-            done_.push_back(op);
-        }
-        io_uring_cq_advance(&ring_, seen);
-        for (IoOperation* op : done_) {
-            op->where_ = Idle;
-            --pending_;
-            op->complete(op, op->result_);
-        }
-        return done_.size();
-    }
-
-    void wakeup() noexcept override {
-        std::uint64_t one = 1;
-        ssize_t r;
-        do {
-            r = ::write(wakefd_, &one, sizeof one);
-        } while (r < 0 && errno == EINTR);
-    }
-
-private:
     io_uring_sqe* next_sqe() {
         io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
         if (!sqe) {
+            enable();
             io_uring_submit(&ring_);  // the submission ring is full: hand the batch over now
             sqe = io_uring_get_sqe(&ring_);
             if (!sqe) throw std::system_error(EBUSY, std::generic_category(), "io_uring_get_sqe");
@@ -230,8 +593,15 @@ private:
     int wakefd_ = -1;
     std::uint64_t wake_value_ = 0;
     bool wake_armed_ = false;
+    bool disabled_ = false;  // the rings wait for enable()
+    bool deferred_ = false;  // IORING_SETUP_DEFER_TASKRUN
     std::size_t pending_ = 0;
-    std::vector<IoOperation*> done_;
+    IoOperation* ready_head_ = nullptr;
+    IoOperation* ready_tail_ = nullptr;
+    std::vector<FdState> fds_;
+    detail::uring::BufferRing buffers_;
+    std::size_t max_queued_buffers_ = 0;
+    std::size_t nobufs_ = 0;
 };
 
 }  // namespace
@@ -245,12 +615,22 @@ std::unique_ptr<IoBackend> make_io_uring_backend() {
     }
 }
 
+namespace detail {
+ProvidedBufferStats provided_buffer_stats(const IoBackend& backend) noexcept {
+    if (const auto* b = dynamic_cast<const IoUringBackend*>(&backend)) return b->stats();
+    return {};
+}
+}  // namespace detail
+
 }  // namespace corio
 
 #else  // no liburing headers: io_uring is simply not offered
 
 namespace corio {
 std::unique_ptr<IoBackend> make_io_uring_backend() { return nullptr; }
+namespace detail {
+ProvidedBufferStats provided_buffer_stats(const IoBackend&) noexcept { return {}; }
+}  // namespace detail
 }  // namespace corio
 
 #endif
