@@ -68,8 +68,9 @@ alignas(8) char g_wake_marker;
 
 // Multishot receives are off unless CORIO_IO_URING_BUFFERS asks for them ("on": 256 buffers of
 // 16 KiB, 4 MiB of address space touched as used; or "COUNTxSIZE"): on the echo benchmark they
-// save no syscall worth having (one io_uring_enter already serves ~30 requests) and the copy out
-// of the ring costs 3 % at 10 KiB (docs/reference/backend.md has the numbers).
+// save no syscall (one io_uring_enter already serves ~50 requests; armed receives make poll()
+// enter more often, not less) and the copy out of the ring costs 1-2 % at 1 and 10 KiB
+// (docs/reference/backend.md has the numbers).
 constexpr unsigned kDefaultBuffers = 256;
 constexpr unsigned kDefaultBufferSize = 16 * 1024;
 // Beyond this much unread, a socket's multishot receive is cancelled (re-armed when its reader
@@ -89,7 +90,8 @@ public:
     IoUringBackend() {
         // Deferred task work (6.1): the kernel completes our operations only when we ask for
         // completions, never by interrupting the thread as its other syscalls return (the
-        // streams' sends); that is worth about 3 % on the echo benchmark. It requires a single
+        // streams' sends): on W4 level with COOP_TASKRUN on a quiet machine, 3 % ahead on a
+        // loaded one (the loop is interrupted less). It requires a single
         // issuer, which is the thread that first uses the ring (the rings start disabled and
         // enable() turns them on), since a loop may be built on one thread and run on another.
         // CORIO_IO_URING_DEFER_TASKRUN=0 keeps the older setup (tests use it: there, completions
