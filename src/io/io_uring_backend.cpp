@@ -12,11 +12,9 @@
 
 #if defined(CORIO_HAVE_IO_URING)
 #include <liburing.h>
-#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -25,10 +23,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <new>
 #include <system_error>
 #include <vector>
 
+#include "uring_prep.hpp"
 #include "uring_recv_queue.hpp"
 
 namespace corio {
@@ -45,12 +43,6 @@ enum : std::uint8_t {
 // IoOperation::progress_ of a one-shot read on a socket whose multishot receive is not armed:
 // the socket counts it, so that no multishot starts while it may still take bytes first.
 constexpr std::uint8_t kCountedRead = 1;
-
-struct MsgScratch {
-    msghdr msg;
-    iovec iov;
-};
-static_assert(sizeof(MsgScratch) <= sizeof(IoOperation::scratch_));
 
 // Cancel-by-fd (used when an fd is about to be closed) needs 5.19.
 bool kernel_is_recent_enough() {
@@ -314,7 +306,7 @@ public:
             using K = IoOperation::Kind;
             if ((op->kind == K::PollIn || op->kind == K::PollOut) && res > 0) res = 0;
             if (op->kind == K::RecvFrom && res >= 0)
-                op->address_length = reinterpret_cast<MsgScratch*>(op->scratch_)->msg.msg_namelen;
+                op->address_length = detail::uring::received_name_length(*op);
             if (op->progress_ == kCountedRead) uncount_read(*op);
             make_ready(*op, res);
         }
@@ -526,40 +518,7 @@ private:
     }
 
     void prep_one_shot(IoOperation& op) {
-        io_uring_sqe* sqe = next_sqe();
-        using K = IoOperation::Kind;
-        switch (op.kind) {
-            case K::Read: io_uring_prep_read(sqe, op.fd, op.buffer, unsigned(op.length), ~0ULL); break;
-            case K::Write: io_uring_prep_write(sqe, op.fd, op.buffer, unsigned(op.length), ~0ULL); break;
-            case K::Recv: io_uring_prep_recv(sqe, op.fd, op.buffer, op.length, op.flags); break;
-            case K::Send: io_uring_prep_send(sqe, op.fd, op.buffer, op.length, op.flags | MSG_NOSIGNAL); break;
-            case K::Accept:
-                io_uring_prep_accept(sqe, op.fd, op.address, op.address ? reinterpret_cast<socklen_t*>(&op.address_length) : nullptr,
-                                     SOCK_NONBLOCK | SOCK_CLOEXEC);
-                break;
-            case K::Connect: io_uring_prep_connect(sqe, op.fd, op.address, op.address_length); break;
-            case K::RecvFrom:
-            case K::SendTo: {
-                auto* m = new (op.scratch_) MsgScratch{};
-                m->iov.iov_base = op.buffer;
-                m->iov.iov_len = op.length;
-                m->msg.msg_name = op.address;
-                m->msg.msg_namelen = op.address_length;
-                m->msg.msg_iov = &m->iov;
-                m->msg.msg_iovlen = 1;
-                if (op.kind == K::RecvFrom)
-                    io_uring_prep_recvmsg(sqe, op.fd, &m->msg, unsigned(op.flags));
-                else
-                    io_uring_prep_sendmsg(sqe, op.fd, &m->msg, unsigned(op.flags | MSG_NOSIGNAL));
-                break;
-            }
-            case K::PollIn: io_uring_prep_poll_add(sqe, op.fd, POLLIN); break;
-            case K::PollOut: io_uring_prep_poll_add(sqe, op.fd, POLLOUT); break;
-            case K::ReadV:
-                io_uring_prep_readv(sqe, op.fd, static_cast<const iovec*>(op.buffer), unsigned(op.length), ~0ULL);
-                break;
-        }
-        io_uring_sqe_set_data(sqe, &op);
+        detail::uring::prepare_one_shot(*next_sqe(), op);
         op.where_ = InFlight;
     }
 
