@@ -315,7 +315,7 @@ double ms_since(SteadyClock::time_point t0) {
 }  // namespace
 
 TEST(StressShutdown, MainReturnsWithThousandTasksInFlight) {
-    const int fds_before = fd_count();
+    const auto fds_before = open_fds();
     World w;
     w.n = by_scale(1'000, 10'000);
     int result = 0;
@@ -327,7 +327,7 @@ TEST(StressShutdown, MainReturnsWithThousandTasksInFlight) {
     const double shutdown_ms = ms_since(w.shutdown_began);
     EXPECT_EQ(result, 42);
     expect_all_cancelled_and_awaited(w, "main returned", shutdown_ms);
-    EXPECT_EQ(fd_count(), fds_before);
+    EXPECT_EQ(fds_leaked_since(fds_before), "");
     figure("tasks_in_flight", double(w.n));
     // Calls started: the pool's threads at first; while the shutdown cancels task after task, a
     // worker whose call was stopped may start a call whose task is not cancelled yet (that one
@@ -339,7 +339,7 @@ TEST(StressShutdown, MainReturnsWithThousandTasksInFlight) {
 
 TEST(StressShutdown, SigintRaisedInMainWithThousandTasksInFlight) {
     DefaultSigint sigint;
-    const int fds_before = fd_count();
+    const auto fds_before = open_fds();
     World w;
     w.n = by_scale(1'000, 10'000);
     bool interrupted = false;
@@ -356,14 +356,14 @@ TEST(StressShutdown, SigintRaisedInMainWithThousandTasksInFlight) {
     struct sigaction now {};
     ::sigaction(SIGINT, nullptr, &now);
     EXPECT_EQ(now.sa_handler, SIG_DFL) << "run restores SIGINT's disposition";
-    EXPECT_EQ(fd_count(), fds_before);
+    EXPECT_EQ(fds_leaked_since(fds_before), "");
     figure("tasks_in_flight", double(w.n));
     figure("shutdown_ms_after_sigint", shutdown_ms);
 }
 
 TEST(StressShutdown, SigintFromAnotherThreadWhileTheLoopIsBusy) {
     DefaultSigint sigint;
-    const int fds_before = fd_count();
+    const auto fds_before = open_fds();
     World w;
     w.n = by_scale(1'000, 10'000);
     std::thread ctrl_c;
@@ -379,7 +379,7 @@ TEST(StressShutdown, SigintFromAnotherThreadWhileTheLoopIsBusy) {
     if (ctrl_c.joinable()) ctrl_c.join();
     EXPECT_TRUE(interrupted) << "corio::run must throw KeyboardInterrupt after SIGINT";
     expect_all_cancelled_and_awaited(w, "SIGINT from another thread", shutdown_ms);
-    EXPECT_EQ(fd_count(), fds_before);
+    EXPECT_EQ(fds_leaked_since(fds_before), "");
     figure("tasks_in_flight", double(w.n));
     figure("shutdown_ms_after_cross_thread_sigint", shutdown_ms);
 }
