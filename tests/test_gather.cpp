@@ -372,3 +372,40 @@ CORIO_TEST(Gather, MoveOnlyResultsWork) {
     EXPECT_EQ(*q, 5);
     EXPECT_EQ(*std::get<1>(outs).value(), 6);
 }
+
+// asyncio's gather takes any awaitable: gather(event.wait(), queue.get()) runs both as tasks.
+// So does corio's, for any awaitable that can be moved (a primitive's awaiter, a Future, a sleep).
+CORIO_TEST(Gather, TakesThePrimitivesAwaitersAndFutures) {
+    corio::testing::MockClock clock;
+    const auto t0 = clock.now();
+    Event ev;
+    Queue<int> q;
+    Future<std::string> fut = get_running_loop().create_future<std::string>();
+    get_running_loop().call_later(1s, [&ev] { ev.set(); });
+    get_running_loop().call_later(2s, [&q] { q.put_nowait(7); });
+    get_running_loop().call_later(3s, [fut]() mutable { fut.set_result("done"); });
+    Coro<std::tuple<bool, int, std::string, std::monostate>> all = gather(ev.wait(), q.get(), fut, sleep(1s));
+    auto [woke, item, text, slept] = co_await std::move(all);
+    EXPECT_TRUE(woke);
+    EXPECT_EQ(item, 7);
+    EXPECT_EQ(text, "done");
+    (void)slept;
+    EXPECT_EQ(clock.seconds_since(t0), 3.0);
+
+    // A vector of awaiters, through wait(): the getter that timed out is cancelled and takes
+    // no item.
+    std::vector<Queue<int>::GetAwaiter> getters;
+    getters.push_back(q.get());
+    getters.push_back(q.get());
+    q.put_nowait(1);
+    Coro<WaitResult<int>> waiting = corio::wait(std::move(getters), 1s);
+    WaitResult<int> r = co_await std::move(waiting);
+    CO_ASSERT_EQ(r.done.size(), 1u);
+    EXPECT_EQ(r.done[0].result(), 1);
+    CO_ASSERT_EQ(r.pending.size(), 1u);
+    r.pending[0].cancel();
+    Coro<WaitResult<int>> cancelling = corio::wait(r.pending);
+    co_await std::move(cancelling);
+    EXPECT_TRUE(r.pending[0].cancelled());
+    EXPECT_TRUE(q.empty());
+}
