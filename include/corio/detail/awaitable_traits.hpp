@@ -43,8 +43,13 @@ template <class A>
 concept TaskLike = is_coro<std::remove_cvref_t<A>>::value || is_task<std::remove_cvref_t<A>>::value ||
                    (Awaitable<std::remove_cvref_t<A>> && std::move_constructible<std::remove_cvref_t<A>>);
 
+// No `type` for what is not awaitable, so that a call with one (gather(std::vector<...>) picking
+// the pack overload) is a substitution failure and not a hard error.
 template <class A>
-struct task_value {
+struct task_value {};
+template <class A>
+    requires(Awaitable<A> && !is_coro<A>::value && !is_task<A>::value)
+struct task_value<A> {
     using type = await_result_t<A>;
 };
 template <class T>
