@@ -418,6 +418,29 @@ CORIO_TEST(StreamReader, SecondConcurrentReaderIsRefused) {
     co_await std::move(closing);
 }
 
+// asyncio lets a read take what is buffered while another read waits for more. The waiting
+// read's bytes land in the buffer's free room: taking every buffered byte must not move the
+// buffer's end back under that read (it duplicated "cde" and lost "789").
+CORIO_TEST(StreamReader, TakingTheBufferedBytesWhileAnotherReadWaitsLosesNothing) {
+    StreamLink link = co_await stream_link();
+    auto& reader = link.client.first;
+    auto& peer = link.server.second;
+    peer.write("abcde");
+    std::string first = co_await reader.read(2);
+    EXPECT_EQ(first, "ab");
+    Coro<std::string> exact = reader.readexactly(10);
+    Task<std::string> waiting = create_task(std::move(exact));
+    co_await sleep(0ms);
+    EXPECT_FALSE(waiting.done());
+    std::string taken = co_await reader.read(100);
+    EXPECT_EQ(taken, "cde");
+    peer.write("0123456789");
+    std::string got = co_await waiting;
+    EXPECT_EQ(got, "0123456789");
+    Coro<> closing = close_link(std::move(link));
+    co_await std::move(closing);
+}
+
 CORIO_TEST(StreamReader, CustomLimitThroughConnectAndServerOptions) {
     std::vector<std::size_t> handler_limits;
     int overruns = 0;

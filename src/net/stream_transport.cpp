@@ -112,7 +112,7 @@ Coro<long> StreamTransport::wait_readable() {
     io.op.fd = fd_;
     long r;
     {
-        WaitingRead waiting(reading_);
+        WaitingRead waiting(*this);
         r = co_await io;
     }
     if (r == 0 && fd_ < 0) r = -ECANCELED;  // our own close() came first
@@ -148,11 +148,11 @@ Coro<> StreamTransport::fill(std::shared_ptr<StreamTransport> self) {
         io.op.buffer = input_.tail();
         io.op.length = std::min(input_.room(), kSpill);
         {
-            WaitingRead waiting(reading_);
+            WaitingRead waiting(*this);
             r = co_await io;
+            if (r > 0) input_.commit(std::size_t(r));  // while the bytes' place is still pinned
         }
         if (r > 0) {
-            input_.commit(std::size_t(r));
             try_direct_read_ = std::size_t(r) == io.op.length;
             big_reads_ = std::size_t(r) >= io.op.length / 2;
         }
@@ -197,7 +197,7 @@ Coro<std::size_t> StreamTransport::read_into(std::shared_ptr<StreamTransport> se
         io.op.buffer = data;
         io.op.length = size;
         {
-            WaitingRead waiting(reading_);
+            WaitingRead waiting(*this);
             r = co_await io;
         }
         if (r > 0) {

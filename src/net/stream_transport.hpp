@@ -55,13 +55,21 @@ public:
     }
 
 private:
-    // Marks a read as waiting for as long as it is in scope (a second reader is refused).
+    // Marks a read as waiting for as long as it is in scope: a second waiting reader is
+    // refused, and the input buffer stays where it is (fill() reads into its free room, while
+    // another task may still take the bytes already buffered, as asyncio allows).
     struct WaitingRead {
-        explicit WaitingRead(bool& flag) : flag(flag) { flag = true; }
-        ~WaitingRead() { flag = false; }
+        explicit WaitingRead(StreamTransport& t) : transport(t) {
+            transport.reading_ = true;
+            transport.input_.pin(true);
+        }
+        ~WaitingRead() {
+            transport.reading_ = false;
+            transport.input_.pin(false);
+        }
         WaitingRead(const WaitingRead&) = delete;
         WaitingRead& operator=(const WaitingRead&) = delete;
-        bool& flag;
+        StreamTransport& transport;
     };
     struct ReadAwaiter final : IoAwaiter {
         explicit ReadAwaiter(StreamTransport& t) : transport(t) {}

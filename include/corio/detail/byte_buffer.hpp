@@ -1,5 +1,7 @@
 // A growable byte buffer with a read offset: received bytes are appended at the end without
 // zero-filling, consumed from the front, and compacted only when that saves a reallocation.
+// Emptied, it starts again at offset 0, and gives its memory back if a burst made it bigger
+// than a normal read needs, so an idle connection does not keep its peak.
 #pragma once
 
 #include <cstddef>
@@ -44,8 +46,17 @@ public:
     }
     void consume(std::size_t n) noexcept {
         begin_ += n;
-        if (begin_ == end_) begin_ = end_ = 0;
+        if (begin_ == end_ && !pinned_) restart();
     }
+    // While pinned, a read into the free room is in flight (the kernel, or a backend, holds
+    // tail()): consuming every byte must not move the end back to offset 0 under it.
+    void pin(bool on) noexcept {
+        pinned_ = on;
+        if (!on && empty()) restart();
+    }
+    std::size_t capacity() const noexcept { return cap_; }
+    // What an emptied buffer keeps: asyncio's transports read up to 256 KiB at a time.
+    static constexpr std::size_t kKeptCapacity = 256 * 1024;
     std::string take(std::size_t n) {
         std::string out(view().substr(0, n));
         consume(out.size());
@@ -53,10 +64,19 @@ public:
     }
 
 private:
+    void restart() noexcept {
+        begin_ = end_ = 0;
+        if (cap_ > kKeptCapacity) {
+            data_.reset();
+            cap_ = 0;
+        }
+    }
+
     std::unique_ptr<char[]> data_;
     std::size_t begin_ = 0;
     std::size_t end_ = 0;
     std::size_t cap_ = 0;
+    bool pinned_ = false;
 };
 
 }  // namespace corio::detail
