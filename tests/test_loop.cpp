@@ -485,6 +485,38 @@ TEST(LoopManual, StopDuringRunUntilLeavesTheTaskPending) {
     loop.close();
 }
 
+// L7: a stop() in the very tick that completes the run is spent with it: the run succeeds, and
+// the next run is not stopped at once (it used to throw before its first tick).
+TEST(LoopManual, StopInTheTickThatCompletesTheRunDoesNotLeakIntoTheNextRun) {
+    EventLoop loop;
+    bool first = false;
+    loop.call_soon([&] {
+        first = true;
+        loop.stop();
+    });
+    EXPECT_NO_THROW(loop.run_until([&] { return first; }));
+    bool second = false;
+    loop.call_soon([&] { loop.call_soon([&] { second = true; }); });
+    EXPECT_NO_THROW(loop.run_until([&] { return second; }));
+    EXPECT_TRUE(second);
+    loop.close();
+}
+
+namespace {
+Coro<int> stops_its_loop_and_returns() {
+    get_running_loop().stop();
+    co_return 42;
+}
+Coro<int> returns_two() { co_return 2; }
+}  // namespace
+
+TEST(LoopManual, RunnerSurvivesAMainThatStopsTheLoopAsItReturns) {
+    Runner runner;
+    EXPECT_EQ(runner.run(stops_its_loop_and_returns()), 42);
+    EXPECT_EQ(runner.run(returns_two()), 2);
+    runner.close();
+}
+
 // L9 / test_events.py::EventLoopTestsMixin::test_close: after close(), scheduling and running
 // throw; close() is idempotent.
 TEST(LoopManual, ClosedLoopRejectsSchedulingAndRunning) {

@@ -389,6 +389,48 @@ CORIO_TEST(Task, UncancelClearsPendingCancellationOfWokenTask) {
     }
 }
 
+namespace {
+Coro<> acquire_and_count(Lock* lock, int* inside) {
+    LockGuard held = co_await lock->acquire();
+    ++*inside;
+}
+Coro<> sleep_an_hour() { co_await sleep(3600s); }
+}  // namespace
+
+// T10: a second cancel() finds the waiter already given up by the first; taking both back with
+// uncancel() must not undo the first, delivered one (the waiter had left the lock's queue, and
+// used to come back with a lock it was never granted).
+CORIO_TEST(Task, UncancelToZeroKeepsACancellationAlreadyDeliveredToALockWaiter) {
+    Lock lock;
+    LockGuard mine = co_await lock.acquire();
+    int inside = 0;
+    Task<> waiter = create_task(acquire_and_count(&lock, &inside));
+    co_await sleep(0s);
+    waiter.cancel();
+    waiter.cancel();
+    EXPECT_EQ(waiter.uncancel(), 1);
+    EXPECT_EQ(waiter.uncancel(), 0);
+    auto outcome = cancelled_with(waiter);
+    auto r = co_await std::move(outcome);
+    EXPECT_TRUE(r.has_value());
+    EXPECT_EQ(inside, 0);
+    EXPECT_TRUE(lock.locked());
+}
+
+CORIO_TEST(Task, UncancelToZeroKeepsACancellationAlreadyDeliveredToASleep) {
+    corio::testing::MockClock clock;
+    Task<> sleeper = create_task(sleep_an_hour());
+    co_await sleep(0s);
+    sleeper.cancel();
+    sleeper.cancel();
+    sleeper.uncancel();
+    sleeper.uncancel();
+    auto outcome = cancelled_with(sleeper);
+    auto r = co_await std::move(outcome);
+    EXPECT_TRUE(r.has_value());
+    EXPECT_TRUE(sleeper.cancelled());
+}
+
 // T10 (3.13): the same with a task that has not started: the cancel is dropped, the body runs.
 CORIO_TEST(Task, UncancelClearsPendingCancellationOfUnstartedTask) {
     bool ran = false;

@@ -124,7 +124,7 @@ public:
             job_->waiter = nullptr;
             cancel_job(job_);
             wake();
-        } else {
+        } else if (!cancelled) {
             late_cancel = true;
         }
         cancelled = true;

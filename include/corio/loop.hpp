@@ -185,16 +185,19 @@ public:
     void add_timer(detail::TimerNode& node);
     void remove_timer(detail::TimerNode& node) noexcept;
 
-    // Runs ticks until `done()` holds (or stop()).
+    // Runs ticks until `done()` holds; stop() ends it after the current tick, with an error
+    // unless that tick made `done()` hold. A stop() is spent however the run ends, so it never
+    // leaks into the next run (asyncio's run_forever resets it in `finally`).
     template <class Pred>
     void run_until(Pred done) {
         RunningScope scope(*this);
+        struct SpendStop {
+            bool& stopping;
+            ~SpendStop() { stopping = false; }
+        } spend{stopping_};
         while (!done()) {
-            if (stopping_) {
-                stopping_ = false;
-                throw std::logic_error("Event loop stopped before Future completed.");
-            }
-            run_once();
+            run_once();  // a stop() made before the run still lets one tick run (asyncio's L7)
+            if (stopping_ && !done()) throw std::logic_error("Event loop stopped before Future completed.");
         }
     }
     void run_once();

@@ -26,8 +26,8 @@ void IoAwaiter::on_complete(IoOperation* op, long r) noexcept {
 }
 
 void IoAwaiter::on_cancel() {
+    if (woken && !cancelled) late_cancel = true;
     cancelled = true;
-    if (woken) late_cancel = true;
     if (woken || cancel_sent_) return;
     cancel_sent_ = true;
     backend_->cancel(op);  // the completion (-ECANCELED, or the real result) wakes us

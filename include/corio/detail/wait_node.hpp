@@ -19,8 +19,9 @@ struct WaitNode {
     TaskBase* task = nullptr;
     bool woken = false;      // the task has been scheduled to resume from here
     bool cancelled = false;  // a cancellation is delivered when the task resumes from here
-    // The cancellation came after the wake-up: uncancel() back to zero may still take it back
-    // (asyncio 3.13), since nothing was given up for it.
+    // The first cancellation came after the wake-up: uncancel() back to zero may still take it
+    // back (asyncio 3.13), since nothing was given up for it. Not so once an earlier cancel has
+    // made the node give up its place: that one stays delivered.
     bool late_cancel = false;
 
     // Called by Task::cancel() while the task waits on this node. The default stops waiting
@@ -30,7 +31,7 @@ struct WaitNode {
         if (!woken) {
             detach();
             wake();
-        } else {
+        } else if (!cancelled) {
             late_cancel = true;
         }
         cancelled = true;
