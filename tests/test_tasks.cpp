@@ -917,6 +917,56 @@ CORIO_TEST(Future, NeverRetrievedFutureExceptionIsReported) {
     co_return;
 }
 
+// F4 / test_futures.py::test_tb_logger_not_called_after_cancel.
+CORIO_TEST(Future, CancelOnADoneFutureSilencesTheNeverRetrievedReport) {
+    CapturedReports cap;
+    EventLoop& loop = get_running_loop();
+    {
+        Future<int> f(loop);
+        f.set_exception(std::runtime_error("seen by cancel"));
+        EXPECT_FALSE(f.cancel());
+    }
+    EXPECT_TRUE(cap.reports.empty());
+    co_return;
+}
+
+namespace {
+struct Connection {
+    Future<int> reply;
+};
+Coro<int> await_reply(Connection* c) {
+    int v = co_await c->reply;
+    co_return v;
+}
+}  // namespace
+
+// F1/T4: the waiting task keeps the future it awaits alive (asyncio's `_fut_waiter`): replacing
+// the only handle to it and then cancelling the task cancels that future (it was freed, and the
+// cancel touched freed memory).
+CORIO_TEST(Future, ATaskCancelledAfterItsAwaitedFutureLostItsLastHandleIsCancelled) {
+    EventLoop& loop = get_running_loop();
+    Connection c{Future<int>(loop)};
+    Task<int> reader = create_task(await_reply(&c));
+    co_await sleep(0s);
+    c.reply = Future<int>(loop);  // a "reconnect": the old future's last handle goes
+    co_await sleep(0s);
+    EXPECT_FALSE(reader.done());
+    reader.cancel();
+    auto outcome = cancelled_with(reader);
+    auto r = co_await std::move(outcome);
+    EXPECT_TRUE(r.has_value());
+}
+
+// The rvalue await of a move-only result also moves it out after waiting for it.
+CORIO_TEST(Future, MoveOnlyResultIsMovedOutAfterWaiting) {
+    EventLoop& loop = get_running_loop();
+    Future<std::unique_ptr<int>> f(loop);
+    loop.call_soon([&f] { f.set_result(std::make_unique<int>(7)); });
+    std::unique_ptr<int> p = co_await std::move(f);
+    CO_ASSERT_TRUE(p != nullptr);
+    EXPECT_EQ(*p, 7);
+}
+
 // Future of a move-only type: the rvalue await moves the value out.
 CORIO_TEST(Future, MoveOnlyResultIsMovedOut) {
     EventLoop& loop = get_running_loop();

@@ -944,6 +944,39 @@ Coro<> wait_for_task(Task<> inner, std::optional<Clock::duration> limit) {
 }
 }  // namespace
 
+namespace {
+// Swallows its cancellation, cleans up for a while, then returns 7.
+Coro<int> swallows_then_7(Clock::duration cleanup) {
+    try {
+        co_await sleep(1h);
+    } catch (const CancelledError&) {
+        current_task().uncancel();
+    }
+    co_await sleep(cleanup);
+    co_return 7;
+}
+Coro<int> wait_zero(Task<int> inner) {
+    int v = co_await wait_for(inner, 0s);
+    co_return v;
+}
+}  // namespace
+
+// WF5/P4: wait_for(task, 0) cancels the task and waits for it; the caller's own cancellation,
+// which comes meanwhile, is raised, not absorbed (the caller used to get the inner's 7).
+CORIO_TEST(WaitFor, ZeroTimeoutRaisesTheCallersOwnCancellation) {
+    corio::testing::MockClock clock;
+    Task<int> inner = create_task(swallows_then_7(50ms));
+    co_await sleep(0s);
+    Task<int> caller = create_task(wait_zero(inner));
+    co_await sleep(10ms);
+    EXPECT_FALSE(caller.done());
+    caller.cancel();
+    std::string r = co_await outcome(caller);
+    EXPECT_EQ(r, "CancelledError");
+    EXPECT_TRUE(caller.cancelled());
+    EXPECT_TRUE(inner.done());  // waited for, as asyncio's wait_for does not leave it behind
+}
+
 // test_waitfor.py::test_cancel_wait_for, test_cancel_blocking_wait_for (WF5, bpo-23219)
 CORIO_TEST(WaitFor, CancellingTheWaiterCancelsTheInner) {
     corio::testing::MockClock clock;

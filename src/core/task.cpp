@@ -49,7 +49,10 @@ void FutureBase::rethrow_if_failed() {
 }
 
 bool FutureBase::cancel(std::string message) {
-    if (done()) return false;
+    if (done()) {
+        mark_retrieved();  // asyncio: cancel() on a done future silences the never-retrieved report
+        return false;
+    }
     finish(State::Cancelled, std::make_exception_ptr(CancelledError(std::move(message))));
     return true;
 }

@@ -49,6 +49,7 @@ public:
     State state() const noexcept { return state_; }
     // Only one handle refers to this state (a result may then be moved out, not copied).
     bool unique() const noexcept { return refs_ == 1; }
+    std::uint32_t use_count() const noexcept { return refs_; }
     bool done() const noexcept { return state_ != State::Pending; }
     bool cancelled() const noexcept { return state_ == State::Cancelled; }
     EventLoop* loop() const noexcept { return loop_; }

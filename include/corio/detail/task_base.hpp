@@ -154,11 +154,21 @@ private:
 // if the awaited task swallows the cancel and returns, the awaiter gets that value.
 TaskBase& require_task();
 
+// The awaiter holds a reference to the state while the task waits, as asyncio's task holds its
+// `_fut_waiter`: the last handle to a future may go away (a connection object replaced while a
+// reader waits on its reply), and a later cancel() still reaches it.
 template <class T, class S>
 struct FutureAwaiter final : WaitNode, CompletionWaiter {
     explicit FutureAwaiter(S* s, bool move_out) noexcept : state(s), move_out(move_out) {}
+    FutureAwaiter(FutureAwaiter&& o) noexcept : WaitNode(), CompletionWaiter(), state(o.state), move_out(o.move_out) {}
+    FutureAwaiter(const FutureAwaiter&) = delete;
+    FutureAwaiter& operator=(const FutureAwaiter&) = delete;
+    ~FutureAwaiter() {
+        if (holding) state->release();
+    }
     S* state;
     bool move_out;
+    bool holding = false;
 
     bool await_ready() const noexcept { return state->done(); }
     bool await_suspend(std::coroutine_handle<> h) {
@@ -166,27 +176,25 @@ struct FutureAwaiter final : WaitNode, CompletionWaiter {
         if (static_cast<FutureBase*>(state) == static_cast<FutureBase*>(&me))
             throw std::logic_error("Task cannot await on itself");
         me.about_to_suspend();
-        if (me.consume_pending_cancel()) {
-            // A cancellation already requested is delivered by cancelling what we await, and we
-            // wait for it to finish (asyncio's T6, bpo-34872): a child task is not left behind.
-            task = &me;
-            me.suspended_at(*this, h);
-            state->add_waiter(*this);
-            on_cancel();
-            return true;
-        }
         task = &me;
         me.suspended_at(*this, h);
         state->add_waiter(*this);
+        state->add_ref();
+        holding = true;
+        // A cancellation already requested is delivered by cancelling what we await, and we
+        // wait for it to finish (asyncio's T6, bpo-34872): a child task is not left behind.
+        if (me.consume_pending_cancel()) on_cancel();
         return true;
     }
     T await_resume() {
+        StateRef<FutureBase> held(std::exchange(holding, false) ? state : nullptr);  // adopts ours
         if (cancelled) {
             state->remove_waiter(*this);
             throw_if_cancelled();
         }
-        // `co_await std::move(task)` moves the result out only if no other handle can see it.
-        return take_result<T>(*state, move_out && state->unique());
+        // `co_await std::move(task)` moves the result out only if no other handle (ours aside)
+        // can see it.
+        return take_result<T>(*state, move_out && state->use_count() == (held ? 2u : 1u));
     }
     void on_future_done(FutureBase&) override { wake(); }
     void on_cancel() override;
