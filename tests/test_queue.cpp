@@ -717,6 +717,23 @@ CORIO_TEST(QueueShutdown, ShutdownEmpty) {
     EXPECT_THROW(q.get_nowait(), QueueShutDown);
 }
 
+// A getter and a putter woken by shutdown() resume after the queue is gone: they are told
+// QueueShutDown (they used to read the freed queue).
+CORIO_TEST(QueueShutdown, WaitersWokenByShutdownOutliveTheQueue) {
+    auto q = std::make_unique<Queue<int>>(1);
+    auto empty = std::make_unique<Queue<int>>();
+    q->put_nowait(1);
+    Task<> putter = create_task(put_one(*q, 2));
+    Task<int> getter = create_task(get_one(*empty));
+    co_await sleep(0s);
+    q->shutdown();
+    empty->shutdown();
+    q.reset();
+    empty.reset();
+    CO_EXPECT_FAILS(QueueShutDown, putter);
+    CO_EXPECT_FAILS(QueueShutDown, getter);
+}
+
 // _QueueShutdownTestMixin.test_shutdown_nonempty
 CORIO_TEST(QueueShutdown, ShutdownNonempty) {
     Queue<int> q(1);

@@ -432,6 +432,62 @@ TEST(RunDebug, NeverAwaitedCoroIsSilentWithoutDebug) {
     EXPECT_TRUE(reports.empty()) << all_messages(reports);
 }
 
+namespace {
+Coro<int> handles_its_cancel_and_returns_5() {
+    try {
+        co_await sleep(10s);
+    } catch (const CancelledError&) {
+        current_task().uncancel();
+    }
+    co_return 5;
+}
+Coro<int> awaits_a_child() {
+    Task<int> child = create_task(handles_its_cancel_and_returns_5(), "child");
+    int v = co_await child;
+    co_return v;
+}
+Coro<int> swallows_its_cancel() {
+    try {
+        co_await sleep(10s);
+    } catch (const CancelledError&) {
+    }
+    co_return 1;
+}
+Coro<> cancel_and_collect(std::vector<ExceptionContext>* out, Coro<int> (*body)(), std::string name) {
+    capture_reports(out);
+    get_running_loop().set_debug(true);
+    Task<int> t = create_task(body(), name);
+    co_await sleep(0s);
+    co_await sleep(0s);
+    t.cancel();
+    try {
+        co_await t;
+    } catch (const CancelledError&) {
+    }
+}
+std::size_t swallowed_reports(const std::vector<ExceptionContext>& reports, const std::string& task) {
+    std::size_t n = 0;
+    for (const auto& r : reports)
+        if (r.message.find("Task " + task + " returned normally although") != std::string::npos) ++n;
+    return n;
+}
+}  // namespace
+
+// D4: a task that catches its CancelledError and returns normally is reported in debug mode.
+TEST(RunDebug, SwallowedCancellationIsReported) {
+    std::vector<ExceptionContext> reports;
+    corio::run(cancel_and_collect(&reports, swallows_its_cancel, "stubborn"));
+    EXPECT_EQ(swallowed_reports(reports, "stubborn"), 1u) << all_messages(reports);
+}
+
+// D4: cancelling a task passes the cancel on to the task it awaits (T4); when that child handles
+// it and returns a value, nothing was thrown into the parent, and the parent is not reported.
+TEST(RunDebug, ACancelPassedOnToAChildThatHandledItIsNotASwallowedCancellation) {
+    std::vector<ExceptionContext> reports;
+    corio::run(cancel_and_collect(&reports, awaits_a_child, "parent"));
+    EXPECT_EQ(swallowed_reports(reports, "parent"), 0u) << all_messages(reports);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Call graphs (API.md Debug mode; asyncio.capture_call_graph / print_call_graph)
 // ---------------------------------------------------------------------------------------------

@@ -1103,6 +1103,47 @@ CORIO_TEST(TaskGroup, CancelFromChildEndsGroupWithoutError) {
     EXPECT_EQ(current_task().cancelling(), 0);
 }
 
+namespace {
+// Catches its cancellation, then takes a while to clean up.
+Coro<> slow_to_finish(Clock::duration cleanup) {
+    try {
+        co_await sleep(1h);
+    } catch (const CancelledError&) {
+    }
+    co_await sleep(cleanup);
+}
+Coro<> group_that_cancels_itself(Log* log) {
+    co_await task_group([](TaskGroup& tg) -> Coro<> {
+        tg.create_task(slow_to_finish(50ms));
+        co_await sleep(0s);
+        tg.cancel();
+        co_return;  // the group's exit now waits for the slow child
+    });
+    log->push_back("ran on after the group");
+}
+}  // namespace
+
+// gh-155433: after tg.cancel(), a cancellation from outside that arrives while the group waits
+// for its children is not the group's own: it propagates (it used to be swallowed, and the
+// parent ran on).
+CORIO_TEST(TaskGroup, OutsideCancelDuringTheExitOfACancelledGroupPropagates) {
+    corio::testing::MockClock clock;
+    Log log;
+    Task<> parent = create_task(group_that_cancels_itself(&log));
+    co_await sleep(10ms);
+    EXPECT_FALSE(parent.done());
+    parent.cancel();
+    bool raised = false;
+    try {
+        co_await parent;
+    } catch (const CancelledError&) {
+        raised = true;
+    }
+    EXPECT_TRUE(raised);
+    EXPECT_TRUE(parent.cancelled());
+    EXPECT_TRUE(log.empty());
+}
+
 // gh-155433: tg.cancel() must not swallow an enclosing timeout's cancellation.
 CORIO_TEST(TaskGroup, CancelInsideExpiredTimeoutStillRaisesTimeoutError) {
     corio::testing::MockClock clock;

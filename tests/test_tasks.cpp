@@ -957,6 +957,24 @@ CORIO_TEST(Future, ATaskCancelledAfterItsAwaitedFutureLostItsLastHandleIsCancell
     EXPECT_TRUE(r.has_value());
 }
 
+// F5 / test_futures.py::test_constructor_use_running_loop...: awaiting a future of another loop
+// is refused (asyncio: RuntimeError "Task got Future attached to a different loop").
+CORIO_TEST(Future, AwaitingAFutureOfAnotherLoopIsALogicError) {
+    EventLoop other;
+    {
+        Future<int> foreign(other);
+        bool refused = false;
+        try {
+            co_await foreign;
+        } catch (const std::logic_error&) {
+            refused = true;
+        }
+        EXPECT_TRUE(refused);
+        foreign.cancel();
+    }
+    other.close();
+}
+
 // The rvalue await of a move-only result also moves it out after waiting for it.
 CORIO_TEST(Future, MoveOnlyResultIsMovedOutAfterWaiting) {
     EventLoop& loop = get_running_loop();

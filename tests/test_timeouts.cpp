@@ -676,6 +676,77 @@ CORIO_TEST(Timeout, BlockCatchingItsExpiryExitsNormally) {
 }
 
 namespace {
+Coro<int> await_under_timeout(Future<int> f, Clock::duration limit) {
+    auto body = [f](Timeout&) mutable -> Coro<int> {
+        int v = co_await f;
+        co_return v;
+    };
+    Coro<int> scoped = timeout(limit, body);
+    int v = co_await std::move(scoped);
+    co_return v;
+}
+}  // namespace
+
+// L2/L3: a deadline that passes while the loop is busy expires through the ready queue, behind
+// what was ready first. The future completed (at 5 ms) before the deadline (10 ms) and the task
+// was ready to take the result when the late loop saw both: the result wins, as in asyncio (the
+// timeout used to cancel the task inline, before the ready queue ran: TimeoutError).
+CORIO_TEST(Timeout, AResultReadyBeforeALateDeadlineIsTheOutcome) {
+    corio::testing::MockClock clock;
+    EventLoop& loop = get_running_loop();
+    Future<int> f = loop.create_future<int>();
+    TimerHandle completes = loop.call_later(5ms, [f, &clock]() mutable {
+        f.set_result(1);
+        clock.advance(20ms);  // the loop is busy past the deadline
+    });
+    Coro<int> waiting = await_under_timeout(f, 10ms);
+    std::string r = co_await outcome(std::move(waiting));
+    EXPECT_EQ(r, "ok");
+}
+
+// L2/L3: a callback due before the deadline runs before the expiry that falls in the same late
+// tick (the expiry used to cancel the future first, and the callback's set_result() threw).
+CORIO_TEST(Timeout, ACallbackDueBeforeTheDeadlineRunsBeforeTheExpiry) {
+    corio::testing::MockClock clock;
+    EventLoop& loop = get_running_loop();
+    Future<int> f = loop.create_future<int>();
+    std::string set_result_outcome = "not run";
+    TimerHandle completes = loop.call_later(5ms, [f, &set_result_outcome]() mutable {
+        try {
+            f.set_result(2);
+            set_result_outcome = "ok";
+        } catch (const InvalidStateError&) {
+            set_result_outcome = "InvalidStateError";
+        }
+    });
+    Handle busy = loop.call_soon([&clock] { clock.advance(20ms); });
+    Coro<int> waiting = await_under_timeout(f, 10ms);
+    std::string r = co_await outcome(std::move(waiting));
+    EXPECT_EQ(set_result_outcome, "ok");
+    EXPECT_EQ(r, "TimeoutError");  // the expiry still cancels the task that had not resumed yet
+}
+
+// Rescheduling between the deadline and the expiry's turn takes the expiry back.
+CORIO_TEST(Timeout, RescheduledBeforeItsDueExpiryRunsItDoesNotExpire) {
+    corio::testing::MockClock clock;
+    EventLoop& loop = get_running_loop();
+    Timeout* scope = nullptr;
+    TimerHandle late = loop.call_later(5ms, [&clock] { clock.advance(20ms); });
+    bool expired = true;
+    Coro<> scoped = timeout(10ms, [&](Timeout& cm) -> Coro<> {
+        scope = &cm;
+        co_await sleep(15ms);  // due with the 10 ms deadline in the same late tick
+        expired = cm.expired();
+    });
+    Task<> body = create_task(std::move(scoped));
+    co_await sleep(6ms);  // the late tick has run: the expiry is queued, behind the sleeper
+    if (scope && !body.done()) scope->reschedule(std::nullopt);
+    std::string r = co_await outcome(body);
+    EXPECT_EQ(r, "ok");
+    EXPECT_FALSE(expired);
+}
+
+namespace {
 Coro<> crash_in_cleanup() {
     try {
         co_await sleep(2s);  // interrupted after 10 ms

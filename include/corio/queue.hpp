@@ -309,8 +309,13 @@ private:
         if (w) w->list = nullptr;
         return w;
     }
-    static void wake_all(WaiterList& l) noexcept {
-        while (Waiter* w = pop(l)) w->wake();
+    // Woken waiters stay linked (in granted_) until they resume, so that a queue destroyed
+    // in between can still tell them it is gone instead of leaving them a dangling pointer.
+    void wake_all(WaiterList& l) noexcept {
+        while (Waiter* w = pop(l)) {
+            w->link(granted_);
+            w->wake();
+        }
     }
 
     // Counts reserved slots, so that nobody barges past a putter that was woken for a slot.
@@ -384,7 +389,7 @@ private:
     bool immediate_ = false;
     WaiterList getters_;  // waiting for an item; only while the store is empty
     WaiterList putters_;  // waiting for a slot; only while the queue is full
-    WaiterList granted_;  // woken with an item or a slot, not yet resumed
+    WaiterList granted_;  // woken (with an item, a slot, or by shutdown), not yet resumed
     WaiterList joiners_;
 };
 

@@ -25,7 +25,7 @@ namespace corio {
 
 class TaskGroup final : private detail::TaskOwner {
 public:
-    explicit TaskGroup(detail::TaskBase& parent) noexcept : parent_(&parent) {}
+    explicit TaskGroup(detail::TaskBase& parent) noexcept : parent_(&parent), entry_level_(parent.cancelling()) {}
     ~TaskGroup();
     TaskGroup(const TaskGroup&) = delete;
     TaskGroup& operator=(const TaskGroup&) = delete;
@@ -66,6 +66,7 @@ private:
     bool exiting_ = false;
     bool finished_ = false;
     bool parent_cancel_requested_ = false;
+    int entry_level_;  // the parent's cancel requests before the group began: not the group's
 };
 
 // async with TaskGroup() as tg: <body>

@@ -39,15 +39,21 @@ public:
     void exit(std::exception_ptr& error) noexcept;
 
 private:
-    enum class State { Created, Entered, Expiring, Expired, Exited };
+    // Due: the deadline has passed and the expiry waits in the ready queue, behind what was
+    // already ready (as asyncio's timer handle does), so a result or a callback that came first
+    // still counts; leaving the scope, or rescheduling, before it runs takes it back.
+    enum class State { Created, Entered, Due, Expiring, Expired, Exited };
     struct Timer : detail::TimerNode {
         Timeout* self = nullptr;
     };
     static void on_timer(detail::TimerNode* t) noexcept;
+    void expire() noexcept;
+    void take_back_expiry() noexcept;
 
     std::optional<Clock::time_point> when_;
     State state_ = State::Created;
     Timer timer_;
+    Handle due_;
     detail::TaskBase* task_ = nullptr;
     EventLoop* loop_ = nullptr;
     int entry_level_ = 0;

@@ -163,6 +163,7 @@ bool TaskBase::cancel(std::string message) {
         set_flag(kForwardingCancel, true);
         waiting_on_->on_cancel();
         set_flag(kForwardingCancel, false);
+        if (waiting_on_ && !waiting_on_->cancelled) set_flag(kCancelPassedOn, true);
     } else {
         set_flag(kMustCancel, true);
     }
@@ -233,8 +234,10 @@ void TaskBase::complete() noexcept {
         take_outcome();
         s = State::Succeeded;
         // The guides' "swallowed cancellation": cancel() was asked for, nobody took it back
-        // with uncancel(), yet the task returned normally.
-        if (task_cancel_requests_ > 0 && loop_->get_debug()) report_swallowed_cancel();
+        // with uncancel(), yet the task returned normally. Not when the cancel was passed on to
+        // the task or future it awaited, which handled it and gave a value: nothing was thrown
+        // here for this frame to swallow.
+        if (task_cancel_requests_ > 0 && !flag(kCancelPassedOn) && loop_->get_debug()) report_swallowed_cancel();
     }
     root_.destroy();
     root_ = {};

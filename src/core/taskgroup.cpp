@@ -91,6 +91,11 @@ Coro<> TaskGroup::exit(std::exception_ptr body_error) {
     // The group cancelled its parent itself: take that request back. Only if nobody else
     // asked for a cancellation too is the CancelledError ours to swallow.
     if (parent_cancel_requested_ && parent_->uncancel() == 0) propagate_cancel = nullptr;
+    // A cancellation from outside that came while the group was aborting itself (after
+    // tg.cancel(), say) was caught above without being recorded; it is still requested, and it
+    // is not the group's to swallow (gh-155433).
+    if (!propagate_cancel && !body_failed && errors_.empty() && parent_->cancelling() > entry_level_)
+        propagate_cancel = std::make_exception_ptr(CancelledError(parent_->cancel_message()));
     if (propagate_cancel && errors_.empty()) std::rethrow_exception(propagate_cancel);
     if (body_failed) errors_.push_back(body_error);
     if (!errors_.empty()) {

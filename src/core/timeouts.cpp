@@ -5,6 +5,7 @@ namespace corio {
 
 Timeout::~Timeout() {
     if (timer_.armed()) loop_->remove_timer(timer_);
+    due_.cancel();
 }
 
 void Timeout::enter() {
@@ -26,25 +27,47 @@ void Timeout::reschedule(std::optional<Clock::time_point> when) {
         case State::Expiring: throw std::logic_error("Cannot change state of expiring Timeout");
         case State::Expired: throw std::logic_error("Cannot change state of expired Timeout");
         case State::Exited: throw std::logic_error("Cannot change state of finished Timeout");
+        case State::Due: take_back_expiry(); break;
         case State::Entered: break;
     }
     when_ = when;
     if (timer_.armed()) loop_->remove_timer(timer_);
-    if (when) {
-        // A deadline already past fires on the next tick, through the same timer heap.
-        timer_.when = *when;
-        loop_->add_timer(timer_);
+    if (!when) return;
+    if (*when <= loop_->time()) {
+        // A deadline already past is due now: its expiry is queued at once, as asyncio's
+        // call_soon(_on_timeout), so it comes before whatever the body awaits next.
+        on_timer(&timer_);
+        return;
     }
+    timer_.when = *when;
+    loop_->add_timer(timer_);
 }
 
 void Timeout::on_timer(detail::TimerNode* t) noexcept {
     Timeout* self = static_cast<Timer*>(t)->self;
-    self->state_ = State::Expiring;
-    self->task_->cancel({});
+    self->state_ = State::Due;
+    try {
+        self->due_ = self->loop_->call_soon([self] { self->expire(); });
+    } catch (...) {
+        self->expire();  // no memory for the callback: expire now rather than never
+    }
+}
+
+void Timeout::expire() noexcept {
+    due_ = Handle();
+    state_ = State::Expiring;
+    task_->cancel({});
+}
+
+void Timeout::take_back_expiry() noexcept {
+    due_.cancel();
+    due_ = Handle();
+    state_ = State::Entered;
 }
 
 void Timeout::exit(std::exception_ptr& error) noexcept {
     if (timer_.armed()) loop_->remove_timer(timer_);
+    if (state_ == State::Due) take_back_expiry();
     if (state_ == State::Expiring) {
         state_ = State::Expired;
         if (task_->uncancel() <= entry_level_ && detail::is_cancellation(error))

@@ -82,6 +82,9 @@ public:
         return true;
     }
     void schedule() noexcept;
+    // The awaited task or future ended cancelled: a cancellation passed on to it has come back
+    // into this frame as CancelledError.
+    void cancel_came_back() noexcept { set_flag(kCancelPassedOn, false); }
 
     // Joins a TaskGroup (nullptr: leaves it); the group lists its children through extras().
     TaskExtras& set_owner(TaskOwner* owner) {
@@ -117,6 +120,7 @@ private:
     enum : std::uint8_t {
         kMustCancel = 2,        // a cancel() came while not waiting: delivered at the next await
         kForwardingCancel = 4,  // inside cancel(), passing it on to what the task awaits
+        kCancelPassedOn = 16,   // a cancel went to the awaited task or future, not to this frame
         kStepped = 8,           // its body has begun
     };
     bool flag(std::uint8_t f) const noexcept { return (flags_ & f) != 0; }
@@ -175,6 +179,9 @@ struct FutureAwaiter final : WaitNode, CompletionWaiter {
         TaskBase& me = require_task();
         if (static_cast<FutureBase*>(state) == static_cast<FutureBase*>(&me))
             throw std::logic_error("Task cannot await on itself");
+        // Its completion would come from another thread's loop, unsynchronised (asyncio's F5).
+        if (state->loop() && state->loop() != me.loop())
+            throw std::logic_error("Task got a Future attached to a different loop");
         me.about_to_suspend();
         task = &me;
         me.suspended_at(*this, h);
@@ -188,6 +195,7 @@ struct FutureAwaiter final : WaitNode, CompletionWaiter {
     }
     T await_resume() {
         StateRef<FutureBase> held(std::exchange(holding, false) ? state : nullptr);  // adopts ours
+        if (task && state->cancelled()) task->cancel_came_back();
         if (cancelled) {
             state->remove_waiter(*this);
             throw_if_cancelled();
