@@ -496,3 +496,50 @@ TEST(RunCoroutineThreadsafe, SubmitsToALoopRunningOnAnotherThread) {
         EXPECT_STREQ(e.what(), "self");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Pool threads, loop lifetimes, shut-down executors
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+// Two calls that can only finish together: each waits (bounded) for the other to arrive.
+struct Rendezvous {
+    std::mutex m;
+    std::condition_variable cv;
+    int arrived = 0;
+    bool meet() {
+        std::unique_lock lock(m);
+        ++arrived;
+        cv.notify_all();
+        return cv.wait_for(lock, 5s, [&] { return arrived >= 2; });
+    }
+};
+
+Coro<bool> meet_on(ThreadPool* pool, Rendezvous* r) {
+    auto call = run_in_executor(*pool, [r] { return r->meet(); });
+    bool met = co_await std::move(call);
+    co_return met;
+}
+}  // namespace
+
+// Calls submitted back to back while one thread sits idle each get a thread (up to
+// max_threads): the idle thread counted for the first is not counted again for the second
+// (they ran one after the other before, and two calls that must overlap never met).
+CORIO_TEST(Executor, BackToBackCallsGetTheirOwnThreadsWhileOneIsIdle) {
+    ThreadPool pool(2);
+    for (int round = 0; round < 10; ++round) {
+        // Leaves at least one pool thread idle, or on its way back to idle.
+        auto warm = run_in_executor(pool, [] { return 0; });
+        int w = co_await std::move(warm);
+        (void)w;
+        Rendezvous r;
+        Task<bool> a = create_task(meet_on(&pool, &r));
+        Task<bool> b = create_task(meet_on(&pool, &r));
+        bool met_a = co_await a;
+        bool met_b = co_await b;
+        EXPECT_TRUE(met_a) << "round " << round;
+        EXPECT_TRUE(met_b) << "round " << round;
+        if (!met_a || !met_b) break;
+    }
+}
+

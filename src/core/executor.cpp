@@ -54,17 +54,27 @@ bool ThreadPool::accepting() {
 }
 
 void ThreadPool::submit(detail::ThreadJob* job) {
-    bool spawn = false;
     {
         std::lock_guard lock(mutex_);
         if (stopping_) throw std::logic_error("cannot schedule new calls after shutdown");
         queue_.push_back(job);
-        if (idle_ == 0 && threads_.size() < max_threads_) {
-            spawn = true;
-            threads_.emplace_back([this] { worker(); });
+        // A notified thread counts as idle until it wakes, so idle threads are matched against
+        // every queued call, not just this one: two calls submitted back to back with one idle
+        // thread get a second thread.
+        if (queue_.size() > idle_ && threads_.size() < max_threads_) {
+            try {
+                threads_.emplace_back([this] { worker(); });
+                return;  // the new thread finds the job without a notification
+            } catch (...) {
+                // No thread could start: the threads there are will get to the job, if any.
+                if (threads_.empty()) {
+                    queue_.pop_back();
+                    throw;
+                }
+            }
         }
     }
-    if (!spawn) cv_.notify_one();
+    cv_.notify_one();
 }
 
 void ThreadPool::worker() {
