@@ -543,3 +543,29 @@ CORIO_TEST(Executor, BackToBackCallsGetTheirOwnThreadsWhileOneIsIdle) {
     }
 }
 
+// asyncio's loop.run_in_executor(None, ...) after shutdown_default_executor(): RuntimeError.
+// Here std::logic_error, as from any shut-down executor; no new default pool is made.
+CORIO_TEST(Executor, ToThreadAfterShutdownDefaultExecutorIsRefused) {
+    EventLoop& loop = get_running_loop();
+    auto first = to_thread([] { return 1; });
+    int v = co_await std::move(first);
+    EXPECT_EQ(v, 1);
+    loop.shutdown_default_executor();
+    std::string refusal;
+    try {
+        auto call = to_thread([] { return 2; });
+        int w = co_await std::move(call);
+        (void)w;
+    } catch (const std::logic_error& e) {
+        refusal = e.what();
+    }
+    EXPECT_EQ(refusal, "cannot schedule new calls after shutdown");
+    bool refused_again = false;
+    try {
+        (void)loop.default_executor();
+    } catch (const std::logic_error&) {
+        refused_again = true;
+    }
+    EXPECT_TRUE(refused_again);
+}
+

@@ -173,6 +173,8 @@ public:
     bool remove_signal_handler(int sig);
 
     IoBackend& backend() noexcept { return *backend_; }
+    // Throws std::logic_error once shutdown_default_executor() has been called (asyncio's
+    // RuntimeError), rather than making a new pool.
     ThreadPool& default_executor();
     void shutdown_default_executor();
 
@@ -293,6 +295,7 @@ private:
 
     ExceptionHandler handler_;
     std::unique_ptr<ThreadPool> default_executor_;
+    bool default_executor_shut_down_ = false;
     bool running_ = false;
     bool stopping_ = false;
     std::atomic<bool> closed_{false};

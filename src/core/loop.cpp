@@ -453,11 +453,13 @@ void EventLoop::close() {
 
 ThreadPool& EventLoop::default_executor() {
     check_open();
+    if (default_executor_shut_down_) throw std::logic_error("cannot schedule new calls after shutdown");
     if (!default_executor_) default_executor_ = std::make_unique<ThreadPool>(ThreadPool::default_size());
     return *default_executor_;
 }
 
 void EventLoop::shutdown_default_executor() {
+    default_executor_shut_down_ = true;
     if (default_executor_) {
         default_executor_->shutdown();
         default_executor_.reset();
