@@ -569,3 +569,44 @@ CORIO_TEST(Executor, ToThreadAfterShutdownDefaultExecutorIsRefused) {
     EXPECT_TRUE(refused_again);
 }
 
+namespace {
+Coro<int> await_call_on(ThreadPool* pool, Gate* gate, LoopSignal* started, std::atomic<bool>* ran) {
+    auto work = [gate, started, ran] {
+        started->set_from_any_thread();
+        ran->store(gate->wait());
+        return 1;
+    };
+    auto call = run_in_executor(*pool, work);
+    int v = co_await std::move(call);
+    co_return v;
+}
+
+// Leaves a call running on `pool` with nobody waiting for it, and returns (the loop then goes).
+Coro<bool> abandon_a_running_call(ThreadPool* pool, Gate* gate, std::atomic<bool>* ran) {
+    LoopSignal started;
+    Task<int> t = create_task(await_call_on(pool, gate, &started, ran));
+    co_await started.future();
+    t.cancel();
+    bool cancelled = false;
+    try {
+        co_await t;
+    } catch (const CancelledError&) {
+        cancelled = true;
+    }
+    co_return cancelled;
+}
+}  // namespace
+
+// A pool of the application's outlives the loop: a call whose awaiter went away finishes after
+// corio::run has closed and destroyed the loop, and its result is dropped without touching the
+// loop (a use-after-free under ASan / TSan before).
+TEST(ExecutorLoopLifetime, CallFinishingAfterItsLoopIsDestroyedIsDropped) {
+    ThreadPool pool(1);
+    Gate gate;
+    std::atomic<bool> ran{false};
+    EXPECT_TRUE(corio::run(abandon_a_running_call(&pool, &gate, &ran)));
+    gate.open();
+    pool.shutdown();  // joins the worker: its completion has been handled (dropped) by now
+    EXPECT_TRUE(ran.load());
+}
+

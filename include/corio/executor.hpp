@@ -42,11 +42,15 @@ public:
     enum : int { Queued, Running, Finished, Dropped };
     std::atomic<int> state{Queued};
     std::stop_source stop;
-    EventLoop* loop = nullptr;
-    WaitNode* waiter = nullptr;  // touched on the loop thread only
+    EventLoop* loop = nullptr;        // for the loop thread only: it may be gone when a call ends
+    std::shared_ptr<LoopGate> gate;   // how the worker reaches the loop
+    WaitNode* waiter = nullptr;       // touched on the loop thread only
 
     // On the worker thread.
     virtual void run() noexcept = 0;
+    // On the worker thread, after run(): hands the job (and the worker's reference) back to its
+    // loop, or drops it if the loop has closed.
+    void post_back() noexcept;
     // Back on the loop thread.
     static void finished_on_loop(void* self) noexcept;
 

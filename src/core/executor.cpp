@@ -13,12 +13,33 @@ void ThreadJob::finished_on_loop(void* self) noexcept {
     job->release();
 }
 
+void ThreadJob::post_back() noexcept {
+    // A local owner: once posted, the loop thread may free the job (and its `gate`) while the
+    // lock is still held.
+    std::shared_ptr<LoopGate> g = std::move(gate);
+    {
+        std::lock_guard lock(g->mutex);
+        if (g->loop) {
+            try {
+                g->loop->schedule_threadsafe(*this);  // the worker's reference travels with it
+                return;
+            } catch (...) {
+                // Only std::bad_alloc growing the inbox (close() clears the gate before it
+                // refuses pushes): the result is lost.
+            }
+        }
+    }
+    release();  // the loop has closed, or is gone: nobody is waiting any more
+}
+
 void submit_job(ThreadPool& pool, ThreadJob* job) {
+    job->gate = job->loop->job_gate();
     job->loop->external_work_started();
     job->add_ref();  // the worker's
     try {
         pool.submit(job);
     } catch (...) {
+        job->gate.reset();
         job->loop->external_work_finished();
         job->release();
         throw;
@@ -91,12 +112,7 @@ void ThreadPool::worker() {
         if (job->state.compare_exchange_strong(expected, detail::ThreadJob::Running, std::memory_order_acq_rel)) {
             job->run();
             job->state.store(detail::ThreadJob::Finished, std::memory_order_release);
-            // Our reference travels with the completion to the loop thread.
-            try {
-                job->loop->schedule_threadsafe(*job);
-            } catch (...) {
-                job->release();  // the loop has closed: nobody is waiting any more
-            }
+            job->post_back();
         } else {
             job->release();
         }
