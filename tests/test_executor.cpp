@@ -610,3 +610,34 @@ TEST(ExecutorLoopLifetime, CallFinishingAfterItsLoopIsDestroyedIsDropped) {
     EXPECT_TRUE(ran.load());
 }
 
+// A pool shut down from another thread after the task has started to wait (here from the suspend
+// hook, which runs at that very point): the await fails with the pool's std::logic_error, and
+// the task is left waiting on nothing. A later cancel() is delivered at its next await and
+// touches neither the refused call nor the loop's count of outstanding work.
+CORIO_TEST(Executor, PoolShutDownAsTheTaskSuspendsFailsTheAwaitCleanly) {
+    EventLoop& loop = get_running_loop();
+    ThreadPool pool(1);
+    auto call = run_in_executor(pool, [] { return 1; });
+    loop.set_suspend_hook([&pool](detail::TaskBase&) { pool.shutdown(); });
+    std::string refusal;
+    try {
+        int v = co_await call;
+        (void)v;
+    } catch (const std::logic_error& e) {
+        refusal = e.what();
+    }
+    loop.set_suspend_hook({});
+    EXPECT_EQ(refusal, "cannot schedule new calls after shutdown");
+    EXPECT_EQ(loop.external_work(), 0u);
+    EXPECT_TRUE(current_task().cancel("after refusal"));
+    EXPECT_EQ(loop.external_work(), 0u);
+    std::optional<std::string> msg;
+    try {
+        auto s = sleep(0s);
+        co_await s;
+    } catch (const CancelledError& e) {
+        msg = e.what();
+    }
+    EXPECT_EQ(msg, std::optional<std::string>("after refusal"));
+    current_task().uncancel();
+}

@@ -32,21 +32,21 @@ void ThreadJob::post_back() noexcept {
     release();  // the loop has closed, or is gone: nobody is waiting any more
 }
 
-void submit_job(ThreadPool& pool, ThreadJob* job) {
+bool submit_job(ThreadPool& pool, ThreadJob* job) noexcept {
     job->gate = job->loop->job_gate();
     job->loop->external_work_started();
     job->add_ref();  // the worker's
     try {
         pool.submit(job);
+        return true;
     } catch (...) {
+        job->error = std::current_exception();
         job->gate.reset();
         job->loop->external_work_finished();
         job->release();
-        throw;
+        return false;
     }
 }
-
-bool pool_accepting(ThreadPool& pool) { return pool.accepting(); }
 
 void cancel_job(ThreadJob* job) noexcept {
     int expected = ThreadJob::Queued;
