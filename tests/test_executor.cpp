@@ -496,3 +496,148 @@ TEST(RunCoroutineThreadsafe, SubmitsToALoopRunningOnAnotherThread) {
         EXPECT_STREQ(e.what(), "self");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Pool threads, loop lifetimes, shut-down executors
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+// Two calls that can only finish together: each waits (bounded) for the other to arrive.
+struct Rendezvous {
+    std::mutex m;
+    std::condition_variable cv;
+    int arrived = 0;
+    bool meet() {
+        std::unique_lock lock(m);
+        ++arrived;
+        cv.notify_all();
+        return cv.wait_for(lock, 5s, [&] { return arrived >= 2; });
+    }
+};
+
+Coro<bool> meet_on(ThreadPool* pool, Rendezvous* r) {
+    auto call = run_in_executor(*pool, [r] { return r->meet(); });
+    bool met = co_await std::move(call);
+    co_return met;
+}
+}  // namespace
+
+// Calls submitted back to back while one thread sits idle each get a thread (up to
+// max_threads): the idle thread counted for the first is not counted again for the second
+// (they ran one after the other before, and two calls that must overlap never met).
+CORIO_TEST(Executor, BackToBackCallsGetTheirOwnThreadsWhileOneIsIdle) {
+    ThreadPool pool(2);
+    for (int round = 0; round < 10; ++round) {
+        // Leaves at least one pool thread idle, or on its way back to idle.
+        auto warm = run_in_executor(pool, [] { return 0; });
+        int w = co_await std::move(warm);
+        (void)w;
+        Rendezvous r;
+        Task<bool> a = create_task(meet_on(&pool, &r));
+        Task<bool> b = create_task(meet_on(&pool, &r));
+        bool met_a = co_await a;
+        bool met_b = co_await b;
+        EXPECT_TRUE(met_a) << "round " << round;
+        EXPECT_TRUE(met_b) << "round " << round;
+        if (!met_a || !met_b) break;
+    }
+}
+
+// asyncio's loop.run_in_executor(None, ...) after shutdown_default_executor(): RuntimeError.
+// Here std::logic_error, as from any shut-down executor; no new default pool is made.
+CORIO_TEST(Executor, ToThreadAfterShutdownDefaultExecutorIsRefused) {
+    EventLoop& loop = get_running_loop();
+    auto first = to_thread([] { return 1; });
+    int v = co_await std::move(first);
+    EXPECT_EQ(v, 1);
+    loop.shutdown_default_executor();
+    std::string refusal;
+    try {
+        auto call = to_thread([] { return 2; });
+        int w = co_await std::move(call);
+        (void)w;
+    } catch (const std::logic_error& e) {
+        refusal = e.what();
+    }
+    EXPECT_EQ(refusal, "cannot schedule new calls after shutdown");
+    bool refused_again = false;
+    try {
+        (void)loop.default_executor();
+    } catch (const std::logic_error&) {
+        refused_again = true;
+    }
+    EXPECT_TRUE(refused_again);
+}
+
+namespace {
+Coro<int> await_call_on(ThreadPool* pool, Gate* gate, LoopSignal* started, std::atomic<bool>* ran) {
+    auto work = [gate, started, ran] {
+        started->set_from_any_thread();
+        ran->store(gate->wait());
+        return 1;
+    };
+    auto call = run_in_executor(*pool, work);
+    int v = co_await std::move(call);
+    co_return v;
+}
+
+// Leaves a call running on `pool` with nobody waiting for it, and returns (the loop then goes).
+Coro<bool> abandon_a_running_call(ThreadPool* pool, Gate* gate, std::atomic<bool>* ran) {
+    LoopSignal started;
+    Task<int> t = create_task(await_call_on(pool, gate, &started, ran));
+    co_await started.future();
+    t.cancel();
+    bool cancelled = false;
+    try {
+        co_await t;
+    } catch (const CancelledError&) {
+        cancelled = true;
+    }
+    co_return cancelled;
+}
+}  // namespace
+
+// A pool of the application's outlives the loop: a call whose awaiter went away finishes after
+// corio::run has closed and destroyed the loop, and its result is dropped without touching the
+// loop (a use-after-free under ASan / TSan before).
+TEST(ExecutorLoopLifetime, CallFinishingAfterItsLoopIsDestroyedIsDropped) {
+    ThreadPool pool(1);
+    Gate gate;
+    std::atomic<bool> ran{false};
+    EXPECT_TRUE(corio::run(abandon_a_running_call(&pool, &gate, &ran)));
+    gate.open();
+    pool.shutdown();  // joins the worker: its completion has been handled (dropped) by now
+    EXPECT_TRUE(ran.load());
+}
+
+// A pool shut down from another thread after the task has started to wait (here from the suspend
+// hook, which runs at that very point): the await fails with the pool's std::logic_error, and
+// the task is left waiting on nothing. A later cancel() is delivered at its next await and
+// touches neither the refused call nor the loop's count of outstanding work.
+CORIO_TEST(Executor, PoolShutDownAsTheTaskSuspendsFailsTheAwaitCleanly) {
+    EventLoop& loop = get_running_loop();
+    ThreadPool pool(1);
+    auto call = run_in_executor(pool, [] { return 1; });
+    loop.set_suspend_hook([&pool](detail::TaskBase&) { pool.shutdown(); });
+    std::string refusal;
+    try {
+        int v = co_await call;
+        (void)v;
+    } catch (const std::logic_error& e) {
+        refusal = e.what();
+    }
+    loop.set_suspend_hook({});
+    EXPECT_EQ(refusal, "cannot schedule new calls after shutdown");
+    EXPECT_EQ(loop.external_work(), 0u);
+    EXPECT_TRUE(current_task().cancel("after refusal"));
+    EXPECT_EQ(loop.external_work(), 0u);
+    std::optional<std::string> msg;
+    try {
+        auto s = sleep(0s);
+        co_await s;
+    } catch (const CancelledError& e) {
+        msg = e.what();
+    }
+    EXPECT_EQ(msg, std::optional<std::string>("after refusal"));
+    current_task().uncancel();
+}

@@ -42,11 +42,16 @@ public:
     enum : int { Queued, Running, Finished, Dropped };
     std::atomic<int> state{Queued};
     std::stop_source stop;
-    EventLoop* loop = nullptr;
-    WaitNode* waiter = nullptr;  // touched on the loop thread only
+    EventLoop* loop = nullptr;        // for the loop thread only: it may be gone when a call ends
+    std::shared_ptr<LoopGate> gate;   // how the worker reaches the loop
+    WaitNode* waiter = nullptr;       // touched on the loop thread only
+    std::exception_ptr error;         // what the call threw, or why the pool refused it
 
     // On the worker thread.
     virtual void run() noexcept = 0;
+    // On the worker thread, after run(): hands the job (and the worker's reference) back to its
+    // loop, or drops it if the loop has closed.
+    void post_back() noexcept;
     // Back on the loop thread.
     static void finished_on_loop(void* self) noexcept;
 
@@ -66,11 +71,11 @@ public:
                 value_.emplace(call());
             }
         } catch (...) {
-            error_ = std::current_exception();
+            error = std::current_exception();
         }
     }
     R take() {
-        if (error_) std::rethrow_exception(error_);
+        if (error) std::rethrow_exception(error);
         if constexpr (!std::is_void_v<R>) return std::move(*value_);
     }
 
@@ -83,11 +88,11 @@ private:
     }
     F fn_;
     std::conditional_t<std::is_void_v<R>, char, std::optional<R>> value_{};
-    std::exception_ptr error_;
 };
 
-void submit_job(ThreadPool& pool, ThreadJob* job);
-bool pool_accepting(ThreadPool& pool);
+// False when the pool refuses the job (shut down, or no thread could start): the reason is in
+// job->error.
+bool submit_job(ThreadPool& pool, ThreadJob* job) noexcept;
 void cancel_job(ThreadJob* job) noexcept;
 
 // The awaitable returned by to_thread / run_in_executor.
@@ -106,13 +111,15 @@ public:
 
     bool await_ready() const noexcept { return false; }
     bool await_suspend(std::coroutine_handle<> h) {
-        if (!pool_accepting(*pool_)) throw std::logic_error("cannot schedule new calls after shutdown");
         if (!suspend(h)) return false;
         job_->waiter = this;
         job_->loop = task_loop();
         // Handing the job to a worker is the very last act: nothing of this frame is touched
         // after it (clang may otherwise write to the frame after the hand-off, llvm #56301).
-        submit_job(*pool_, job_);
+        // A refusal is not thrown from here: the task is already registered as waiting on this
+        // node, so it fails the await on the next tick instead (the pool may be shut down by
+        // another thread at any point, even after a check).
+        if (!submit_job(*pool_, job_)) wake();
         return true;
     }
     R await_resume() {

@@ -55,6 +55,15 @@ inline bool fires_before(const TimerNode& a, const TimerNode& b) noexcept {
 
 struct CallbackNode;
 struct TimerCallbackNode;
+
+// What a pool thread reaches the loop through, instead of the loop itself: a call may finish
+// after its loop has been closed and destroyed (a pool of the application's outlives it).
+// close() clears `loop` under `mutex`; each job shares ownership of the gate.
+struct LoopGate {
+    explicit LoopGate(EventLoop* l) noexcept : loop(l) {}
+    std::mutex mutex;
+    EventLoop* loop;
+};
 struct SignalState;
 void destroy_signal_state(SignalState* s) noexcept;
 
@@ -173,6 +182,8 @@ public:
     bool remove_signal_handler(int sig);
 
     IoBackend& backend() noexcept { return *backend_; }
+    // Throws std::logic_error once shutdown_default_executor() has been called (asyncio's
+    // RuntimeError), rather than making a new pool.
     ThreadPool& default_executor();
     void shutdown_default_executor();
 
@@ -180,8 +191,9 @@ public:
     // A task's next step goes on the ready queue (no allocation in steady state).
     void schedule(detail::TaskBase& task) { ready_push(std::uintptr_t(&task) | kReadyTask); }
     // An executor call that finished on another thread comes back to the loop; throws
-    // std::logic_error once the loop is closed.
+    // std::logic_error once the loop is closed. Pool threads call it through job_gate() only.
     void schedule_threadsafe(detail::ThreadJob& job) { push_threadsafe(std::uintptr_t(&job) | kReadyThreadJob); }
+    const std::shared_ptr<detail::LoopGate>& job_gate() const noexcept { return job_gate_; }
     void add_timer(detail::TimerNode& node);
     void remove_timer(detail::TimerNode& node) noexcept;
 
@@ -293,6 +305,8 @@ private:
 
     ExceptionHandler handler_;
     std::unique_ptr<ThreadPool> default_executor_;
+    bool default_executor_shut_down_ = false;
+    std::shared_ptr<detail::LoopGate> job_gate_;
     bool running_ = false;
     bool stopping_ = false;
     std::atomic<bool> closed_{false};

@@ -13,19 +13,40 @@ void ThreadJob::finished_on_loop(void* self) noexcept {
     job->release();
 }
 
-void submit_job(ThreadPool& pool, ThreadJob* job) {
+void ThreadJob::post_back() noexcept {
+    // A local owner: once posted, the loop thread may free the job (and its `gate`) while the
+    // lock is still held.
+    std::shared_ptr<LoopGate> g = std::move(gate);
+    {
+        std::lock_guard lock(g->mutex);
+        if (g->loop) {
+            try {
+                g->loop->schedule_threadsafe(*this);  // the worker's reference travels with it
+                return;
+            } catch (...) {
+                // Only std::bad_alloc growing the inbox (close() clears the gate before it
+                // refuses pushes): the result is lost.
+            }
+        }
+    }
+    release();  // the loop has closed, or is gone: nobody is waiting any more
+}
+
+bool submit_job(ThreadPool& pool, ThreadJob* job) noexcept {
+    job->gate = job->loop->job_gate();
     job->loop->external_work_started();
     job->add_ref();  // the worker's
     try {
         pool.submit(job);
+        return true;
     } catch (...) {
+        job->error = std::current_exception();
+        job->gate.reset();
         job->loop->external_work_finished();
         job->release();
-        throw;
+        return false;
     }
 }
-
-bool pool_accepting(ThreadPool& pool) { return pool.accepting(); }
 
 void cancel_job(ThreadJob* job) noexcept {
     int expected = ThreadJob::Queued;
@@ -54,17 +75,27 @@ bool ThreadPool::accepting() {
 }
 
 void ThreadPool::submit(detail::ThreadJob* job) {
-    bool spawn = false;
     {
         std::lock_guard lock(mutex_);
         if (stopping_) throw std::logic_error("cannot schedule new calls after shutdown");
         queue_.push_back(job);
-        if (idle_ == 0 && threads_.size() < max_threads_) {
-            spawn = true;
-            threads_.emplace_back([this] { worker(); });
+        // A notified thread counts as idle until it wakes, so idle threads are matched against
+        // every queued call, not just this one: two calls submitted back to back with one idle
+        // thread get a second thread.
+        if (queue_.size() > idle_ && threads_.size() < max_threads_) {
+            try {
+                threads_.emplace_back([this] { worker(); });
+                return;  // the new thread finds the job without a notification
+            } catch (...) {
+                // No thread could start: the threads there are will get to the job, if any.
+                if (threads_.empty()) {
+                    queue_.pop_back();
+                    throw;
+                }
+            }
         }
     }
-    if (!spawn) cv_.notify_one();
+    cv_.notify_one();
 }
 
 void ThreadPool::worker() {
@@ -81,12 +112,7 @@ void ThreadPool::worker() {
         if (job->state.compare_exchange_strong(expected, detail::ThreadJob::Running, std::memory_order_acq_rel)) {
             job->run();
             job->state.store(detail::ThreadJob::Finished, std::memory_order_release);
-            // Our reference travels with the completion to the loop thread.
-            try {
-                job->loop->schedule_threadsafe(*job);
-            } catch (...) {
-                job->release();  // the loop has closed: nobody is waiting any more
-            }
+            job->post_back();
         } else {
             job->release();
         }

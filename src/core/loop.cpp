@@ -130,7 +130,8 @@ Clock::time_point TimerHandle::when() const noexcept { return node_ ? node_->whe
 EventLoop::EventLoop(std::unique_ptr<IoBackend> backend)
     : backend_(backend ? std::move(backend) : make_default_backend()),
       ready_(new std::uintptr_t[256]),
-      ready_capacity_(256) {
+      ready_capacity_(256),
+      job_gate_(std::make_shared<detail::LoopGate>(this)) {
     if (const char* env = std::getenv("CORIO_DEBUG"); env && *env && std::string(env) != "0") debug_ = true;
     if (const char* env = std::getenv("CORIO_SHUFFLE_SEED"); env && *env) shuffle_state_ = std::strtoull(env, nullptr, 10);
     // Writing to a closed peer must be an EPIPE error, never a process-killing signal, whatever
@@ -444,6 +445,11 @@ void EventLoop::close() {
     signals_.reset();
     shutdown_default_executor();  // its last completions land in the inbox
     {
+        // Calls still running on pools of the application's drop their results from here on.
+        std::lock_guard lock(job_gate_->mutex);
+        job_gate_->loop = nullptr;
+    }
+    {
         std::lock_guard lock(inbox_mutex_);
         closed_.store(true, std::memory_order_relaxed);  // from here on, other threads are refused
     }
@@ -453,11 +459,13 @@ void EventLoop::close() {
 
 ThreadPool& EventLoop::default_executor() {
     check_open();
+    if (default_executor_shut_down_) throw std::logic_error("cannot schedule new calls after shutdown");
     if (!default_executor_) default_executor_ = std::make_unique<ThreadPool>(ThreadPool::default_size());
     return *default_executor_;
 }
 
 void EventLoop::shutdown_default_executor() {
+    default_executor_shut_down_ = true;
     if (default_executor_) {
         default_executor_->shutdown();
         default_executor_.reset();
