@@ -185,3 +185,58 @@ TEST(TestingTimeLimit, BodyWithinTheLimitPasses) {
     EXPECT_TRUE(failures.empty()) << joined(failures);
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
 }
+
+// An inner clock hands the virtual time it reached to the enclosing one: time never goes back,
+// and a sleep started under the inner clock completes in the outer one's virtual time.
+CORIO_TEST(TestingMockClock, InnerClockHandsItsTimeToTheEnclosingOne) {
+    corio::testing::MockClock outer;
+    const Clock::time_point start = outer.now();
+    Task<> sleeper;
+    Clock::time_point inner_end;
+    {
+        corio::testing::MockClock inner;
+        auto hour = sleep(1h);
+        co_await std::move(hour);
+        sleeper = create_task([]() -> Coro<> {
+            auto s = sleep(1s);
+            co_await std::move(s);
+        }());
+        inner_end = get_running_loop().time();
+    }
+    EXPECT_GE(get_running_loop().time(), inner_end);
+    EXPECT_EQ(outer.now(), inner_end);
+    co_await sleeper;
+    EXPECT_DOUBLE_EQ(outer.seconds_since(start), 3601.0);
+}
+
+// Destroying the outermost clock puts the loop back on the real clock, which is behind the
+// virtual time reached: loop.time() goes back and a timer armed under the clock waits the
+// virtual time advanced, in real time. Fixing it needs the loop to keep an offset to the real
+// clock (see docs/reference/testing.md, MockClock); enable this test with that change.
+CORIO_TEST(TestingMockClock, DISABLED_OutermostClockKeepsLoopTimeMonotonic) {
+    Clock::time_point before_drop;
+    Task<> sleeper;
+    {
+        corio::testing::MockClock clock;
+        auto hour = sleep(1h);
+        co_await std::move(hour);
+        sleeper = create_task([]() -> Coro<> {
+            auto s = sleep(50ms);
+            co_await std::move(s);
+        }());
+        auto tick = sleep(0ms);
+        co_await std::move(tick);
+        before_drop = get_running_loop().time();
+    }
+    const double moved = std::chrono::duration<double>(get_running_loop().time() - before_drop).count();
+    EXPECT_GE(moved, 0.0) << "loop.time() went back when the clock was destroyed";
+    // 50 ms of the sleep are left, now in real time; a second is plenty.
+    bool finished = true;
+    try {
+        auto waiting = wait_for(sleeper, 1s);
+        co_await std::move(waiting);
+    } catch (const TimeoutError&) {
+        finished = false;
+    }
+    EXPECT_TRUE(finished) << "a 50 ms sleep armed under the clock had not finished after 1 s of real time";
+}
