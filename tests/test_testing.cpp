@@ -3,6 +3,16 @@
 #include <corio/testing.hpp>
 #include <gtest/gtest-spi.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
 using namespace corio;
 
 namespace {
@@ -46,4 +56,187 @@ TEST(TestingCoAssert, FailingTrueReportsTheConditionAndReturns) {
     reached_end = false;
     EXPECT_NONFATAL_FAILURE(corio::run(true_fails()), "1 + 1 == 3");
     EXPECT_FALSE(reached_end);
+}
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// Sets CORIO_TEST_TIMEOUT for one test and puts the previous value back.
+class ScopedTimeLimit {
+public:
+    explicit ScopedTimeLimit(const char* seconds) {
+        if (const char* old = std::getenv("CORIO_TEST_TIMEOUT")) previous_ = old;
+        ::setenv("CORIO_TEST_TIMEOUT", seconds, 1);
+    }
+    ~ScopedTimeLimit() {
+        if (previous_)
+            ::setenv("CORIO_TEST_TIMEOUT", previous_->c_str(), 1);
+        else
+            ::unsetenv("CORIO_TEST_TIMEOUT");
+    }
+    ScopedTimeLimit(const ScopedTimeLimit&) = delete;
+    ScopedTimeLimit& operator=(const ScopedTimeLimit&) = delete;
+
+private:
+    std::optional<std::string> previous_;
+};
+
+struct PlainFixture : corio::testing::AsyncTest {
+    void TestBody() override {}
+};
+
+// run_async_test's failures, intercepted: an overrun reports more than one, which
+// EXPECT_NONFATAL_FAILURE (exactly one) cannot take.
+std::vector<std::string> failures_of(std::function<Coro<>()> body) {
+    ::testing::TestPartResultArray results;
+    {
+        ::testing::ScopedFakeTestPartResultReporter reporter(
+            ::testing::ScopedFakeTestPartResultReporter::INTERCEPT_ONLY_CURRENT_THREAD, &results);
+        PlainFixture fixture;
+        corio::testing::run_async_test(fixture, std::move(body));
+    }
+    std::vector<std::string> out;
+    for (int i = 0; i < results.size(); ++i) out.emplace_back(results.GetTestPartResult(i).message());
+    return out;
+}
+
+bool any_contains(const std::vector<std::string>& messages, const std::string& part) {
+    return std::any_of(messages.begin(), messages.end(),
+                       [&](const std::string& m) { return m.find(part) != std::string::npos; });
+}
+
+std::string joined(const std::vector<std::string>& messages) {
+    std::string out;
+    for (auto& m : messages) out += m + "\n";
+    return out;
+}
+
+// Keeps one callback in the ready queue for as long as the loop runs, so that the loop's close()
+// drops it after the loop has started refusing other threads; its last copy then takes `delay`
+// (real time) to release.
+struct ReadyUntilClose {
+    std::shared_ptr<int> slow;
+    void operator()() const { get_running_loop().call_soon(ReadyUntilClose{slow}); }
+};
+
+std::shared_ptr<int> slow_to_release(std::chrono::milliseconds delay) {
+    return std::shared_ptr<int>(new int(0), [delay](int* p) {
+        std::this_thread::sleep_for(delay);
+        delete p;
+    });
+}
+
+}  // namespace
+
+TEST(TestingTimeLimit, FractionalSecondsAreRead) {
+    ScopedTimeLimit limit("0.25");
+    EXPECT_EQ(corio::testing::test_time_limit(), std::chrono::milliseconds(250));
+}
+
+TEST(TestingTimeLimit, UnreadableValueGivesTheDefault) {
+    ScopedTimeLimit limit("soon");
+    EXPECT_EQ(corio::testing::test_time_limit(), std::chrono::seconds(60));
+}
+
+// The watchdog cancels a body that outlives the limit; the test fails, it does not hang.
+TEST(TestingTimeLimit, OverrunningBodyIsCancelledAndFails) {
+    ScopedTimeLimit limit("0.2");
+    bool cancelled = false;
+    const auto t0 = std::chrono::steady_clock::now();
+    auto failures = failures_of([&cancelled]() -> Coro<> {
+        try {
+            auto s = sleep(30s);
+            co_await std::move(s);
+        } catch (const CancelledError&) {
+            cancelled = true;
+            throw;
+        }
+    });
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+    EXPECT_TRUE(cancelled);
+    EXPECT_TRUE(any_contains(failures, "ran longer than 0.2 s")) << joined(failures);
+    EXPECT_TRUE(any_contains(failures, "time limit ran out")) << joined(failures);
+}
+
+// The limit running out while Runner::close() runs (here: releasing a callback that close()
+// drops after the loop refuses other threads) used to end the process: the watchdog's
+// call_soon_threadsafe threw "Event loop is closed" on its own thread, or reached a loop already
+// destroyed. The overrun is a failure like any other.
+TEST(TestingTimeLimit, OverrunWhileTheLoopClosesFailsWithoutAborting) {
+    ScopedTimeLimit limit("0.2");
+    auto failures = failures_of([]() -> Coro<> {
+        get_running_loop().call_soon(ReadyUntilClose{slow_to_release(500ms)});
+        co_return;
+    });
+    ASSERT_EQ(failures.size(), 1u) << joined(failures);
+    EXPECT_TRUE(any_contains(failures, "ran longer than 0.2 s")) << joined(failures);
+    EXPECT_TRUE(any_contains(failures, "closing its loop included")) << joined(failures);
+}
+
+// A body within its limit reports nothing, and the watchdog is not waited for.
+TEST(TestingTimeLimit, BodyWithinTheLimitPasses) {
+    ScopedTimeLimit limit("30");
+    const auto t0 = std::chrono::steady_clock::now();
+    auto failures = failures_of([]() -> Coro<> {
+        auto s = sleep(1ms);
+        co_await std::move(s);
+    });
+    EXPECT_TRUE(failures.empty()) << joined(failures);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+}
+
+// An inner clock hands the virtual time it reached to the enclosing one: time never goes back,
+// and a sleep started under the inner clock completes in the outer one's virtual time.
+CORIO_TEST(TestingMockClock, InnerClockHandsItsTimeToTheEnclosingOne) {
+    corio::testing::MockClock outer;
+    const Clock::time_point start = outer.now();
+    Task<> sleeper;
+    Clock::time_point inner_end;
+    {
+        corio::testing::MockClock inner;
+        auto hour = sleep(1h);
+        co_await std::move(hour);
+        sleeper = create_task([]() -> Coro<> {
+            auto s = sleep(1s);
+            co_await std::move(s);
+        }());
+        inner_end = get_running_loop().time();
+    }
+    EXPECT_GE(get_running_loop().time(), inner_end);
+    EXPECT_EQ(outer.now(), inner_end);
+    co_await sleeper;
+    EXPECT_DOUBLE_EQ(outer.seconds_since(start), 3601.0);
+}
+
+// Destroying the outermost clock puts the loop back on the real clock, which is behind the
+// virtual time reached: loop.time() goes back and a timer armed under the clock waits the
+// virtual time advanced, in real time. Fixing it needs the loop to keep an offset to the real
+// clock (see docs/reference/testing.md, MockClock); enable this test with that change.
+CORIO_TEST(TestingMockClock, DISABLED_OutermostClockKeepsLoopTimeMonotonic) {
+    Clock::time_point before_drop;
+    Task<> sleeper;
+    {
+        corio::testing::MockClock clock;
+        auto hour = sleep(1h);
+        co_await std::move(hour);
+        sleeper = create_task([]() -> Coro<> {
+            auto s = sleep(50ms);
+            co_await std::move(s);
+        }());
+        auto tick = sleep(0ms);
+        co_await std::move(tick);
+        before_drop = get_running_loop().time();
+    }
+    const double moved = std::chrono::duration<double>(get_running_loop().time() - before_drop).count();
+    EXPECT_GE(moved, 0.0) << "loop.time() went back when the clock was destroyed";
+    // 50 ms of the sleep are left, now in real time; a second is plenty.
+    bool finished = true;
+    try {
+        auto waiting = wait_for(sleeper, 1s);
+        co_await std::move(waiting);
+    } catch (const TimeoutError&) {
+        finished = false;
+    }
+    EXPECT_TRUE(finished) << "a 50 ms sleep armed under the clock had not finished after 1 s of real time";
 }

@@ -44,6 +44,10 @@ public:
         loop_->install_virtual_time(&vt_);
     }
     ~MockClock() {
+        // The outermost clock hands the loop back to the real clock, which is behind the virtual
+        // time reached: loop time goes back and timers armed under the clock wait in real time.
+        // Only the loop can fix that (an offset to the real clock kept past install_virtual_time);
+        // see docs/reference/testing.md, MockClock.
         if (previous_) previous_->now = vt_.now;
         loop_->install_virtual_time(previous_);
     }
@@ -155,8 +159,14 @@ public:
     virtual Coro<> TearDownAsync() { co_return; }
 };
 
-inline std::chrono::seconds test_time_limit() {
-    if (const char* s = std::getenv("CORIO_TEST_TIMEOUT"); s && *s) return std::chrono::seconds(std::atoi(s));
+// CORIO_TEST_TIMEOUT in seconds, fractions allowed (the harness's own tests need a short limit).
+inline std::chrono::milliseconds test_time_limit() {
+    if (const char* s = std::getenv("CORIO_TEST_TIMEOUT"); s && *s) {
+        char* end = nullptr;
+        const double seconds = std::strtod(s, &end);
+        if (end != s && seconds >= 0)
+            return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double>(seconds));
+    }
     return std::chrono::seconds(60);
 }
 
@@ -194,6 +204,8 @@ inline void run_async_test(AsyncTest& fixture, std::function<Coro<>()> make_body
     loop.set_exception_handler(
         [&](EventLoop&, const ExceptionContext& c) { reports.push_back(format_report(c)); });
 
+    const std::chrono::milliseconds limit = test_time_limit();
+    const auto started = std::chrono::steady_clock::now();
     std::mutex m;
     std::condition_variable cv;
     bool finished = false;
@@ -201,13 +213,32 @@ inline void run_async_test(AsyncTest& fixture, std::function<Coro<>()> make_body
     AnyTask main;
     std::thread watchdog([&] {
         std::unique_lock lock(m);
-        if (!cv.wait_for(lock, test_time_limit(), [&] { return finished; })) {
-            timed_out = true;
-            loop.call_soon_threadsafe([&] {
+        if (cv.wait_for(lock, limit, [&] { return finished; })) return;
+        timed_out = true;
+        // An exception escaping a std::thread ends the process: the overrun is reported as a
+        // failure instead, whether or not the cancellation could be delivered.
+        try {
+            loop.call_soon_threadsafe([&main] {
                 if (main) main.cancel("the test's time limit ran out");
             });
+        } catch (...) {
         }
     });
+    // The watchdog must be gone before Runner::close() closes and destroys the loop it posts to
+    // (also when something below throws: a joinable std::thread's destructor ends the process).
+    auto stop_watchdog = [&]() noexcept {
+        if (!watchdog.joinable()) return;
+        {
+            std::lock_guard lock(m);
+            finished = true;
+        }
+        cv.notify_all();
+        watchdog.join();
+    };
+    struct StopAtExit {
+        decltype(stop_watchdog)& stop;
+        ~StopAtExit() { stop(); }
+    } stop_at_exit{stop_watchdog};
 
     auto body = [&]() -> Coro<> {
         main = current_task();
@@ -259,14 +290,22 @@ inline void run_async_test(AsyncTest& fixture, std::function<Coro<>()> make_body
     } catch (...) {
         ADD_FAILURE() << "the test threw an unknown exception";
     }
+    stop_watchdog();
     runner.close();
-    {
-        std::lock_guard lock(m);
-        finished = true;
+    const auto took = std::chrono::steady_clock::now() - started;
+    // Formatted here: GoogleTest's messages print a double with all 17 digits.
+    auto to_seconds = [](auto d) {
+        std::ostringstream out;
+        out << std::chrono::duration<double>(d).count();
+        return out.str();
+    };
+    if (timed_out) {
+        ADD_FAILURE() << "the test ran longer than " << to_seconds(limit) << " s";
+    } else if (took > limit) {
+        // Nothing is left to cancel while the runner shuts down; the overrun still fails the test.
+        ADD_FAILURE() << "the test ran longer than " << to_seconds(limit) << " s (" << to_seconds(took)
+                      << " s, closing its loop included)";
     }
-    cv.notify_all();
-    watchdog.join();
-    if (timed_out) ADD_FAILURE() << "the test ran longer than " << test_time_limit().count() << " s";
     for (auto& r : reports) ADD_FAILURE() << "reported by the event loop: " << r;
     // Nothing may outlive the test's loop: every socket, pipe and process fd is closed.
     const std::vector<std::string> fds_after = open_fds();
