@@ -132,13 +132,21 @@ CORIO_TEST(NetFaults, PeerResetIsConnectionResetOrEof) {
         // Linux reports the RST as ECONNRESET; a kernel that reports EOF instead is fine too.
         if (error) {
             EXPECT_EQ(error->code().value(), ECONNRESET) << error->what();
+            // As asyncio's reader keeps its exception(): every later read throws it again
+            // (never a clean EOF, which would pass a truncated stream off as complete).
+            EXPECT_FALSE(link.ours.first.at_eof());
+            EXPECT_TRUE(link.ours.first.exception() != nullptr);
+            CO_CATCH(std::system_error, again, link.ours.first.read(-1));
+            EXPECT_TRUE(again.has_value());
+            if (again) {
+                EXPECT_EQ(again->code().value(), ECONNRESET);
+            }
         } else {
             EXPECT_EQ(data, "");
+            EXPECT_TRUE(link.ours.first.at_eof());
+            std::string after = co_await link.ours.first.read(-1);
+            EXPECT_EQ(after, "");
         }
-        EXPECT_TRUE(link.ours.first.at_eof());
-        // After the error the stream reads as ended: no second error, no hang.
-        std::string after = co_await link.ours.first.read(-1);
-        EXPECT_EQ(after, "");
         link.ours.second.close();
         co_await link.ours.second.wait_closed();
     };
@@ -227,14 +235,21 @@ CORIO_TEST(NetFaults, PeerResetAfterABurstGivesAPrefixOfItThenTheError) {
         } catch (const std::system_error& e) {
             error = e;
         }
-        if (error) {
-            EXPECT_EQ(error->code().value(), ECONNRESET) << error->what();
-        }
         EXPECT_LE(got.size(), sent);
         EXPECT_TRUE(got == payload.substr(0, got.size())) << "bytes out of order or invented";
-        EXPECT_TRUE(reader.at_eof());
-        std::string after = co_await reader.read(-1);
-        EXPECT_EQ(after, "");
+        if (error) {
+            EXPECT_EQ(error->code().value(), ECONNRESET) << error->what();
+            EXPECT_FALSE(reader.at_eof());
+            CO_CATCH(std::system_error, again, reader.read(-1));
+            EXPECT_TRUE(again.has_value());
+            if (again) {
+                EXPECT_EQ(again->code().value(), ECONNRESET);
+            }
+        } else {
+            EXPECT_TRUE(reader.at_eof());
+            std::string after = co_await reader.read(-1);
+            EXPECT_EQ(after, "");
+        }
         link.ours.second.close();
         co_await link.ours.second.wait_closed();
     };
@@ -673,4 +688,41 @@ TEST(NetFaultsLoopClose, ConnectionStuckFlushingIsReleasedWhenTheLoopCloses) {
                         "StreamWriter::abort() to drop such a connection (asyncio's transport.abort())";
     }
     EXPECT_EQ(after, before);
+}
+
+CORIO_TEST(NetFaults, AReadErrorIsRaisedAgainByEveryLaterRead) {
+    // asyncio's reader keeps the connection's exception(): a later read never passes the
+    // reset off as a clean end (which would let a truncated message look complete).
+    auto scenario = []() -> Coro<> {
+        RawLink link = co_await raw_link();
+        reset(link.peer);
+        auto& reader = link.ours.first;
+        CO_CATCH(std::system_error, first, reader.read(100));
+        if (!first) {
+            // A kernel that reports the RST as EOF has no error to keep.
+            link.ours.second.close();
+            co_return;
+        }
+        EXPECT_EQ(first->code().value(), ECONNRESET);
+        EXPECT_FALSE(reader.at_eof());
+        std::exception_ptr kept = reader.exception();
+        EXPECT_TRUE(kept != nullptr);
+        CO_CATCH(std::system_error, by_read, reader.read(100));
+        CO_CATCH(std::system_error, by_readline, reader.readline());
+        CO_CATCH(std::system_error, by_readexactly, reader.readexactly(1));
+        CO_CATCH(std::system_error, by_readuntil, reader.readuntil("\r\n"));
+        std::vector<char> buf(16);
+        CO_CATCH(std::system_error, by_read_into, reader.read_into(buf));
+        for (const auto* e : {&by_read, &by_readline, &by_readexactly, &by_readuntil, &by_read_into}) {
+            EXPECT_TRUE(e->has_value());
+            if (e->has_value()) {
+                EXPECT_EQ((*e)->code().value(), ECONNRESET);
+            }
+        }
+        link.ours.second.close();
+        Coro<> closed = link.ours.second.wait_closed();
+        co_await std::move(closed);
+    };
+    Coro<> checked = without_leaks(scenario);
+    co_await std::move(checked);
 }

@@ -362,3 +362,81 @@ CORIO_TEST(UnixServer, StartingOverAStaleSocketFile) {
     }
     co_await server->aclose();
 }
+
+// --------------------------------------------------------------------------------------------
+// An fd number that comes back for a new socket is a new file to the backend
+
+namespace {
+
+std::pair<Socket, Socket> unix_socket_pair() {
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0)
+        throw std::system_error(errno, std::generic_category(), "socketpair");
+    return {Socket(fds[0]), Socket(fds[1])};
+}
+
+// A receive that waits (so that the backend knows the fd), then gives up.
+Coro<> recv_then_give_up(Socket* s) {
+    Task<std::string> receiving = create_task(sock_recv(*s, 10));
+    for (int i = 0; i < 3; ++i) co_await sleep(0ms);
+    receiving.cancel();
+    try {
+        co_await receiving;
+    } catch (const CancelledError&) {
+    }
+}
+
+// On a new pair whose first socket should get `expected_fd`: what a waiting receive gets.
+Coro<std::string> recv_on_a_new_pair(int expected_fd) {
+    corio::testing::MockClock clock;  // a hang shows as a timeout, at once
+    auto [a, b] = unix_socket_pair();
+    EXPECT_EQ(a.fileno(), expected_fd) << "the new socket should reuse the number";
+    Task<std::string> receiving = create_task(sock_recv(a, 10));
+    for (int i = 0; i < 3; ++i) co_await sleep(0ms);
+    Coro<> sending = sock_sendall(b, "hello");
+    co_await std::move(sending);
+    Coro<std::string> bounded = wait_for(std::move(receiving), 5s);
+    try {
+        co_return co_await std::move(bounded);
+    } catch (const TimeoutError&) {
+    }
+    co_return "timeout";
+}
+
+struct SocketHolder {
+    Socket s;
+    Socket peer;
+};
+
+Coro<> open_and_wait_once(SocketHolder* h) {
+    auto [a, b] = unix_socket_pair();
+    h->s = std::move(a);
+    h->peer = std::move(b);
+    Coro<> waiting = recv_then_give_up(&h->s);
+    co_await std::move(waiting);
+}
+
+}  // namespace
+
+TEST(SocketClose, ASocketClosedBetweenRunsLeavesTheBackendNothingStale) {
+    Runner runner;
+    SocketHolder h;
+    runner.run(open_and_wait_once(&h));
+    int fd = h.s.fileno();
+    h.s.close();  // while the loop does not run: its backend must forget the fd all the same
+    h.peer.close();
+    std::string got = runner.run(recv_on_a_new_pair(fd));
+    EXPECT_EQ(got, "hello");
+}
+
+CORIO_TEST(SocketFdReuse, AnFdClosedBehindCoriosBackDoesNotStrandTheNextFileWithItsNumber) {
+    auto [a, b] = unix_socket_pair();
+    Coro<> waiting = recv_then_give_up(&a);
+    co_await std::move(waiting);
+    int fd = a.release();
+    ::close(fd);  // without Socket::close(): the backend is not told
+    b.close();
+    Coro<std::string> receiving = recv_on_a_new_pair(fd);
+    std::string got = co_await std::move(receiving);
+    EXPECT_EQ(got, "hello");
+}

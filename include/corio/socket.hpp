@@ -16,6 +16,18 @@
 
 namespace corio {
 
+class EventLoop;
+class Socket;
+
+namespace detail {
+EventLoop* running_loop() noexcept;
+// Tells the backend of the loop that used `fd` (when it is still open, and not running on
+// another thread) and that of the running loop to forget it, before it is closed: a stale
+// registration would leave a new file with the same number waiting forever.
+void release_fd_on(EventLoop* loop, int fd) noexcept;
+void note_loop(Socket& s) noexcept;
+}  // namespace detail
+
 // An IPv4, IPv6 or Unix-domain socket address.
 class SocketAddress {
 public:
@@ -42,16 +54,18 @@ private:
     socklen_t length_ = 0;
 };
 
-// An owning, non-blocking socket. Closing it first tells the loop's backend to forget it.
+// An owning, non-blocking socket. Closing it first tells the backend of the loop it was made or
+// used on to forget it (even when that loop is not running at the time).
 class Socket {
 public:
     Socket() = default;
-    explicit Socket(int fd) noexcept : fd_(fd) {}
-    Socket(Socket&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+    explicit Socket(int fd) noexcept : fd_(fd), loop_(detail::running_loop()) {}
+    Socket(Socket&& o) noexcept : fd_(std::exchange(o.fd_, -1)), loop_(std::exchange(o.loop_, nullptr)) {}
     Socket& operator=(Socket&& o) noexcept {
         if (this != &o) {
             close();
             fd_ = std::exchange(o.fd_, -1);
+            loop_ = std::exchange(o.loop_, nullptr);
         }
         return *this;
     }
@@ -73,7 +87,9 @@ public:
     void shutdown(int how);
 
 private:
+    friend void detail::note_loop(Socket& s) noexcept;
     int fd_ = -1;
+    EventLoop* loop_ = nullptr;  // the loop whose backend may know fd_
 };
 
 // Resolves a host name off the loop thread (asyncio's loop.getaddrinfo).
@@ -89,10 +105,22 @@ Coro<std::pair<Socket, SocketAddress>> sock_accept_fd(int fd);
 Coro<> sock_connect_fd(int fd, SocketAddress address);
 }  // namespace detail
 
-inline Coro<> sock_connect(Socket& s, SocketAddress address) { return detail::sock_connect_fd(s.fileno(), std::move(address)); }
-inline Coro<std::pair<Socket, SocketAddress>> sock_accept(Socket& s) { return detail::sock_accept_fd(s.fileno()); }
+inline Coro<> sock_connect(Socket& s, SocketAddress address) {
+    detail::note_loop(s);
+    return detail::sock_connect_fd(s.fileno(), std::move(address));
+}
+inline Coro<std::pair<Socket, SocketAddress>> sock_accept(Socket& s) {
+    detail::note_loop(s);
+    return detail::sock_accept_fd(s.fileno());
+}
 // Up to n bytes; an empty string at end of stream.
-inline Coro<std::string> sock_recv(Socket& s, std::size_t n) { return detail::sock_recv_fd(s.fileno(), n); }
-inline Coro<> sock_sendall(Socket& s, std::string data) { return detail::sock_sendall_fd(s.fileno(), std::move(data)); }
+inline Coro<std::string> sock_recv(Socket& s, std::size_t n) {
+    detail::note_loop(s);
+    return detail::sock_recv_fd(s.fileno(), n);
+}
+inline Coro<> sock_sendall(Socket& s, std::string data) {
+    detail::note_loop(s);
+    return detail::sock_sendall_fd(s.fileno(), std::move(data));
+}
 
 }  // namespace corio

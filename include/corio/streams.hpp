@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -72,7 +73,10 @@ public:
     // Up to and including `separator`; IncompleteReadError at the end, LimitOverrunError past
     // the limit (the buffer is left intact).
     Coro<std::string> readuntil(std::string separator = "\n");
+    // The end was reached and the buffer is empty (false after an error, as in asyncio).
     bool at_eof() const noexcept;
+    // The OS error a read met (ECONNRESET...): every later read throws it again. Null if none.
+    std::exception_ptr exception() const noexcept;
     std::size_t limit() const noexcept;
 
 private:
@@ -116,7 +120,8 @@ struct ConnectOptions {
 // Connects to host:port (names resolved off the loop thread; each address tried in turn).
 Coro<StreamPair> open_connection(std::string host, std::uint16_t port, ConnectOptions options = {});
 Coro<StreamPair> open_unix_connection(std::string path, ConnectOptions options = {});
-// A reader/writer pair over an already connected socket (or pipe: it need not be a socket).
+// A reader/writer pair over an already connected socket (or pipe: it need not be a socket),
+// bound to the running loop (std::logic_error when none runs; using it from another loop too).
 StreamPair make_streams(Socket socket, std::size_t limit = default_stream_limit);
 
 namespace detail {

@@ -169,14 +169,21 @@ public:
             }
         }
         if (!st.registered) {
-            epoll_event ev{};
-            ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-            ev.data.fd = op.fd;
-            if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, op.fd, &ev) < 0) {
-                finish(op, -long(errno));
+            if (long r = watch(op.fd, EPOLL_CTL_ADD); r < 0) {
+                finish(op, r);
                 return;
             }
             st.registered = true;
+        } else if (st.readers.empty() && st.writers.empty() && st.event_round != round_) {
+            // The fd was idle, and no event has shown since this poll round began that the
+            // registration is still the kernel's: the file may have been closed without
+            // release_fd, and this one (same number) is then unknown to epoll, and no event
+            // would ever come. Re-arming costs one syscall per wait after a quiet spell; an
+            // echo's next read, in the round its event came, costs none.
+            if (long r = watch(op.fd, EPOLL_CTL_MOD); r < 0) {
+                finish(op, r);
+                return;
+            }
         }
         queue.push(&op);
         op.where_ = Queued;
@@ -256,6 +263,7 @@ public:
         epoll_event events[128];
         int n = ::epoll_wait(epfd_, events, 128, ms);
         if (n < 0 && errno != EINTR) throw std::system_error(errno, std::generic_category(), "epoll_wait");
+        ++round_;
         for (int i = 0; i < n; ++i) {
             int fd = events[i].data.fd;
             if (fd < 0) {
@@ -266,6 +274,7 @@ public:
             }
             if (std::size_t(fd) >= fds_.size()) continue;
             FdState& st = fds_[std::size_t(fd)];
+            st.event_round = round_;
             std::uint32_t ev = events[i].events;
             if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) {
                 st.read_ready = true;
@@ -307,7 +316,32 @@ private:
         bool read_ready = true;   // false: the last attempt would have blocked, no event since
         bool write_ready = true;
         bool read_closed = false;  // the peer hung up: reads never block again (sticky, as Tokio)
+        std::uint64_t event_round = 0;  // the poll round of the fd's last event
     };
+
+    // Registers the fd (op: ADD or MOD), edge-triggered for both directions. A registration
+    // that turns out stale (ADD: EEXIST, an fd closed and reopened behind our back while the
+    // old file lives on elsewhere; MOD: ENOENT, the old file is gone) is replaced. Readiness
+    // noted for the old file says nothing about this one: it is forgotten (the kernel reports
+    // what is ready now on the new registration). 0, or -errno.
+    long watch(int fd, int op) noexcept {
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+        ev.data.fd = fd;
+        if (::epoll_ctl(epfd_, op, fd, &ev) == 0) return 0;
+        if (op == EPOLL_CTL_ADD && errno == EEXIST) {
+            op = EPOLL_CTL_MOD;
+        } else if (op == EPOLL_CTL_MOD && errno == ENOENT) {
+            op = EPOLL_CTL_ADD;
+        } else {
+            return -long(errno);
+        }
+        if (::epoll_ctl(epfd_, op, fd, &ev) < 0) return -long(errno);
+        FdState& st = fds_[std::size_t(fd)];
+        st.read_ready = st.write_ready = true;
+        st.read_closed = false;
+        return 0;
+    }
 
     // What an attempt says about the fd: EAGAIN, or a read or write that came back short, means
     // it is drained (or full) until the next edge.
@@ -351,6 +385,7 @@ private:
     std::vector<FdState> fds_;
     OpQueue completed_;
     std::size_t pending_ = 0;
+    std::uint64_t round_ = 1;  // poll() calls that looked for events
 };
 
 }  // namespace

@@ -224,7 +224,14 @@ public:
         io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
         io_uring_sqe_set_data(sqe, &g_cancel_marker);
         // The fd is closed right after this: the cancellation must reach the kernel first.
-        io_uring_submit(&ring_);
+        // With deferred task work, a cancelled operation keeps its file until the task work
+        // runs, which is only when we ask for events: asked for now, so that the socket is
+        // gone once close() returns (a rebind to its port works, the peer sees EOF). The
+        // completions stay in the ring for poll().
+        if (deferred_)
+            io_uring_submit_and_get_events(&ring_);
+        else
+            io_uring_submit(&ring_);
     }
 
     void cancel_all() noexcept override {

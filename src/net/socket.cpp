@@ -110,10 +110,32 @@ Socket Socket::create(int family, int type, int protocol) {
 
 void Socket::close() noexcept {
     if (fd_ < 0) return;
-    if (EventLoop* loop = detail::running_loop()) loop->backend().release_fd(fd_);
+    detail::release_fd_on(loop_, fd_);
     ::close(fd_);
     fd_ = -1;
+    loop_ = nullptr;
 }
+
+namespace detail {
+
+bool loop_alive(const EventLoop* loop) noexcept;
+
+void release_fd_on(EventLoop* loop, int fd) noexcept {
+    EventLoop* running = running_loop();
+    // A loop that is not this thread's running one is only touched while it is idle: one
+    // running on another thread owns its backend. A closed loop's backend holds nothing more.
+    if (loop && loop != running && loop_alive(loop) && !loop->is_closed() && !loop->is_running())
+        loop->backend().release_fd(fd);
+    // The running loop may have used the fd too (through its number alone): forgetting an fd
+    // it never saw costs nothing.
+    if (running) running->backend().release_fd(fd);
+}
+
+void note_loop(Socket& s) noexcept {
+    if (EventLoop* loop = running_loop()) s.loop_ = loop;
+}
+
+}  // namespace detail
 
 void Socket::bind(const SocketAddress& a) {
     if (::bind(fd_, a.native(), a.length()) < 0) throw std::system_error(errno, std::generic_category(), "bind " + a.to_string());

@@ -16,6 +16,7 @@
 #include "corio/detail/byte_buffer.hpp"
 #include "corio/detail/task_base.hpp"
 #include "corio/loop.hpp"
+#include "corio/socket.hpp"
 
 namespace corio {
 namespace detail {
@@ -56,7 +57,38 @@ long direct_write(bool is_socket, int fd, iovec* iov, int count) noexcept {
 std::exception_ptr os_error(long negative_errno, const char* what) {
     return std::make_exception_ptr(std::system_error(int(-negative_errno), std::generic_category(), what));
 }
+
+struct LoopTokenService final : EventLoop::Service {
+    explicit LoopTokenService(std::shared_ptr<LoopToken> t) : token(std::move(t)) {}
+    ~LoopTokenService() override { token->open = false; }
+    std::shared_ptr<LoopToken> token;
+};
 }  // namespace
+
+std::shared_ptr<LoopToken> running_loop_token() {
+    EventLoop& loop = get_running_loop();
+    // A thread runs few loops: the open ones' tokens, looked up by address (closed ones go).
+    thread_local std::vector<std::shared_ptr<LoopToken>> tokens;
+    std::erase_if(tokens, [](const std::shared_ptr<LoopToken>& t) { return !t->open; });
+    for (const auto& t : tokens)
+        if (t->loop == &loop) return t;
+    auto token = std::make_shared<LoopToken>();
+    token->loop = &loop;
+    loop.add_service(std::make_unique<LoopTokenService>(token));
+    tokens.push_back(token);
+    return token;
+}
+
+void StreamTransport::throw_wrong_loop() const {
+    if (!token_->open)
+        throw std::logic_error("corio: this stream's event loop is closed (a stream belongs to the loop it was made on)");
+    throw std::logic_error("corio: this stream belongs to another event loop than the running one");
+}
+
+void StreamTransport::note_read_end(long r) noexcept {
+    eof_ = true;
+    if (r < 0 && r != -ECANCELED && !read_error_) read_error_ = os_error(r, "read");
+}
 
 long StreamTransport::read_now(char* data, std::size_t size, bool into_input) {
     if (!big_reads_) {
@@ -120,6 +152,8 @@ Coro<long> StreamTransport::wait_readable() {
 }
 
 Coro<> StreamTransport::fill(std::shared_ptr<StreamTransport> self) {
+    check_loop();
+    check_read_error();
     if (reading_) throw std::logic_error("read() called while another task is already waiting for incoming data");
     if (eof_) co_return;
     if (fd_ < 0) {
@@ -157,16 +191,16 @@ Coro<> StreamTransport::fill(std::shared_ptr<StreamTransport> self) {
             big_reads_ = std::size_t(r) >= io.op.length / 2;
         }
     }
-    if (r == 0 || r == -ECANCELED) {
-        eof_ = true;  // the peer closed, or our own close() took the fd away
-    } else if (r < 0) {
-        eof_ = true;
-        std::rethrow_exception(os_error(r, "read"));
+    if (r <= 0) {
+        note_read_end(r);  // the peer closed, or our own close() took the fd away, or the error
+        check_read_error();
     }
     (void)self;
 }
 
 Coro<std::size_t> StreamTransport::read_into(std::shared_ptr<StreamTransport> self, char* data, std::size_t size) {
+    check_loop();
+    check_read_error();
     if (size == 0) co_return 0;
     if (!input_.empty()) {
         std::size_t n = std::min(size, input_.size());
@@ -206,13 +240,14 @@ Coro<std::size_t> StreamTransport::read_into(std::shared_ptr<StreamTransport> se
         }
     }
     if (r > 0) co_return std::min(std::size_t(r), size);
-    eof_ = true;
-    if (r == 0 || r == -ECANCELED) co_return 0;
-    std::rethrow_exception(os_error(r, "read"));
+    note_read_end(r);
+    check_read_error();
     (void)self;
+    co_return 0;
 }
 
 void StreamTransport::write(std::string_view data) {
+    if (!loop_usable()) throw_wrong_loop();
     if (closing_ || eof_requested_) throw std::logic_error("corio: write() after close() or write_eof()");
     if (write_error_ || data.empty()) return;  // drain() reports the error
     if (!write_in_flight_ && fd_ >= 0 && (held_ || buffered() == 0)) {
@@ -249,11 +284,39 @@ void StreamTransport::hold(std::string_view data) {
     sending_.append(data);
     held_ = true;
     if (flush_scheduled_) return;
+    // The end-of-turn flush. Should the loop drop it unrun (it stopped for good, or closed),
+    // the write still goes out, as asyncio's write() would have sent it at once.
+    struct Flush {
+        std::shared_ptr<StreamTransport> self;
+        explicit Flush(std::shared_ptr<StreamTransport> t) noexcept : self(std::move(t)) {}
+        Flush(Flush&&) noexcept = default;
+        Flush& operator=(Flush&&) = delete;
+        ~Flush() {
+            if (!self) return;
+            self->flush_scheduled_ = false;
+            self->flush_directly();
+        }
+        void operator()() {
+            std::shared_ptr<StreamTransport> t = std::move(self);
+            t->flush_scheduled_ = false;
+            t->flush_held();
+        }
+    };
+    loop_->call_soon(Flush(shared_from_this()));
     flush_scheduled_ = true;
-    loop_->call_soon([self = shared_from_this()] {
-        self->flush_scheduled_ = false;
-        self->flush_held();
-    });
+}
+
+void StreamTransport::flush_directly() noexcept {
+    if (write_in_flight_ || fd_ < 0 || write_error_) return;
+    held_ = false;
+    for (;;) {
+        if (sending_.empty()) std::swap(sending_, pending_);
+        if (sending_.empty()) return;
+        iovec iov{const_cast<char*>(sending_.view().data()), sending_.size()};
+        long n = direct_write(is_socket_, fd_, &iov, 1);
+        if (n <= 0) return;  // full, or failed: what is left is lost with the connection
+        sending_.consume(std::size_t(n));
+    }
 }
 
 void StreamTransport::flush_held() {
@@ -312,6 +375,7 @@ void StreamTransport::after_output_progress() noexcept {
 
 Coro<> StreamTransport::drain(std::shared_ptr<StreamTransport> self) {
     if (write_error_) std::rethrow_exception(write_error_);
+    if (buffered() > high_ && fd_ >= 0) check_loop();
     while (buffered() > high_ && !write_error_ && fd_ >= 0) {
         StateWaiter w(drain_waiters_);
         co_await w;
@@ -321,6 +385,7 @@ Coro<> StreamTransport::drain(std::shared_ptr<StreamTransport> self) {
 }
 
 void StreamTransport::write_eof() {
+    if (!loop_usable()) throw_wrong_loop();
     if (eof_requested_) return;
     eof_requested_ = true;
     flush_held();
@@ -330,13 +395,22 @@ void StreamTransport::write_eof() {
 void StreamTransport::close() {
     if (closing_) return;
     closing_ = true;
+    if (!loop_usable()) {
+        // Its loop is gone (or runs elsewhere): what can leave without it does, then the fd
+        // closes. Closing must not fail, it is how a connection is cleaned up.
+        close_fd();
+        return;
+    }
     flush_held();
     if (!write_in_flight_ && buffered() == 0) close_fd();
 }
 
 void StreamTransport::close_fd() noexcept {
     if (fd_ >= 0) {
-        if (loop_ && running_loop() == loop_) loop_->backend().release_fd(fd_);
+        flush_directly();
+        // Whether the loop runs or not: a registration left behind would make the next file
+        // with this number wait forever.
+        release_fd_on(token_->open ? loop_ : nullptr, fd_);
         ::close(fd_);
         fd_ = -1;
     }
@@ -348,6 +422,7 @@ void StreamTransport::close_fd() noexcept {
 }
 
 Coro<> StreamTransport::wait_closed(std::shared_ptr<StreamTransport> self) {
+    if (!closed_) check_loop();
     while (!closed_) {
         StateWaiter w(closed_waiters_);
         co_await w;

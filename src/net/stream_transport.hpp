@@ -14,19 +14,39 @@
 
 namespace corio::detail {
 
+// Whether a loop is still open. A loop's address alone cannot tell: the next loop is often
+// allocated where the last one was. Shared by the transports made on one loop, and closed
+// with it (it is one of the loop's services).
+struct LoopToken {
+    EventLoop* loop = nullptr;
+    bool open = true;
+};
+// The running loop's token; std::logic_error when no loop is running.
+std::shared_ptr<LoopToken> running_loop_token();
+
 // One connection's fd and buffers, shared by its reader and writer.
 class StreamTransport : public std::enable_shared_from_this<StreamTransport> {
 public:
     StreamTransport(int fd, bool is_socket, std::size_t limit)
-        : fd_(fd), is_socket_(is_socket), limit_(limit), loop_(running_loop()) {
+        : fd_(fd), is_socket_(is_socket), limit_(limit), token_(running_loop_token()), loop_(token_->loop) {
         if (limit == 0) throw std::invalid_argument("corio: the stream limit must be positive");
     }
     ~StreamTransport() { close_fd(); }
 
+    // Refuses (std::logic_error) to work from any other loop than the stream's own, running.
+    void check_loop() const {
+        if (running_loop() != loop_ || !token_->open) throw_wrong_loop();
+    }
+    // The error a read met; every later read throws it again (asyncio's exception()).
+    std::exception_ptr read_error() const noexcept { return read_error_; }
+    void check_read_error() const {
+        if (read_error_) std::rethrow_exception(read_error_);
+    }
+
     int fd() const noexcept { return fd_; }
     std::size_t limit() const noexcept { return limit_; }
     ByteBuffer& input() noexcept { return input_; }
-    bool at_eof() const noexcept { return eof_ && input_.empty(); }
+    bool at_eof() const noexcept { return eof_ && input_.empty() && !read_error_; }
     bool eof() const noexcept { return eof_; }
 
     // Reads once into the input buffer (or notes the end, or throws the error).
@@ -78,7 +98,7 @@ private:
         // returns them.
         void completed_while_cancelled(long r) noexcept override {
             if (r > 0) transport.input_.commit(std::size_t(r));
-            if (r == 0) transport.eof_ = true;
+            transport.note_read_end(r);
         }
     };
     // A read into the caller's memory: bytes that arrive as it is cancelled are copied into the
@@ -93,7 +113,7 @@ private:
                 } catch (...) {
                 }
             }
-            if (r == 0) transport.eof_ = true;
+            transport.note_read_end(r);
         }
     };
     struct StateWaiter final : ListedWaitNode {
@@ -119,12 +139,26 @@ private:
     void flush_held();
     static void on_flushed(IoOperation* op, long r) noexcept;
     void after_output_progress() noexcept;
+    // Sends what is buffered and not in the backend's hands, now, as far as the socket takes it
+    // without blocking: the fd is about to close, or the loop went away, before a flush ran.
+    void flush_directly() noexcept;
     void close_fd() noexcept;
+    // 0: the end; < 0 (but -ECANCELED, our own close): the error, kept for every later read.
+    void note_read_end(long r) noexcept;
+    [[noreturn]] void throw_wrong_loop() const;
+    // Whether loop_ may be used from here: it is the running loop, or no loop runs here and
+    // loop_ is still open (a write or close between two runs of a Runner).
+    bool loop_usable() const noexcept {
+        EventLoop* running = running_loop();
+        return token_->open && (running == loop_ || running == nullptr);
+    }
 
     int fd_;
     bool is_socket_;
     std::size_t limit_;
+    std::shared_ptr<LoopToken> token_;
     EventLoop* loop_;
+    std::exception_ptr read_error_;
 
     ByteBuffer input_;
     bool eof_ = false;

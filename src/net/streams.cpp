@@ -29,7 +29,15 @@ namespace detail {
 
 namespace {
 
+// Every read starts here: on the stream's own loop, and not past an error (asyncio raises the
+// reader's exception() from every read once it is set, bytes still buffered or not).
+void check_readable(const StreamTransport& t) {
+    t.check_loop();
+    t.check_read_error();
+}
+
 Coro<std::string> read_some(std::shared_ptr<StreamTransport> t, long n) {
+    check_readable(*t);
     if (n == 0) co_return std::string();
     if (n < 0) {
         while (!t->eof()) {
@@ -46,6 +54,7 @@ Coro<std::string> read_some(std::shared_ptr<StreamTransport> t, long n) {
 }
 
 Coro<std::string> read_until(std::shared_ptr<StreamTransport> t, std::string sep) {
+    check_readable(*t);
     if (sep.empty()) throw std::invalid_argument("readuntil(): the separator must not be empty");
     std::size_t searched = 0;
     for (;;) {
@@ -85,6 +94,7 @@ Coro<std::string> read_line(std::shared_ptr<StreamTransport> t) {
 }
 
 Coro<std::string> read_exactly(std::shared_ptr<StreamTransport> t, std::size_t n) {
+    check_readable(*t);
     while (t->input().size() < n && !t->eof()) {
         Coro<> more = t->fill(t);
         co_await std::move(more);
@@ -115,6 +125,7 @@ Coro<std::string> StreamReader::readuntil(std::string separator) {
     return detail::read_until(detail::require(t_), std::move(separator));
 }
 bool StreamReader::at_eof() const noexcept { return !t_ || t_->at_eof(); }
+std::exception_ptr StreamReader::exception() const noexcept { return t_ ? t_->read_error() : nullptr; }
 std::size_t StreamReader::limit() const noexcept { return t_ ? t_->limit() : default_stream_limit; }
 
 void StreamWriter::write(std::string_view data) { detail::require(t_)->write(data); }
@@ -152,6 +163,9 @@ std::optional<SocketAddress> StreamWriter::get_extra_info(std::string_view name)
 
 StreamPair make_streams(Socket socket, std::size_t limit) {
     if (limit == 0) throw std::invalid_argument("corio: the stream limit must be positive");
+    // Streams live on a loop (their flushes and waits are its work), as asyncio's do.
+    if (!detail::running_loop())
+        throw std::logic_error("corio: make_streams() needs a running event loop (a stream belongs to the loop it is made on)");
     auto t = detail::make_fd_transport(socket.release(), true, limit);
     return StreamPair(StreamReader(t), StreamWriter(t));
 }

@@ -14,6 +14,7 @@
 #include "corio/detail/io_awaiter.hpp"
 #include "corio/detail/task_set_waiter.hpp"
 #include "corio/loop.hpp"
+#include "corio/socket.hpp"
 #include "corio/task.hpp"
 
 extern char** environ;
@@ -64,7 +65,7 @@ struct ProcessState {
 
     ~ProcessState() {
         if (pidfd >= 0) {
-            if (loop && running_loop() == loop) loop->backend().release_fd(pidfd);
+            release_fd_on(loop, pidfd);
             ::close(pidfd);
         }
         if (!returncode && pid > 0 && !try_reap()) {
