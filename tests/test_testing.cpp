@@ -209,11 +209,10 @@ CORIO_TEST(TestingMockClock, InnerClockHandsItsTimeToTheEnclosingOne) {
     EXPECT_DOUBLE_EQ(outer.seconds_since(start), 3601.0);
 }
 
-// Destroying the outermost clock puts the loop back on the real clock, which is behind the
-// virtual time reached: loop.time() goes back and a timer armed under the clock waits the
-// virtual time advanced, in real time. Fixing it needs the loop to keep an offset to the real
-// clock (see docs/reference/testing.md, MockClock); enable this test with that change.
-CORIO_TEST(TestingMockClock, DISABLED_OutermostClockKeepsLoopTimeMonotonic) {
+// Destroying the outermost clock puts the loop back on the real clock, carried on from the
+// virtual time reached: loop.time() does not go back, and a timer armed under the clock keeps
+// its remaining delay (it used to wait the whole virtual hour, in real time).
+CORIO_TEST(TestingMockClock, OutermostClockKeepsLoopTimeMonotonic) {
     Clock::time_point before_drop;
     Task<> sleeper;
     {

@@ -131,13 +131,16 @@ public:
     // The one thread-safe entry point.
     void call_soon_threadsafe(detail::Callback fn);
 
+    // The loop's clock: virtual time under a MockClock, else the steady clock (shifted by the
+    // virtual time a test's outermost MockClock advanced, so that it never goes back).
     Clock::time_point time() const noexcept {
-        return virtual_time_ ? virtual_time_->now : Clock::now();
+        return virtual_time_ ? virtual_time_->now : Clock::now() + real_time_offset_;
     }
 
     void run_forever();
     void stop() noexcept { stopping_ = true; }
-    bool is_running() const noexcept { return running_; }
+    // Safe from any thread (a socket closed on one asks whether its loop runs on another).
+    bool is_running() const noexcept { return running_.load(std::memory_order_acquire); }
     bool is_closed() const noexcept { return closed_.load(std::memory_order_relaxed); }
     void close();
 
@@ -241,7 +244,13 @@ public:
     // I/O operations of the application's still held by the backend.
     std::size_t pending_io() const noexcept { return backend_->pending() - internal_io_; }
 
-    void install_virtual_time(detail::VirtualTime* vt) noexcept { virtual_time_ = vt; }
+    void install_virtual_time(detail::VirtualTime* vt) noexcept {
+        // Back on the real clock: carry on from the virtual time reached, so that loop time
+        // never goes back and timers armed under the virtual clock keep their remaining delay.
+        if (virtual_time_ && !vt && virtual_time_->now - Clock::now() > real_time_offset_)
+            real_time_offset_ = virtual_time_->now - Clock::now();
+        virtual_time_ = vt;
+    }
     detail::VirtualTime* virtual_time() const noexcept { return virtual_time_; }
 
     void check_open() const;
@@ -302,12 +311,13 @@ private:
     std::size_t external_pending_ = 0;
     std::size_t internal_io_ = 0;
     detail::VirtualTime* virtual_time_ = nullptr;
+    Clock::duration real_time_offset_{0};  // time() - Clock::now() outside virtual time
 
     ExceptionHandler handler_;
     std::unique_ptr<ThreadPool> default_executor_;
     bool default_executor_shut_down_ = false;
     std::shared_ptr<detail::LoopGate> job_gate_;
-    bool running_ = false;
+    std::atomic<bool> running_{false};
     bool stopping_ = false;
     std::atomic<bool> closed_{false};
     bool debug_ = false;

@@ -44,10 +44,8 @@ public:
         loop_->install_virtual_time(&vt_);
     }
     ~MockClock() {
-        // The outermost clock hands the loop back to the real clock, which is behind the virtual
-        // time reached: loop time goes back and timers armed under the clock wait in real time.
-        // Only the loop can fix that (an offset to the real clock kept past install_virtual_time);
-        // see docs/reference/testing.md, MockClock.
+        // The outermost clock hands the loop back to the real clock; the loop carries on from the
+        // virtual time reached (see install_virtual_time), so loop time never goes back.
         if (previous_) previous_->now = vt_.now;
         loop_->install_virtual_time(previous_);
     }
