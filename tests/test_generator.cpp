@@ -358,6 +358,52 @@ CORIO_TEST(AsyncGenerator, ConcurrentNextFromTwoTasksThrowsLogicError) {
     EXPECT_EQ(log, (Log{"yield 0", "resumed 0", "yield 1", "GeneratorExit", "cleanup done"}));
 }
 
+namespace {
+struct Boom {};
+}  // namespace
+
+// AG3: an athrow() refused because the generator is running throws nothing into it later (the
+// exception was put in place at the call, and hit the other task's next() at the co_yield).
+CORIO_TEST(AsyncGenerator, AthrowRefusedWhileRunningLeavesTheGeneratorAlone) {
+    corio::testing::MockClock clock;
+    Log log;
+    auto g = counter(3, &log, 1s);
+    Task<int> a = create_task(next_of(&g));
+    co_await sleep(0s);  // a is inside next(), the body sleeping
+    std::string error;
+    try {
+        auto throwing = g.athrow(std::make_exception_ptr(Boom{}));
+        (void)co_await throwing;
+    } catch (const std::logic_error& e) {
+        error = e.what();
+    }
+    EXPECT_EQ(error, "athrow(): asynchronous generator is already running");
+    int first = co_await a;
+    EXPECT_EQ(first, 0);
+    auto second = co_await g.next();
+    EXPECT_EQ(second, std::optional<int>(1));
+    co_await g.aclose();
+}
+
+// An athrow() never awaited does nothing, as a Python awaitable that is never awaited.
+CORIO_TEST(AsyncGenerator, AthrowNeverAwaitedThrowsNothing) {
+    corio::testing::MockClock clock;
+    Log log;
+    auto g = counter(3, &log);
+    {
+        auto unused = g.athrow(std::make_exception_ptr(Boom{}));
+    }
+    EXPECT_FALSE(g.done());  // not even a fresh generator is finished by it
+    auto first = co_await g.next();
+    EXPECT_EQ(first, std::optional<int>(0));
+    {
+        auto unused = g.athrow(std::make_exception_ptr(Boom{}));
+    }
+    auto second = co_await g.next();
+    EXPECT_EQ(second, std::optional<int>(1));
+    co_await g.aclose();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Cancellation while the body awaits inside next()
 // ---------------------------------------------------------------------------------------------

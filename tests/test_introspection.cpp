@@ -2,7 +2,11 @@
 // running loop.
 #include <corio/testing.hpp>
 
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
 
 using namespace corio;
 using namespace std::chrono_literals;
@@ -65,6 +69,57 @@ CORIO_TEST(Introspection, CorioPsTalksToARunningLoop) {
         co_await w;
     } catch (const CancelledError&) {
     }
+}
+
+namespace {
+Coro<std::string> ask(std::string path, std::string request) {
+    Socket s = Socket::create(AF_UNIX, SOCK_STREAM);
+    Coro<> connecting = sock_connect(s, SocketAddress::unix_path(path));
+    co_await std::move(connecting);
+    Coro<> sending = sock_sendall(s, std::move(request));
+    co_await std::move(sending);
+    std::string answer;
+    for (;;) {
+        Coro<std::string> receiving = sock_recv(s, 4096);
+        std::string part = co_await std::move(receiving);
+        if (part.empty()) break;
+        answer += part;
+    }
+    co_return answer;
+}
+}  // namespace
+
+// A client that connects and says nothing holds an fd, not the loop: another client is answered
+// meanwhile, and the silent one is sent nothing (the loop used to block in recv() for 500 ms on
+// it, then answer it "ps").
+CORIO_TEST(Introspection, AClientThatSaysNothingDoesNotHoldTheLoop) {
+    enable_introspection();
+    std::string path = introspection_socket_path(::getpid());
+    Socket silent = Socket::create(AF_UNIX, SOCK_STREAM);
+    Coro<> connecting = sock_connect(silent, SocketAddress::unix_path(path));
+    co_await std::move(connecting);
+    co_await sleep(0s);
+    Coro<std::string> asking = ask(path, "ps\n");
+    std::string table = co_await std::move(asking);
+    EXPECT_TRUE(contains(table, "NAME")) << table;
+    char c;
+    EXPECT_EQ(::recv(silent.fileno(), &c, 1, MSG_DONTWAIT), -1);
+    EXPECT_EQ(errno, EAGAIN);
+}
+
+namespace {
+Coro<bool> plain_path_is_served() {
+    enable_introspection();
+    co_return std::filesystem::exists(introspection_socket_path(::getpid()));
+}
+}  // namespace
+
+// One loop after another in a process: each is served at corio-PID.sock, the path corio-ps
+// asks (the second used to get corio-PID-1.sock, which nothing could reach).
+TEST(IntrospectionLoops, EachLoopInTurnIsServedAtThePlainPath) {
+    EXPECT_TRUE(corio::run(plain_path_is_served()));
+    EXPECT_TRUE(corio::run(plain_path_is_served()));
+    EXPECT_FALSE(std::filesystem::exists(introspection_socket_path(::getpid())));
 }
 
 TEST(IntrospectionTool, ReportsAnUnreachableProgram) {

@@ -488,6 +488,42 @@ TEST(RunDebug, ACancelPassedOnToAChildThatHandledItIsNotASwallowedCancellation) 
     EXPECT_EQ(swallowed_reports(reports, "parent"), 0u) << all_messages(reports);
 }
 
+namespace {
+// The first cancel goes to the child, which handles it; the second reaches this frame's own
+// sleep, and is swallowed here.
+Coro<int> child_absorbs_then_swallows() {
+    Task<int> child = create_task(handles_its_cancel_and_returns_5(), "child");
+    int v = co_await child;
+    try {
+        co_await sleep(10s);
+    } catch (const CancelledError&) {
+    }
+    co_return v;
+}
+Coro<> cancel_twice_and_collect(std::vector<ExceptionContext>* out) {
+    capture_reports(out);
+    get_running_loop().set_debug(true);
+    Task<int> t = create_task(child_absorbs_then_swallows(), "parent");
+    co_await sleep(0s);
+    co_await sleep(0s);
+    t.cancel();  // passed on to the child
+    co_await sleep(0s);
+    co_await sleep(0s);
+    t.cancel();  // delivered into the parent's sleep
+    try {
+        co_await t;
+    } catch (const CancelledError&) {
+    }
+}
+}  // namespace
+
+// D4: a cancel the child absorbed does not hide a later one the parent swallows itself.
+TEST(RunDebug, ASwallowAfterACancelAChildHandledIsStillReported) {
+    std::vector<ExceptionContext> reports;
+    corio::run(cancel_twice_and_collect(&reports));
+    EXPECT_EQ(swallowed_reports(reports, "parent"), 1u) << all_messages(reports);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Call graphs (API.md Debug mode; asyncio.capture_call_graph / print_call_graph)
 // ---------------------------------------------------------------------------------------------

@@ -429,14 +429,3 @@ TEST(SocketClose, ASocketClosedBetweenRunsLeavesTheBackendNothingStale) {
     EXPECT_EQ(got, "hello");
 }
 
-CORIO_TEST(SocketFdReuse, AnFdClosedBehindCoriosBackDoesNotStrandTheNextFileWithItsNumber) {
-    auto [a, b] = unix_socket_pair();
-    Coro<> waiting = recv_then_give_up(&a);
-    co_await std::move(waiting);
-    int fd = a.release();
-    ::close(fd);  // without Socket::close(): the backend is not told
-    b.close();
-    Coro<std::string> receiving = recv_on_a_new_pair(fd);
-    std::string got = co_await std::move(receiving);
-    EXPECT_EQ(got, "hello");
-}

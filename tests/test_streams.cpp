@@ -713,6 +713,33 @@ CORIO_TEST(Server, CloseClientsCancelsHandlers) {
     EXPECT_EQ(eof, "");
 }
 
+// Debug mode: the handler tasks close_clients() cancels end cancelled, so none is reported as
+// having swallowed its cancellation (each one was).
+CORIO_TEST(Server, CloseClientsIsNoSwallowedCancellationInDebugMode) {
+    EventLoop& loop = get_running_loop();
+    std::vector<std::string> reports;
+    auto previous = loop.get_exception_handler();
+    loop.set_exception_handler([&reports](EventLoop&, const ExceptionContext& c) { reports.push_back(c.message); });
+    loop.set_debug(true);
+    Event started;
+    auto handler = [&](StreamReader reader, StreamWriter) -> Coro<> {
+        started.set();
+        std::string never = co_await reader.readline();
+    };
+    Server server = co_await serve_local(handler);
+    StreamPair conn = co_await connect_local(port_of(server));
+    co_await started.wait();
+    server.close();
+    server.close_clients();
+    Coro<> closing = wait_for(server.wait_closed(), 10s);
+    co_await std::move(closing);
+    co_await settle();
+    loop.set_debug(false);
+    loop.set_exception_handler(previous);
+    for (const auto& r : reports) EXPECT_EQ(r.find("swallowed"), std::string::npos) << r;
+    conn.second.close();
+}
+
 // A handler task cancelled before its first step never runs its body: its place in the server's
 // client list must still go, or wait_closed() waits forever (found by the showcase's Ctrl-C).
 CORIO_TEST(Server, CloseClientsBeforeTheHandlerStartsStillLetsWaitClosedReturn) {
@@ -964,6 +991,48 @@ CORIO_TEST(StreamCancel, BytesCompletedAsTheReadIsCancelledAreKept) {
         line = co_await reader.readline();
     }
     EXPECT_EQ(line, "kept\n");
+    // And the stream goes on: the late cancel ended the read, not the connection (it used to
+    // leave the stream at its end for good).
+    EXPECT_FALSE(reader.at_eof());
+    link.server.second.write("more\n");
+    std::string next = co_await reader.readline();
+    EXPECT_EQ(next, "more\n");
+    Coro<> closing = close_link(std::move(link));
+    co_await std::move(closing);
+}
+
+namespace {
+Coro<std::string> read_into_string(StreamReader reader) {
+    std::vector<char> buf(64);
+    std::size_t n = co_await reader.read_into(buf);
+    co_return std::string(buf.data(), n);
+}
+}  // namespace
+
+// The same race for read_into: the bytes it received come back from the next read, and the
+// stream goes on.
+CORIO_TEST(StreamCancel, BytesCompletedAsAReadIntoIsCancelledAreKeptAndTheStreamGoesOn) {
+    StreamLink link = co_await stream_link();
+    auto& reader = link.client.first;
+    Task<std::string> blocked = create_task(read_into_string(reader));
+    co_await sleep(0ms);
+    co_await sleep(0ms);
+    EXPECT_FALSE(blocked.done());
+    link.server.second.write("kept\n");
+    co_await sleep(0ms);
+    blocked.cancel();
+    CO_CATCH(CancelledError, cancelled, blocked);
+    std::string got;
+    if (!cancelled) {
+        got = blocked.result();
+    } else {
+        got = co_await reader.readline();
+    }
+    EXPECT_EQ(got, "kept\n");
+    EXPECT_FALSE(reader.at_eof());
+    link.server.second.write("more\n");
+    std::string next = co_await reader.readline();
+    EXPECT_EQ(next, "more\n");
     Coro<> closing = close_link(std::move(link));
     co_await std::move(closing);
 }

@@ -18,7 +18,11 @@
 
 #include "stress_support.hpp"
 
+#include <fcntl.h>
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -392,4 +396,81 @@ TEST(StressThreadsLifetime, PoolOutlivesLoopsLeftWithCallsInFlight) {
     EXPECT_LE(ran.load(), loops * per_loop);  // calls still queued when cancelled never run
     figure("pool_calls_outliving_loops_ran", double(ran.load()));
     figure("loops_with_calls_in_flight_per_sec", double(loops) / elapsed);
+}
+
+namespace {
+bool fd_is_open(int fd) { return ::fcntl(fd, F_GETFD) >= 0; }
+
+Coro<> recv_until_released(Socket* s, long* result) {
+    try {
+        Coro<std::string> op = sock_recv(*s, 16);
+        std::string got = co_await std::move(op);
+        *result = long(got.size());
+    } catch (const std::system_error& e) {
+        *result = -e.code().value();
+    }
+}
+Coro<int> start_a_recv(Socket* s, int fd, Task<>* t, long* result) {
+    *s = Socket(fd);
+    *t = create_task(recv_until_released(s, result));
+    auto a = sleep(0ms);
+    co_await a;
+    auto b = sleep(0ms);
+    co_await b;  // the recv waits in the backend
+    co_return 0;
+}
+Coro<int> await_task(Task<> t) {
+    co_await t;
+    co_return 0;
+}
+}  // namespace
+
+// A socket of a loop owned by one thread, closed on another while that loop is idle: the other
+// thread does not touch the loop's backend (a data race, and the fd number could come back for
+// another file before the backend forgot it); the loop forgets and closes the fd itself on its
+// next run, completing the operation still waiting on it.
+TEST(StressThreadsSockets, ASocketClosedOnAnotherThreadIsClosedByItsOwnLoop) {
+    int fds[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+    Runner runner;
+    Socket s;
+    Task<> waiting;
+    long result = 1;
+    runner.run(start_a_recv(&s, fds[0], &waiting, &result));
+    std::thread other([&s] { s.close(); });
+    other.join();
+    EXPECT_TRUE(fd_is_open(fds[0])) << "closed before its loop forgot it";
+    runner.run(await_task(waiting));
+    EXPECT_EQ(result, -ECANCELED);
+    EXPECT_FALSE(fd_is_open(fds[0]));
+    waiting = {};
+    runner.close();
+    ::close(fds[1]);
+}
+
+// The same for a loop that lives on its own thread: closing from here posts the close to it.
+TEST(StressThreadsSockets, ASocketOfALoopOnAnotherThreadIsClosedByThatLoop) {
+    int fds[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+    std::promise<Socket*> made;
+    std::promise<void> closed;
+    long result = 1;
+    std::thread loop_thread([&] {
+        Runner runner;
+        Socket s;
+        Task<> waiting;
+        runner.run(start_a_recv(&s, fds[0], &waiting, &result));
+        made.set_value(&s);
+        closed.get_future().wait();  // the close is posted before the loop runs again
+        runner.run(await_task(waiting));
+        waiting = {};
+        runner.close();
+    });
+    Socket* s = made.get_future().get();
+    s->close();
+    closed.set_value();
+    loop_thread.join();
+    EXPECT_EQ(result, -ECANCELED);
+    EXPECT_FALSE(fd_is_open(fds[0]));
+    ::close(fds[1]);
 }

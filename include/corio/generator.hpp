@@ -15,6 +15,7 @@
 #include <exception>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <utility>
 
 #include "corio/coro.hpp"
@@ -89,13 +90,28 @@ public:
     struct NextAwaiter {
         handle_type h;
         detail::PromiseBase* parent = nullptr;
+        // athrow(): thrown at the generator's co_yield, only once this awaiter is awaited (an
+        // athrow() refused or never awaited leaves the generator alone).
+        std::exception_ptr thrown = nullptr;
         std::exception_ptr raise = nullptr;  // athrow() on a generator that never started: thrown back
+        const char* call = "anext()";
 
-        bool await_ready() const noexcept { return raise || !h || h.done() || h.promise().closed; }
+        bool await_ready() noexcept {
+            if (!h || h.done() || h.promise().closed) return true;
+            if (thrown && !h.promise().started) {
+                // Finished without running its body, and the exception comes straight back, as
+                // Python's athrow() on a fresh generator does.
+                h.promise().closed = true;
+                raise = std::move(thrown);
+                return true;
+            }
+            return false;
+        }
         template <class P>
         bool await_suspend(std::coroutine_handle<P> caller) {
             auto& p = h.promise();
-            if (p.running) throw std::logic_error("anext(): asynchronous generator is already running");
+            if (p.running) throw std::logic_error(std::string(call) + ": asynchronous generator is already running");
+            if (thrown) p.inject = std::move(thrown);
             if (!p.loop) {
                 p.loop = &get_running_loop();
                 p.loop->register_async_gen(p);
@@ -134,14 +150,10 @@ public:
     // A generator that never started is finished without running its body and `e` comes straight
     // back, as Python's athrow() does.
     NextAwaiter athrow(std::exception_ptr e) {
-        if (h_ && !h_.done() && !h_.promise().closed && !h_.promise().started) {
-            h_.promise().closed = true;
-            NextAwaiter thrown_back{h_};
-            thrown_back.raise = std::move(e);
-            return thrown_back;
-        }
-        if (h_ && !h_.done() && h_.promise().started) h_.promise().inject = std::move(e);
-        return NextAwaiter{h_};
+        NextAwaiter throwing{h_};
+        throwing.thrown = std::move(e);
+        throwing.call = "athrow()";
+        return throwing;
     }
 
     // Throws GeneratorExit at the generator's co_yield and runs it to the end.

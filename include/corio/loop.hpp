@@ -13,6 +13,7 @@
 #include <source_location>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "corio/backend.hpp"
@@ -141,6 +142,14 @@ public:
     void stop() noexcept { stopping_ = true; }
     // Safe from any thread (a socket closed on one asks whether its loop runs on another).
     bool is_running() const noexcept { return running_.load(std::memory_order_acquire); }
+    // Whether this thread made the loop or ran it last: only that thread may touch the loop's
+    // backend while the loop is idle (the I/O layer, closing a file of the loop's).
+    bool owned_by_this_thread() const noexcept {
+        return owner_.load(std::memory_order_acquire) == std::this_thread::get_id();
+    }
+    // Keeps `loop` from being destroyed while the lock is held; an empty lock when it is gone
+    // already. For another thread that must reach a loop it does not own.
+    static std::unique_lock<std::mutex> lock_if_alive(const EventLoop* loop);
     bool is_closed() const noexcept { return closed_.load(std::memory_order_relaxed); }
     void close();
 
@@ -318,6 +327,7 @@ private:
     bool default_executor_shut_down_ = false;
     std::shared_ptr<detail::LoopGate> job_gate_;
     std::atomic<bool> running_{false};
+    std::atomic<std::thread::id> owner_{std::this_thread::get_id()};
     bool stopping_ = false;
     std::atomic<bool> closed_{false};
     bool debug_ = false;

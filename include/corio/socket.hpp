@@ -21,10 +21,12 @@ class Socket;
 
 namespace detail {
 EventLoop* running_loop() noexcept;
-// Tells the backend of the loop that used `fd` (when it is still open, and not running on
-// another thread) and that of the running loop to forget it, before it is closed: a stale
-// registration would leave a new file with the same number waiting forever.
-void release_fd_on(EventLoop* loop, int fd) noexcept;
+// Closes `fd`, which `loop` may have used, after that loop's backend and the running loop's have
+// forgotten it: a stale registration would leave a new file with the same number waiting
+// forever. A loop of another thread's (running there, or idle and last run there) is not
+// touched from here: it forgets and closes the fd itself, through its inbox, so the number
+// cannot come back for another file first.
+void close_fd_on(EventLoop* loop, int fd) noexcept;
 void note_loop(Socket& s) noexcept;
 }  // namespace detail
 

@@ -141,6 +141,12 @@ EventLoop::EventLoop(std::unique_ptr<IoBackend> backend)
     detail::live_loops().insert(this);
 }
 
+std::unique_lock<std::mutex> EventLoop::lock_if_alive(const EventLoop* loop) {
+    std::unique_lock lock(detail::live_loops_mutex());
+    if (detail::live_loops().count(loop) == 0) return {};
+    return lock;
+}
+
 EventLoop::~EventLoop() {
     if (running_) std::terminate();  // destroying a running loop is a bug no cleanup can mend
     close();
@@ -387,6 +393,7 @@ EventLoop::RunningScope::RunningScope(EventLoop& l) : loop(l), previous(detail::
     if (previous) throw std::logic_error("Cannot run the event loop while another loop is running");
     loop.check_open();
     loop.running_ = true;
+    loop.owner_.store(std::this_thread::get_id(), std::memory_order_release);
     detail::t_running = &loop;
 }
 

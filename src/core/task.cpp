@@ -163,7 +163,7 @@ bool TaskBase::cancel(std::string message) {
         set_flag(kForwardingCancel, true);
         waiting_on_->on_cancel();
         set_flag(kForwardingCancel, false);
-        if (waiting_on_ && !waiting_on_->cancelled) set_flag(kCancelPassedOn, true);
+        if (waiting_on_ && !waiting_on_->cancelled && passed_on_cancels_ != UINT16_MAX) ++passed_on_cancels_;
     } else {
         set_flag(kMustCancel, true);
     }
@@ -237,7 +237,7 @@ void TaskBase::complete() noexcept {
         // with uncancel(), yet the task returned normally. Not when the cancel was passed on to
         // the task or future it awaited, which handled it and gave a value: nothing was thrown
         // here for this frame to swallow.
-        if (task_cancel_requests_ > 0 && !flag(kCancelPassedOn) && loop_->get_debug()) report_swallowed_cancel();
+        if (task_cancel_requests_ > absorbed_cancels_ && loop_->get_debug()) report_swallowed_cancel();
     }
     root_.destroy();
     root_ = {};

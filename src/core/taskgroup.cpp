@@ -68,6 +68,7 @@ Coro<> TaskGroup::exit(std::exception_ptr body_error) {
     exiting_ = true;
     std::exception_ptr propagate_cancel;
     bool body_failed = false;
+    bool cancelled_while_aborting = false;
     if (body_error) {
         if (detail::is_cancellation(body_error))
             propagate_cancel = body_error;
@@ -84,6 +85,8 @@ Coro<> TaskGroup::exit(std::exception_ptr body_error) {
             if (!aborting_) {
                 propagate_cancel = std::current_exception();
                 abort();
+            } else {
+                cancelled_while_aborting = true;  // the group's own request, or one from outside
             }
         }
     }
@@ -94,7 +97,8 @@ Coro<> TaskGroup::exit(std::exception_ptr body_error) {
     // A cancellation from outside that came while the group was aborting itself (after
     // tg.cancel(), say) was caught above without being recorded; it is still requested, and it
     // is not the group's to swallow (gh-155433).
-    if (!propagate_cancel && !body_failed && errors_.empty() && parent_->cancelling() > entry_level_)
+    if (cancelled_while_aborting && !propagate_cancel && !body_failed && errors_.empty() &&
+        parent_->cancelling() > entry_level_)
         propagate_cancel = std::make_exception_ptr(CancelledError(parent_->cancel_message()));
     if (propagate_cancel && errors_.empty()) std::rethrow_exception(propagate_cancel);
     if (body_failed) errors_.push_back(body_error);

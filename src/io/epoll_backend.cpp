@@ -174,16 +174,6 @@ public:
                 return;
             }
             st.registered = true;
-        } else if (st.readers.empty() && st.writers.empty() && st.event_round != round_) {
-            // The fd was idle, and no event has shown since this poll round began that the
-            // registration is still the kernel's: the file may have been closed without
-            // release_fd, and this one (same number) is then unknown to epoll, and no event
-            // would ever come. Re-arming costs one syscall per wait after a quiet spell; an
-            // echo's next read, in the round its event came, costs none.
-            if (long r = watch(op.fd, EPOLL_CTL_MOD); r < 0) {
-                finish(op, r);
-                return;
-            }
         }
         queue.push(&op);
         op.where_ = Queued;
@@ -263,7 +253,6 @@ public:
         epoll_event events[128];
         int n = ::epoll_wait(epfd_, events, 128, ms);
         if (n < 0 && errno != EINTR) throw std::system_error(errno, std::generic_category(), "epoll_wait");
-        ++round_;
         for (int i = 0; i < n; ++i) {
             int fd = events[i].data.fd;
             if (fd < 0) {
@@ -274,7 +263,6 @@ public:
             }
             if (std::size_t(fd) >= fds_.size()) continue;
             FdState& st = fds_[std::size_t(fd)];
-            st.event_round = round_;
             std::uint32_t ev = events[i].events;
             if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) {
                 st.read_ready = true;
@@ -316,7 +304,6 @@ private:
         bool read_ready = true;   // false: the last attempt would have blocked, no event since
         bool write_ready = true;
         bool read_closed = false;  // the peer hung up: reads never block again (sticky, as Tokio)
-        std::uint64_t event_round = 0;  // the poll round of the fd's last event
     };
 
     // Registers the fd (op: ADD or MOD), edge-triggered for both directions. A registration
@@ -385,7 +372,6 @@ private:
     std::vector<FdState> fds_;
     OpQueue completed_;
     std::size_t pending_ = 0;
-    std::uint64_t round_ = 1;  // poll() calls that looked for events
 };
 
 }  // namespace

@@ -1,16 +1,17 @@
 // Live introspection: a Unix socket on which the loop answers "ps", "pstree" or "json" with
 // the state of its tasks (what `python -m asyncio ps PID` and tokio-console show). It is served
-// from the loop's own accept completion, between ticks, so the snapshot is consistent and no
+// from the loop's own I/O completions, between ticks, so the snapshot is consistent and no
 // task of the application's is involved (it does not show in all_tasks()).
-#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
+#include <mutex>
+#include <set>
+#include <string>
 
 #include "corio/debug.hpp"
 #include "corio/loop.hpp"
@@ -28,29 +29,113 @@ namespace detail {
 
 namespace {
 
-std::atomic<int> g_loops_served{0};
+// The suffixes in use by this process's introspected loops: each loop takes the lowest free one,
+// so a lone loop (one corio::run after another) is always corio-PID.sock.
+std::mutex g_indices_mutex;
+std::set<int> g_indices_in_use;
+
+int take_lowest_free_index() {
+    std::lock_guard lock(g_indices_mutex);
+    int n = 0;
+    while (g_indices_in_use.count(n)) ++n;
+    g_indices_in_use.insert(n);
+    return n;
+}
+void give_back_index(int n) {
+    std::lock_guard lock(g_indices_mutex);
+    g_indices_in_use.erase(n);
+}
 
 class Introspector final : public EventLoop::Service {
 public:
-    explicit Introspector(EventLoop& loop) : loop_(loop) {
-        int n = g_loops_served.fetch_add(1);
-        path_ = introspection_socket_path(::getpid());
-        if (n > 0) {  // a second loop in this process: corio-PID-N.sock
-            std::string suffix = "-";
-            suffix += std::to_string(n);
-            path_.insert(path_.size() - 5, suffix);
+    explicit Introspector(EventLoop& loop) : loop_(loop), index_(take_lowest_free_index()) {
+        try {
+            path_ = introspection_socket_path(::getpid());
+            if (index_ > 0) {  // another loop of this process is served already: corio-PID-N.sock
+                std::string suffix = "-";
+                suffix += std::to_string(index_);
+                path_.insert(path_.size() - 5, suffix);
+            }
+            ::unlink(path_.c_str());
+            listener_ = Socket::create(AF_UNIX, SOCK_STREAM);
+            listener_.bind(SocketAddress::unix_path(path_));
+            ::chmod(path_.c_str(), 0600);  // the owner only: it shows the program's insides
+            listener_.listen(8);
+            loop_.keep_task_stats(true);
+            arm();
+        } catch (...) {
+            give_back_index(index_);
+            throw;
         }
-        ::unlink(path_.c_str());
-        listener_ = Socket::create(AF_UNIX, SOCK_STREAM);
-        listener_.bind(SocketAddress::unix_path(path_));
-        ::chmod(path_.c_str(), 0600);  // the owner only: it shows the program's insides
-        listener_.listen(8);
-        loop_.keep_task_stats(true);
-        arm();
     }
-    ~Introspector() override { ::unlink(path_.c_str()); }
+    ~Introspector() override {
+        // The loop completed every operation (cancel_all) before its services go: the clients
+        // have closed and freed themselves.
+        ::unlink(path_.c_str());
+        give_back_index(index_);
+    }
 
 private:
+    // One request, one answer. The connection is read and written through the backend like any
+    // other, so a client that connects and says nothing holds an fd, never the loop; the answer
+    // is made in one go, between ticks, so the snapshot is consistent.
+    struct Client {
+        Client(Introspector& owner, int fd) : owner(owner), socket(fd) {}
+        Introspector& owner;
+        Socket socket;
+        IoOperation op;
+        char request[64];
+        std::string answer;
+        std::size_t sent = 0;
+
+        void submit(IoOperation::Kind kind, void* buffer, std::size_t length) {
+            op = IoOperation{};
+            op.kind = kind;
+            op.fd = socket.fileno();
+            op.buffer = buffer;
+            op.length = length;
+            op.complete = &Client::on_complete;
+            op.user = this;
+            owner.loop_.internal_io_started();
+            owner.loop_.backend().submit(op);
+        }
+        static void on_complete(IoOperation* op, long r) noexcept {
+            auto* self = static_cast<Client*>(op->user);
+            self->owner.loop_.internal_io_finished();
+            try {
+                if (self->step(op->kind, r)) return;
+            } catch (...) {
+            }
+            self->owner.clients_ -= 1;
+            delete self;  // closes the connection
+        }
+        // False when the exchange is over.
+        bool step(IoOperation::Kind kind, long r) {
+            if (r < 0) return false;
+            if (kind == IoOperation::Kind::Recv) {
+                std::string command(request, std::size_t(r));
+                while (!command.empty() && (command.back() == '\n' || command.back() == '\r' || command.back() == ' '))
+                    command.pop_back();
+                answer = describe(command);
+            } else {
+                sent += std::size_t(r);
+            }
+            if (sent >= answer.size()) return false;
+            submit(IoOperation::Kind::Send, answer.data() + sent, answer.size() - sent);
+            return true;
+        }
+    };
+
+    static std::string describe(const std::string& command) {
+        try {
+            if (command == "json") return format_task_json();
+            if (command == "pstree") return format_task_tree();
+            return format_task_table();
+        } catch (...) {
+            return "corio: could not describe the tasks\n";
+        }
+    }
+
     void arm() {
         op_ = IoOperation{};
         op_.kind = IoOperation::Kind::Accept;
@@ -74,42 +159,34 @@ private:
         }
     }
 
-    // One short request, one answer, on a blocking socket with timeouts: a debugging client
-    // may hold the loop for a moment, never for long.
     void serve(int fd) noexcept {
-        ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-        timeval recv_limit{0, 500'000}, send_limit{2, 0};
-        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &recv_limit, sizeof recv_limit);
-        ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_limit, sizeof send_limit);
-        char buf[64];
-        ssize_t n = ::recv(fd, buf, sizeof buf - 1, 0);
-        std::string command = n > 0 ? std::string(buf, std::size_t(n)) : "ps";
-        while (!command.empty() && (command.back() == '\n' || command.back() == '\r' || command.back() == ' '))
-            command.pop_back();
-        std::string answer;
+        if (clients_ >= kMaxClients) {  // a flood of idle clients: refuse rather than pile up fds
+            ::close(fd);
+            return;
+        }
+        Client* client = nullptr;
         try {
-            if (command == "json")
-                answer = format_task_json();
-            else if (command == "pstree")
-                answer = format_task_tree();
-            else
-                answer = format_task_table();
+            client = new Client(*this, fd);
         } catch (...) {
-            answer = "corio: could not describe the tasks\n";
+            ::close(fd);
+            return;
         }
-        std::size_t sent = 0;
-        while (sent < answer.size()) {
-            ssize_t w = ::send(fd, answer.data() + sent, answer.size() - sent, MSG_NOSIGNAL);
-            if (w <= 0) break;
-            sent += std::size_t(w);
+        clients_ += 1;
+        try {
+            client->submit(IoOperation::Kind::Recv, client->request, sizeof client->request);
+        } catch (...) {
+            clients_ -= 1;
+            delete client;
         }
-        ::close(fd);
     }
 
+    static constexpr int kMaxClients = 8;
     EventLoop& loop_;
+    int index_;
     Socket listener_;
     std::string path_;
     IoOperation op_;
+    int clients_ = 0;
 };
 
 }  // namespace

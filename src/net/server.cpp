@@ -57,15 +57,20 @@ private:
 
 Coro<> run_client(std::shared_ptr<ServerState> s, StreamReader reader, StreamWriter writer,
                   [[maybe_unused]] ClientSlot slot) {
+    std::exception_ptr cancelled;
     try {
         Coro<> handling = s->handler(reader, writer);
         co_await std::move(handling);
     } catch (const CancelledError&) {
+        cancelled = std::current_exception();
     } catch (...) {
         s->loop->call_exception_handler(
             {"Unhandled exception in client_connected_cb", std::current_exception(), current_task().name(), {}, {}});
     }
     writer.close();  // flushes what is buffered, then closes: no connection outlives its handler
+    // Ends cancelled, as it was asked to (close_clients()): in debug mode a handler task that
+    // returned normally would be reported as having swallowed its cancellation.
+    if (cancelled) std::rethrow_exception(cancelled);
 }
 
 bool out_of_resources(int code) { return code == EMFILE || code == ENFILE || code == ENOBUFS || code == ENOMEM; }

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <system_error>
+#include <utility>
 
 #include "corio/executor.hpp"
 #include "corio/loop.hpp"
@@ -110,25 +111,57 @@ Socket Socket::create(int family, int type, int protocol) {
 
 void Socket::close() noexcept {
     if (fd_ < 0) return;
-    detail::release_fd_on(loop_, fd_);
-    ::close(fd_);
+    detail::close_fd_on(loop_, fd_);
     fd_ = -1;
     loop_ = nullptr;
 }
 
 namespace detail {
 
-bool loop_alive(const EventLoop* loop) noexcept;
+namespace {
+// An fd handed to its loop's thread to be forgotten and closed there; closed all the same if
+// the loop drops it unrun (closing).
+class FdCloser {
+public:
+    explicit FdCloser(int fd) noexcept : fd_(fd) {}
+    FdCloser(FdCloser&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+    FdCloser(const FdCloser&) = delete;
+    FdCloser& operator=(const FdCloser&) = delete;
+    ~FdCloser() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    void operator()() noexcept {
+        if (EventLoop* loop = running_loop()) loop->backend().release_fd(fd_);
+        ::close(std::exchange(fd_, -1));
+    }
 
-void release_fd_on(EventLoop* loop, int fd) noexcept {
+private:
+    int fd_;
+};
+}  // namespace
+
+void close_fd_on(EventLoop* loop, int fd) noexcept {
     EventLoop* running = running_loop();
-    // A loop that is not this thread's running one is only touched while it is idle: one
-    // running on another thread owns its backend. A closed loop's backend holds nothing more.
-    if (loop && loop != running && loop_alive(loop) && !loop->is_closed() && !loop->is_running())
-        loop->backend().release_fd(fd);
+    if (loop && loop != running) {
+        std::unique_lock alive = EventLoop::lock_if_alive(loop);
+        // A closed loop's backend holds nothing more.
+        if (alive && !loop->is_closed()) {
+            if (loop->owned_by_this_thread() && !loop->is_running()) {
+                loop->backend().release_fd(fd);
+            } else {
+                try {
+                    loop->call_soon_threadsafe(FdCloser(fd));
+                    return;
+                } catch (...) {
+                    // Closed meanwhile: nothing of the fd is left in its backend.
+                }
+            }
+        }
+    }
     // The running loop may have used the fd too (through its number alone): forgetting an fd
     // it never saw costs nothing.
     if (running) running->backend().release_fd(fd);
+    ::close(fd);
 }
 
 void note_loop(Socket& s) noexcept {

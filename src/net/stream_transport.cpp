@@ -410,8 +410,7 @@ void StreamTransport::close_fd() noexcept {
         flush_directly();
         // Whether the loop runs or not: a registration left behind would make the next file
         // with this number wait forever.
-        release_fd_on(token_->open ? loop_ : nullptr, fd_);
-        ::close(fd_);
+        close_fd_on(token_->open ? loop_ : nullptr, fd_);
         fd_ = -1;
     }
     if (!closed_) {

@@ -3,6 +3,7 @@
 // streams.cpp has asyncio's StreamReader/StreamWriter API on top). Internal to src/net.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string_view>
 
@@ -19,7 +20,7 @@ namespace corio::detail {
 // with it (it is one of the loop's services).
 struct LoopToken {
     EventLoop* loop = nullptr;
-    bool open = true;
+    std::atomic<bool> open{true};  // read by a thread that closes a stream off its loop
 };
 // The running loop's token; std::logic_error when no loop is running.
 std::shared_ptr<LoopToken> running_loop_token();
@@ -98,7 +99,7 @@ private:
         // returns them.
         void completed_while_cancelled(long r) noexcept override {
             if (r > 0) transport.input_.commit(std::size_t(r));
-            transport.note_read_end(r);
+            if (r == 0) transport.note_read_end(r);  // bytes are no end: the stream goes on
         }
     };
     // A read into the caller's memory: bytes that arrive as it is cancelled are copied into the
@@ -113,7 +114,7 @@ private:
                 } catch (...) {
                 }
             }
-            transport.note_read_end(r);
+            if (r == 0) transport.note_read_end(r);
         }
     };
     struct StateWaiter final : ListedWaitNode {

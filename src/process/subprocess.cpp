@@ -65,8 +65,7 @@ struct ProcessState {
 
     ~ProcessState() {
         if (pidfd >= 0) {
-            release_fd_on(loop, pidfd);
-            ::close(pidfd);
+            close_fd_on(loop, pidfd);
         }
         if (!returncode && pid > 0 && !try_reap()) {
             // Still running and nobody will wait for it: a thread does, so it never lingers as

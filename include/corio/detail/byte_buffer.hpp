@@ -1,7 +1,8 @@
 // A growable byte buffer with a read offset: received bytes are appended at the end without
 // zero-filling, consumed from the front, and compacted only when that saves a reallocation.
-// Emptied, it starts again at offset 0, and gives its memory back if a burst made it bigger
-// than a normal read needs, so an idle connection does not keep its peak.
+// Emptied, it starts again at offset 0, and gives its memory back once a whole fill-and-empty
+// cycle has not needed more than a normal read does: an idle connection does not keep the peak
+// of a past burst, and a protocol of big messages does not reallocate for every one.
 #pragma once
 
 #include <cstddef>
@@ -39,7 +40,10 @@ public:
     // The free bytes at the end, usable without a reallocation (what prepare(room()) returns).
     std::size_t room() const noexcept { return cap_ - end_; }
     char* tail() noexcept { return data_.get() + end_; }
-    void commit(std::size_t n) noexcept { end_ += n; }
+    void commit(std::size_t n) noexcept {
+        end_ += n;
+        if (size() > cycle_peak_) cycle_peak_ = size();
+    }
     void append(std::string_view s) {
         std::memcpy(prepare(s.size()), s.data(), s.size());
         commit(s.size());
@@ -66,16 +70,18 @@ public:
 private:
     void restart() noexcept {
         begin_ = end_ = 0;
-        if (cap_ > kKeptCapacity) {
+        if (cap_ > kKeptCapacity && cycle_peak_ <= kKeptCapacity) {
             data_.reset();
             cap_ = 0;
         }
+        cycle_peak_ = 0;
     }
 
     std::unique_ptr<char[]> data_;
     std::size_t begin_ = 0;
     std::size_t end_ = 0;
     std::size_t cap_ = 0;
+    std::size_t cycle_peak_ = 0;  // the most bytes held since the buffer was last empty
     bool pinned_ = false;
 };
 

@@ -2,6 +2,7 @@
 // requests, and the links that the loop (all_tasks) and a TaskGroup keep it on.
 #pragma once
 
+#include <algorithm>
 #include <coroutine>
 #include <cstdint>
 #include <memory>
@@ -82,9 +83,14 @@ public:
         return true;
     }
     void schedule() noexcept;
-    // The awaited task or future ended cancelled: a cancellation passed on to it has come back
-    // into this frame as CancelledError.
-    void cancel_came_back() noexcept { set_flag(kCancelPassedOn, false); }
+    // The awaited task or future is done: the cancel requests passed on to it came back into
+    // this frame as CancelledError, or were handled there (it gave a value), and so are not
+    // this frame's to deliver, nor to be reported as swallowed here.
+    void passed_on_settled(bool came_back) noexcept {
+        if (!came_back)
+            absorbed_cancels_ = std::uint16_t(std::min<unsigned>(absorbed_cancels_ + passed_on_cancels_, UINT16_MAX));
+        passed_on_cancels_ = 0;
+    }
 
     // Joins a TaskGroup (nullptr: leaves it); the group lists its children through extras().
     TaskExtras& set_owner(TaskOwner* owner) {
@@ -120,7 +126,6 @@ private:
     enum : std::uint8_t {
         kMustCancel = 2,        // a cancel() came while not waiting: delivered at the next await
         kForwardingCancel = 4,  // inside cancel(), passing it on to what the task awaits
-        kCancelPassedOn = 16,   // a cancel went to the awaited task or future, not to this frame
         kStepped = 8,           // its body has begun
     };
     bool flag(std::uint8_t f) const noexcept { return (flags_ & f) != 0; }
@@ -132,6 +137,8 @@ private:
     std::source_location created_;
     // "Task-<id>": 32 bits, as the counter only names tasks (it wraps after 4e9 of them).
     std::uint32_t id_ = 0;
+    std::uint16_t passed_on_cancels_ = 0;  // requests cancel() passed on to what the task awaits
+    std::uint16_t absorbed_cancels_ = 0;   // of those, the ones the awaited task handled
 };
 
 template <class T>
@@ -195,7 +202,7 @@ struct FutureAwaiter final : WaitNode, CompletionWaiter {
     }
     T await_resume() {
         StateRef<FutureBase> held(std::exchange(holding, false) ? state : nullptr);  // adopts ours
-        if (task && state->cancelled()) task->cancel_came_back();
+        if (task) task->passed_on_settled(state->cancelled());
         if (cancelled) {
             state->remove_waiter(*this);
             throw_if_cancelled();
