@@ -47,12 +47,14 @@ private:
     Connection conn_;
 };
 
-// Decorator-based: the generator's code before co_yield is __aenter__, after it __aexit__.
-corio::AsyncGenerator<Connection> db_connection(std::string url) {
+// Decorator-based: the generator's code before co_yield is __aenter__, after it __aexit__. It
+// yields a pointer: the body must use the very connection the generator closes (a yielded value
+// would be a copy), as Python's `yield conn` hands over the object itself.
+corio::AsyncGenerator<Connection*> db_connection(std::string url) {
     Connection conn = co_await connect_db(url);
     std::exception_ptr error;
     try {
-        co_yield conn;
+        co_yield &conn;
     } catch (...) {
         error = std::current_exception();  // C++ cannot co_await in a handler: close below
     }
@@ -65,13 +67,13 @@ corio::Coro<int> use_db() {
         auto rows = co_await db.query("SELECT * FROM users");
         std::cout << "class-based: " << rows.size() << " rows\n";
     });
-    co_await corio::async_with(db_connection("db://orders"), [&](Connection& conn) -> corio::Coro<> {
-        co_await conn.query("SELECT 1");
+    co_await corio::async_with(db_connection("db://orders"), [&](Connection* conn) -> corio::Coro<> {
+        co_await conn->query("SELECT 1");
         std::cout << "decorator-based: query done\n";
     });
     // The cleanup runs on the error path too.
     try {
-        co_await corio::async_with(db_connection("db://broken"), [&](Connection&) -> corio::Coro<> {
+        co_await corio::async_with(db_connection("db://broken"), [&](Connection*) -> corio::Coro<> {
             throw std::runtime_error("bad query");
             co_return;
         });

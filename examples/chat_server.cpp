@@ -1,6 +1,7 @@
-// Seed "Producer-consumer with a Queue", as a chat server: every connection's handler is a
-// producer that puts the lines it reads into one corio::Queue; a single broadcaster task
-// consumes the queue and writes each message to every other client.
+// The seeds' "producer-consumer" pattern (named in 002 and 003, with no code there), as a chat
+// server: every connection's handler is a producer that puts the lines it reads into one
+// corio::Queue; a single broadcaster task consumes the queue and writes each message to every
+// other client.
 //   queue = asyncio.Queue(maxsize=100)
 //   async def handle(reader, writer):  ... await queue.put((name, line)) ...
 //   async def broadcaster():

@@ -1,4 +1,5 @@
-// Seed "Echo client": connect, send a message, print the answer, close.
+// Beyond the seeds' code (they name streams and sockets, with no example): an echo client,
+// connect, send a message, print the answer, close.
 //   reader, writer = await asyncio.open_connection('127.0.0.1', 8888)
 //   writer.write(message.encode()); await writer.drain()
 //   data = await reader.read(100)

@@ -1,4 +1,5 @@
-// Seed "Echo server": a TCP server that sends every line back to whoever sent it.
+// Beyond the seeds' code (they name streams and sockets, with no example): an echo server, a TCP
+// server that sends every line back to whoever sent it.
 //   async def handle_client(reader, writer):
 //       while data := await reader.readline():
 //           writer.write(data); await writer.drain()

@@ -1,4 +1,6 @@
-// Seed "Web scraping": many concurrent requests, at most N at a time, each with a timeout.
+// The seeds' "web scrapers with concurrent requests" (003, named with no code), in the shape of
+// seed 002's Semaphore example: many concurrent requests, at most N at a time, each with a
+// timeout.
 //   sem = asyncio.Semaphore(5)
 //   async def fetch(session, url):
 //       async with sem:

@@ -29,7 +29,7 @@ corio::Coro<int> fetch_multiple() {
         if (results[i])
             std::cout << urls[i] << ": " << results[i].value() << "\n", ++ok;
         else
-            std::cout << urls[i] << ": error: " << corio::detail::describe(results[i].error()) << "\n";
+            std::cout << urls[i] << ": error: " << corio::describe(results[i].error()) << "\n";
     }
     // Concurrent, not sequential: three 100 ms fetches take about 100 ms, not 300 ms.
     std::cout << "took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms\n";

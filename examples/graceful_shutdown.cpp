@@ -1,5 +1,6 @@
-// Seed "Graceful shutdown on Ctrl-C": asyncio.run cancels the main task on SIGINT; the server
-// then closes, says goodbye to its clients, and the program exits cleanly.
+// The seeds' "handle CancelledError for graceful shutdown" (000, 001), on Ctrl-C: asyncio.run
+// cancels the main task on SIGINT; the server then closes, says goodbye to its clients, and the
+// program exits cleanly.
 //   async def main():
 //       server = await asyncio.start_server(handle, '127.0.0.1', 8888)
 //       try:

@@ -1,5 +1,6 @@
-// Seed "Subprocesses": a shell pipeline, `printf ... | sort | uniq -c`, with the program itself
-// carrying the bytes from one process to the next through corio pipes.
+// Beyond the seeds' code (subprocesses are part of the asyncio they teach, with no example there):
+// a shell pipeline, `printf ... | sort | uniq -c`, with the program itself carrying the bytes from
+// one process to the next through corio pipes.
 //   p1 = await asyncio.create_subprocess_exec('printf', ..., stdout=PIPE)
 //   p2 = await asyncio.create_subprocess_exec('sort', stdin=PIPE, stdout=PIPE)
 //   p3 = await asyncio.create_subprocess_exec('uniq', '-c', stdin=PIPE, stdout=PIPE)

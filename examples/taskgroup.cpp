@@ -45,9 +45,9 @@ corio::Coro<int> main_coro() {
     } catch (const corio::ExceptionGroup& eg) {
         auto [invalid, rest] = eg.split<std::invalid_argument>();
         if (invalid)
-            for (auto& e : invalid->exceptions()) std::cout << "invalid_argument: " << corio::detail::describe(e) << "\n", ++handled;
+            for (auto& e : invalid->exceptions()) std::cout << "invalid_argument: " << corio::describe(e) << "\n", ++handled;
         if (rest)
-            for (auto& e : rest->exceptions()) std::cout << "other: " << corio::detail::describe(e) << "\n", ++handled;
+            for (auto& e : rest->exceptions()) std::cout << "other: " << corio::describe(e) << "\n", ++handled;
     }
     co_return task_a.result() == "data-a" && handled == 1 ? 0 : 1;
 }

@@ -115,6 +115,30 @@ CORIO_TEST(Gather, ResultsInArgumentOrderNotCompletionOrder) {
     EXPECT_EQ(done, (Log{"5", "4", "3", "2", "1", "0"}));
 }
 
+namespace {
+Coro<int> logs_its_start(int id, Log* started) {
+    started->push_back(std::to_string(id));
+    co_await sleep(0s);
+    co_return id;
+}
+}  // namespace
+
+// asyncio's gather wraps its arguments in tasks left to right, so the children start in argument
+// order (g++ made the tasks of the variadic form right to left: "3", "2", "1").
+CORIO_TEST(Gather, ChildrenStartInArgumentOrder) {
+    Log started;
+    auto gathering = gather(logs_its_start(1, &started), logs_its_start(2, &started), logs_its_start(3, &started));
+    auto res = co_await std::move(gathering);
+    EXPECT_EQ(started, (Log{"1", "2", "3"}));
+    EXPECT_EQ(std::get<0>(res), 1);
+
+    started.clear();
+    auto outcomes = gather(return_exceptions, logs_its_start(4, &started), logs_its_start(5, &started));
+    auto res2 = co_await std::move(outcomes);
+    EXPECT_EQ(started, (Log{"4", "5"}));
+    (void)res2;
+}
+
 // G5 / test_tasks.py::GatherTestsBase::test_return_exceptions: every child runs to the end and
 // each failure takes its argument's place.
 CORIO_TEST(Gather, ReturnExceptionsPlacesErrorsInPosition) {

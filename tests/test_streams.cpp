@@ -740,6 +740,26 @@ CORIO_TEST(Server, CloseClientsIsNoSwallowedCancellationInDebugMode) {
     conn.second.close();
 }
 
+// A listening socket that breaks (shut down under the server: accept() says EINVAL) is reported
+// and stops accepting; the server still closes cleanly (its acceptor used to die with the error,
+// and wait_closed() rethrew it without waiting for the handlers).
+CORIO_TEST(Server, ABrokenListenerIsReportedAndTheServerStillClosesCleanly) {
+    EventLoop& loop = get_running_loop();
+    std::vector<std::string> reports;
+    auto previous = loop.get_exception_handler();
+    loop.set_exception_handler([&reports](EventLoop&, const ExceptionContext& c) { reports.push_back(c.message); });
+    Server server = co_await serve_local(echo_handler);
+    ::shutdown(server.sockets()[0].fileno(), SHUT_RDWR);
+    co_await settle();
+    server.close();
+    Coro<> closing = wait_for(server.wait_closed(), 10s);
+    co_await std::move(closing);
+    loop.set_exception_handler(previous);
+    bool reported = false;
+    for (const auto& r : reports) reported = reported || r.find("stops accepting") != std::string::npos;
+    EXPECT_TRUE(reported) << reports.size() << " report(s)";
+}
+
 // A handler task cancelled before its first step never runs its body: its place in the server's
 // client list must still go, or wait_closed() waits forever (found by the showcase's Ctrl-C).
 CORIO_TEST(Server, CloseClientsBeforeTheHandlerStartsStillLetsWaitClosedReturn) {

@@ -268,6 +268,26 @@ CORIO_TEST(AsCompleted, YieldsResultsInCompletionOrder) {
     EXPECT_EQ(order2, (std::vector<int>{10, 20}));
 }
 
+// AC1 / test_tasks.py::BaseTaskTests::test_as_completed_duplicate_coroutines and test_wait's
+// set semantics: a task given twice is waited for, and reported, once.
+CORIO_TEST(AsCompleted, ATaskGivenTwiceYieldsOnce) {
+    corio::testing::MockClock clock;
+    Task<int> a = create_task(value_after(1s, 1));
+    Task<int> b = create_task(value_after(2s, 2));
+    std::vector<Task<int>> tasks{a, b, a};
+    auto gen = as_completed(tasks);
+    std::vector<int> order;
+    while (auto v = co_await gen.next()) order.push_back(*v);
+    EXPECT_EQ(order, (std::vector<int>{1, 2}));
+
+    Task<int> c = create_task(value_after(1s, 3));
+    std::vector<Task<int>> twice{c, c};
+    auto waited = wait(twice);
+    auto [done, pending] = co_await std::move(waited);
+    EXPECT_EQ(done.size(), 1u);
+    EXPECT_TRUE(pending.empty());
+}
+
 // AC3 / test_tasks.py::BaseTaskTests::test_as_completed_with_timeout: after the timeout next()
 // throws TimeoutError, and the remaining tasks are not cancelled.
 CORIO_TEST(AsCompleted, TimeoutThrowsFromNextAndLeavesTheRestRunning) {

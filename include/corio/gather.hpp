@@ -1,8 +1,9 @@
 // asyncio.gather: run awaitables concurrently, results in argument order.
 //
-//   auto [a, b] = co_await corio::gather(fetch("a"), fetch("b"));        // a tuple
+//   auto both = co_await corio::gather(fetch("a"), fetch("b"));          // a tuple
+//   auto& [a, b] = both;
 //   std::vector<R> all = co_await corio::gather(std::move(coros));         // a range
-//   auto [ra, rb] = co_await corio::gather(corio::return_exceptions, f(), g());  // Outcome<R>s
+//   auto outcomes = co_await corio::gather(corio::return_exceptions, f(), g());  // Outcome<R>s
 //
 // Without return_exceptions the first failure cancels the others, waits for them, then is
 // rethrown (asyncio leaves them running: corio differs). Cancelling the gather cancels all.
@@ -157,12 +158,14 @@ std::vector<Task<task_value_t<A>>> to_tasks(std::vector<A> items) {
 // Coros become tasks at once (asyncio wraps them in gather's call); Tasks are used as they are.
 template <detail::TaskLike... A>
 Coro<std::tuple<detail::gathered_t<detail::task_value_t<A>>...>> gather(A... aws) {
-    return detail::gather_tuple(std::make_tuple(detail::to_task(std::move(aws))...));
+    // A braced list: its elements are evaluated left to right (a call's arguments are not, and
+    // g++ made the tasks right to left), so the children are scheduled in argument order.
+    return detail::gather_tuple(std::tuple<Task<detail::task_value_t<A>>...>{detail::to_task(std::move(aws))...});
 }
 
 template <detail::TaskLike... A>
 Coro<std::tuple<Outcome<detail::task_value_t<A>>...>> gather(return_exceptions_t, A... aws) {
-    return detail::gather_tuple_outcomes(std::make_tuple(detail::to_task(std::move(aws))...));
+    return detail::gather_tuple_outcomes(std::tuple<Task<detail::task_value_t<A>>...>{detail::to_task(std::move(aws))...});
 }
 
 template <detail::TaskLike A>

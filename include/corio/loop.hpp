@@ -215,10 +215,7 @@ public:
     template <class Pred>
     void run_until(Pred done) {
         RunningScope scope(*this);
-        struct SpendStop {
-            bool& stopping;
-            ~SpendStop() { stopping = false; }
-        } spend{stopping_};
+        SpendStop spend{stopping_};
         while (!done()) {
             run_once();  // a stop() made before the run still lets one tick run (asyncio's L7)
             if (stopping_ && !done()) throw std::logic_error("Event loop stopped before Future completed.");
@@ -270,6 +267,11 @@ private:
     // 16 as a {function, argument} pair would.
     enum : std::uintptr_t { kReadyTask = 0, kReadyCallback = 1, kReadyTimerCallback = 2, kReadyThreadJob = 3 };
     static constexpr std::uintptr_t kReadyKindMask = 3;
+    // A stop() is spent however a run ends, an exception included.
+    struct SpendStop {
+        bool& stopping;
+        ~SpendStop() { stopping = false; }
+    };
     struct RunningScope {
         explicit RunningScope(EventLoop& loop);
         ~RunningScope();

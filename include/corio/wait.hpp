@@ -34,9 +34,22 @@ inline TaskSetWaiter::Until until_of(ReturnWhen rw) {
     return TaskSetWaiter::Until::AllDone;
 }
 
+// asyncio's wait() and as_completed() take their awaitables as a set: a task given twice is
+// waited for, and reported, once (first place kept).
+template <class T>
+void drop_repeated_tasks(std::vector<Task<T>>& tasks) {
+    std::vector<const FutureBase*> seen;
+    std::erase_if(tasks, [&seen](const Task<T>& t) {
+        if (std::find(seen.begin(), seen.end(), t.state()) != seen.end()) return true;
+        seen.push_back(t.state());
+        return false;
+    });
+}
+
 template <class T>
 Coro<WaitResult<T>> wait_tasks(std::vector<Task<T>> tasks, std::optional<Clock::duration> timeout, ReturnWhen rw) {
     if (tasks.empty()) throw std::invalid_argument("wait(): the set of tasks is empty");
+    drop_repeated_tasks(tasks);
     std::vector<FutureBase*> states;
     for (auto& t : tasks) states.push_back(t.state());
     std::optional<Clock::time_point> deadline;
@@ -106,6 +119,7 @@ AsyncGenerator<detail::gathered_t<detail::task_value_t<A>>> as_completed(
     using T = detail::task_value_t<A>;
     std::vector<Task<T>> pending;
     for (auto& a : aws) pending.push_back(detail::to_task(std::move(a)));
+    detail::drop_repeated_tasks(pending);
     std::optional<Clock::time_point> deadline;
     if (timeout) deadline = get_running_loop().time() + *timeout;
     return detail::as_completed_tasks<T>(std::move(pending), deadline);

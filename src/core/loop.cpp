@@ -404,10 +404,10 @@ EventLoop::RunningScope::~RunningScope() {
 
 void EventLoop::run_forever() {
     RunningScope scope(*this);
+    SpendStop spend{stopping_};
     do {
         run_once();  // stop() before run_forever() still runs one tick (asyncio's L7)
     } while (!stopping_);
-    stopping_ = false;
 }
 
 void EventLoop::register_task(detail::TaskBase& t) {

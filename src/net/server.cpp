@@ -95,7 +95,15 @@ Coro<> accept_loop(std::shared_ptr<ServerState> s, int fd, bool tcp) {
                 continue;
             }
             if (code == ECONNABORTED || code == EPROTO || code == EINTR) continue;
-            std::rethrow_exception(failure);
+            if (code == EBADF || code == ENOTSOCK || code == EINVAL || code == EOPNOTSUPP) {
+                // The listening socket itself is unusable: no retry can help.
+                s->loop->call_exception_handler({"accept() failed; this listening socket stops accepting", failure, {}, {}, {}});
+                co_return;
+            }
+            // Anything else may pass (asyncio logs it and keeps its listener): report, go on.
+            s->loop->call_exception_handler({"accept() failed; retrying shortly", failure, {}, {}, {}});
+            co_await sleep(kAcceptRetryDelay);
+            continue;
         }
         if (tcp && s->options.nodelay) {
             int one = 1;
