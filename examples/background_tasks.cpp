@@ -8,6 +8,7 @@
 
 #include <iostream>
 #include <list>
+#include <vector>
 
 using namespace std::chrono_literals;
 
@@ -31,8 +32,10 @@ corio::Coro<int> main_coro() {
     // A task whose handle is dropped at once still runs to completion.
     (void)corio::create_task(job(1));
     std::cout << "scheduled, tracking " << background_tasks.size() << " tasks\n";
-    while (!background_tasks.empty()) co_await corio::sleep(5ms);
-    co_await corio::sleep(20ms);
+    // The set is how they are awaited at the end (a copy: done callbacks shrink the set).
+    std::vector<corio::Task<>> pending(background_tasks.begin(), background_tasks.end());
+    auto all_done = corio::gather(std::move(pending));
+    co_await std::move(all_done);
     std::cout << "finished " << finished << " jobs\n";
     co_return finished == 6 ? 0 : 1;
 }
