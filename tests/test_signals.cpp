@@ -179,6 +179,27 @@ CORIO_TEST(Signals, UncatchableSignalsAreRefused) {
     co_return;  // a CORIO_TEST body must be a coroutine
 }
 
+// A signal's disposition is the process's: a second loop asking for a signal another loop
+// handles is refused (it used to take the signal over silently, and the first loop's
+// remove_signal_handler() then cut the second one off).
+CORIO_TEST(Signals, ASignalHandledByOneLoopIsRefusedToAnother) {
+    EventLoop& loop = get_running_loop();
+    loop.add_signal_handler(SIGUSR2, [] {});
+    EventLoop other;
+    bool refused = false;
+    try {
+        other.add_signal_handler(SIGUSR2, [] {});
+    } catch (const std::logic_error&) {
+        refused = true;
+    }
+    EXPECT_TRUE(refused);
+    EXPECT_TRUE(loop.remove_signal_handler(SIGUSR2));
+    other.add_signal_handler(SIGUSR2, [] {});  // free again
+    EXPECT_TRUE(other.remove_signal_handler(SIGUSR2));
+    other.close();
+    co_return;
+}
+
 namespace {
 Coro<int> interrupted_main(bool* cleaned) {
     try {

@@ -27,6 +27,18 @@ void init_table() {
     for (auto& fd : g_signal_pipe) fd.store(-1, std::memory_order_relaxed);
 }
 
+// A signal's disposition is the process's: one loop at a time may handle it.
+bool claim_signal(int sig, int write_fd) noexcept {
+    int expected = -1;
+    return g_signal_pipe[sig].compare_exchange_strong(expected, write_fd, std::memory_order_acq_rel);
+}
+// Only the loop that holds it lets it go; called after the old disposition is back, so a signal
+// in between still reaches this loop instead of being dropped.
+void release_signal(int sig, int write_fd) noexcept {
+    int expected = write_fd;
+    g_signal_pipe[sig].compare_exchange_strong(expected, -1, std::memory_order_acq_rel);
+}
+
 extern "C" void on_signal(int sig) {
     int saved = errno;
     int fd = g_signal_pipe[sig].load(std::memory_order_relaxed);
@@ -84,8 +96,8 @@ struct SignalState {
 
     ~SignalState() {
         for (auto& [sig, old] : previous) {
-            g_signal_pipe[sig].store(-1, std::memory_order_relaxed);
             ::sigaction(sig, &old, nullptr);
+            release_signal(sig, write_fd);
         }
         if (reading) loop->internal_io_finished();
         loop->backend().release_fd(read_fd);
@@ -118,10 +130,13 @@ void EventLoop::add_signal_handler(int sig, std::function<void()> handler) {
         sa.sa_flags = SA_RESTART;
         sigemptyset(&sa.sa_mask);
         struct sigaction old {};
-        detail::g_signal_pipe[sig].store(signals_->write_fd, std::memory_order_relaxed);
+        if (!detail::claim_signal(sig, signals_->write_fd))
+            throw std::logic_error("add_signal_handler: signal " + std::to_string(sig) +
+                                   " is already handled by another event loop");
         if (::sigaction(sig, &sa, &old) < 0) {
-            detail::g_signal_pipe[sig].store(-1, std::memory_order_relaxed);
-            throw std::system_error(errno, std::generic_category(), "sigaction");
+            int error = errno;
+            detail::release_signal(sig, signals_->write_fd);
+            throw std::system_error(error, std::generic_category(), "sigaction");
         }
         signals_->previous[sig] = old;
     }
@@ -133,8 +148,8 @@ bool EventLoop::remove_signal_handler(int sig) {
     signals_->handlers.erase(sig);
     auto it = signals_->previous.find(sig);
     if (it != signals_->previous.end()) {
-        detail::g_signal_pipe[sig].store(-1, std::memory_order_relaxed);
         ::sigaction(sig, &it->second, nullptr);
+        detail::release_signal(sig, signals_->write_fd);
         signals_->previous.erase(it);
     }
     return true;
