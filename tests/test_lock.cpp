@@ -312,3 +312,57 @@ CORIO_TEST(Lock, WaitForAcquireTimesOutWithoutTakingTheLock) {
     EXPECT_FALSE(lock.locked());  // not handed to the waiter that timed out
     co_return;
 }
+
+namespace {
+Coro<> take_lock_once(Lock* lock) { LockGuard held = co_await lock->acquire(); }
+Coro<> hold_while_another_queues(Lock* lock, Task<>* waiter) {
+    LockGuard held = co_await lock->acquire();
+    *waiter = create_task(take_lock_once(lock));
+    co_await sleep(0s);  // the waiter is in line; leaving hands it the lock
+}
+Coro<> take_permit_once(Semaphore* sem) { SemaphoreGuard held = co_await sem->acquire(); }
+Coro<> hold_permit_while_another_queues(Semaphore* sem, Task<>* waiter) {
+    SemaphoreGuard held = co_await sem->acquire();
+    *waiter = create_task(take_permit_once(sem));
+    co_await sleep(0s);
+}
+}  // namespace
+
+// A waiter handed the lock whose task is destroyed before it runs (its loop closes) passes the
+// lock on: a lock that outlives the loop is free again (it stayed locked for good).
+TEST(LockLifetime, ALockHandedToATaskThatNeverRanIsFreeAgain) {
+    Lock lock;
+    {
+        EventLoop loop;
+        Task<> waiter;
+        Task<> holder;
+        loop.call_soon([&] { holder = create_task(hold_while_another_queues(&lock, &waiter)); });
+        loop.run_until([&] { return holder && holder.done(); });
+        ASSERT_TRUE(waiter);
+        EXPECT_FALSE(waiter.done());  // handed the lock, not yet run
+        waiter = {};
+        holder = {};
+        loop.set_exception_handler([](EventLoop&, const ExceptionContext&) {});  // "destroyed but pending"
+        loop.close();
+    }
+    EXPECT_FALSE(lock.locked());
+}
+
+// The same for a semaphore's permit.
+TEST(LockLifetime, APermitHandedToATaskThatNeverRanComesBack) {
+    Semaphore sem(1);
+    {
+        EventLoop loop;
+        Task<> waiter;
+        Task<> holder;
+        loop.call_soon([&] { holder = create_task(hold_permit_while_another_queues(&sem, &waiter)); });
+        loop.run_until([&] { return holder && holder.done(); });
+        ASSERT_TRUE(waiter);
+        EXPECT_FALSE(waiter.done());
+        waiter = {};
+        holder = {};
+        loop.set_exception_handler([](EventLoop&, const ExceptionContext&) {});
+        loop.close();
+    }
+    EXPECT_FALSE(sem.locked());
+}
