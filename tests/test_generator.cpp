@@ -385,6 +385,27 @@ CORIO_TEST(AsyncGenerator, AthrowRefusedWhileRunningLeavesTheGeneratorAlone) {
     co_await g.aclose();
 }
 
+// AG3 / test_asyncgen.py::AsyncGenAsyncioTest::test_async_gen_asend_... "cannot reuse already
+// awaited": a next() awaiter awaited twice is refused (it took a second step silently).
+CORIO_TEST(AsyncGenerator, ANextAwaiterAwaitedTwiceIsRefused) {
+    corio::testing::MockClock clock;
+    Log log;
+    auto g = counter(3, &log);
+    auto step = g.next();
+    auto first = co_await step;
+    EXPECT_EQ(first, std::optional<int>(0));
+    bool refused = false;
+    try {
+        (void)co_await step;
+    } catch (const std::logic_error&) {
+        refused = true;
+    }
+    EXPECT_TRUE(refused);
+    auto second = co_await g.next();
+    EXPECT_EQ(second, std::optional<int>(1));  // the refused await took no step
+    co_await g.aclose();
+}
+
 // An athrow() never awaited does nothing, as a Python awaitable that is never awaited.
 CORIO_TEST(AsyncGenerator, AthrowNeverAwaitedThrowsNothing) {
     corio::testing::MockClock clock;

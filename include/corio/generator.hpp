@@ -95,8 +95,12 @@ public:
         std::exception_ptr thrown = nullptr;
         std::exception_ptr raise = nullptr;  // athrow() on a generator that never started: thrown back
         const char* call = "anext()";
+        bool used = false;
 
-        bool await_ready() noexcept {
+        bool await_ready() {
+            // Each next() is one step: awaiting its awaiter again would silently take another.
+            if (std::exchange(used, true))
+                throw std::logic_error(std::string(call) + ": cannot reuse an already awaited awaiter");
             if (!h || h.done() || h.promise().closed) return true;
             if (thrown && !h.promise().started) {
                 // Finished without running its body, and the exception comes straight back, as
