@@ -92,14 +92,8 @@ public:
     explicit Awaiter(Lock& lock) noexcept : lock_(lock) {}
     // Movable until awaited, so that wait_for(lock.acquire(), t) can take it.
     Awaiter(Awaiter&& other) noexcept : ListedWaitNode(std::move(other)), lock_(other.lock_) {}
-    // Only a frame destroyed mid-wait (loop shutdown) gets here still linked, or holding the lock
-    // it was handed and never took: that one passes it on, or the lock would stay locked.
-    ~Awaiter() {
-        if (granted_)
-            lock_.release();
-        else
-            lock_.waiters_.remove(*this);
-    }
+    // Only a frame destroyed mid-wait (loop shutdown) gets here still linked.
+    ~Awaiter() { lock_.waiters_.remove(*this); }
 
     // While anyone waits the lock is locked (hand-off), so "unlocked" alone means "free".
     bool await_ready() noexcept {
@@ -113,9 +107,8 @@ public:
         return true;
     }
     LockGuard await_resume() {
-        const bool granted = std::exchange(granted_, false);
         if (cancelled) {
-            if (granted) lock_.release();  // handed over, but we will not run: pass it on
+            if (granted_) lock_.release();  // handed over, but we will not run: pass it on
             throw_if_cancelled();
         }
         return LockGuard(lock_);

@@ -2,7 +2,6 @@
 
 #include <limits>
 #include <stdexcept>
-#include <utility>
 
 namespace corio {
 
@@ -44,20 +43,10 @@ void Semaphore::hand_out_free_permits() noexcept {
     }
 }
 
-// Only a frame destroyed mid-wait (loop shutdown) gets here linked, or holding a permit it was
-// handed and never took: that one gives it back, or the semaphore would stay a permit short.
-Semaphore::Awaiter::~Awaiter() {
-    if (granted_) {
-        --sem_.handed_;
-        ++sem_.value_;
-        sem_.hand_out_free_permits();
-    } else {
-        sem_.waiters_.remove(*this);
-    }
-}
+Semaphore::Awaiter::~Awaiter() { sem_.waiters_.remove(*this); }
 
 SemaphoreGuard Semaphore::Awaiter::await_resume() {
-    if (std::exchange(granted_, false)) {
+    if (granted_) {
         --sem_.handed_;
         if (cancelled) ++sem_.value_;  // handed a permit, but we will not run: give it back
         sem_.hand_out_free_permits();
