@@ -107,6 +107,24 @@ CORIO_TEST(Introspection, AClientThatSaysNothingDoesNotHoldTheLoop) {
     EXPECT_EQ(errno, EAGAIN);
 }
 
+// Clients that say nothing give their places back after a few seconds: the endpoint serves at
+// most 8 at once, and 8 silent ones used to shut every later client out for good.
+CORIO_TEST(Introspection, SilentClientsGiveTheirPlacesBack) {
+    corio::testing::MockClock clock;
+    enable_introspection();
+    std::string path = introspection_socket_path(::getpid());
+    std::vector<Socket> silent;
+    for (int i = 0; i < 8; ++i) {
+        silent.push_back(Socket::create(AF_UNIX, SOCK_STREAM));
+        Coro<> connecting = sock_connect(silent.back(), SocketAddress::unix_path(path));
+        co_await std::move(connecting);
+    }
+    co_await sleep(10s);  // virtual: their deadlines pass
+    Coro<std::string> asking = ask(path, "ps\n");
+    std::string table = co_await std::move(asking);
+    EXPECT_TRUE(contains(table, "NAME")) << table;
+}
+
 namespace {
 Coro<bool> plain_path_is_served() {
     enable_introspection();

@@ -429,3 +429,29 @@ TEST(SocketClose, ASocketClosedBetweenRunsLeavesTheBackendNothingStale) {
     EXPECT_EQ(got, "hello");
 }
 
+
+namespace {
+Coro<std::string> recv_once(Socket* s, Socket* peer) {
+    Task<std::string> receiving = create_task(sock_recv(*s, 10));
+    for (int i = 0; i < 3; ++i) co_await sleep(0ms);  // waits in the backend: it knows the fd
+    Coro<> sending = sock_sendall(*peer, "x");
+    co_await std::move(sending);
+    std::string got = co_await receiving;
+    co_return got;
+}
+}  // namespace
+
+// Socket::release() hands the fd to its new owner, who may close it with ::close: the backend
+// forgot it first, so the next file with that number is not left waiting forever.
+CORIO_TEST(SocketFdReuse, AReleasedFdClosedByItsNewOwnerDoesNotStrandTheNextFile) {
+    auto [a, b] = unix_socket_pair();
+    Coro<std::string> first = recv_once(&a, &b);
+    std::string got_first = co_await std::move(first);
+    EXPECT_EQ(got_first, "x");
+    int fd = a.release();
+    ::close(fd);
+    b.close();
+    Coro<std::string> receiving = recv_on_a_new_pair(fd);
+    std::string got = co_await std::move(receiving);
+    EXPECT_EQ(got, "hello");
+}

@@ -27,7 +27,12 @@ EventLoop* running_loop() noexcept;
 // touched from here: it forgets and closes the fd itself, through its inbox, so the number
 // cannot come back for another file first.
 void close_fd_on(EventLoop* loop, int fd) noexcept;
+// The same without closing: the fd leaves corio's hands (Socket::release()).
+void forget_fd_on(EventLoop* loop, int fd) noexcept;
 void note_loop(Socket& s) noexcept;
+// Takes the fd out of `s` for another corio owner on the same loop (a stream's transport): the
+// backend's knowledge of it stays valid, so nothing is forgotten.
+int hand_over_fd(Socket& s) noexcept;
 }  // namespace detail
 
 // An IPv4, IPv6 or Unix-domain socket address.
@@ -78,7 +83,9 @@ public:
 
     int fileno() const noexcept { return fd_; }
     explicit operator bool() const noexcept { return fd_ >= 0; }
-    int release() noexcept { return std::exchange(fd_, -1); }
+    // Gives the fd up without closing it; the loops that used it forget it first, so that the
+    // new owner may close it or use it anywhere.
+    int release() noexcept;
     void close() noexcept;
 
     void bind(const SocketAddress& address);
@@ -90,6 +97,7 @@ public:
 
 private:
     friend void detail::note_loop(Socket& s) noexcept;
+    friend int detail::hand_over_fd(Socket& s) noexcept;
     int fd_ = -1;
     EventLoop* loop_ = nullptr;  // the loop whose backend may know fd_
 };

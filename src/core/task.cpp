@@ -173,6 +173,8 @@ bool TaskBase::cancel(std::string message) {
 int TaskBase::uncancel() noexcept {
     if (task_cancel_requests_ > 0) {
         --task_cancel_requests_;
+        // A request taken back is no longer one a child may have absorbed.
+        if (absorbed_cancels_ > task_cancel_requests_) absorbed_cancels_ = task_cancel_requests_;
         if (task_cancel_requests_ == 0) {  // 3.13: nothing left to deliver
             set_flag(kMustCancel, false);
             if (waiting_on_ && waiting_on_->late_cancel) {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <cstdlib>
 #include <mutex>
@@ -81,9 +82,13 @@ private:
     // is made in one go, between ticks, so the snapshot is consistent.
     struct Client {
         Client(Introspector& owner, int fd) : owner(owner), socket(fd) {}
+        ~Client() { deadline.cancel(); }
         Introspector& owner;
         Socket socket;
         IoOperation op;
+        // A client gets a few seconds for its whole exchange: one that connects and says
+        // nothing, or never reads its answer, gives its place back.
+        TimerHandle deadline;
         char request[64];
         std::string answer;
         std::size_t sent = 0;
@@ -97,7 +102,12 @@ private:
             op.complete = &Client::on_complete;
             op.user = this;
             owner.loop_.internal_io_started();
-            owner.loop_.backend().submit(op);
+            try {
+                owner.loop_.backend().submit(op);
+            } catch (...) {
+                owner.loop_.internal_io_finished();
+                throw;
+            }
         }
         static void on_complete(IoOperation* op, long r) noexcept {
             auto* self = static_cast<Client*>(op->user);
@@ -173,6 +183,8 @@ private:
         }
         clients_ += 1;
         try {
+            // Cancelling the operation in flight ends the exchange through its completion.
+            client->deadline = loop_.call_later(kClientTime, [client] { client->owner.loop_.backend().cancel(client->op); });
             client->submit(IoOperation::Kind::Recv, client->request, sizeof client->request);
         } catch (...) {
             clients_ -= 1;
@@ -181,6 +193,7 @@ private:
     }
 
     static constexpr int kMaxClients = 8;
+    static constexpr std::chrono::seconds kClientTime{5};
     EventLoop& loop_;
     int index_;
     Socket listener_;

@@ -6,8 +6,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <system_error>
 #include <utility>
 
@@ -109,6 +111,12 @@ Socket Socket::create(int family, int type, int protocol) {
     return Socket(fd);
 }
 
+int Socket::release() noexcept {
+    if (fd_ >= 0) detail::forget_fd_on(loop_, fd_);
+    loop_ = nullptr;
+    return std::exchange(fd_, -1);
+}
+
 void Socket::close() noexcept {
     if (fd_ < 0) return;
     detail::close_fd_on(loop_, fd_);
@@ -119,28 +127,51 @@ void Socket::close() noexcept {
 namespace detail {
 
 namespace {
-// An fd handed to its loop's thread to be forgotten and closed there; closed all the same if
-// the loop drops it unrun (closing).
-class FdCloser {
+// An fd handed to another thread's loop. Whoever takes it out of the box (the loop running the
+// callback, the callback dropped unrun, or the caller whose hand-off failed) deals with it, so
+// it is closed exactly once.
+struct FdBox {
+    explicit FdBox(int fd) noexcept : fd(fd) {}
+    std::atomic<int> fd;
+};
+
+class FdHandOff {
 public:
-    explicit FdCloser(int fd) noexcept : fd_(fd) {}
-    FdCloser(FdCloser&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-    FdCloser(const FdCloser&) = delete;
-    FdCloser& operator=(const FdCloser&) = delete;
-    ~FdCloser() {
-        if (fd_ >= 0) ::close(fd_);
+    FdHandOff(std::shared_ptr<FdBox> box, bool close_it) noexcept : box_(std::move(box)), close_(close_it) {}
+    FdHandOff(FdHandOff&&) noexcept = default;
+    FdHandOff(const FdHandOff&) = delete;
+    FdHandOff& operator=(const FdHandOff&) = delete;
+    ~FdHandOff() {
+        if (!box_ || !close_) return;
+        if (int fd = box_->fd.exchange(-1); fd >= 0) ::close(fd);  // dropped unrun by a closing loop
     }
     void operator()() noexcept {
-        if (EventLoop* loop = running_loop()) loop->backend().release_fd(fd_);
-        ::close(std::exchange(fd_, -1));
+        int fd = box_->fd.exchange(-1);
+        if (fd < 0) return;
+        if (EventLoop* loop = running_loop()) loop->backend().release_fd(fd);
+        if (close_) ::close(fd);
     }
 
 private:
-    int fd_;
+    std::shared_ptr<FdBox> box_;
+    bool close_;
 };
-}  // namespace
 
-void close_fd_on(EventLoop* loop, int fd) noexcept {
+// True when `loop` (another thread's) took the fd; false when it is still the caller's.
+bool hand_to_loop(EventLoop* loop, int fd, bool close_it) noexcept {
+    std::shared_ptr<FdBox> box;
+    try {
+        box = std::make_shared<FdBox>(fd);
+        loop->call_soon_threadsafe(FdHandOff(box, close_it));
+        return true;
+    } catch (...) {
+        // Refused (the loop closed meanwhile: it holds nothing of the fd) or out of memory. The
+        // callback, if it was made, may have closed the fd as it was dropped.
+        return box && box->fd.exchange(-1) < 0;
+    }
+}
+
+void forget_fd(EventLoop* loop, int fd, bool close_it) noexcept {
     EventLoop* running = running_loop();
     if (loop && loop != running) {
         std::unique_lock alive = EventLoop::lock_if_alive(loop);
@@ -148,20 +179,24 @@ void close_fd_on(EventLoop* loop, int fd) noexcept {
         if (alive && !loop->is_closed()) {
             if (loop->owned_by_this_thread() && !loop->is_running()) {
                 loop->backend().release_fd(fd);
-            } else {
-                try {
-                    loop->call_soon_threadsafe(FdCloser(fd));
-                    return;
-                } catch (...) {
-                    // Closed meanwhile: nothing of the fd is left in its backend.
-                }
+            } else if (hand_to_loop(loop, fd, close_it)) {
+                return;
             }
         }
     }
     // The running loop may have used the fd too (through its number alone): forgetting an fd
     // it never saw costs nothing.
     if (running) running->backend().release_fd(fd);
-    ::close(fd);
+    if (close_it) ::close(fd);
+}
+}  // namespace
+
+void close_fd_on(EventLoop* loop, int fd) noexcept { forget_fd(loop, fd, true); }
+void forget_fd_on(EventLoop* loop, int fd) noexcept { forget_fd(loop, fd, false); }
+
+int hand_over_fd(Socket& s) noexcept {
+    s.loop_ = nullptr;
+    return std::exchange(s.fd_, -1);
 }
 
 void note_loop(Socket& s) noexcept {

@@ -157,7 +157,7 @@ std::optional<SocketAddress> StreamWriter::get_extra_info(std::string_view name)
         if (name == "sockname") out = view.getsockname();
     } catch (const std::system_error&) {
     }
-    view.release();
+    (void)detail::hand_over_fd(view);  // a view: the transport keeps the fd, and its registration
     return out;
 }
 
@@ -166,7 +166,7 @@ StreamPair make_streams(Socket socket, std::size_t limit) {
     // Streams live on a loop (their flushes and waits are its work), as asyncio's do.
     if (!detail::running_loop())
         throw std::logic_error("corio: make_streams() needs a running event loop (a stream belongs to the loop it is made on)");
-    auto t = detail::make_fd_transport(socket.release(), true, limit);
+    auto t = detail::make_fd_transport(detail::hand_over_fd(socket), true, limit);
     return StreamPair(StreamReader(t), StreamWriter(t));
 }
 

@@ -129,16 +129,19 @@ void EventLoop::add_signal_handler(int sig, std::function<void()> handler) {
         sa.sa_handler = &detail::on_signal;
         sa.sa_flags = SA_RESTART;
         sigemptyset(&sa.sa_mask);
-        struct sigaction old {};
-        if (!detail::claim_signal(sig, signals_->write_fd))
+        // The entry first (it may throw): once the signal is claimed and installed, nothing fails.
+        struct sigaction& old = signals_->previous[sig];
+        if (!detail::claim_signal(sig, signals_->write_fd)) {
+            signals_->previous.erase(sig);
             throw std::logic_error("add_signal_handler: signal " + std::to_string(sig) +
                                    " is already handled by another event loop");
+        }
         if (::sigaction(sig, &sa, &old) < 0) {
             int error = errno;
             detail::release_signal(sig, signals_->write_fd);
+            signals_->previous.erase(sig);
             throw std::system_error(error, std::generic_category(), "sigaction");
         }
-        signals_->previous[sig] = old;
     }
     signals_->handlers[sig] = std::move(handler);
 }

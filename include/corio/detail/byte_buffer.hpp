@@ -1,8 +1,8 @@
 // A growable byte buffer with a read offset: received bytes are appended at the end without
 // zero-filling, consumed from the front, and compacted only when that saves a reallocation.
-// Emptied, it starts again at offset 0, and gives its memory back once a whole fill-and-empty
-// cycle has not needed more than a normal read does: an idle connection does not keep the peak
-// of a past burst, and a protocol of big messages does not reallocate for every one.
+// Emptied, it starts again at offset 0, and gives its memory back at the end of a fill-and-empty
+// cycle that did not need more than a normal read does: once the big messages stop, the next
+// small one gives their peak back, and a protocol of big messages does not reallocate for each.
 #pragma once
 
 #include <cstddef>
