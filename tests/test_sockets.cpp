@@ -7,6 +7,8 @@
 #include <corio/testing.hpp>
 #include <netdb.h>
 
+#include "net_support.hpp"
+
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -368,12 +370,7 @@ CORIO_TEST(UnixServer, StartingOverAStaleSocketFile) {
 
 namespace {
 
-std::pair<Socket, Socket> unix_socket_pair() {
-    int fds[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0)
-        throw std::system_error(errno, std::generic_category(), "socketpair");
-    return {Socket(fds[0]), Socket(fds[1])};
-}
+using corio_test::unix_socket_pair;
 
 // A receive that waits (so that the backend knows the fd), then gives up.
 Coro<> recv_then_give_up(Socket* s) {

@@ -210,16 +210,12 @@ public:
             forget(s);
         }
         if (!in_kernel) return;
+        io_uring_sqe* sqe;
         try {
             enable();
+            sqe = next_sqe();
         } catch (const std::system_error&) {
-            return;  // then nothing of ours is in the kernel
-        }
-        io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-        if (!sqe) {
-            io_uring_submit(&ring_);
-            sqe = io_uring_get_sqe(&ring_);
-            if (!sqe) return;
+            return;  // a ring that cannot start holds nothing of ours; a full one, nothing to do
         }
         io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
         io_uring_sqe_set_data(sqe, &g_cancel_marker);

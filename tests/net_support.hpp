@@ -1,0 +1,22 @@
+// Helpers shared by the I/O suites.
+#pragma once
+
+#include <corio/socket.hpp>
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <system_error>
+#include <utility>
+
+namespace corio_test {
+
+// A connected pair of non-blocking Unix stream sockets.
+inline std::pair<corio::Socket, corio::Socket> unix_socket_pair() {
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0)
+        throw std::system_error(errno, std::generic_category(), "socketpair");
+    return {corio::Socket(fds[0]), corio::Socket(fds[1])};
+}
+
+}  // namespace corio_test
