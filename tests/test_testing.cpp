@@ -186,6 +186,13 @@ TEST(TestingTimeLimit, BodyWithinTheLimitPasses) {
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
 }
 
+namespace {
+Coro<> sleeps(Clock::duration d) {
+    auto s = sleep(d);
+    co_await std::move(s);
+}
+}  // namespace
+
 // An inner clock hands the virtual time it reached to the enclosing one: time never goes back,
 // and a sleep started under the inner clock completes in the outer one's virtual time.
 CORIO_TEST(TestingMockClock, InnerClockHandsItsTimeToTheEnclosingOne) {
@@ -197,10 +204,7 @@ CORIO_TEST(TestingMockClock, InnerClockHandsItsTimeToTheEnclosingOne) {
         corio::testing::MockClock inner;
         auto hour = sleep(1h);
         co_await std::move(hour);
-        sleeper = create_task([]() -> Coro<> {
-            auto s = sleep(1s);
-            co_await std::move(s);
-        }());
+        sleeper = create_task(sleeps(1s));
         inner_end = get_running_loop().time();
     }
     EXPECT_GE(get_running_loop().time(), inner_end);
@@ -219,10 +223,7 @@ CORIO_TEST(TestingMockClock, OutermostClockKeepsLoopTimeMonotonic) {
         corio::testing::MockClock clock;
         auto hour = sleep(1h);
         co_await std::move(hour);
-        sleeper = create_task([]() -> Coro<> {
-            auto s = sleep(50ms);
-            co_await std::move(s);
-        }());
+        sleeper = create_task(sleeps(50ms));
         auto tick = sleep(0ms);
         co_await std::move(tick);
         before_drop = get_running_loop().time();
