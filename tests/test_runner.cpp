@@ -547,20 +547,33 @@ const TaskInfo* find_task(const std::vector<TaskInfo>& graph, const std::string&
 }  // namespace
 
 // capture_call_graph(): every pending task of the loop with its await chain (one frame per
-// coroutine, outermost first) and where it was created; the running task is "running"; done
-// tasks are not listed.
+// coroutine, outermost first) and, when the loop keeps task statistics (debug mode,
+// introspection), where it was created; the running task is "running"; done tasks are not
+// listed.
 CORIO_TEST(CallGraph, CaptureShowsEveryPendingTaskWithItsAwaitChain) {
     EventLoop& loop = get_running_loop();
     Future<> f(loop);
+    loop.keep_task_stats(true);
     Task<> t = create_task(graph_outer(&f), "walker");
+    loop.keep_task_stats(false);
+    bool debug = loop.get_debug();  // CORIO_DEBUG=1 keeps statistics too
+    loop.set_debug(false);
+    Task<> plain = create_task(graph_outer(&f), "plain");
+    loop.set_debug(debug);
     co_await sleep(0s);
     std::vector<TaskInfo> graph = capture_call_graph();
-    EXPECT_EQ(graph.size(), 2u);
+    EXPECT_EQ(graph.size(), 3u);
     const TaskInfo* walker = find_task(graph, "walker");
     CO_ASSERT_TRUE(walker != nullptr);
     EXPECT_EQ(walker->state, "pending");
     EXPECT_NE(walker->created_file.find("test_runner.cpp"), std::string::npos) << walker->created_file;
     EXPECT_GT(walker->created_line, 0u);
+    // Like asyncio's _source_traceback, the creation site costs a task nothing unless asked for.
+    const TaskInfo* unrecorded = find_task(graph, "plain");
+    CO_ASSERT_TRUE(unrecorded != nullptr);
+    EXPECT_EQ(unrecorded->created_file, "");
+    EXPECT_EQ(unrecorded->created_line, 0u);
+    EXPECT_EQ(unrecorded->frames.size(), 3u);
     EXPECT_EQ(walker->cancelling, 0);
     EXPECT_EQ(walker->frames.size(), 3u);
     const TaskInfo* me = find_task(graph, current_task().name());
@@ -579,6 +592,9 @@ CORIO_TEST(CallGraph, CaptureShowsEveryPendingTaskWithItsAwaitChain) {
         cancelled = true;
     }
     EXPECT_TRUE(cancelled);
+    plain.cancel();
+    auto settled = wait(std::vector<Task<>>{plain});
+    co_await std::move(settled);
     std::vector<TaskInfo> after = capture_call_graph();
     EXPECT_EQ(find_task(after, "walker"), nullptr);
     EXPECT_EQ(after.size(), 1u);

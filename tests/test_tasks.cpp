@@ -723,17 +723,28 @@ CORIO_TEST(Task, NeverRetrievedExceptionIsReportedWhenTheLastHandleDrops) {
     CapturedReports cap;
     std::string name;
     {
+        // Where the task was created is recorded in debug mode only (asyncio's
+        // _source_traceback), so that a plain task does not pay for it.
+        bool debug = get_running_loop().get_debug();
+        get_running_loop().set_debug(false);
+        Task<int> quiet = create_task(fail_after(0s, "quiet"));
+        get_running_loop().set_debug(true);
         Task<int> t = create_task(fail_after(0s, "lost"));
+        get_running_loop().set_debug(debug);
         name = t.name();
         co_await ticks(3);
         EXPECT_TRUE(t.done());
         EXPECT_TRUE(cap.reports.empty());  // a handle still exists: nothing yet
     }
-    CO_ASSERT_EQ(cap.reports.size(), 1u);
+    CO_ASSERT_EQ(cap.reports.size(), 2u);
+    // Handles are destroyed in reverse order: t's first.
     EXPECT_EQ(cap.reports[0].message, "Task exception was never retrieved");
     EXPECT_EQ(cap.reports[0].task_name, name);
-    EXPECT_TRUE(cap.reports[0].location.has_value());
     EXPECT_EQ(what_of(cap.reports[0].exception), "lost");
+    CO_ASSERT_TRUE(cap.reports[0].location.has_value());
+    EXPECT_NE(std::string(cap.reports[0].location->file_name()).find("test_tasks.cpp"), std::string::npos);
+    EXPECT_EQ(what_of(cap.reports[1].exception), "quiet");
+    EXPECT_FALSE(cap.reports[1].location.has_value());
 }
 
 // API.md: "A task that fails after every handle to it is gone is reported at once".
@@ -834,6 +845,19 @@ CORIO_TEST(Future, SetExceptionIsRethrownByAwaitAndResult) {
         EXPECT_STREQ(e.what(), "broken");
     }
     EXPECT_TRUE(caught);
+}
+
+// test_futures.py::test_exception_class / asyncio refuses set_exception(None): a null
+// exception_ptr or a CancelledError is refused, and the future stays pending.
+CORIO_TEST(Future, SetExceptionRefusesANullExceptionOrACancellation) {
+    EventLoop& loop = get_running_loop();
+    Future<int> f(loop);
+    EXPECT_THROW(f.set_exception(std::exception_ptr{}), std::invalid_argument);
+    EXPECT_THROW(f.set_exception(std::make_exception_ptr(CancelledError("no"))), std::invalid_argument);
+    EXPECT_FALSE(f.done());
+    f.set_result(3);
+    int v = co_await f;
+    EXPECT_EQ(v, 3);
 }
 
 // F1, F3 / test_futures.py::test_cancel, test_future_cancel_message_getter.

@@ -12,7 +12,7 @@ class FutureState final : public FutureBase, public ResultSlot<T> {
 public:
     using FutureBase::FutureBase;
     ~FutureState() override {
-        if (state() == State::Succeeded) this->destroy();
+        this->destroy(state());
     }
     template <class... A>
     void set_result(A&&... v) {
@@ -22,9 +22,13 @@ public:
     }
     void set_exception(std::exception_ptr e) {
         if (done()) throw InvalidStateError("invalid state: the future is already done");
+        if (!e) throw std::invalid_argument("set_exception() needs an exception, not a null exception_ptr");
         if (is_cancellation(e)) throw std::invalid_argument("use cancel() to cancel a future");
         finish(State::Failed, std::move(e));
     }
+
+private:
+    std::exception_ptr& error_slot() noexcept override { return this->error(); }
 };
 }  // namespace detail
 

@@ -58,7 +58,7 @@ void report_slow_step(const TaskBase& t, std::chrono::nanoseconds took) noexcept
         c.message = "Executing <Task " + t.name() + "> took " + secs +
                     " seconds: something blocked the event loop (use corio::to_thread for blocking calls)";
         c.task_name = t.name();
-        c.location = t.created_at();
+        c.location = t.creation_site();
         c.call_graph = format_call_graph(t);
         loop->call_exception_handler(c);
     } catch (...) {
@@ -70,8 +70,9 @@ void report_slow_step(const TaskBase& t, std::chrono::nanoseconds took) noexcept
 std::string format_call_graph(const detail::TaskBase& task) {
     TaskInfo info = detail::describe_task(task);
     std::ostringstream out;
-    out << "  * Task " << info.name << " (" << info.state << ", created at " << info.created_file << ":"
-        << info.created_line << ")";
+    out << "  * Task " << info.name << " (" << info.state;
+    if (!info.created_file.empty()) out << ", created at " << info.created_file << ":" << info.created_line;
+    out << ")";
     for (const auto& f : info.frames) out << "\n    | " << f.function << "  " << f.file << ":" << f.line;
     if (!info.awaiting.empty()) out << "\n    | awaiting " << info.awaiting;
     return out.str();
@@ -164,7 +165,7 @@ std::string format_task_table() {
                       static_cast<unsigned long long>(t.id), t.name.c_str(), t.state.c_str(), seconds(t.age_s).c_str(),
                       seconds(t.busy_s).c_str(), static_cast<unsigned long long>(t.steps), t.cancelling, where.c_str());
         out << line;
-        out << "       created at " << t.created_file << ":" << t.created_line << "\n";
+        if (!t.created_file.empty()) out << "       created at " << t.created_file << ":" << t.created_line << "\n";
     }
     for (const auto& cycle : find_await_cycles(tasks)) {
         out << "CYCLE: tasks await each other:";
@@ -223,7 +224,9 @@ std::string format_task_json() {
     for (std::size_t i = 0; i < tasks.size(); ++i) {
         const auto& t = tasks[i];
         out << (i ? "," : "") << "{\"id\":" << t.id << ",\"name\":\"" << json_escape(t.name) << "\",\"state\":\"" << t.state
-            << "\",\"created\":\"" << json_escape(t.created_file) << ":" << t.created_line << "\",\"cancelling\":" << t.cancelling
+            << "\",\"created\":\"" << json_escape(t.created_file);
+        if (!t.created_file.empty()) out << ":" << t.created_line;  // "" when not recorded
+        out << "\",\"cancelling\":" << t.cancelling
             << ",\"age_s\":" << t.age_s << ",\"busy_s\":" << t.busy_s << ",\"steps\":" << t.steps << ",\"awaiting\":\""
             << json_escape(t.awaiting) << "\",\"awaits\":[";
         for (std::size_t j = 0; j < t.awaits.size(); ++j) out << (j ? "," : "") << t.awaits[j];

@@ -441,7 +441,7 @@ void EventLoop::close() {
     // Tasks still pending here can never finish: asyncio's "Task was destroyed but it is
     // pending!". corio::run and Runner cancel and await every task before they close.
     while (detail::TaskBase* t = tasks_.front()) {
-        call_exception_handler({"Task was destroyed but it is pending!", nullptr, t->name(), t->created_at(),
+        call_exception_handler({"Task was destroyed but it is pending!", nullptr, t->name(), t->creation_site(),
                                 format_call_graph(*t)});
         t->abandon();
     }

@@ -39,13 +39,14 @@ FutureBase::~FutureBase() {
 std::exception_ptr FutureBase::exception() {
     if (state_ == State::Pending) throw InvalidStateError("Exception is not set.");
     mark_retrieved();
-    if (state_ == State::Cancelled) std::rethrow_exception(exception_);
-    return exception_;
+    std::exception_ptr* e = error_if_any();
+    if (state_ == State::Cancelled) std::rethrow_exception(*e);
+    return e ? *e : nullptr;
 }
 
 void FutureBase::rethrow_if_failed() {
     mark_retrieved();
-    if (exception_) std::rethrow_exception(exception_);
+    if (std::exception_ptr* e = error_if_any()) std::rethrow_exception(*e);
 }
 
 bool FutureBase::cancel(std::string message) {
@@ -66,8 +67,8 @@ void FutureBase::add_done_callback(Callback cb) {
 }
 
 void FutureBase::finish(State s, std::exception_ptr e) noexcept {
+    if (s != State::Succeeded) ::new (static_cast<void*>(&error_slot())) std::exception_ptr(std::move(e));
     state_ = s;
-    exception_ = std::move(e);
     add_ref();
     while (CompletionWaiter* w = waiters_.pop_front()) w->on_future_done(*this);
     release();
@@ -77,10 +78,10 @@ void FutureBase::report_unretrieved() noexcept {
     if (state_ != State::Failed || retrieved() || !loop_ || !loop_alive(loop_)) return;
     ExceptionContext c;
     c.message = describe() + " exception was never retrieved";
-    c.exception = exception_;
+    c.exception = error_slot();
     if (auto* t = dynamic_cast<TaskBase*>(this)) {
         c.task_name = t->name();
-        c.location = t->created_at();
+        c.location = t->creation_site();
     }
     loop_->call_exception_handler(c);
 }
@@ -120,12 +121,24 @@ void WaitNode::throw_if_cancelled() const {
 // --- tasks ---------------------------------------------------------------------------------
 
 TaskBase::TaskBase(EventLoop& loop, std::coroutine_handle<> frame, std::string name, std::source_location created)
-    : FutureBase(&loop), root_(frame), resume_(frame), created_(created), id_(loop.next_task_id()) {
+    : FutureBase(&loop), root_(frame), resume_(frame), id_(loop.next_task_id()) {
     if (!name.empty()) extras().name = std::move(name);
     if (loop.keeps_task_stats()) {
-        extras().stats = std::make_unique<TaskStats>();
-        extras().stats->created = Clock::now();
+        TaskExtras& e = extras();
+        e.stats = std::make_unique<TaskStats>();
+        e.stats->created = Clock::now();
+        e.created = created;
     }
+}
+
+const std::source_location& TaskBase::created_at() const noexcept {
+    static const std::source_location unknown{};
+    return extras_ ? extras_->created : unknown;
+}
+
+std::optional<std::source_location> TaskBase::creation_site() const noexcept {
+    if (!*created_at().file_name()) return std::nullopt;
+    return created_at();
 }
 
 TaskExtras& TaskBase::extras() {
@@ -253,7 +266,7 @@ void TaskBase::report_swallowed_cancel() noexcept {
                     std::to_string(task_cancel_requests_) +
                     " time(s): a CancelledError was swallowed (catch it only to clean up, then rethrow)";
         c.task_name = name();
-        c.location = created_;
+        c.location = creation_site();
         loop_->call_exception_handler(c);
     } catch (...) {
     }

@@ -79,8 +79,14 @@ protected:
     void report_unretrieved() noexcept;
     void release_slow() noexcept;
 
+    // The exception's place, in the typed state's ResultSlot: valid once Failed or Cancelled
+    // (finish() constructs it there).
+    virtual std::exception_ptr& error_slot() noexcept = 0;
+    std::exception_ptr* error_if_any() noexcept {
+        return state_ == State::Failed || state_ == State::Cancelled ? &error_slot() : nullptr;
+    }
+
     EventLoop* loop_;
-    std::exception_ptr exception_;
     IntrusiveList<CompletionWaiter, CompletionTag> waiters_;
     std::uint32_t refs_ = 1;
     State state_ = State::Pending;
@@ -93,8 +99,10 @@ protected:
     bool retrieved() const noexcept { return (flags_ & kRetrieved) != 0; }
 };
 
-// The result of a Future or Task: constructed exactly when the state is Succeeded (the state
-// is the flag, so a task does not pay for std::optional's).
+// The outcome of a Future or Task: the result, constructed exactly when the state is
+// Succeeded, or the exception, exactly when it is Failed or Cancelled. One union, as a future
+// has one or the other (the state is the flag, so nobody pays for std::optional's or
+// std::variant's).
 template <class T>
 class ResultSlot {
 public:
@@ -109,17 +117,34 @@ public:
     }
     T& value() noexcept { return value_; }
     const T& value() const noexcept { return value_; }
-    void destroy() noexcept { value_.~T(); }
+    std::exception_ptr& error() noexcept { return error_; }
+    void destroy(FutureBase::State s) noexcept {
+        if (s == FutureBase::State::Succeeded) value_.~T();
+        else if (s != FutureBase::State::Pending) error_.~exception_ptr();
+    }
 
 private:
     union {
         T value_;
+        std::exception_ptr error_;
     };
 };
 template <>
 class ResultSlot<void> {
 public:
-    void destroy() noexcept {}
+    ResultSlot() noexcept {}
+    ResultSlot(const ResultSlot&) = delete;
+    ResultSlot& operator=(const ResultSlot&) = delete;
+    ~ResultSlot() {}
+    std::exception_ptr& error() noexcept { return error_; }
+    void destroy(FutureBase::State s) noexcept {
+        if (s == FutureBase::State::Failed || s == FutureBase::State::Cancelled) error_.~exception_ptr();
+    }
+
+private:
+    union {
+        std::exception_ptr error_;
+    };
 };
 
 template <class T, class S>

@@ -6,6 +6,7 @@
 #include <coroutine>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <source_location>
 #include <string>
 
@@ -44,12 +45,15 @@ struct TaskExtras : ListHook<GroupTag>, Recycled {
     TaskOwner* owner = nullptr;  // linked into the owner's list of children (GroupTag) while set
     std::string name;            // empty: "Task-<id>"
     std::string cancel_message;
-    std::unique_ptr<TaskStats> stats;  // only when the loop keeps statistics (debug, introspection)
+    // Both only when the loop keeps statistics (debug mode, introspection): asyncio too records
+    // where a task was created only in debug mode (its _source_traceback).
+    std::unique_ptr<TaskStats> stats;
+    std::source_location created;
 };
 
-// 104 bytes (112 with a pointer-sized result): the future's state, the all-tasks link, the
-// frame, where it waits, the out-of-line extras, where it was created; the flags and the
-// cancel-request count sit in FutureBase's padding.
+// 88 bytes, then the result or the exception (one union): the future's state, the all-tasks
+// link, the frame, the frame to resume and the node it waits on, the out-of-line extras, the
+// id; the flags and the cancel-request count sit in FutureBase's padding.
 class TaskBase : public FutureBase, public ListHook<AllTasksTag> {
 public:
     TaskBase(EventLoop& loop, std::coroutine_handle<> frame, std::string name, std::source_location created);
@@ -63,7 +67,10 @@ public:
     std::string name() const;
     void set_name(std::string name) { extras().name = std::move(name); }
     std::uint32_t id() const noexcept { return id_; }
-    const std::source_location& created_at() const noexcept { return created_; }
+    // Where it was created, when the loop kept statistics then; otherwise an empty location.
+    const std::source_location& created_at() const noexcept;
+    // The same for reports (ExceptionContext::location): nothing when it was not recorded.
+    std::optional<std::source_location> creation_site() const noexcept;
     // The outermost frame, while it exists (for the call graph).
     PromiseBase* root_promise() const noexcept { return root_ ? &root_promise_of() : nullptr; }
     WaitNode* waiting_on() const noexcept { return waiting_on_; }
@@ -134,7 +141,6 @@ private:
     std::coroutine_handle<> resume_;
     WaitNode* waiting_on_ = nullptr;
     std::unique_ptr<TaskExtras> extras_;
-    std::source_location created_;
     // "Task-<id>": 32 bits, as the counter only names tasks (it wraps after 4e9 of them).
     std::uint32_t id_ = 0;
     std::uint16_t passed_on_cancels_ = 0;  // requests cancel() passed on to what the task awaits
@@ -148,12 +154,13 @@ public:
     TaskState(EventLoop& loop, std::coroutine_handle<Promise> frame, std::string name, std::source_location created)
         : TaskBase(loop, frame, std::move(name), created) {}
     ~TaskState() override {
-        if (state() == State::Succeeded) this->destroy();
+        this->destroy(state());
     }
 
 private:
     Promise& promise() const noexcept { return std::coroutine_handle<Promise>::from_address(root_.address()).promise(); }
     PromiseBase& root_promise_of() const noexcept override { return promise(); }
+    std::exception_ptr& error_slot() noexcept override { return this->error(); }
     std::exception_ptr root_error() const noexcept override { return promise().error(); }
     void take_outcome() override {
         if constexpr (!std::is_void_v<T>) this->emplace(promise().take_value());
