@@ -93,6 +93,36 @@ CORIO_TEST(Loop, SleepZeroLetsQueuedCallbacksRunFirstAndYieldsOneTick) {
     EXPECT_EQ(log, (Log{"cb", "resumed", "cb-next-tick"}));
 }
 
+// call_at_tick_end (corio's own, for the streams' coalesced writes): after the tick's ready
+// work, before the next tick; one scheduled there runs in the same tick end, a call_soon made
+// there on the next tick; an error goes to the exception handler.
+CORIO_TEST(Loop, TickEndCallbacksRunAfterTheTicksReadyWorkAndBeforeTheNextTick) {
+    EventLoop& loop = get_running_loop();
+    CapturedReports cap;
+    Log log;
+    loop.call_soon([&] {
+        log.push_back("soon1");
+        loop.call_at_tick_end([&] {
+            log.push_back("end1");
+            loop.call_at_tick_end([&] {
+                log.push_back("end2");
+                throw std::runtime_error("from the tick end");
+            });
+            loop.call_soon([&] { log.push_back("next-tick"); });
+        });
+    });
+    loop.call_soon([&] { log.push_back("soon2"); });
+    co_await sleep(0s);  // queued behind soon1 and soon2
+    log.push_back("main");
+    EXPECT_EQ(log, (Log{"soon1", "soon2", "main"}));  // the tick end is still to come
+    co_await sleep(0s);
+    EXPECT_EQ(log, (Log{"soon1", "soon2", "main", "end1", "end2"}));
+    co_await sleep(0s);
+    EXPECT_EQ(log, (Log{"soon1", "soon2", "main", "end1", "end2", "next-tick"}));
+    CO_ASSERT_EQ(cap.reports.size(), 1u);
+    EXPECT_EQ(cap.reports[0].message, "Exception in callback");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Timers (L3, L4)
 // ---------------------------------------------------------------------------------------------
@@ -538,6 +568,21 @@ TEST(LoopManual, ClosedLoopRejectsCallSoonThreadsafe) {
     EventLoop loop;
     loop.close();
     EXPECT_THROW(loop.call_soon_threadsafe([] {}), std::logic_error);
+}
+
+// A tick-end callback that a closing loop never runs is destroyed, not run (what it holds is let
+// go); a closed loop refuses new ones.
+TEST(LoopManual, ClosingDropsTickEndCallbacksUnrun) {
+    EventLoop loop;
+    bool ran = false;
+    auto token = std::make_shared<int>(0);
+    std::weak_ptr<int> watch = token;
+    loop.call_at_tick_end([&ran, held = std::move(token)] { ran = true; });
+    EXPECT_FALSE(watch.expired());
+    loop.close();
+    EXPECT_FALSE(ran);
+    EXPECT_TRUE(watch.expired());
+    EXPECT_THROW(loop.call_at_tick_end([] {}), std::logic_error);
 }
 
 // L9 / test_events.py::EventLoopTestsMixin::test_close_running_event_loop.

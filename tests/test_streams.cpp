@@ -1678,6 +1678,19 @@ TEST(StreamWriterLoopEnd, AWriteKeptBackLeavesWhenTheLoopEndsFirst) {
     ::close(peer);
 }
 
+// The write leaves in the tick that made it: a run that ends in that tick has sent it, although
+// the loop lives on for another run (asyncio's write() would have sent it at once).
+TEST(StreamWriterLoopEnd, AWriteKeptBackHasLeftWhenARunEndingInItsTickReturns) {
+    int peer = -1;
+    StreamWriter keep;
+    Runner runner;
+    runner.run(answer_first_of_two_requests(&peer, &keep));
+    EXPECT_EQ(recv_now(peer), "resp1\n");
+    runner.close();
+    keep = StreamWriter();
+    ::close(peer);
+}
+
 TEST(StreamWriterLoopEnd, AWriteKeptBackLeavesWhenTheTransportGoesWithTheLoop) {
     int peer = -1;
     run(answer_first_of_two_requests(&peer, nullptr));

@@ -200,6 +200,11 @@ public:
     void shutdown_default_executor();
 
     // --- the machinery below is public for corio's own layers, not for applications ---
+    // Runs `fn` once at the end of this tick, after its ready work and before the loop polls
+    // or a run returns (the streams' coalesced writes: held back for the next write, they still
+    // leave in the tick that made them). A callback that schedules another runs it in the same
+    // tick end. Dropped unrun, like call_soon's, if the loop closes first.
+    void call_at_tick_end(detail::Callback fn);
     // A task's next step goes on the ready queue (no allocation in steady state).
     void schedule(detail::TaskBase& task) { ready_push(std::uintptr_t(&task) | kReadyTask); }
     // An executor call that finished on another thread comes back to the loop; throws
@@ -306,6 +311,9 @@ private:
     std::size_t ready_capacity_;
     std::size_t ready_head_ = 0;
     std::size_t ready_tail_ = 0;
+
+    std::vector<std::uintptr_t> tick_end_;  // kReadyCallback entries
+    std::vector<std::uintptr_t> tick_end_running_;
 
     std::vector<detail::TimerNode*> timers_;
     std::uint32_t timer_seq_ = 0;

@@ -167,6 +167,13 @@ Handle EventLoop::call_soon(detail::Callback fn) {
     return h;
 }
 
+void EventLoop::call_at_tick_end(detail::Callback fn) {
+    check_open();
+    auto* n = new detail::CallbackNode(std::move(fn));
+    n->loop = this;
+    tick_end_.push_back(std::uintptr_t(n) | kReadyCallback);
+}
+
 TimerHandle EventLoop::call_later(Clock::duration delay, detail::Callback fn) {
     return call_at(time() + delay, std::move(fn));
 }
@@ -386,6 +393,11 @@ void EventLoop::run_once() {
     std::size_t n = ready_size();
     if (shuffle_state_ && n > 1) shuffle_ready(n);
     for (std::size_t i = 0; i < n; ++i) run_ready(ready_pop());
+    while (!tick_end_.empty()) {
+        std::swap(tick_end_, tick_end_running_);
+        for (std::uintptr_t item : tick_end_running_) run_ready(item);
+        tick_end_running_.clear();
+    }
 }
 
 EventLoop::RunningScope::RunningScope(EventLoop& l) : loop(l), previous(detail::t_running) {
@@ -462,6 +474,8 @@ void EventLoop::close() {
     }
     drain_inbox();
     while (ready_size() != 0) drop_ready(ready_pop());
+    for (std::uintptr_t item : tick_end_) drop_ready(item);
+    tick_end_.clear();
 }
 
 ThreadPool& EventLoop::default_executor() {

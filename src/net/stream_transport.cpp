@@ -253,30 +253,38 @@ void StreamTransport::write(std::string_view data) {
     if (!write_in_flight_ && fd_ >= 0 && (held_ || buffered() == 0)) {
         // More input is already buffered: the application will likely write again before it
         // waits (the rest of an echo, the answer to a pipelined request). Keep this write back
-        // until then, or until this loop turn ends, so that both leave in one syscall.
+        // until then, or until this loop tick ends, so that both leave in one syscall.
         if (!input_.empty() && buffered() + data.size() <= high_ && running_loop() == loop_) {
             hold(data);
             return;
         }
-        iovec iov[2];
-        int count = 0;
-        if (held_) iov[count++] = {const_cast<char*>(sending_.view().data()), sending_.size()};
-        iov[count++] = {const_cast<char*>(data.data()), data.size()};
-        held_ = false;
-        long n = direct_write(is_socket_, fd_, iov, count);
-        if (n < 0 && n != -EAGAIN) {
-            write_error_ = os_error(n, "write");
-            sending_ = ByteBuffer{};
-            wake_all(drain_waiters_);
-            return;
-        }
-        std::size_t sent = n > 0 ? std::size_t(n) : 0;
-        std::size_t from_held = std::min(sent, sending_.size());
-        sending_.consume(from_held);
-        data.remove_prefix(sent - from_held);
-        if (data.empty() && sending_.empty()) return;
+        send_now(data);
+        return;
     }
     (write_in_flight_ ? pending_ : sending_).append(data);
+    start_flush();
+}
+
+void StreamTransport::send_now(std::string_view data) {
+    iovec iov[2];
+    int count = 0;
+    if (held_) iov[count++] = {const_cast<char*>(sending_.view().data()), sending_.size()};
+    if (!data.empty()) iov[count++] = {const_cast<char*>(data.data()), data.size()};
+    held_ = false;
+    if (count == 0) return;
+    long n = direct_write(is_socket_, fd_, iov, count);
+    if (n < 0 && n != -EAGAIN) {
+        write_error_ = os_error(n, "write");
+        sending_ = ByteBuffer{};
+        wake_all(drain_waiters_);
+        return;
+    }
+    std::size_t sent = n > 0 ? std::size_t(n) : 0;
+    std::size_t from_held = std::min(sent, sending_.size());
+    sending_.consume(from_held);
+    data.remove_prefix(sent - from_held);
+    if (data.empty() && sending_.empty()) return;
+    sending_.append(data);  // the socket is full: the backend waits until it takes the rest
     start_flush();
 }
 
@@ -284,8 +292,9 @@ void StreamTransport::hold(std::string_view data) {
     sending_.append(data);
     held_ = true;
     if (flush_scheduled_) return;
-    // The end-of-turn flush. Should the loop drop it unrun (it stopped for good, or closed),
-    // the write still goes out, as asyncio's write() would have sent it at once.
+    // The end-of-tick flush: the write leaves in the tick that made it, before a run that ends
+    // there returns. Should the loop drop it unrun (it closed), the write still goes out, as
+    // asyncio's write() would have sent it at once.
     struct Flush {
         std::shared_ptr<StreamTransport> self;
         explicit Flush(std::shared_ptr<StreamTransport> t) noexcept : self(std::move(t)) {}
@@ -299,10 +308,13 @@ void StreamTransport::hold(std::string_view data) {
         void operator()() {
             std::shared_ptr<StreamTransport> t = std::move(self);
             t->flush_scheduled_ = false;
-            t->flush_held();
+            // Nothing is in flight while a write is held: it leaves now, by a direct syscall (a
+            // completion backend would only submit it at its next poll, after a run that ends
+            // in this tick has returned).
+            if (t->held_ && t->fd_ >= 0) t->send_now({});
         }
     };
-    loop_->call_soon(Flush(shared_from_this()));
+    loop_->call_at_tick_end(Flush(shared_from_this()));
     flush_scheduled_ = true;
 }
 

@@ -134,10 +134,13 @@ private:
     }
 
     void start_flush();
-    // Keeps `data` back (in sending_) until the application writes again or this loop turn ends.
+    // Keeps `data` back (in sending_) until the application writes again or this loop tick ends.
     void hold(std::string_view data);
     // Hands what hold() kept to the backend.
     void flush_held();
+    // With nothing in flight: sends what hold() kept, then `data`, in one direct syscall; the
+    // backend takes what the socket does not.
+    void send_now(std::string_view data);
     static void on_flushed(IoOperation* op, long r) noexcept;
     void after_output_progress() noexcept;
     // Sends what is buffered and not in the backend's hands, now, as far as the socket takes it
@@ -177,7 +180,7 @@ private:
     IoOperation write_op_;
     bool write_in_flight_ = false;
     bool held_ = false;             // sending_ holds a write kept back, not yet handed over
-    bool flush_scheduled_ = false;  // flush_held() is due at the end of this loop turn
+    bool flush_scheduled_ = false;  // flush_held() is due at the end of this loop tick
     std::shared_ptr<StreamTransport> flush_keepalive_;
     std::exception_ptr write_error_;
     std::size_t high_ = 64 * 1024;
