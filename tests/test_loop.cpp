@@ -585,6 +585,16 @@ TEST(LoopManual, ClosingDropsTickEndCallbacksUnrun) {
     EXPECT_THROW(loop.call_at_tick_end([] {}), std::logic_error);
 }
 
+// One scheduled outside a tick runs at the end of the next one, which does not wait for I/O.
+TEST(LoopManual, ATickEndCallbackMadeBetweenTicksRunsInTheNextTick) {
+    EventLoop loop;
+    bool ran = false;
+    loop.call_at_tick_end([&ran] { ran = true; });
+    loop.run_until([&ran] { return ran; });  // would block in the poll if it waited for I/O
+    EXPECT_TRUE(ran);
+    loop.close();
+}
+
 // L9 / test_events.py::EventLoopTestsMixin::test_close_running_event_loop.
 CORIO_TEST(Loop, ClosingTheRunningLoopThrows) {
     EventLoop& loop = get_running_loop();

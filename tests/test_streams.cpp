@@ -1426,7 +1426,7 @@ CORIO_TEST(StreamReaderReadInto, OverAPipeBytesBeyondTheCallersBufferComeBackInO
 }
 
 // --------------------------------------------------------------------------------------------
-// Writes made while input is buffered (kept back until the next write or the end of the turn,
+// Writes made while input is buffered (kept back until the next write or the end of the tick,
 // so that an echo's pieces leave in one syscall)
 
 namespace {
@@ -1481,6 +1481,26 @@ CORIO_TEST(StreamWriter, WritesKeptBackLeaveInOrderWithTheNextOnes) {
     Coro<std::string> peer_read = link.server.first.readexactly(expected.size());
     std::string got = co_await std::move(peer_read);
     EXPECT_TRUE(got == expected);
+    Coro<> closing = close_link(std::move(link));
+    co_await std::move(closing);
+}
+
+// A task waiting in drain() for a write kept back (its high-water mark lowered below it) returns
+// once the end of the tick has sent it.
+CORIO_TEST(StreamWriter, DrainWaitingForAWriteKeptBackReturnsWhenItLeaves) {
+    corio::testing::MockClock clock;  // a drain that never returned would time out at once
+    Coro<StreamLink> linking = link_with_buffered_input();
+    StreamLink link = co_await std::move(linking);
+    auto& writer = link.client.second;
+    writer.write("held");  // kept back: the reader still holds "second\n"
+    writer.set_write_buffer_limits(0);
+    EXPECT_EQ(writer.get_write_buffer_size(), 4u);
+    Coro<> draining = wait_for(writer.drain(), 5s);
+    co_await std::move(draining);
+    EXPECT_EQ(writer.get_write_buffer_size(), 0u);
+    Coro<std::string> peer_read = link.server.first.readexactly(4);
+    std::string got = co_await std::move(peer_read);
+    EXPECT_EQ(got, "held");
     Coro<> closing = close_link(std::move(link));
     co_await std::move(closing);
 }
@@ -1645,7 +1665,7 @@ Coro<> answer_first_of_two_requests(int* peer_fd, StreamWriter* keep) {
     ::send(*peer_fd, "req1\nreq2\n", 10, 0);
     Coro<std::string> line = reader.readline();
     co_await std::move(line);
-    writer.write("resp1\n");  // "req2\n" is still buffered: kept back for the end of the turn
+    writer.write("resp1\n");  // "req2\n" is still buffered: kept back for the end of the tick
     EXPECT_EQ(writer.get_write_buffer_size(), 6u);
 }
 

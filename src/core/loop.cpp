@@ -354,7 +354,7 @@ void EventLoop::run_once() {
     drain_inbox();
     using std::chrono::nanoseconds;
     nanoseconds timeout{-1};
-    if (ready_size() != 0 || stopping_) {
+    if (ready_size() != 0 || stopping_ || !tick_end_.empty()) {
         timeout = nanoseconds(0);
     } else if (!timers_.empty()) {
         timeout = std::max(nanoseconds(0), std::chrono::duration_cast<nanoseconds>(timers_.front()->when - time()));

@@ -283,7 +283,11 @@ void StreamTransport::send_now(std::string_view data) {
     std::size_t from_held = std::min(sent, sending_.size());
     sending_.consume(from_held);
     data.remove_prefix(sent - from_held);
-    if (data.empty() && sending_.empty()) return;
+    if (data.empty() && sending_.empty()) {
+        // A task may wait in drain() for held bytes (its limits below them): they are gone.
+        if (from_held > 0) after_output_progress();
+        return;
+    }
     sending_.append(data);  // the socket is full: the backend waits until it takes the rest
     start_flush();
 }
