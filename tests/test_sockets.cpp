@@ -11,9 +11,13 @@
 
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <vector>
@@ -79,6 +83,26 @@ TEST(SocketAddress, NumericHostsAndFormatting) {
     // Names are not numeric hosts: they go through getaddrinfo().
     EXPECT_THROW(SocketAddress("localhost", 80), std::invalid_argument);
     EXPECT_THROW(SocketAddress::unix_path(std::string(200, 'p')), std::invalid_argument);
+}
+
+// An abstract Unix name (a leading NUL) is exactly its bytes, as C and Python spell it: a
+// listener bound through corio is reachable by a plain connect() with the usual length.
+TEST(SocketAddressUnix, AnAbstractNameIsExactlyItsBytes) {
+    std::string name = std::string(1, '\0') + "corio-abstract-" + std::to_string(::getpid());
+    SocketAddress address = SocketAddress::unix_path(name);
+    EXPECT_EQ(address.host(), name);
+    Socket listener = Socket::create(AF_UNIX, SOCK_STREAM);
+    listener.bind(address);
+    listener.listen();
+    int c = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(c, 0);
+    sockaddr_un un{};
+    un.sun_family = AF_UNIX;
+    std::memcpy(un.sun_path, name.data(), name.size());
+    int r = ::connect(c, reinterpret_cast<sockaddr*>(&un), socklen_t(offsetof(sockaddr_un, sun_path) + name.size()));
+    int err = errno;
+    ::close(c);
+    EXPECT_EQ(r, 0) << std::strerror(err);
 }
 
 // asyncio raises socket.gaierror: corio's code is an EAI_* value in gai_category(), not an
@@ -440,6 +464,31 @@ Coro<std::string> recv_once(Socket* s, Socket* peer) {
 
 // Socket::release() hands the fd to its new owner, who may close it with ::close: the backend
 // forgot it first, so the next file with that number is not left waiting forever.
+// An operation the backend refuses at once (a closed socket: epoll says EBADF when it is
+// submitted) leaves the task waiting on nothing: a later cancel is delivered, not handed to the
+// awaiter that went with the failed call's frame.
+CORIO_TEST(SocketFaults, AnOperationRefusedAtSubmitLeavesTheTaskFreeToBeCancelled) {
+    auto [a, b] = unix_socket_pair();
+    a.close();
+    bool refused = false;
+    try {
+        Coro<std::string> reading = sock_recv(a, 10);
+        co_await std::move(reading);
+    } catch (const std::system_error&) {
+        refused = true;
+    }
+    EXPECT_TRUE(refused);
+    current_task().cancel();
+    bool cancelled = false;
+    try {
+        co_await sleep(0s);
+    } catch (const CancelledError&) {
+        cancelled = true;
+    }
+    current_task().uncancel();
+    EXPECT_TRUE(cancelled);
+}
+
 CORIO_TEST(SocketFdReuse, AReleasedFdClosedByItsNewOwnerDoesNotStrandTheNextFile) {
     auto [a, b] = unix_socket_pair();
     Coro<std::string> first = recv_once(&a, &b);

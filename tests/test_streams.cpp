@@ -691,6 +691,42 @@ CORIO_TEST(Server, WaitClosedWaitsForRunningHandlers) {
     EXPECT_EQ(rest, "bye\n");
 }
 
+// Cancelling a task in wait_closed() cancels that task: the cancel is not handed to the server's
+// acceptor and dropped when it comes back (the caller used to return normally, later).
+CORIO_TEST(Server, CancellingWaitClosedCancelsTheCaller) {
+    Event started, may_finish;
+    auto handler = [&](StreamReader, StreamWriter) -> Coro<> {
+        started.set();
+        co_await may_finish.wait();
+    };
+    Server server = co_await serve_local(handler);
+    StreamPair conn = co_await connect_local(port_of(server));
+    co_await started.wait();
+    server.close();
+    Coro<> waiting_coro = server.wait_closed();
+    Task<> waiting = create_task(std::move(waiting_coro));
+    co_await sleep(0ms);
+    waiting.cancel();
+    for (int i = 0; i < 5; ++i) co_await sleep(0ms);
+    EXPECT_TRUE(waiting.cancelled());
+    may_finish.set();
+    Coro<> closing = wait_for(server.wait_closed(), 10s);
+    co_await std::move(closing);
+}
+
+CORIO_TEST(Server, AZeroStreamLimitIsRefusedAtStart) {
+    bool refused = false;
+    try {
+        ServerOptions options;
+        options.limit = 0;
+        Coro<Server> starting = serve_local(echo_handler, options);
+        Server server = co_await std::move(starting);
+    } catch (const std::invalid_argument&) {
+        refused = true;
+    }
+    EXPECT_TRUE(refused);
+}
+
 // In debug mode too: the handler tasks close_clients() cancels end cancelled, so none is
 // reported as having swallowed its cancellation.
 CORIO_TEST(Server, CloseClientsCancelsHandlers) {

@@ -156,10 +156,20 @@ CORIO_TEST(Subprocess, TerminateAndSendSignal) {
     b.send_signal(SIGUSR1);  // default action: terminate
     int code_b = co_await b.wait();
     EXPECT_EQ(code_b, -SIGUSR1);
-    // Signalling a child that has been reaped is not an error (asyncio: no-op).
-    b.send_signal(SIGTERM);
-    b.kill();
+    // Signalling a child that has been reaped: asyncio's ProcessLookupError (ESRCH).
+    EXPECT_THROW(b.send_signal(SIGTERM), ProcessLookupError);
+    try {
+        b.kill();
+        ADD_FAILURE() << "kill() after the child was reaped did not throw";
+    } catch (const std::system_error& e) {
+        EXPECT_EQ(e.code().value(), ESRCH);
+    }
     EXPECT_EQ(b.returncode(), -SIGUSR1);
+    // An empty Process has no child to signal; its streams and wait() are refused.
+    Process empty;
+    EXPECT_NO_THROW(empty.terminate());
+    EXPECT_THROW((void)empty.wait(), std::logic_error);
+    EXPECT_THROW((void)empty.out(), std::logic_error);
 }
 
 CORIO_TEST(Subprocess, ChildStartsWithDefaultSignalDispositions) {
@@ -168,6 +178,62 @@ CORIO_TEST(Subprocess, ChildStartsWithDefaultSignalDispositions) {
     Process p = co_await std::move(spawning);
     int code = co_await p.wait();
     EXPECT_EQ(code, -SIGPIPE);
+}
+
+// Popen's restore_signals: only SIGPIPE and SIGXFSZ are reset; a signal the parent ignores on
+// purpose (nohup, trap '' HUP) stays ignored in the child.
+CORIO_TEST(Subprocess, ASignalTheParentIgnoresStaysIgnoredInTheChild) {
+    struct sigaction old {};
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    ::sigaction(SIGHUP, &ignore, &old);
+    Coro<Process> spawning = shell("kill -HUP $$; echo survived", {.out = PIPE});
+    Process p = co_await std::move(spawning);
+    ::sigaction(SIGHUP, &old, nullptr);
+    Coro<std::pair<std::string, std::string>> talking = p.communicate();
+    std::pair<std::string, std::string> result = co_await std::move(talking);
+    EXPECT_EQ(result.first, "survived\n");
+    EXPECT_EQ(p.returncode(), 0);
+}
+
+// Popen's close_fds: an fd the application opened without O_CLOEXEC does not reach the child.
+CORIO_TEST(Subprocess, TheChildGetsOnlyTheStandardFds) {
+    int leaky = ::open("/dev/null", O_RDONLY);  // no O_CLOEXEC
+    CO_ASSERT_TRUE(leaky > 2);
+    std::string probe = "test -e /proc/self/fd/" + std::to_string(leaky) + " && echo inherited || echo closed";
+    Coro<Process> spawning = shell(probe, {.out = PIPE});
+    Process p = co_await std::move(spawning);
+    Coro<std::pair<std::string, std::string>> talking = p.communicate();
+    std::pair<std::string, std::string> result = co_await std::move(talking);
+    ::close(leaky);
+    EXPECT_EQ(result.first, "closed\n");
+}
+
+// Popen looks the program up on the PATH of the env it is given; a missing cwd is named.
+CORIO_TEST(Subprocess, TheProgramIsFoundOnThePathOfTheGivenEnv) {
+    std::filesystem::path dir = std::filesystem::temp_directory_path() / ("corio-path-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    {
+        std::ofstream script(dir / "corio-only-here");
+        script << "#!/bin/sh\necho found\n";
+    }
+    std::filesystem::permissions(dir / "corio-only-here", std::filesystem::perms::owner_all);
+    std::vector<std::string> env{"PATH=" + dir.string()};
+    Coro<Process> spawning = exec({"corio-only-here"}, {.out = PIPE, .env = env});
+    Process p = co_await std::move(spawning);
+    Coro<std::pair<std::string, std::string>> talking = p.communicate();
+    std::pair<std::string, std::string> result = co_await std::move(talking);
+    EXPECT_EQ(result.first, "found\n");
+    std::filesystem::remove_all(dir);
+
+    std::string what;
+    try {
+        Coro<Process> nowhere = exec({"true"}, {.cwd = "/nonexistent/corio-dir"});
+        Process q = co_await std::move(nowhere);
+    } catch (const std::system_error& e) {
+        what = e.what();
+    }
+    EXPECT_NE(what.find("/nonexistent/corio-dir"), std::string::npos) << what;
 }
 
 CORIO_TEST(Subprocess, DevnullForStdinAndStdout) {

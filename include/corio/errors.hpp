@@ -1,6 +1,7 @@
 // The exception types of corio, named after asyncio's.
 #pragma once
 
+#include <cerrno>
 #include <exception>
 #include <optional>
 #include <stdexcept>
@@ -50,6 +51,12 @@ public:
 class InvalidStateError : public std::logic_error {
 public:
     using std::logic_error::logic_error;
+};
+
+// Signalling a child process that is gone (reaped): an OSError with ESRCH, as Python's.
+class ProcessLookupError : public std::system_error {
+public:
+    ProcessLookupError() : std::system_error(ESRCH, std::generic_category(), "the process is gone") {}
 };
 
 class QueueEmpty : public std::runtime_error {

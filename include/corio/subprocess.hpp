@@ -57,11 +57,15 @@ public:
     // Sends `input` (then closes stdin), reads stdout and stderr to the end, waits for exit.
     Coro<std::pair<std::string, std::string>> communicate(std::string input = {});
 
+    // Throw ProcessLookupError once the child has been reaped (asyncio's too).
     void send_signal(int sig);
     void terminate();  // SIGTERM
     void kill();       // SIGKILL
 
 private:
+    detail::ProcessState& state() const;  // std::logic_error for an empty Process
+    static Coro<std::pair<std::string, std::string>> communicate_with(std::shared_ptr<detail::ProcessState> s,
+                                                                      std::string input);
     std::shared_ptr<detail::ProcessState> s_;
 };
 

@@ -13,7 +13,12 @@ bool SleepAwaiter::await_suspend(std::coroutine_handle<> h) {
     if (!fire) {
         wake();  // no timer: asyncio's bare yield, back on the next tick
     } else {
-        task->loop()->add_timer(*this);
+        try {
+            task->loop()->add_timer(*this);
+        } catch (...) {
+            task->suspend_failed(*this);
+            throw;
+        }
     }
     return true;
 }

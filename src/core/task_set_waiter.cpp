@@ -43,9 +43,9 @@ bool TaskSetWaiter::satisfied_by(const FutureBase& f) const noexcept {
 bool TaskSetWaiter::await_ready() { return satisfied(); }
 
 bool TaskSetWaiter::await_suspend(std::coroutine_handle<> h) {
+    listeners_.resize(futures_.size());  // before suspend(): nothing to undo if it throws
     if (!suspend(h)) return false;
     loop_ = task->loop();
-    listeners_.resize(futures_.size());
     done_count_ = 0;
     for (std::size_t i = 0; i < futures_.size(); ++i) {
         listeners_[i].owner = this;
@@ -57,7 +57,13 @@ bool TaskSetWaiter::await_suspend(std::coroutine_handle<> h) {
     if (deadline_) {
         this->when = *deadline_;
         this->TimerNode::fire = &TaskSetWaiter::fire;
-        loop_->add_timer(*this);
+        try {
+            loop_->add_timer(*this);
+        } catch (...) {
+            detach();
+            task->suspend_failed(*this);
+            throw;
+        }
     }
     return true;
 }

@@ -15,7 +15,12 @@ bool IoAwaiter::await_suspend(std::coroutine_handle<> h) {
     backend_ = &task->loop()->backend();
     op.complete = &IoAwaiter::on_complete;
     op.user = this;
-    backend_->submit(op);
+    try {
+        backend_->submit(op);  // epoll refuses a closed fd here (EBADF)
+    } catch (...) {
+        task->suspend_failed(*this);
+        throw;
+    }
     return true;
 }
 

@@ -11,6 +11,7 @@
 
 #include "corio/event.hpp"
 #include "corio/sleep.hpp"
+#include "corio/detail/task_set_waiter.hpp"
 #include "corio/task.hpp"
 
 namespace corio {
@@ -109,9 +110,18 @@ Coro<> accept_loop(std::shared_ptr<ServerState> s, int fd, bool tcp) {
             int one = 1;
             ::setsockopt(conn.first.fileno(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         }
-        auto [reader, writer] = make_streams(std::move(conn.first), s->options.limit);
-        auto me = s->clients.emplace(s->clients.end());
-        *me = detail::spawn(*s->loop, run_client(s, reader, writer, ClientSlot(s, me)), {}, std::source_location::current());
+        try {
+            auto [reader, writer] = make_streams(std::move(conn.first), s->options.limit);
+            auto me = s->clients.emplace(s->clients.end());
+            // Should spawning fail, the slot (in the coroutine's frame, or the argument that
+            // never got there) takes `me` off the list as it goes.
+            *me = detail::spawn(*s->loop, run_client(s, reader, writer, ClientSlot(s, me)), {},
+                                std::source_location::current());
+        } catch (const std::exception&) {
+            // This connection is lost (it closes with its socket); the server goes on, as
+            // asyncio's logs the error and keeps accepting.
+            s->loop->call_exception_handler({"could not serve an accepted connection", std::current_exception(), {}, {}, {}});
+        }
     }
 }
 
@@ -141,6 +151,7 @@ Server start(std::shared_ptr<ServerState> s) {
 }  // namespace detail
 
 Coro<Server> start_server(ClientHandler handler, std::string host, std::uint16_t port, ServerOptions options) {
+    if (options.limit == 0) throw std::invalid_argument("start_server: the stream limit must be positive");
     auto s = std::make_shared<detail::ServerState>();
     s->handler = std::move(handler);
     s->options = options;
@@ -150,6 +161,7 @@ Coro<Server> start_server(ClientHandler handler, std::string host, std::uint16_t
 }
 
 Coro<Server> start_unix_server(ClientHandler handler, std::string path, ServerOptions options) {
+    if (options.limit == 0) throw std::invalid_argument("start_unix_server: the stream limit must be positive");
     auto s = std::make_shared<detail::ServerState>();
     s->handler = std::move(handler);
     s->options = options;
@@ -188,12 +200,17 @@ Coro<> Server::wait_closed() {
     auto s = s_;
     if (!s) co_return;
     co_await s->closed_event.wait();
-    for (auto& t : s->acceptors) {
-        try {
-            co_await t;
-        } catch (const CancelledError&) {
-        }
+    // As asyncio.wait(), not `co_await t`: a cancellation of this caller must reach this
+    // caller, not be forwarded to an acceptor and come back as that acceptor's own
+    // CancelledError.
+    std::vector<detail::FutureBase*> acceptors;
+    for (auto& t : s->acceptors) acceptors.push_back(t.state());
+    {
+        detail::TaskSetWaiter ended(std::move(acceptors), detail::TaskSetWaiter::Until::AllDone);
+        co_await ended;
     }
+    for (auto& t : s->acceptors)
+        if (!t.cancelled()) co_await t;  // done: rethrows what stopped it, if anything
     co_await s->idle_event.wait();
 }
 

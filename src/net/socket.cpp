@@ -48,7 +48,10 @@ SocketAddress SocketAddress::unix_path(std::string_view path) {
     if (path.size() >= sizeof(un->sun_path)) throw std::invalid_argument("corio: Unix socket path too long");
     un->sun_family = AF_UNIX;
     std::memcpy(un->sun_path, path.data(), path.size());
-    a.length_ = socklen_t(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+    // A path counts its terminating NUL; an abstract name (a leading NUL) is exactly its bytes,
+    // as every other program spells it.
+    bool abstract = !path.empty() && path[0] == '\0';
+    a.length_ = socklen_t(offsetof(sockaddr_un, sun_path) + path.size() + (abstract ? 0 : 1));
     return a;
 }
 
@@ -72,6 +75,7 @@ std::string SocketAddress::host() const {
         case AF_UNIX: {
             const auto* un = reinterpret_cast<const sockaddr_un*>(&storage_);
             std::size_t n = length_ > offsetof(sockaddr_un, sun_path) ? length_ - offsetof(sockaddr_un, sun_path) : 0;
+            if (n > 0 && un->sun_path[0] == '\0') return std::string(un->sun_path, n);  // abstract
             return std::string(un->sun_path, strnlen(un->sun_path, n));
         }
         default: return {};

@@ -28,6 +28,26 @@ namespace {
 [[noreturn]] void throw_errno(int e, const std::string& what) { throw std::system_error(e, std::generic_category(), what); }
 
 int pidfd_open(pid_t pid) { return int(::syscall(SYS_pidfd_open, pid, 0)); }
+int pidfd_send_signal(int pidfd, int sig) { return int(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0)); }
+
+// The program as posix_spawn must be given it: a name without a slash is looked up on the PATH
+// of the child's environment when one is given (as Popen does), else on the parent's.
+std::string find_program(const std::string& name, const std::optional<std::vector<std::string>>& env) {
+    if (!env || name.find('/') != std::string::npos) return name;
+    std::string path = "/bin:/usr/bin";  // confstr(_CS_PATH)'s answer, when env has no PATH
+    for (const auto& e : *env)
+        if (e.rfind("PATH=", 0) == 0) path = e.substr(5);
+    std::size_t start = 0;
+    for (;;) {
+        std::size_t end = path.find(':', start);
+        std::string dir = path.substr(start, end == std::string::npos ? std::string::npos : end - start);
+        std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + name;
+        if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+        if (end == std::string::npos) break;
+        start = end + 1;
+    }
+    throw_errno(ENOENT, "cannot run '" + name + "' (not found on the PATH of the given env)");
+}
 
 // Both ends close-on-exec; the parent's end non-blocking.
 struct Pipe {
@@ -88,7 +108,9 @@ struct ProcessState {
         } while (r < 0 && errno == EINTR);
         if (r == 0) return false;
         if (r < 0) {
-            returncode = -1;  // ECHILD: reaped elsewhere; nothing more to learn
+            // ECHILD: reaped elsewhere (SIGCHLD ignored, a waitpid(-1) of the application's):
+            // asyncio reports 255 then, which no signal number can be mistaken for.
+            returncode = 255;
             return true;
         }
         if (WIFEXITED(status))
@@ -139,6 +161,9 @@ Coro<Process> spawn_process(std::vector<std::string> argv, SubprocessOptions opt
         }
     }
     if (options.cwd) ::posix_spawn_file_actions_addchdir_np(&actions, options.cwd->c_str());
+    // Popen's close_fds=True: the child gets 0, 1 and 2 only, even from an fd the application
+    // opened without O_CLOEXEC.
+    ::posix_spawn_file_actions_addclosefrom_np(&actions, 3);
 
     posix_spawnattr_t attr;
     ::posix_spawnattr_init(&attr);
@@ -146,12 +171,16 @@ Coro<Process> spawn_process(std::vector<std::string> argv, SubprocessOptions opt
         posix_spawnattr_t* a;
         ~AttrGuard() { ::posix_spawnattr_destroy(a); }
     } attr_guard{&attr};
-    // The child starts with default signal dispositions and an empty mask, whatever the
-    // loop did with its own (ignored SIGPIPE, handled SIGINT).
-    sigset_t all, none;
-    ::sigfillset(&all);
+    // As Popen's restore_signals: SIGPIPE and SIGXFSZ, which a runtime ignores for itself, are
+    // back to their defaults in the child; any other ignored signal stays ignored (nohup, a
+    // `trap '' HUP` must still protect children), and handled ones are reset by exec anyway.
+    // The mask is emptied, since the spawning thread may be one that blocks signals.
+    sigset_t reset, none;
+    ::sigemptyset(&reset);
+    ::sigaddset(&reset, SIGPIPE);
+    ::sigaddset(&reset, SIGXFSZ);
     ::sigemptyset(&none);
-    ::posix_spawnattr_setsigdefault(&attr, &all);
+    ::posix_spawnattr_setsigdefault(&attr, &reset);
     ::posix_spawnattr_setsigmask(&attr, &none);
     ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
 
@@ -163,15 +192,36 @@ Coro<Process> spawn_process(std::vector<std::string> argv, SubprocessOptions opt
         for (auto& e : *options.env) envp.push_back(e.data());
         envp.push_back(nullptr);
     }
+    std::string program = find_program(argv[0], options.env);
     pid_t pid = -1;
-    int rc = ::posix_spawnp(&pid, args[0], &actions, &attr, args.data(), options.env ? envp.data() : environ);
-    if (rc != 0) throw_errno(rc, "cannot run '" + argv[0] + "'");
+    int rc = ::posix_spawnp(&pid, program.c_str(), &actions, &attr, args.data(), options.env ? envp.data() : environ);
+    if (rc != 0) {
+        std::string what = "cannot run '" + argv[0] + "'";
+        if (options.cwd) what += " in '" + *options.cwd + "'";  // the directory may be what is missing
+        throw_errno(rc, what);
+    }
 
+    // Nobody could signal or reap a child we fail to take charge of: it is killed and reaped
+    // before the error propagates (asyncio closes the transport, which kills the child).
+    struct Unclaimed {
+        pid_t pid;
+        ~Unclaimed() {
+            if (pid <= 0) return;
+            ::kill(pid, SIGKILL);
+            int status;
+            while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+            }
+        }
+    } unclaimed{pid};
+    int pidfd = pidfd_open(pid);
+    if (pidfd < 0) throw_errno(errno, "pidfd_open");
+    FdGuard pidfd_guard{{pidfd}};
     auto state = std::make_shared<ProcessState>();
     state->pid = pid;
     state->loop = &loop;
-    state->pidfd = pidfd_open(pid);
-    if (state->pidfd < 0) throw_errno(errno, "pidfd_open");
+    state->pidfd = pidfd;
+    pidfd_guard.fds.clear();
+    unclaimed.pid = -1;
     ::fcntl(state->pidfd, F_SETFD, FD_CLOEXEC);
     parent_ends.fds.clear();  // the transports own them from here
     if (parent_fd[0] >= 0) state->in = StreamWriter(make_fd_transport(parent_fd[0], false, options.limit));
@@ -217,14 +267,27 @@ std::optional<int> Process::returncode() const noexcept {
     return s_->returncode;
 }
 
-StreamWriter& Process::in() { return s_->in; }
-StreamReader& Process::out() { return s_->out; }
-StreamReader& Process::err() { return s_->err; }
+detail::ProcessState& Process::state() const {
+    if (!s_) throw std::logic_error("corio: this Process is empty (default-constructed or moved from)");
+    return *s_;
+}
 
-Coro<int> Process::wait() { return detail::wait_for_exit(s_); }
+StreamWriter& Process::in() { return state().in; }
+StreamReader& Process::out() { return state().out; }
+StreamReader& Process::err() { return state().err; }
+
+Coro<int> Process::wait() {
+    (void)state();
+    return detail::wait_for_exit(s_);
+}
 
 Coro<std::pair<std::string, std::string>> Process::communicate(std::string input) {
-    auto s = s_;
+    (void)state();  // throws at the call for an empty Process, not when awaited
+    return communicate_with(s_, std::move(input));
+}
+
+Coro<std::pair<std::string, std::string>> Process::communicate_with(std::shared_ptr<detail::ProcessState> s,
+                                                                     std::string input) {
     Task<> feeding;
     Task<std::string> out, err;
     if (s->in && !s->in.is_closing()) feeding = create_task(detail::feed(s->in, std::move(input)));
@@ -257,8 +320,14 @@ Coro<std::pair<std::string, std::string>> Process::communicate(std::string input
 }
 
 void Process::send_signal(int sig) {
-    if (!s_ || s_->returncode) return;  // asyncio: no error once the child has been reaped
-    if (::kill(s_->pid, sig) < 0 && errno != ESRCH) throw std::system_error(errno, std::generic_category(), "kill");
+    if (!s_) return;  // no child at all
+    detail::ProcessState& s = *s_;
+    // Through the pidfd: a pid reaped behind our back may already name another process.
+    if (s.returncode) throw ProcessLookupError();
+    if (detail::pidfd_send_signal(s.pidfd, sig) < 0) {
+        if (errno == ESRCH) throw ProcessLookupError();
+        throw std::system_error(errno, std::generic_category(), "pidfd_send_signal");
+    }
 }
 void Process::terminate() { send_signal(SIGTERM); }
 void Process::kill() { send_signal(SIGKILL); }

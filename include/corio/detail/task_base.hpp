@@ -79,6 +79,11 @@ public:
     std::string describe() const override;
 
     // Called by WaitNode.
+    // An await_suspend that throws after suspended_at() (the backend refused the operation):
+    // the task does not wait there, and the node is about to be destroyed with its frame.
+    void suspend_failed(WaitNode& node) noexcept {
+        if (waiting_on_ == &node) waiting_on_ = nullptr;
+    }
     void suspended_at(WaitNode& node, std::coroutine_handle<> h) noexcept {
         waiting_on_ = &node;
         resume_ = h;
