@@ -11,10 +11,10 @@
 
 namespace corio_test {
 
-// A connected pair of non-blocking Unix stream sockets.
-inline std::pair<corio::Socket, corio::Socket> unix_socket_pair() {
+// A connected pair of non-blocking Unix sockets (stream, or SOCK_DGRAM / SOCK_SEQPACKET).
+inline std::pair<corio::Socket, corio::Socket> unix_socket_pair(int type = SOCK_STREAM) {
     int fds[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0)
+    if (::socketpair(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0)
         throw std::system_error(errno, std::generic_category(), "socketpair");
     return {corio::Socket(fds[0]), corio::Socket(fds[1])};
 }

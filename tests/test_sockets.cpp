@@ -489,6 +489,31 @@ CORIO_TEST(SocketFaults, AnOperationRefusedAtSubmitLeavesTheTaskFreeToBeCancelle
     EXPECT_TRUE(cancelled);
 }
 
+// A message socket gives one message a read: a read shorter than asked for does not mean the
+// socket is drained (epoll used to wait for a next message that never came, with two queued).
+CORIO_TEST(SocketFaults, EveryQueuedDatagramIsReceived) {
+    corio::testing::MockClock clock;  // a receive that waited for a next edge would time out
+    for (int type : {SOCK_DGRAM, SOCK_SEQPACKET}) {
+        auto [a, b] = unix_socket_pair(type);
+        Coro<std::string> idle = wait_for(sock_recv(b, 100), 1s);  // registers b with the backend
+        bool timed_out = false;
+        try {
+            co_await std::move(idle);
+        } catch (const TimeoutError&) {
+            timed_out = true;
+        }
+        EXPECT_TRUE(timed_out);
+        CO_ASSERT_EQ(::send(a.fileno(), "one", 3, 0), 3);
+        CO_ASSERT_EQ(::send(a.fileno(), "two", 3, 0), 3);
+        Coro<std::string> first = wait_for(sock_recv(b, 100), 5s);
+        std::string got1 = co_await std::move(first);
+        Coro<std::string> second = wait_for(sock_recv(b, 100), 5s);
+        std::string got2 = co_await std::move(second);
+        EXPECT_EQ(got1, "one") << "type " << type;
+        EXPECT_EQ(got2, "two") << "type " << type;
+    }
+}
+
 CORIO_TEST(SocketFdReuse, AReleasedFdClosedByItsNewOwnerDoesNotStrandTheNextFile) {
     auto [a, b] = unix_socket_pair();
     Coro<std::string> first = recv_once(&a, &b);

@@ -217,6 +217,7 @@ public:
         st.registered = false;
         st.read_ready = st.write_ready = true;
         st.read_closed = false;
+        st.message_socket = 0;
     }
 
     void cancel_all() noexcept override {
@@ -304,6 +305,9 @@ private:
         bool read_ready = true;   // false: the last attempt would have blocked, no event since
         bool write_ready = true;
         bool read_closed = false;  // the peer hung up: reads never block again (sticky, as Tokio)
+        // A datagram or seqpacket socket gives one message a read, however many are queued, so
+        // a short read does not say it is drained. 0: not asked yet (SO_TYPE, once an fd).
+        std::uint8_t message_socket = 0;  // 1: no (a stream, a pipe, a file), 2: yes
     };
 
     // Registers the fd (op: ADD or MOD), edge-triggered for both directions. A registration
@@ -327,6 +331,7 @@ private:
         FdState& st = fds_[std::size_t(fd)];
         st.read_ready = st.write_ready = true;
         st.read_closed = false;
+        st.message_socket = 0;
         return 0;
     }
 
@@ -341,9 +346,19 @@ private:
         } else if (r >= 0 &&
                    (op.kind == K::Recv || op.kind == K::Read || op.kind == K::Send || op.kind == K::Write ||
                     op.kind == K::ReadV) &&
-                   std::size_t(r) < requested(op)) {
+                   std::size_t(r) < requested(op) && !(reads(op.kind) && is_message_socket(st, op.fd))) {
             ready = false;
         }
+    }
+
+    static bool is_message_socket(FdState& st, int fd) noexcept {
+        if (st.message_socket == 0) {
+            int type = 0;
+            socklen_t len = sizeof type;
+            bool message = ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type != SOCK_STREAM;
+            st.message_socket = message ? 2 : 1;
+        }
+        return st.message_socket == 2;
     }
 
     FdState& state_of(int fd) {
