@@ -218,18 +218,27 @@ CORIO_TEST(Subprocess, TheProgramIsFoundOnThePathOfTheGivenEnv) {
         script << "#!/bin/sh\necho found\n";
     }
     std::filesystem::permissions(dir / "corio-only-here", std::filesystem::perms::owner_all);
-    std::vector<std::string> env{"PATH=" + dir.string()};
+    // A directory of that name earlier on the PATH is passed over, as execvp() does.
+    std::filesystem::create_directories(dir / "shadow" / "corio-only-here");
+    std::vector<std::string> env{"PATH=" + (dir / "shadow").string() + ":" + dir.string()};
     Coro<Process> spawning = exec({"corio-only-here"}, {.out = PIPE, .env = env});
     Process p = co_await std::move(spawning);
     Coro<std::pair<std::string, std::string>> talking = p.communicate();
     std::pair<std::string, std::string> result = co_await std::move(talking);
     EXPECT_EQ(result.first, "found\n");
+    // A relative entry is relative to the child's cwd, where the program runs.
+    std::vector<std::string> relative{"PATH=."};
+    Coro<Process> spawning_rel = exec({"corio-only-here"}, {.out = PIPE, .cwd = dir.string(), .env = relative});
+    Process q = co_await std::move(spawning_rel);
+    Coro<std::pair<std::string, std::string>> talking_rel = q.communicate();
+    std::pair<std::string, std::string> result_rel = co_await std::move(talking_rel);
+    EXPECT_EQ(result_rel.first, "found\n");
     std::filesystem::remove_all(dir);
 
     std::string what;
     try {
         Coro<Process> nowhere = exec({"true"}, {.cwd = "/nonexistent/corio-dir"});
-        Process q = co_await std::move(nowhere);
+        Process r = co_await std::move(nowhere);
     } catch (const std::system_error& e) {
         what = e.what();
     }

@@ -125,7 +125,8 @@ Coro<StreamPair> open_unix_connection(std::string path, ConnectOptions options =
 StreamPair make_streams(Socket socket, std::size_t limit = default_stream_limit);
 
 namespace detail {
-// The stream pair for a pipe or any non-socket fd (subprocess pipes).
+// The stream pair for a pipe or any non-socket fd (subprocess pipes). Takes the fd: it is
+// closed even if this throws.
 std::shared_ptr<StreamTransport> make_fd_transport(int fd, bool is_socket, std::size_t limit);
 }  // namespace detail
 

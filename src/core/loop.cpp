@@ -294,8 +294,8 @@ void EventLoop::drop_ready(std::uintptr_t item) noexcept {
 void EventLoop::add_timer(detail::TimerNode& node) {
     node.seq = ++timer_seq_;
     // 2^32 armed timers would take 96 GiB of nodes: the 32-bit index cannot overflow first.
-    node.heap_index = std::uint32_t(timers_.size());
-    timers_.push_back(&node);
+    timers_.push_back(&node);  // first: if it throws, the node stays unarmed (heap_index npos)
+    node.heap_index = std::uint32_t(timers_.size() - 1);
     heap_up(node.heap_index);
 }
 

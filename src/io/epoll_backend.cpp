@@ -319,7 +319,11 @@ private:
         epoll_event ev{};
         ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
         ev.data.fd = fd;
-        if (::epoll_ctl(epfd_, op, fd, &ev) == 0) return 0;
+        if (::epoll_ctl(epfd_, op, fd, &ev) == 0) {
+            // A new registration: what was cached about an earlier file of this number is void.
+            if (op == EPOLL_CTL_ADD) fds_[std::size_t(fd)].message_socket = 0;
+            return 0;
+        }
         if (op == EPOLL_CTL_ADD && errno == EEXIST) {
             op = EPOLL_CTL_MOD;
         } else if (op == EPOLL_CTL_MOD && errno == ENOENT) {

@@ -209,9 +209,17 @@ Coro<> Server::wait_closed() {
         detail::TaskSetWaiter ended(std::move(acceptors), detail::TaskSetWaiter::Until::AllDone);
         co_await ended;
     }
-    for (auto& t : s->acceptors)
-        if (!t.cancelled()) co_await t;  // done: rethrows what stopped it, if anything
+    std::exception_ptr failed;  // what stopped an acceptor, if anything: after the handlers
+    for (auto& t : s->acceptors) {
+        if (t.cancelled() || failed) continue;
+        try {
+            co_await t;  // done: returns at once
+        } catch (...) {
+            failed = std::current_exception();
+        }
+    }
     co_await s->idle_event.wait();
+    if (failed) std::rethrow_exception(failed);
 }
 
 Coro<> Server::serve_forever() {

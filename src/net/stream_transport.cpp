@@ -446,7 +446,12 @@ Coro<> StreamTransport::wait_closed(std::shared_ptr<StreamTransport> self) {
 }
 
 std::shared_ptr<StreamTransport> make_fd_transport(int fd, bool is_socket, std::size_t limit) {
-    return std::make_shared<StreamTransport>(fd, is_socket, limit);
+    try {
+        return std::make_shared<StreamTransport>(fd, is_socket, limit);
+    } catch (...) {
+        ::close(fd);  // handed over: nobody else will close it
+        throw;
+    }
 }
 
 }  // namespace detail

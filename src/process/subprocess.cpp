@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include <cerrno>
 #include <system_error>
 #include <thread>
+#include <utility>
 
 #include "corio/detail/io_awaiter.hpp"
 #include "corio/detail/task_set_waiter.hpp"
@@ -32,8 +34,9 @@ int pidfd_send_signal(int pidfd, int sig) { return int(::syscall(SYS_pidfd_send_
 
 // The program as posix_spawn must be given it: a name without a slash is looked up on the PATH
 // of the child's environment when one is given (as Popen does), else on the parent's.
-std::string find_program(const std::string& name, const std::optional<std::vector<std::string>>& env) {
-    if (!env || name.find('/') != std::string::npos) return name;
+std::string find_program(const std::string& name, const std::optional<std::vector<std::string>>& env,
+                         const std::optional<std::string>& cwd) {
+    if (!env || name.empty() || name.find('/') != std::string::npos) return name;
     std::string path = "/bin:/usr/bin";  // confstr(_CS_PATH)'s answer, when env has no PATH
     for (const auto& e : *env)
         if (e.rfind("PATH=", 0) == 0) path = e.substr(5);
@@ -41,8 +44,12 @@ std::string find_program(const std::string& name, const std::optional<std::vecto
     for (;;) {
         std::size_t end = path.find(':', start);
         std::string dir = path.substr(start, end == std::string::npos ? std::string::npos : end - start);
+        // The child runs it after its chdir: a relative entry is relative to the child's cwd.
         std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + name;
-        if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+        std::string seen_from_here = cwd && candidate[0] != '/' ? *cwd + "/" + candidate : candidate;
+        struct stat st {};
+        if (::stat(seen_from_here.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(seen_from_here.c_str(), X_OK) == 0)
+            return candidate;
         if (end == std::string::npos) break;
         start = end + 1;
     }
@@ -192,7 +199,7 @@ Coro<Process> spawn_process(std::vector<std::string> argv, SubprocessOptions opt
         for (auto& e : *options.env) envp.push_back(e.data());
         envp.push_back(nullptr);
     }
-    std::string program = find_program(argv[0], options.env);
+    std::string program = find_program(argv[0], options.env, options.cwd);
     pid_t pid = -1;
     int rc = ::posix_spawnp(&pid, program.c_str(), &actions, &attr, args.data(), options.env ? envp.data() : environ);
     if (rc != 0) {
@@ -213,20 +220,29 @@ Coro<Process> spawn_process(std::vector<std::string> argv, SubprocessOptions opt
             }
         }
     } unclaimed{pid};
-    int pidfd = pidfd_open(pid);
-    if (pidfd < 0) throw_errno(errno, "pidfd_open");
-    FdGuard pidfd_guard{{pidfd}};
+    struct PidfdCloser {  // no allocation: nothing here can throw
+        int fd;
+        ~PidfdCloser() {
+            if (fd >= 0) ::close(fd);
+        }
+    } pidfd{pidfd_open(pid)};
+    if (pidfd.fd < 0) throw_errno(errno, "pidfd_open");
+    ::fcntl(pidfd.fd, F_SETFD, FD_CLOEXEC);
+    // Each pipe end passes to its transport (which closes it even if it fails to be made).
+    std::shared_ptr<StreamTransport> transports[3];
+    for (int i = 0; i < 3; ++i) {
+        if (parent_fd[i] < 0) continue;
+        std::erase(parent_ends.fds, parent_fd[i]);
+        transports[i] = make_fd_transport(parent_fd[i], false, options.limit);
+    }
     auto state = std::make_shared<ProcessState>();
+    if (transports[0]) state->in = StreamWriter(transports[0]);
+    if (transports[1]) state->out = StreamReader(transports[1]);
+    if (transports[2]) state->err = StreamReader(transports[2]);
     state->pid = pid;
     state->loop = &loop;
-    state->pidfd = pidfd;
-    pidfd_guard.fds.clear();
-    unclaimed.pid = -1;
-    ::fcntl(state->pidfd, F_SETFD, FD_CLOEXEC);
-    parent_ends.fds.clear();  // the transports own them from here
-    if (parent_fd[0] >= 0) state->in = StreamWriter(make_fd_transport(parent_fd[0], false, options.limit));
-    if (parent_fd[1] >= 0) state->out = StreamReader(make_fd_transport(parent_fd[1], false, options.limit));
-    if (parent_fd[2] >= 0) state->err = StreamReader(make_fd_transport(parent_fd[2], false, options.limit));
+    state->pidfd = std::exchange(pidfd.fd, -1);
+    unclaimed.pid = -1;  // the state has the child now
     co_return Process(std::move(state));
 }
 
