@@ -449,7 +449,9 @@ std::shared_ptr<StreamTransport> make_fd_transport(int fd, bool is_socket, std::
     try {
         return std::make_shared<StreamTransport>(fd, is_socket, limit);
     } catch (...) {
-        ::close(fd);  // handed over: nobody else will close it
+        // Handed over, so nobody else will close it; through the loop, whose backend may have
+        // it registered (a bare close() would leave that stale for the fd's next file).
+        close_fd_on(running_loop(), fd);
         throw;
     }
 }
