@@ -98,9 +98,8 @@ void Runner::cancel_all_tasks() {
     for (auto& t : cancelled) {
         if (t.cancelled()) continue;
         if (auto e = t.exception()) {
-            std::optional<std::source_location> site;
-            if (*t.created_at().file_name()) site = t.created_at();  // recorded in debug mode only
-            loop_->call_exception_handler({"unhandled exception during corio::run() shutdown", e, t.name(), site, {}});
+            loop_->call_exception_handler(
+                {"unhandled exception during corio::run() shutdown", e, t.name(), t.state()->creation_site(), {}});
         }
     }
 }

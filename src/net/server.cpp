@@ -9,9 +9,9 @@
 #include <list>
 #include <system_error>
 
+#include "corio/detail/task_set_waiter.hpp"
 #include "corio/event.hpp"
 #include "corio/sleep.hpp"
-#include "corio/detail/task_set_waiter.hpp"
 #include "corio/task.hpp"
 
 namespace corio {
