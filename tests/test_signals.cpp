@@ -4,9 +4,16 @@
 #include <corio/streams.hpp>
 #include <corio/testing.hpp>
 
+#include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <set>
 #include <thread>
 
 using namespace corio;
@@ -198,6 +205,74 @@ CORIO_TEST(Signals, ASignalHandledByOneLoopIsRefusedToAnother) {
     EXPECT_TRUE(other.remove_signal_handler(SIGUSR2));
     other.close();
     co_return;
+}
+
+namespace corio::detail {
+extern std::atomic<void (*)()> signal_handler_test_pause;  // src/process/signals.cpp
+}
+
+namespace {
+std::atomic<bool> g_handler_parked{false};
+std::atomic<bool> g_handler_may_go{false};
+void park_handler() {  // runs inside the OS-level handler: atomics only
+    g_handler_parked.store(true);
+    while (!g_handler_may_go.load()) {
+    }
+}
+}  // namespace
+
+// An OS-level handler on another thread has read the loop's pipe fd and not yet written to it
+// when the loop closes. Closing the pipe then would let the handler write into whatever file
+// takes the number next; the loop waits for the handler instead.
+namespace {
+std::set<int> open_fds() {
+    std::set<int> fds;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) fds.insert(std::stoi(entry.path().filename()));
+    return fds;
+}
+}  // namespace
+
+TEST(SignalPipe, ClosingTheLoopWaitsForAHandlerAboutToWriteToItsPipe) {
+    auto loop = std::make_unique<EventLoop>();
+    std::set<int> before = open_fds();
+    loop->add_signal_handler(SIGUSR1, [] {});
+    int pipe_write_end = -1;
+    for (int fd : open_fds())
+        if (!before.count(fd) && (::fcntl(fd, F_GETFL) & O_ACCMODE) == O_WRONLY) pipe_write_end = fd;
+    ASSERT_GE(pipe_write_end, 0);
+
+    detail::signal_handler_test_pause.store(&park_handler);
+    std::atomic<bool> stop{false};
+    std::thread receiver([&] {
+        while (!stop.load()) ::sched_yield();
+    });
+    ::pthread_kill(receiver.native_handle(), SIGUSR1);
+    while (!g_handler_parked.load()) ::sched_yield();
+
+    // Lets the handler go once its fd's number was taken again, or after a while if closing
+    // the loop waits for it (then the number is free only after the handler is done).
+    std::atomic<bool> reused{false};
+    std::thread releaser([&] {
+        auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
+        while (!reused.load() && std::chrono::steady_clock::now() < give_up) ::sched_yield();
+        g_handler_may_go.store(true);
+    });
+    loop->close();
+    loop.reset();
+    int fds[2];
+    ASSERT_EQ(::pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
+    ASSERT_EQ(::dup3(fds[1], pipe_write_end, O_CLOEXEC), pipe_write_end);  // another file, same number
+    reused.store(true);
+    releaser.join();
+    stop.store(true);
+    receiver.join();  // its handler has returned
+    detail::signal_handler_test_pause.store(nullptr);
+
+    char stray;
+    EXPECT_EQ(::read(fds[0], &stray, 1), -1) << "the handler wrote into a file the loop no longer owned";
+    ::close(pipe_write_end);
+    ::close(fds[0]);
+    ::close(fds[1]);
 }
 
 namespace {

@@ -3,6 +3,7 @@
 // schedules the Python-level handler with call_soon. A self-pipe rather than signalfd: it works
 // whichever thread the kernel delivers the signal to, without masking it in every thread.
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -19,9 +20,15 @@ namespace corio {
 
 namespace detail {
 
+extern std::atomic<void (*)()> signal_handler_test_pause;
+
 namespace {
 std::atomic<int> g_signal_pipe[NSIG];
 std::once_flag g_init;
+// OS-level handlers between reading a pipe's fd and writing to it, on any thread. A loop closes
+// its pipe only once this is back to zero after letting its signals go: a handler that read
+// the fd just before could otherwise write its byte into whatever file took the number next.
+std::atomic<int> g_handlers_running{0};
 
 void init_table() {
     for (auto& fd : g_signal_pipe) fd.store(-1, std::memory_order_relaxed);
@@ -36,20 +43,32 @@ bool claim_signal(int sig, int write_fd) noexcept {
 // in between still reaches this loop instead of being dropped.
 void release_signal(int sig, int write_fd) noexcept {
     int expected = write_fd;
-    g_signal_pipe[sig].compare_exchange_strong(expected, -1, std::memory_order_acq_rel);
+    g_signal_pipe[sig].compare_exchange_strong(expected, -1, std::memory_order_seq_cst);
+}
+
+void wait_for_running_handlers() noexcept {
+    while (g_handlers_running.load(std::memory_order_seq_cst) != 0) ::sched_yield();
 }
 
 extern "C" void on_signal(int sig) {
     int saved = errno;
-    int fd = g_signal_pipe[sig].load(std::memory_order_relaxed);
+    // Both sequentially consistent, against release_signal's exchange and the wait above: a
+    // handler whose load saw the fd has been counted before the loop looks at the count.
+    g_handlers_running.fetch_add(1, std::memory_order_seq_cst);
+    int fd = g_signal_pipe[sig].load(std::memory_order_seq_cst);
     if (fd >= 0) {
+        if (auto pause = signal_handler_test_pause.load(std::memory_order_relaxed)) pause();
         unsigned char byte = static_cast<unsigned char>(sig);
         ssize_t ignored = ::write(fd, &byte, 1);  // a full pipe already holds a wake-up
         (void)ignored;
     }
+    g_handlers_running.fetch_sub(1, std::memory_order_release);
     errno = saved;
 }
 }  // namespace
+
+// Tests park a handler between its read of the fd and its write (tests/test_signals.cpp).
+std::atomic<void (*)()> signal_handler_test_pause{nullptr};
 
 struct SignalState {
     EventLoop* loop = nullptr;
@@ -99,6 +118,8 @@ struct SignalState {
             ::sigaction(sig, &old, nullptr);
             release_signal(sig, write_fd);
         }
+        // Before either end closes: a late write to a pipe without a reader would raise SIGPIPE.
+        wait_for_running_handlers();  // also for a signal removed earlier
         if (reading) loop->internal_io_finished();
         loop->backend().release_fd(read_fd);
         ::close(read_fd);
