@@ -105,6 +105,54 @@ TEST(SocketAddressUnix, AnAbstractNameIsExactlyItsBytes) {
     EXPECT_EQ(r, 0) << std::strerror(err);
 }
 
+// sun_path may be filled: an abstract name has no terminator, and a path that fills it goes
+// without one, as Python and Linux take it. One byte more is refused.
+TEST(SocketAddressUnix, NamesMayFillSunPath) {
+    constexpr std::size_t kFull = sizeof(sockaddr_un{}.sun_path);
+    std::string name = std::string(1, '\0') + "corio-full-" + std::to_string(::getpid());
+    name.resize(kFull, 'n');
+    Socket listener = Socket::create(AF_UNIX, SOCK_STREAM);
+    listener.bind(SocketAddress::unix_path(name));
+    listener.listen();
+    EXPECT_EQ(listener.getsockname().host(), name);
+
+    std::string path = "/tmp/corio-full-" + std::to_string(::getpid()) + "-";
+    path.resize(kFull, 'p');
+    ::unlink(path.c_str());
+    Socket bound = Socket::create(AF_UNIX, SOCK_STREAM);
+    bound.bind(SocketAddress::unix_path(path));
+    EXPECT_EQ(::access(path.c_str(), F_OK), 0);
+    EXPECT_EQ(bound.getsockname().host(), path);
+    ::unlink(path.c_str());
+
+    EXPECT_THROW(SocketAddress::unix_path(path + "p"), std::invalid_argument);
+    EXPECT_THROW(SocketAddress::unix_path(name + "n"), std::invalid_argument);
+}
+
+// A Unix listener whose backlog is full refuses a non-blocking connect with EAGAIN. That is the
+// connect's result on both backends: epoll used to wait for writability, which an unconnected
+// socket has at once, and reported the socket connected.
+CORIO_TEST(UnixConnect, FullBacklogIsAnEagainError) {
+    std::string name = std::string(1, '\0') + "corio-backlog-" + std::to_string(::getpid());
+    Socket listener = Socket::create(AF_UNIX, SOCK_STREAM);
+    listener.bind(SocketAddress::unix_path(name));
+    CO_ASSERT_EQ(::listen(listener.fileno(), 0), 0);  // never accepts
+    std::vector<StreamPair> queued;
+    std::optional<std::system_error> refused;
+    for (int i = 0; i < 16 && !refused; ++i) {
+        try {
+            Coro<StreamPair> connecting = open_unix_connection(name);
+            queued.push_back(co_await std::move(connecting));
+        } catch (const std::system_error& e) {
+            refused = e;
+        }
+    }
+    CO_ASSERT_TRUE(refused.has_value());  // not 16 connections to a backlog of 0
+    EXPECT_EQ(refused->code().value(), EAGAIN) << refused->what();
+    EXPECT_FALSE(queued.empty());
+    for (auto& conn : queued) conn.second.close();
+}
+
 // asyncio raises socket.gaierror: corio's code is an EAI_* value in gai_category(), not an
 // errno. An unknown family fails before any lookup (no query leaves the machine).
 CORIO_TEST(Getaddrinfo, FailureCarriesTheEaiCodeInItsOwnCategory) {

@@ -59,6 +59,9 @@ std::size_t requested(const IoOperation& op) noexcept {
 
 long errno_result(long r) noexcept { return r < 0 ? -long(errno) : r; }
 
+// An attempt's EAGAIN that is its result rather than "wait for the next event".
+constexpr long kFinalEagain = -(1L << 20);
+
 // The syscall behind an operation, non-blocking; -EAGAIN when it would block.
 long attempt(IoOperation& op, bool after_event) noexcept {
     using K = IoOperation::Kind;
@@ -81,6 +84,10 @@ long attempt(IoOperation& op, bool after_event) noexcept {
                     op.progress_ = 1;
                     r = errno_result(::connect(op.fd, op.address, op.address_length));
                     if (r == -EINPROGRESS) return -EAGAIN;
+                    // A Unix socket says EAGAIN when the listener's backlog is full. That is final
+                    // (io_uring reports it so): no event tells when to try again, and the socket,
+                    // unconnected, polls writable at once, so waiting would report it connected.
+                    if (r == -EAGAIN) return kFinalEagain;
                 } else {
                     int err = 0;
                     socklen_t len = sizeof err;
@@ -371,7 +378,7 @@ private:
     }
 
     void finish(IoOperation& op, long result) noexcept {
-        op.result_ = result;
+        op.result_ = result == kFinalEagain ? -EAGAIN : result;
         op.where_ = Completed;
         completed_.push(&op);
     }

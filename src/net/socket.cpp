@@ -45,13 +45,15 @@ SocketAddress::SocketAddress(std::string_view host_view, std::uint16_t port) {
 SocketAddress SocketAddress::unix_path(std::string_view path) {
     SocketAddress a;
     auto* un = reinterpret_cast<sockaddr_un*>(&a.storage_);
-    if (path.size() >= sizeof(un->sun_path)) throw std::invalid_argument("corio: Unix socket path too long");
+    // Up to the whole of sun_path, as Python allows: a path counts its terminating NUL when it
+    // fits (Linux takes one that fills sun_path without it), an abstract name (a leading NUL)
+    // is exactly its bytes, as every other program spells it.
+    if (path.size() > sizeof(un->sun_path)) throw std::invalid_argument("corio: Unix socket path too long");
+    bool abstract = !path.empty() && path[0] == '\0';
+    bool terminated = !abstract && path.size() < sizeof(un->sun_path);
     un->sun_family = AF_UNIX;
     std::memcpy(un->sun_path, path.data(), path.size());
-    // A path counts its terminating NUL; an abstract name (a leading NUL) is exactly its bytes,
-    // as every other program spells it.
-    bool abstract = !path.empty() && path[0] == '\0';
-    a.length_ = socklen_t(offsetof(sockaddr_un, sun_path) + path.size() + (abstract ? 0 : 1));
+    a.length_ = socklen_t(offsetof(sockaddr_un, sun_path) + path.size() + (terminated ? 1 : 0));
     return a;
 }
 
