@@ -235,6 +235,104 @@ CORIO_TEST(SockOps, ConnectAcceptSendallRecvRoundTrip) {
     EXPECT_EQ(eof, "");
 }
 
+namespace {
+// Awaits `op`, records what it returned, then awaits once more: where a deferred cancellation
+// must arrive.
+template <class T>
+Coro<> await_then_sleep(Coro<T> op, std::vector<std::string>* journal, std::optional<T>* got) {
+    *got = co_await std::move(op);
+    journal->push_back("returned");
+    try {
+        co_await sleep(0s);
+        journal->push_back("slept");
+    } catch (const CancelledError&) {
+        journal->push_back("cancelled at the next await");
+        throw;
+    }
+}
+}  // namespace
+
+// The bytes were taken from the kernel, and the reader woken, when the cancel came: they are
+// returned, and the cancellation comes at the reader's next await. asyncio drops them.
+CORIO_TEST(SockLateCancel, BytesReceivedAsTheReaderIsCancelledAreReturned) {
+    auto [a, b] = corio_test::unix_socket_pair();
+    std::vector<std::string> journal;
+    std::optional<std::string> got;
+    Task<> reader = create_task(await_then_sleep(sock_recv(a, 100), &journal, &got));
+    co_await sleep(0s);  // it waits for bytes
+    CO_ASSERT_EQ(::send(b.fileno(), "late", 4, 0), 4);
+    co_await sleep(0s);  // the poll after this tick completes the recv: the reader runs after us
+    EXPECT_TRUE(reader.cancel());
+    CO_CATCH(CancelledError, cancelled, reader);
+    EXPECT_TRUE(cancelled.has_value());
+    EXPECT_EQ(got, std::optional<std::string>("late"));
+    EXPECT_EQ(journal, (std::vector<std::string>{"returned", "cancelled at the next await"}));
+}
+
+// The same for a connection accepted as the acceptor is cancelled: it is returned, not closed.
+CORIO_TEST(SockLateCancel, ConnectionAcceptedAsTheAcceptorIsCancelledIsReturned) {
+    Socket listener = listening_socket();
+    std::vector<std::string> journal;
+    std::optional<std::pair<Socket, SocketAddress>> got;
+    Task<> acceptor = create_task(await_then_sleep(sock_accept(listener), &journal, &got));
+    co_await sleep(0s);
+    int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CO_ASSERT_TRUE(client >= 0);
+    SocketAddress to = listener.getsockname();
+    CO_ASSERT_EQ(::connect(client, to.native(), to.length()), 0);  // the backlog takes it at once
+    co_await sleep(0s);
+    EXPECT_TRUE(acceptor.cancel());
+    CO_CATCH(CancelledError, cancelled, acceptor);
+    EXPECT_TRUE(cancelled.has_value());
+    EXPECT_EQ(journal, (std::vector<std::string>{"returned", "cancelled at the next await"}));
+    CO_ASSERT_TRUE(got.has_value());
+    // Still open: what the client sends arrives.
+    CO_ASSERT_EQ(::send(client, "x", 1, 0), 1);
+    char byte = 0;
+    EXPECT_EQ(::recv(got->first.fileno(), &byte, 1, 0), 1);
+    ::close(client);
+}
+
+// The same for a datagram: it is returned with its sender, and is not lost.
+CORIO_TEST(SockLateCancel, DatagramReceivedAsTheReceiverIsCancelledIsReturned) {
+    DatagramOptions options{.local_addr = {"127.0.0.1", 0}};
+    DatagramEndpoint server = co_await create_datagram_endpoint(options);
+    std::vector<std::string> journal;
+    std::optional<std::pair<std::string, SocketAddress>> got;
+    Task<> receiver = create_task(await_then_sleep(server.recvfrom(), &journal, &got));
+    co_await sleep(0s);
+    int sender = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    CO_ASSERT_TRUE(sender >= 0);
+    SocketAddress to = server.getsockname();
+    CO_ASSERT_EQ(::sendto(sender, "dgram", 5, 0, to.native(), to.length()), 5);
+    co_await sleep(0s);
+    EXPECT_TRUE(receiver.cancel());
+    CO_CATCH(CancelledError, cancelled, receiver);
+    EXPECT_TRUE(cancelled.has_value());
+    EXPECT_EQ(journal, (std::vector<std::string>{"returned", "cancelled at the next await"}));
+    CO_ASSERT_TRUE(got.has_value());
+    EXPECT_EQ(got->first, "dgram");
+    ::close(sender);
+}
+
+// A reader cancelled before anything arrives still gets CancelledError, at once.
+CORIO_TEST(SockLateCancel, AReaderCancelledWhileWaitingIsCancelled) {
+    auto [a, b] = corio_test::unix_socket_pair();
+    std::vector<std::string> journal;
+    std::optional<std::string> got;
+    Task<> reader = create_task(await_then_sleep(sock_recv(a, 100), &journal, &got));
+    co_await sleep(0s);
+    EXPECT_TRUE(reader.cancel());
+    CO_CATCH(CancelledError, cancelled, reader);
+    EXPECT_TRUE(cancelled.has_value());
+    EXPECT_TRUE(journal.empty());
+    EXPECT_FALSE(got.has_value());
+    // Nothing was taken: bytes sent now are there for the next reader.
+    CO_ASSERT_EQ(::send(b.fileno(), "next", 4, 0), 4);
+    std::string next = co_await sock_recv(a, 100);
+    EXPECT_EQ(next, "next");
+}
+
 CORIO_TEST(SockOps, SendallOfManyMegabytesWhileThePeerReads) {
     Socket listener = listening_socket();
     Socket client = Socket::create(AF_INET, SOCK_STREAM);

@@ -11,6 +11,7 @@ Coro<std::pair<std::string, SocketAddress>> recv_datagram(int fd, std::size_t ma
     SocketAddress from;
     detail::IoAwaiter io;
     io.op.kind = IoOperation::Kind::RecvFrom;
+    io.keep_completed = true;
     io.op.fd = fd;
     io.op.buffer = data.data();
     io.op.length = data.size();

@@ -27,6 +27,7 @@ bool IoAwaiter::await_suspend(std::coroutine_handle<> h) {
 void IoAwaiter::on_complete(IoOperation* op, long r) noexcept {
     auto* self = static_cast<IoAwaiter*>(op->user);
     self->result = r;
+    self->completed_ = true;
     self->wake();
 }
 
@@ -44,6 +45,10 @@ void IoAwaiter::completed_while_cancelled(long r) noexcept {
 
 long IoAwaiter::await_resume() {
     if (cancelled) {
+        if (completed_ && result >= 0 && keep_completed) {
+            task->defer_cancel();
+            return result;
+        }
         if (result >= 0 && backend_) completed_while_cancelled(result);
         throw_if_cancelled();
     }

@@ -293,6 +293,7 @@ Coro<std::string> sock_recv_fd(int fd, std::size_t n) {
     std::string buf(n, '\0');
     IoAwaiter io;
     io.op.kind = IoOperation::Kind::Recv;
+    io.keep_completed = true;
     io.op.fd = fd;
     io.op.buffer = buf.data();
     io.op.length = n;
@@ -305,6 +306,7 @@ Coro<std::pair<Socket, SocketAddress>> sock_accept_fd(int fd) {
     SocketAddress peer;
     IoAwaiter io;
     io.op.kind = IoOperation::Kind::Accept;
+    io.keep_completed = true;
     io.op.fd = fd;
     io.op.address = peer.native();
     io.op.address_length = sizeof(sockaddr_storage);

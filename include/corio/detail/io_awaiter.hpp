@@ -19,6 +19,11 @@ public:
     IoOperation op;
     long result = 0;
     bool return_errors = false;  // await_resume returns -errno instead of throwing
+    // The operation's result belongs to the caller and would be lost (bytes taken from the
+    // kernel, an accepted connection): when it completed just as the task was cancelled, it is
+    // returned, and the cancellation waits for the task's next await (Trio's rule: a cancelled
+    // operation did not happen).
+    bool keep_completed = false;
 
     bool await_ready() const noexcept { return false; }
     bool await_suspend(std::coroutine_handle<> h);
@@ -36,6 +41,7 @@ private:
     static void on_complete(IoOperation* op, long r) noexcept;
     IoBackend* backend_ = nullptr;
     bool cancel_sent_ = false;
+    bool completed_ = false;
 };
 
 }  // namespace corio::detail

@@ -89,6 +89,9 @@ public:
         resume_ = h;
     }
     void about_to_suspend();
+    // A cancellation that came as the awaited operation completed, when the operation's result
+    // must not be lost: it is delivered at the next await (or ends the task, if none comes).
+    void defer_cancel() noexcept { set_flag(kMustCancel, true); }
     bool consume_pending_cancel() noexcept {
         if (!flag(kMustCancel)) return false;
         set_flag(kMustCancel, false);
