@@ -158,6 +158,45 @@ CORIO_TEST(Task, CurrentTaskIsTheRunningTaskAndEmptyInCallbacks) {
     EXPECT_TRUE(current_task());
 }
 
+namespace {
+Future<int> g_outliving_future;
+Task<int> g_outliving_task;
+Coro<int> leave_handles_behind(bool* callback_ran) {
+    g_outliving_future = get_running_loop().create_future<int>();
+    g_outliving_future.add_done_callback([callback_ran] { *callback_ran = true; });
+    Coro<int> answer = []() -> Coro<int> { co_return 7; }();
+    g_outliving_task = create_task(std::move(answer));
+    co_await g_outliving_task;
+    co_return 0;
+}
+}  // namespace
+
+// A Future or Task handle that outlives corio::run(): what would schedule a callback on the
+// loop, now destroyed, throws "Event loop is closed" (asyncio: RuntimeError) instead of
+// touching freed memory; the rest still works.
+TEST(TaskNoLoop, HandlesThatOutliveTheirLoopRefuseToScheduleCallbacks) {
+    bool callback_ran = false;
+    EXPECT_EQ(run(leave_handles_behind(&callback_ran)), 0);
+    EXPECT_THROW(g_outliving_future.set_result(5), std::logic_error);
+    EXPECT_THROW(g_outliving_future.add_done_callback([] {}), std::logic_error);
+    EXPECT_THROW(g_outliving_future.cancel(), std::logic_error);
+    EXPECT_FALSE(g_outliving_future.done());
+    EXPECT_FALSE(callback_ran);
+    EXPECT_THROW(g_outliving_task.add_done_callback([] {}), std::logic_error);
+    EXPECT_EQ(g_outliving_task.result(), 7);
+    g_outliving_future = {};
+    g_outliving_task = {};
+}
+
+// asyncio: RuntimeError("cannot reuse already awaited coroutine"). The frame had finished:
+// running it again resumed a finished coroutine.
+CORIO_TEST(Task, CreateTaskOfAnAwaitedCoroIsRefused) {
+    Coro<int> c = []() -> Coro<int> { co_return 1; }();
+    int first = co_await c;
+    EXPECT_EQ(first, 1);
+    EXPECT_THROW((void)create_task(std::move(c)), std::logic_error);
+}
+
 // T2 / test_current_task: outside any loop current_task() is empty (asyncio: None).
 TEST(TaskNoLoop, CurrentTaskOutsideAnyLoopIsEmpty) { EXPECT_FALSE(current_task()); }
 

@@ -17,6 +17,7 @@ public:
     template <class... A>
     void set_result(A&&... v) {
         if (done()) throw InvalidStateError("invalid state: the future is already done");
+        if (has_waiters()) check_loop_open();  // its done callbacks could not be scheduled
         if constexpr (!std::is_void_v<T>) this->emplace(std::forward<A>(v)...);
         finish(State::Succeeded, nullptr);
     }
@@ -24,6 +25,7 @@ public:
         if (done()) throw InvalidStateError("invalid state: the future is already done");
         if (!e) throw std::invalid_argument("set_exception() needs an exception, not a null exception_ptr");
         if (is_cancellation(e)) throw std::invalid_argument("use cancel() to cancel a future");
+        if (has_waiters()) check_loop_open();
         finish(State::Failed, std::move(e));
     }
 

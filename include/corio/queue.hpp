@@ -156,10 +156,13 @@ public:
         T await_resume() {
             this->unlink();
             if (item_) {
-                if (this->cancelled) {
+                // A shutdown(immediate=true) since the hand-off drains this item too.
+                bool drained = this->q && this->q->immediate_;
+                if (this->cancelled || drained) {
                     if (this->q) this->q->give_back(std::move(*item_));
                     item_.reset();
                     this->throw_if_cancelled();
+                    throw QueueShutDown();
                 }
                 return std::move(*item_);
             }

@@ -80,6 +80,7 @@ namespace detail {
 template <class T>
 Task<T> spawn(EventLoop& loop, Coro<T> coro, std::string name, std::source_location where) {
     loop.check_open();
+    if (coro && coro.handle().promise().started) throw std::logic_error("corio: a Coro can be awaited only once");
     auto h = coro.release();
     if (!h) throw std::invalid_argument("corio::create_task: empty Coro");
     auto* s = new TaskState<T>(loop, h, std::move(name), where);

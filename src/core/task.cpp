@@ -18,11 +18,14 @@ struct CallbackWaiter final : CompletionWaiter, Recycled {
     CallbackWaiter(EventLoop& l, Callback f) : loop(l), fn(std::move(f)) {}
     EventLoop& loop;
     Callback fn;
-    void on_future_done(FutureBase&) override {
-        try {
-            loop.call_soon(std::move(fn));
-        } catch (...) {
-            loop.call_exception_handler({"could not schedule a done callback", std::current_exception(), {}, {}, {}});
+    void on_future_done(FutureBase& f) override {
+        // A loop destroyed since cannot even be told (set_result() and cancel() refuse first).
+        if (f.loop_open()) {
+            try {
+                loop.call_soon(std::move(fn));
+            } catch (...) {
+                loop.call_exception_handler({"could not schedule a done callback", std::current_exception(), {}, {}, {}});
+            }
         }
         delete this;
     }
@@ -54,11 +57,22 @@ bool FutureBase::cancel(std::string message) {
         mark_retrieved();  // asyncio: cancel() on a done future silences the never-retrieved report
         return false;
     }
+    if (has_waiters()) check_loop_open();  // its done callbacks could not be scheduled
     finish(State::Cancelled, std::make_exception_ptr(CancelledError(std::move(message))));
     return true;
 }
 
+bool FutureBase::loop_open() const noexcept {
+    // The loop may be gone: a Future or Task handle can outlive corio::run().
+    return loop_ && (loop_ == running_loop() || loop_alive(loop_)) && !loop_->is_closed();
+}
+
+void FutureBase::check_loop_open() const {
+    if (!loop_open()) throw std::logic_error("Event loop is closed");
+}
+
 void FutureBase::add_done_callback(Callback cb) {
+    check_loop_open();
     if (done()) {
         loop_->call_soon(std::move(cb));
         return;

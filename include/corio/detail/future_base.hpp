@@ -69,6 +69,9 @@ public:
     void remove_waiter(CompletionWaiter& w) noexcept { waiters_.remove(w); }
     // User done-callback: scheduled with call_soon once done (at once if already done).
     void add_done_callback(Callback cb);
+    bool loop_open() const noexcept;
+    // Throws std::logic_error("Event loop is closed") unless the future's loop is open.
+    void check_loop_open() const;
 
     virtual std::string describe() const { return "Future"; }
 
@@ -77,6 +80,7 @@ protected:
     // Completes the future: wakes the waiters, schedules the callbacks.
     void finish(State s, std::exception_ptr e) noexcept;
     void report_unretrieved() noexcept;
+    bool has_waiters() const noexcept { return !waiters_.empty(); }
     void release_slow() noexcept;
 
     // The exception's place, in the typed state's ResultSlot: valid once Failed or Cancelled
