@@ -1799,3 +1799,39 @@ CORIO_TEST(StreamWriter, ThePeerSeesTheEndOnceWaitClosedReturns) {
     std::string rest = co_await reading;
     EXPECT_EQ(rest, "");
 }
+
+// asyncio's drain() after the connection is gone raises ConnectionResetError("Connection
+// lost"): a writer that awaits drain() to learn whether its data can still leave hears it.
+CORIO_TEST(StreamWriter, DrainAfterCloseSaysTheConnectionIsLost) {
+    auto [ours, theirs] = unix_socket_pair();
+    StreamPair streams = make_streams(std::move(ours));
+    streams.second.write("last words");
+    streams.second.close();
+    Coro<> closed = streams.second.wait_closed();
+    co_await std::move(closed);
+    CO_CATCH(std::system_error, lost, streams.second.drain());
+    CO_ASSERT_TRUE(lost.has_value());
+    EXPECT_EQ(lost->code().value(), ECONNRESET);
+    EXPECT_NE(std::string(lost->what()).find("Connection lost"), std::string::npos) << lost->what();
+}
+
+// A peer's reset shows on the read side first; drain() raises it, as asyncio's drain() raises
+// the reader's exception before anything else.
+CORIO_TEST(StreamWriter, DrainRaisesTheReadersError) {
+    Socket listener = Socket::create(AF_INET, SOCK_STREAM);
+    listener.bind(SocketAddress("127.0.0.1", 0));
+    listener.listen();
+    Coro<StreamPair> connecting = connect_local(listener.getsockname().port());
+    StreamPair conn = co_await std::move(connecting);
+    Coro<std::pair<Socket, SocketAddress>> accepting = sock_accept(listener);
+    std::pair<Socket, SocketAddress> peer = co_await std::move(accepting);
+    linger hard{1, 0};  // close() sends a reset
+    CO_ASSERT_EQ(::setsockopt(peer.first.fileno(), SOL_SOCKET, SO_LINGER, &hard, sizeof hard), 0);
+    peer.first.close();
+    CO_CATCH(std::system_error, reset, conn.first.read(100));
+    CO_ASSERT_TRUE(reset.has_value());
+    CO_CATCH(std::system_error, from_drain, conn.second.drain());
+    CO_ASSERT_TRUE(from_drain.has_value());
+    EXPECT_EQ(from_drain->code(), reset->code());
+    conn.second.close();
+}

@@ -14,8 +14,10 @@
 // The loop must outlive every call_soon_threadsafe in flight (see test_loop.cpp,
 // LoopMayBeDestroyedRightAfterACrossThreadStop): the producer threads are joined inside the test
 // body, while the loop is alive, on every path.
+#include <corio/streams.hpp>
 #include <corio/testing.hpp>
 
+#include "net_support.hpp"
 #include "stress_support.hpp"
 
 #include <fcntl.h>
@@ -473,4 +475,52 @@ TEST(StressThreadsSockets, ASocketOfALoopOnAnotherThreadIsClosedByThatLoop) {
     EXPECT_EQ(result, -ECANCELED);
     EXPECT_FALSE(fd_is_open(fds[0]));
     ::close(fds[1]);
+}
+
+namespace {
+Coro<> wait_until_closed(StreamWriter writer) { co_await writer.wait_closed(); }
+}  // namespace
+
+// A worker thread closes streams while their loop runs (a busy one: a ticker keeps its ready
+// queue moving). The close is handed to the loop, which flushes, closes the fd and wakes the
+// tasks in wait_closed() on its own thread; a write from the worker is refused. Before, the
+// worker woke those tasks itself, racing the loop on its ready queue.
+CORIO_TEST(StressThreads, StreamsClosedFromAWorkerThreadCloseOnTheirLoop) {
+    constexpr std::size_t kStreams = 200;
+    std::vector<StreamPair> streams;
+    std::vector<Socket> peers;
+    for (std::size_t i = 0; i < kStreams; ++i) {
+        auto [ours, theirs] = corio_test::unix_socket_pair();
+        streams.push_back(make_streams(std::move(ours)));
+        peers.push_back(std::move(theirs));
+    }
+    std::vector<Task<>> waiting;
+    for (auto& s : streams) waiting.push_back(create_task(wait_until_closed(s.second)));
+    std::atomic<bool> stop{false};
+    std::size_t ticks = 0;
+    Task<> busy = create_task(ticker(&stop, &ticks));
+    co_await sleep(0ms);
+
+    auto close_all = [&streams] {
+        std::size_t refused = 0;
+        for (auto& s : streams) {
+            try {
+                s.second.write("from the worker");
+            } catch (const std::logic_error&) {
+                ++refused;
+            }
+            s.second.close();
+        }
+        return refused;
+    };
+    auto closing = to_thread(close_all);
+    std::size_t refused = co_await std::move(closing);
+    EXPECT_EQ(refused, kStreams);
+    for (auto& w : waiting) co_await w;
+    stop = true;
+    co_await busy;
+    for (auto& peer : peers) {
+        char byte;
+        EXPECT_EQ(::recv(peer.fileno(), &byte, 1, MSG_DONTWAIT), 0);  // the end, and nothing written
+    }
 }

@@ -390,7 +390,12 @@ void StreamTransport::after_output_progress() noexcept {
 }
 
 Coro<> StreamTransport::drain(std::shared_ptr<StreamTransport> self) {
+    // asyncio's order: the reader's error first (a reset peer shows there), then the writer's.
+    if (read_error_) std::rethrow_exception(read_error_);
     if (write_error_) std::rethrow_exception(write_error_);
+    // Nothing written from now on can leave: a caller that awaits drain() to learn that the
+    // connection still works must hear that it does not.
+    if (closed_) throw std::system_error(ECONNRESET, std::generic_category(), "Connection lost");
     if (buffered() > high_ && fd_ >= 0) check_loop();
     while (buffered() > high_ && !write_error_ && fd_ >= 0) {
         StateWaiter w(drain_waiters_);
@@ -408,15 +413,37 @@ void StreamTransport::write_eof() {
     if (!write_in_flight_ && buffered() == 0) after_output_progress();
 }
 
+bool StreamTransport::idle_loop_is_ours() const noexcept {
+    if (!token_->open) return false;
+    std::unique_lock alive = EventLoop::lock_if_alive(loop_);
+    return alive && !loop_->is_closed() && loop_->owned_by_this_thread();
+}
+
+bool StreamTransport::close_through_loop() noexcept {
+    std::unique_lock alive = EventLoop::lock_if_alive(loop_);
+    if (!alive || loop_->is_closed()) return false;
+    try {
+        loop_->call_soon_threadsafe([self = shared_from_this()] { self->close(); });
+        return true;
+    } catch (...) {
+        return false;  // the loop closed meanwhile: nothing else touches the stream now
+    }
+}
+
 void StreamTransport::close() {
-    if (closing_) return;
-    closing_ = true;
     if (!loop_usable()) {
-        // Its loop is gone (or runs elsewhere): what can leave without it does, then the fd
-        // closes. Closing must not fail, it is how a connection is cleaned up.
+        // Closing must not fail, it is how a connection is cleaned up. The loop's own state
+        // (its backend, the tasks that wait for the close) is touched only on its thread:
+        // another thread hands the close to the loop while it is open.
+        if (token_->open && close_through_loop()) return;
+        // Its loop is closed or gone: what can leave without it does, then the fd closes.
+        if (closing_) return;
+        closing_ = true;
         close_fd();
         return;
     }
+    if (closing_) return;
+    closing_ = true;
     flush_held();
     if (!write_in_flight_ && buffered() == 0) close_fd();
 }

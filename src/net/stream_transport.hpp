@@ -151,11 +151,15 @@ private:
     void note_read_end(long r) noexcept;
     [[noreturn]] void throw_wrong_loop() const;
     // Whether loop_ may be used from here: it is the running loop, or no loop runs here and
-    // loop_ is still open (a write or close between two runs of a Runner).
+    // loop_ is open and this thread's (a write or close between two runs of a Runner).
     bool loop_usable() const noexcept {
         EventLoop* running = running_loop();
-        return token_->open && (running == loop_ || running == nullptr);
+        if (running == loop_) return token_->open;
+        return !running && idle_loop_is_ours();
     }
+    bool idle_loop_is_ours() const noexcept;
+    // close() from a thread that may not touch the loop while it is open: the loop does it.
+    bool close_through_loop() noexcept;
 
     int fd_;
     bool is_socket_;
