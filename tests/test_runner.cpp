@@ -489,6 +489,34 @@ TEST(RunDebug, ACancelPassedOnToAChildThatHandledItIsNotASwallowedCancellation) 
 }
 
 namespace {
+// The task cancels itself while running: the cancel waits for its next await, which is on a
+// child; the child handles it and returns a value.
+Coro<int> cancels_itself_then_awaits_a_child() {
+    Task<int> child = create_task(handles_its_cancel_and_returns_5(), "child");
+    co_await sleep(0s);
+    co_await sleep(0s);  // the child sleeps
+    current_task().cancel();
+    int v = co_await child;
+    co_return v;
+}
+Coro<> run_and_collect(std::vector<ExceptionContext>* out, Coro<int> (*body)(), std::string name) {
+    capture_reports(out);
+    get_running_loop().set_debug(true);
+    Task<int> t = create_task(body(), name);
+    int v = co_await t;
+    EXPECT_EQ(v, 5);
+}
+}  // namespace
+
+// D4: a pending cancel passed on to the child at the await that delivers it counts as passed
+// on, as one that arrives while the task already waits: the child handled it.
+TEST(RunDebug, APendingCancelPassedOnAtTheNextAwaitIsNotASwallowedCancellation) {
+    std::vector<ExceptionContext> reports;
+    corio::run(run_and_collect(&reports, cancels_itself_then_awaits_a_child, "parent"));
+    EXPECT_EQ(swallowed_reports(reports, "parent"), 0u) << all_messages(reports);
+}
+
+namespace {
 // The first cancel goes to the child, which handles it; the second reaches this frame's own
 // sleep, and is swallowed here.
 Coro<int> child_absorbs_then_swallows() {

@@ -693,6 +693,33 @@ CORIO_TEST(Server, WaitClosedWaitsForRunningHandlers) {
 
 // Cancelling a task in wait_closed() cancels that task: the cancel is not handed to the server's
 // acceptor and dropped when it comes back (the caller used to return normally, later).
+// The acceptor has a connection in hand, not yet resumed, when close() cancels it: the
+// connection is closed unserved, and no handler starts after close() (wait_closed() would not
+// wait for it).
+CORIO_TEST(Server, AConnectionAcceptedAsTheServerClosesIsNotServed) {
+    bool handler_started = false;
+    auto handler = [&handler_started](StreamReader, StreamWriter) -> Coro<> {
+        handler_started = true;
+        co_return;
+    };
+    Coro<Server> starting = start_server(handler, "127.0.0.1", 0);
+    Server server = co_await std::move(starting);
+    SocketAddress to = server.sockets()[0].getsockname();
+    co_await sleep(0s);  // the acceptor waits
+    int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CO_ASSERT_TRUE(client >= 0);
+    CO_ASSERT_EQ(::connect(client, to.native(), to.length()), 0);  // the backlog takes it
+    co_await sleep(0s);  // the poll after this tick completes the accept: the acceptor runs after us
+    server.close();
+    Coro<> closing = server.wait_closed();
+    co_await std::move(closing);
+    co_await sleep(0s);
+    EXPECT_FALSE(handler_started);
+    char byte;
+    EXPECT_EQ(::recv(client, &byte, 1, 0), 0);  // closed unserved
+    ::close(client);
+}
+
 CORIO_TEST(Server, CancellingWaitClosedCancelsTheCaller) {
     Event started, may_finish;
     auto handler = [&](StreamReader, StreamWriter) -> Coro<> {

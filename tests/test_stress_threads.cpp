@@ -34,6 +34,7 @@
 #include <iostream>
 #include <latch>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -523,4 +524,29 @@ CORIO_TEST(StressThreads, StreamsClosedFromAWorkerThreadCloseOnTheirLoop) {
         char byte;
         EXPECT_EQ(::recv(peer.fileno(), &byte, 1, MSG_DONTWAIT), 0);  // the end, and nothing written
     }
+}
+
+namespace {
+std::optional<StreamPair> g_idle_loop_streams;
+Coro<int> open_streams_over(int fd) {
+    g_idle_loop_streams.emplace(make_streams(Socket(fd)));
+    co_return 0;
+}
+}  // namespace
+
+// A close from another thread while the stream's loop is idle between two runs goes to the loop;
+// when the loop then closes without running again, the close happens as the loop drops it,
+// instead of leaving the connection open until the last handle goes.
+TEST(StressThreadsStreams, CloseHandedToALoopThatClosesWithoutRunningStillCloses) {
+    auto [ours, theirs] = corio_test::unix_socket_pair();
+    {
+        Runner runner;
+        runner.run(open_streams_over(corio::detail::hand_over_fd(ours)));
+        std::thread([] { g_idle_loop_streams->second.close(); }).join();
+        runner.close();
+    }
+    char byte;
+    EXPECT_EQ(::recv(theirs.fileno(), &byte, 1, MSG_DONTWAIT), 0) << "the peer sees no end";
+    EXPECT_TRUE(g_idle_loop_streams->second.is_closing());
+    g_idle_loop_streams.reset();
 }

@@ -188,6 +188,22 @@ TEST(TaskNoLoop, HandlesThatOutliveTheirLoopRefuseToScheduleCallbacks) {
     g_outliving_task = {};
 }
 
+// A later loop made in the same storage is not the future's loop: its done callbacks are not
+// scheduled there.
+TEST(TaskNoLoop, AFutureDoesNotTakeALaterLoopAtTheSameAddressForItsOwn) {
+    std::optional<EventLoop> slot;
+    slot.emplace();
+    Future<int> f = slot->create_future<int>();
+    bool ran = false;
+    f.add_done_callback([&ran] { ran = true; });
+    const EventLoop* first = &*slot;
+    slot.reset();
+    slot.emplace();
+    ASSERT_EQ(&*slot, first);
+    EXPECT_THROW(f.set_result(1), std::logic_error);
+    EXPECT_FALSE(ran);
+}
+
 // asyncio: RuntimeError("cannot reuse already awaited coroutine"). The frame had finished:
 // running it again resumed a finished coroutine.
 CORIO_TEST(Task, CreateTaskOfAnAwaitedCoroIsRefused) {

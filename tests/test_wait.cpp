@@ -403,7 +403,7 @@ CORIO_TEST(AsCompleted, ResumesAfterBreak) {
     EXPECT_EQ(order, (std::vector<int>{1, 2, 3}));
 }
 
-// API.md: a failure is thrown from next(); the other tasks are not cancelled by it.
+// API.md: a failure is thrown from the next() that reaches it; the other tasks are not cancelled.
 CORIO_TEST(AsCompleted, FailureIsThrownFromNext) {
     corio::testing::MockClock clock;
     Task<int> bad = create_task(fail_after(1s, "bad"));
@@ -421,6 +421,74 @@ CORIO_TEST(AsCompleted, FailureIsThrownFromNext) {
     EXPECT_FALSE(good.cancelled());
     int v = co_await good;
     EXPECT_EQ(v, 2);
+}
+
+// AC1: each item raises its own exception and the iteration goes on: a failure loses none of
+// the results after it (an async generator would have ended at the throw).
+CORIO_TEST(AsCompleted, IterationGoesOnAfterAFailure) {
+    corio::testing::MockClock clock;
+    std::vector<Coro<int>> coros;
+    coros.push_back(value_after(1s, 1));
+    coros.push_back(fail_after(2s, "second failed"));
+    coros.push_back(value_after(3s, 3));
+    coros.push_back(fail_after(4s, "fourth failed"));
+    auto items = as_completed(std::move(coros));
+    std::vector<std::string> seen;
+    for (;;) {
+        std::optional<int> v;
+        try {
+            Coro<std::optional<int>> next = items.next();
+            v = co_await std::move(next);
+            if (!v) break;
+            seen.push_back(std::to_string(*v));
+        } catch (const std::runtime_error& e) {
+            seen.push_back(e.what());
+        }
+    }
+    EXPECT_EQ(seen, (std::vector<std::string>{"1", "second failed", "3", "fourth failed"}));
+}
+
+// AC1, asyncio's async-iterator form: the original tasks, done, in completion order.
+CORIO_TEST(AsCompleted, NextTaskReturnsTheTasksThemselves) {
+    corio::testing::MockClock clock;
+    Task<int> slow = create_task(value_after(2s, 2));
+    Task<int> failing = create_task(fail_after(1s, "failed"));
+    std::vector<Task<int>> tasks{slow, failing};
+    auto items = as_completed(tasks);
+    Coro<std::optional<Task<int>>> taking = items.next_task();
+    std::optional<Task<int>> first = co_await std::move(taking);
+    CO_ASSERT_TRUE(first.has_value());
+    EXPECT_TRUE(*first == failing);
+    EXPECT_TRUE(first->done());
+    Coro<std::optional<Task<int>>> taking_again = items.next_task();
+    std::optional<Task<int>> second = co_await std::move(taking_again);
+    CO_ASSERT_TRUE(second.has_value());
+    EXPECT_TRUE(*second == slow);
+    EXPECT_EQ(second->result(), 2);
+    Coro<std::optional<Task<int>>> taking_last = items.next_task();
+    std::optional<Task<int>> end = co_await std::move(taking_last);
+    EXPECT_FALSE(end.has_value());
+    EXPECT_THROW(first->result(), std::runtime_error);
+}
+
+// Two next() at once on one iterator: the second is refused (asyncio's anext() "already running").
+CORIO_TEST(AsCompleted, ConcurrentNextIsRefused) {
+    corio::testing::MockClock clock;
+    std::vector<Coro<int>> coros;
+    coros.push_back(value_after(1s, 1));
+    auto items = as_completed(std::move(coros));
+    Task<std::optional<int>> first = create_task(items.next());
+    co_await sleep(0s);
+    bool refused = false;
+    try {
+        Coro<std::optional<int>> second = items.next();
+        (void)co_await std::move(second);
+    } catch (const std::logic_error&) {
+        refused = true;
+    }
+    EXPECT_TRUE(refused);
+    std::optional<int> v = co_await first;
+    EXPECT_EQ(v, std::optional<int>(1));
 }
 
 // ---------------------------------------------------------------------------------------------

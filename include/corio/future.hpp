@@ -10,7 +10,7 @@ namespace detail {
 template <class T>
 class FutureState final : public FutureBase, public ResultSlot<T> {
 public:
-    using FutureBase::FutureBase;
+    explicit FutureState(EventLoop* loop) noexcept : FutureBase(loop), loop_serial_(loop ? loop->serial() : 0) {}
     ~FutureState() override {
         this->destroy(state());
     }
@@ -31,6 +31,8 @@ public:
 
 private:
     std::exception_ptr& error_slot() noexcept override { return this->error(); }
+    std::uint64_t loop_serial() const noexcept override { return loop_serial_; }
+    std::uint64_t loop_serial_;
 };
 }  // namespace detail
 

@@ -234,6 +234,8 @@ public:
     void unregister_task(detail::TaskBase& t) noexcept;
     const detail::IntrusiveList<detail::TaskBase, detail::AllTasksTag>& tasks() const noexcept { return tasks_; }
     std::uint64_t next_task_id() noexcept { return ++task_counter_; }
+    // Unique in the process: tells this loop from a later one made at the same address.
+    std::uint64_t serial() const noexcept { return serial_; }
 
     void register_async_gen(detail::AsyncGenRecord& g) noexcept;
     void unregister_async_gen(detail::AsyncGenRecord& g) noexcept;
@@ -336,6 +338,7 @@ private:
     std::unique_ptr<ThreadPool> default_executor_;
     bool default_executor_shut_down_ = false;
     std::shared_ptr<detail::LoopGate> job_gate_;
+    std::uint64_t serial_;
     std::atomic<bool> running_{false};
     std::atomic<std::thread::id> owner_{std::this_thread::get_id()};
     bool stopping_ = false;

@@ -2,16 +2,17 @@
 #pragma once
 
 #include <algorithm>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "corio/clock.hpp"
 #include "corio/coro.hpp"
 #include "corio/detail/awaitable_traits.hpp"
 #include "corio/detail/task_set_waiter.hpp"
-#include "corio/generator.hpp"
 #include "corio/task.hpp"
 
 namespace corio {
@@ -73,56 +74,100 @@ Coro<WaitResult<detail::task_value_t<A>>> wait(std::vector<A> aws, std::optional
     return detail::wait_tasks(std::move(tasks), timeout, return_when);
 }
 
-namespace detail {
+// as_completed's iterator: the tasks in the order they complete. next() returns the next one's
+// result, or throws its exception, and the iteration goes on after a failure (asyncio's plain
+// iterator, whose awaitables each raise their own); next_task() returns the task itself
+// (asyncio's async iterator). Once the timeout has passed, either throws TimeoutError for each
+// task not seen yet; the tasks are never cancelled. A copy iterates the same sequence.
 template <class T>
-AsyncGenerator<gathered_t<T>> as_completed_tasks(std::vector<Task<T>> pending, std::optional<Clock::time_point> deadline) {
-    while (!pending.empty()) {
-        std::vector<FutureBase*> order;
-        {
-            std::vector<FutureBase*> states;
-            for (auto& t : pending) states.push_back(t.state());
-            TaskSetWaiter waiter(std::move(states), TaskSetWaiter::Until::FirstDone, deadline);
-            co_await waiter;
-            order = waiter.completion_order();
+class AsCompleted {
+public:
+    using value_type = detail::gathered_t<T>;
+
+    AsCompleted(std::vector<Task<T>> tasks, std::optional<Clock::time_point> deadline)
+        : state_(std::make_shared<State>(std::move(tasks), deadline)) {}
+
+    // The next result in completion order; std::nullopt once every task has been returned.
+    Coro<std::optional<value_type>> next() { return next_result(state_); }
+    // The next task to complete (done); std::nullopt once every task has been returned.
+    Coro<std::optional<Task<T>>> next_task() { return take_next(state_); }
+
+private:
+    struct State {
+        State(std::vector<Task<T>> t, std::optional<Clock::time_point> d) : pending(std::move(t)), deadline(d) {}
+        std::vector<Task<T>> pending;  // not returned yet, and not known to be done
+        std::vector<Task<T>> ready;    // done, in completion order, not returned yet
+        std::optional<Clock::time_point> deadline;
+        bool waiting = false;
+    };
+
+    struct Waiting {
+        explicit Waiting(State& s) : state(s) {
+            if (s.waiting) throw std::logic_error("as_completed: next() called while another next() is waiting");
+            s.waiting = true;
         }
-        // Those seen completing, in that order; then any that were done before we waited.
-        for (auto& t : pending)
-            if (t.done() && std::find(order.begin(), order.end(), t.state()) == order.end())
-                order.push_back(t.state());
-        if (order.empty()) throw TimeoutError();
-        std::vector<Task<T>> ready;
-        for (FutureBase* f : order)
-            for (auto& t : pending)
-                if (t.state() == f) ready.push_back(t);
-        std::erase_if(pending, [](const Task<T>& t) { return t.done(); });
-        for (auto& t : ready) {
-            if constexpr (std::is_void_v<T>) {
-                co_await t;
-                co_yield std::monostate{};
-            } else {
-                T value = co_await t;
-                co_yield std::move(value);
+        ~Waiting() { state.waiting = false; }
+        Waiting(const Waiting&) = delete;
+        Waiting& operator=(const Waiting&) = delete;
+        State& state;
+    };
+
+    static Coro<std::optional<Task<T>>> take_next(std::shared_ptr<State> s) {
+        if (s->ready.empty() && !s->pending.empty()) {
+            Waiting waiting(*s);
+            std::vector<detail::FutureBase*> order;
+            if (std::none_of(s->pending.begin(), s->pending.end(), [](const Task<T>& t) { return t.done(); })) {
+                std::vector<detail::FutureBase*> states;
+                for (auto& t : s->pending) states.push_back(t.state());
+                detail::TaskSetWaiter waiter(std::move(states), detail::TaskSetWaiter::Until::FirstDone, s->deadline);
+                co_await waiter;
+                order = waiter.completion_order();
             }
+            // Those seen completing, in that order; then any that were done before we waited.
+            for (auto& t : s->pending)
+                if (t.done() && std::find(order.begin(), order.end(), t.state()) == order.end())
+                    order.push_back(t.state());
+            if (order.empty()) throw TimeoutError();
+            for (detail::FutureBase* f : order)
+                for (auto& t : s->pending)
+                    if (t.state() == f) s->ready.push_back(t);
+            std::erase_if(s->pending, [](const Task<T>& t) { return t.done(); });
+        }
+        if (s->ready.empty()) co_return std::nullopt;
+        Task<T> next = std::move(s->ready.front());
+        s->ready.erase(s->ready.begin());
+        co_return next;
+    }
+
+    static Coro<std::optional<value_type>> next_result(std::shared_ptr<State> s) {
+        Coro<std::optional<Task<T>>> taking = take_next(s);
+        std::optional<Task<T>> task = co_await std::move(taking);
+        if (!task) co_return std::nullopt;
+        if constexpr (std::is_void_v<T>) {
+            co_await std::move(*task);
+            co_return std::monostate{};
+        } else {
+            T value = co_await std::move(*task);
+            co_return std::optional<value_type>(std::move(value));
         }
     }
-}
-}  // namespace detail
 
-// Results in completion order; a failure (or TimeoutError once the timeout passes) is thrown
-// from next(). The remaining tasks are not cancelled on timeout. As in asyncio, the Coros become
-// tasks and the timeout starts at the call, not at the first next() (a generator's body would
-// only start there, so this is a plain function that hands the tasks to one).
+    std::shared_ptr<State> state_;
+};
+
+// The tasks of `aws` in completion order (see AsCompleted). As in asyncio, the Coros become
+// tasks and the timeout starts at the call, not at the first next().
 template <class A>
     requires detail::TaskLike<A>
-AsyncGenerator<detail::gathered_t<detail::task_value_t<A>>> as_completed(
-    std::vector<A> aws, std::optional<Clock::duration> timeout = std::nullopt) {
+AsCompleted<detail::task_value_t<A>> as_completed(std::vector<A> aws,
+                                                  std::optional<Clock::duration> timeout = std::nullopt) {
     using T = detail::task_value_t<A>;
     std::vector<Task<T>> pending;
     for (auto& a : aws) pending.push_back(detail::to_task(std::move(a)));
     detail::drop_repeated_tasks(pending);
     std::optional<Clock::time_point> deadline;
     if (timeout) deadline = get_running_loop().time() + *timeout;
-    return detail::as_completed_tasks<T>(std::move(pending), deadline);
+    return AsCompleted<T>(std::move(pending), deadline);
 }
 
 namespace detail {

@@ -1,5 +1,6 @@
 #include "corio/loop.hpp"
 
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -83,6 +84,11 @@ bool loop_alive(const EventLoop* loop) noexcept {
     return live_loops().count(loop) != 0;
 }
 
+bool loop_alive(const EventLoop* loop, std::uint64_t serial) noexcept {
+    std::lock_guard lock(live_loops_mutex());
+    return live_loops().count(loop) != 0 && loop->serial() == serial;
+}
+
 }  // namespace detail
 
 // --- handles -------------------------------------------------------------------------------
@@ -127,11 +133,19 @@ Clock::time_point TimerHandle::when() const noexcept { return node_ ? node_->whe
 
 // --- the loop ------------------------------------------------------------------------------
 
+namespace {
+std::uint64_t next_loop_serial() noexcept {
+    static std::atomic<std::uint64_t> counter{0};
+    return ++counter;
+}
+}  // namespace
+
 EventLoop::EventLoop(std::unique_ptr<IoBackend> backend)
     : backend_(backend ? std::move(backend) : make_default_backend()),
       ready_(new std::uintptr_t[256]),
       ready_capacity_(256),
-      job_gate_(std::make_shared<detail::LoopGate>(this)) {
+      job_gate_(std::make_shared<detail::LoopGate>(this)),
+      serial_(next_loop_serial()) {
     if (const char* env = std::getenv("CORIO_DEBUG"); env && *env && std::string(env) != "0") debug_ = true;
     if (const char* env = std::getenv("CORIO_SHUFFLE_SEED"); env && *env) shuffle_state_ = std::strtoull(env, nullptr, 10);
     // Writing to a closed peer must be an EPIPE error, never a process-killing signal, whatever

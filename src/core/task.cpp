@@ -9,6 +9,7 @@ namespace corio {
 namespace detail {
 
 bool loop_alive(const EventLoop* loop) noexcept;
+bool loop_alive(const EventLoop* loop, std::uint64_t serial) noexcept;
 
 // --- futures -------------------------------------------------------------------------------
 
@@ -63,8 +64,14 @@ bool FutureBase::cancel(std::string message) {
 }
 
 bool FutureBase::loop_open() const noexcept {
-    // The loop may be gone: a Future or Task handle can outlive corio::run().
-    return loop_ && (loop_ == running_loop() || loop_alive(loop_)) && !loop_->is_closed();
+    // The loop may be gone: a Future or Task handle can outlive corio::run(). A Future knows
+    // its loop's serial, as a later loop may be made at the same address; a task, done or
+    // not, is tied to a loop that is closed only after it (abandon() forgets the loop).
+    if (!loop_) return false;
+    std::uint64_t serial = loop_serial();
+    bool alive = loop_ == running_loop() ? (serial == 0 || loop_->serial() == serial)
+                                         : (serial == 0 ? loop_alive(loop_) : loop_alive(loop_, serial));
+    return alive && !loop_->is_closed();
 }
 
 void FutureBase::check_loop_open() const {
@@ -190,7 +197,7 @@ bool TaskBase::cancel(std::string message) {
         set_flag(kForwardingCancel, true);
         waiting_on_->on_cancel();
         set_flag(kForwardingCancel, false);
-        if (waiting_on_ && !waiting_on_->cancelled && passed_on_cancels_ != UINT16_MAX) ++passed_on_cancels_;
+        if (waiting_on_ && !waiting_on_->cancelled) note_passed_on();
     } else {
         set_flag(kMustCancel, true);
     }

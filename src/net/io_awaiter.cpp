@@ -46,7 +46,7 @@ void IoAwaiter::completed_while_cancelled(long r) noexcept {
 long IoAwaiter::await_resume() {
     if (cancelled) {
         if (completed_ && result >= 0 && keep_completed) {
-            task->defer_cancel();
+            if (task->cancelling() > 0) task->defer_cancel();  // unless taken back meanwhile
             return result;
         }
         if (result >= 0 && backend_) completed_while_cancelled(result);

@@ -106,6 +106,9 @@ Coro<> accept_loop(std::shared_ptr<ServerState> s, int fd, bool tcp) {
             co_await sleep(kAcceptRetryDelay);
             continue;
         }
+        // Accepted just as close() cancelled us (sock_accept returns such a connection rather
+        // than lose it): the server serves nothing more, so it closes, unserved.
+        if (s->closed) co_return;
         if (tcp && s->options.nodelay) {
             int one = 1;
             ::setsockopt(conn.first.fileno(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

@@ -416,26 +416,52 @@ void StreamTransport::write_eof() {
 bool StreamTransport::idle_loop_is_ours() const noexcept {
     if (!token_->open) return false;
     std::unique_lock alive = EventLoop::lock_if_alive(loop_);
-    return alive && !loop_->is_closed() && loop_->owned_by_this_thread();
+    return alive && !loop_->is_closed() && !loop_->is_running() && loop_->owned_by_this_thread();
 }
+
+namespace {
+thread_local bool t_handing_a_close = false;
+
+// A close handed to the stream's loop. Dropped unrun by the loop as it closes, it closes the
+// stream there and then (nobody else can touch it any more): the fd must not stay open until
+// the last handle goes. Not when the hand-off itself fails: the caller closes then.
+struct CloseOnItsLoop {
+    std::shared_ptr<StreamTransport> transport;
+    void operator()() { std::exchange(transport, nullptr)->close(); }
+    CloseOnItsLoop(std::shared_ptr<StreamTransport> t) noexcept : transport(std::move(t)) {}
+    CloseOnItsLoop(CloseOnItsLoop&&) noexcept = default;
+    CloseOnItsLoop& operator=(CloseOnItsLoop&&) = delete;
+    ~CloseOnItsLoop() {
+        if (!transport || t_handing_a_close) return;
+        try {
+            transport->close();
+        } catch (...) {
+        }
+    }
+};
+}  // namespace
 
 bool StreamTransport::close_through_loop() noexcept {
     std::unique_lock alive = EventLoop::lock_if_alive(loop_);
     if (!alive || loop_->is_closed()) return false;
+    t_handing_a_close = true;
+    bool handed = true;
     try {
-        loop_->call_soon_threadsafe([self = shared_from_this()] { self->close(); });
-        return true;
+        loop_->call_soon_threadsafe(CloseOnItsLoop(shared_from_this()));
     } catch (...) {
-        return false;  // the loop closed meanwhile: nothing else touches the stream now
+        handed = false;  // the loop closed meanwhile: nothing else touches the stream now
     }
+    t_handing_a_close = false;
+    return handed;
 }
 
 void StreamTransport::close() {
     if (!loop_usable()) {
         // Closing must not fail, it is how a connection is cleaned up. The loop's own state
         // (its backend, the tasks that wait for the close) is touched only on its thread:
-        // another thread hands the close to the loop while it is open.
-        if (token_->open && close_through_loop()) return;
+        // another thread hands the close to the loop while it is open. Its own thread, running
+        // another loop, closes it here.
+        if (token_->open && !idle_loop_is_ours() && close_through_loop()) return;
         // Its loop is closed or gone: what can leave without it does, then the fd closes.
         if (closing_) return;
         closing_ = true;

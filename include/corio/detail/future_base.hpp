@@ -86,6 +86,8 @@ protected:
     // The exception's place, in the typed state's ResultSlot: valid once Failed or Cancelled
     // (finish() constructs it there).
     virtual std::exception_ptr& error_slot() noexcept = 0;
+    // The serial of the loop the future was made on (EventLoop::serial()); 0 when not kept.
+    virtual std::uint64_t loop_serial() const noexcept { return 0; }
     std::exception_ptr* error_if_any() noexcept {
         return state_ == State::Failed || state_ == State::Cancelled ? &error_slot() : nullptr;
     }

@@ -101,6 +101,9 @@ public:
     // The awaited task or future is done: the cancel requests passed on to it came back into
     // this frame as CancelledError, or were handled there (it gave a value), and so are not
     // this frame's to deliver, nor to be reported as swallowed here.
+    void note_passed_on() noexcept {
+        if (passed_on_cancels_ != UINT16_MAX) ++passed_on_cancels_;
+    }
     void passed_on_settled(bool came_back) noexcept {
         if (!came_back)
             absorbed_cancels_ = std::uint16_t(std::min<unsigned>(absorbed_cancels_ + passed_on_cancels_, UINT16_MAX));
@@ -212,7 +215,10 @@ struct FutureAwaiter final : WaitNode, CompletionWaiter {
         holding = true;
         // A cancellation already requested is delivered by cancelling what we await, and we
         // wait for it to finish (asyncio's T6, bpo-34872): a child task is not left behind.
-        if (me.consume_pending_cancel()) on_cancel();
+        if (me.consume_pending_cancel()) {
+            on_cancel();
+            if (!cancelled) me.note_passed_on();  // as cancel() counts one passed on while waiting
+        }
         return true;
     }
     T await_resume() {
