@@ -240,6 +240,7 @@ namespace {
 // must arrive.
 template <class T>
 Coro<> await_then_sleep(Coro<T> op, std::vector<std::string>* journal, std::optional<T>* got) {
+    journal->push_back("waiting");  // and the await below suspends in this same step
     *got = co_await std::move(op);
     journal->push_back("returned");
     try {
@@ -259,14 +260,14 @@ CORIO_TEST(SockLateCancel, BytesReceivedAsTheReaderIsCancelledAreReturned) {
     std::vector<std::string> journal;
     std::optional<std::string> got;
     Task<> reader = create_task(await_then_sleep(sock_recv(a, 100), &journal, &got));
-    co_await sleep(0s);  // it waits for bytes
+    while (journal.empty()) co_await sleep(0s);  // it waits for bytes (in any ready order)
     CO_ASSERT_EQ(::send(b.fileno(), "late", 4, 0), 4);
     co_await sleep(0s);  // the poll after this tick completes the recv: the reader runs after us
     EXPECT_TRUE(reader.cancel());
     CO_CATCH(CancelledError, cancelled, reader);
     EXPECT_TRUE(cancelled.has_value());
     EXPECT_EQ(got, std::optional<std::string>("late"));
-    EXPECT_EQ(journal, (std::vector<std::string>{"returned", "cancelled at the next await"}));
+    EXPECT_EQ(journal, (std::vector<std::string>{"waiting", "returned", "cancelled at the next await"}));
 }
 
 // The same for a connection accepted as the acceptor is cancelled: it is returned, not closed.
@@ -275,7 +276,7 @@ CORIO_TEST(SockLateCancel, ConnectionAcceptedAsTheAcceptorIsCancelledIsReturned)
     std::vector<std::string> journal;
     std::optional<std::pair<Socket, SocketAddress>> got;
     Task<> acceptor = create_task(await_then_sleep(sock_accept(listener), &journal, &got));
-    co_await sleep(0s);
+    while (journal.empty()) co_await sleep(0s);
     int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     CO_ASSERT_TRUE(client >= 0);
     SocketAddress to = listener.getsockname();
@@ -284,7 +285,7 @@ CORIO_TEST(SockLateCancel, ConnectionAcceptedAsTheAcceptorIsCancelledIsReturned)
     EXPECT_TRUE(acceptor.cancel());
     CO_CATCH(CancelledError, cancelled, acceptor);
     EXPECT_TRUE(cancelled.has_value());
-    EXPECT_EQ(journal, (std::vector<std::string>{"returned", "cancelled at the next await"}));
+    EXPECT_EQ(journal, (std::vector<std::string>{"waiting", "returned", "cancelled at the next await"}));
     CO_ASSERT_TRUE(got.has_value());
     // Still open: what the client sends arrives.
     CO_ASSERT_EQ(::send(client, "x", 1, 0), 1);
@@ -300,7 +301,7 @@ CORIO_TEST(SockLateCancel, DatagramReceivedAsTheReceiverIsCancelledIsReturned) {
     std::vector<std::string> journal;
     std::optional<std::pair<std::string, SocketAddress>> got;
     Task<> receiver = create_task(await_then_sleep(server.recvfrom(), &journal, &got));
-    co_await sleep(0s);
+    while (journal.empty()) co_await sleep(0s);
     int sender = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     CO_ASSERT_TRUE(sender >= 0);
     SocketAddress to = server.getsockname();
@@ -309,7 +310,7 @@ CORIO_TEST(SockLateCancel, DatagramReceivedAsTheReceiverIsCancelledIsReturned) {
     EXPECT_TRUE(receiver.cancel());
     CO_CATCH(CancelledError, cancelled, receiver);
     EXPECT_TRUE(cancelled.has_value());
-    EXPECT_EQ(journal, (std::vector<std::string>{"returned", "cancelled at the next await"}));
+    EXPECT_EQ(journal, (std::vector<std::string>{"waiting", "returned", "cancelled at the next await"}));
     CO_ASSERT_TRUE(got.has_value());
     EXPECT_EQ(got->first, "dgram");
     ::close(sender);
@@ -321,11 +322,11 @@ CORIO_TEST(SockLateCancel, AReaderCancelledWhileWaitingIsCancelled) {
     std::vector<std::string> journal;
     std::optional<std::string> got;
     Task<> reader = create_task(await_then_sleep(sock_recv(a, 100), &journal, &got));
-    co_await sleep(0s);
+    while (journal.empty()) co_await sleep(0s);
     EXPECT_TRUE(reader.cancel());
     CO_CATCH(CancelledError, cancelled, reader);
     EXPECT_TRUE(cancelled.has_value());
-    EXPECT_TRUE(journal.empty());
+    EXPECT_EQ(journal, std::vector<std::string>{"waiting"});
     EXPECT_FALSE(got.has_value());
     // Nothing was taken: bytes sent now are there for the next reader.
     CO_ASSERT_EQ(::send(b.fileno(), "next", 4, 0), 4);

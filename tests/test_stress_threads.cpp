@@ -550,3 +550,34 @@ TEST(StressThreadsStreams, CloseHandedToALoopThatClosesWithoutRunningStillCloses
     EXPECT_TRUE(g_idle_loop_streams->second.is_closing());
     g_idle_loop_streams.reset();
 }
+
+// L10 / D3 (test_base_events.py::test_check_thread): in debug mode, scheduling calls from a
+// thread other than the loop's throw; call_soon_threadsafe still works. Nothing reached the loop.
+CORIO_TEST(StressThreads, DebugModeRefusesSchedulingFromAnotherThread) {
+    EventLoop& loop = get_running_loop();
+    loop.set_debug(true);
+    Future<int> f = loop.create_future<int>();
+    Task<int> waiting = create_task([](Future<int> fut) -> Coro<int> { co_return co_await fut; }(f));
+    co_await sleep(0ms);  // it waits on f
+    std::vector<std::string> refused;
+    auto from_elsewhere = [&] {
+        auto attempt = [&refused](const char* what, auto call) {
+            try {
+                call();
+            } catch (const std::logic_error& e) {
+                if (std::string(e.what()).find("Non-thread-safe operation") != std::string::npos) refused.push_back(what);
+            }
+        };
+        attempt("call_soon", [&] { loop.call_soon([] {}); });
+        attempt("call_later", [&] { loop.call_later(std::chrono::seconds(1), [] {}); });
+        attempt("set_result", [&] { f.set_result(1); });
+        attempt("cancel", [&] { waiting.cancel(); });
+        loop.call_soon_threadsafe([f]() mutable { f.set_result(42); });
+    };
+    auto calling = to_thread(from_elsewhere);
+    co_await std::move(calling);
+    EXPECT_EQ(refused, (std::vector<std::string>{"call_soon", "call_later", "set_result", "cancel"}));
+    int v = co_await waiting;
+    EXPECT_EQ(v, 42);
+    loop.set_debug(false);
+}

@@ -267,8 +267,14 @@ public:
     detail::VirtualTime* virtual_time() const noexcept { return virtual_time_; }
 
     void check_open() const;
+    // Debug mode (asyncio's _check_thread): a scheduling call from another thread than the one
+    // running the loop throws std::logic_error; only call_soon_threadsafe may come from there.
+    void check_thread() const {
+        if (debug_) check_thread_slow();
+    }
 
 private:
+    void check_thread_slow() const;
     // A ready-queue entry is one word: the object, with its kind in the two low bits (every
     // object queued is at least 8-byte aligned). A million ready tasks cost 8 MB of queue, not
     // 16 as a {function, argument} pair would.

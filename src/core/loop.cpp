@@ -170,6 +170,12 @@ EventLoop::~EventLoop() {
 
 void EventLoop::check_open() const {
     if (closed_.load(std::memory_order_relaxed)) throw std::logic_error("Event loop is closed");
+    check_thread();
+}
+
+void EventLoop::check_thread_slow() const {
+    if (running_.load(std::memory_order_acquire) && !owned_by_this_thread())
+        throw std::logic_error("Non-thread-safe operation invoked on an event loop other than the current one");
 }
 
 Handle EventLoop::call_soon(detail::Callback fn) {

@@ -76,6 +76,7 @@ bool FutureBase::loop_open() const noexcept {
 
 void FutureBase::check_loop_open() const {
     if (!loop_open()) throw std::logic_error("Event loop is closed");
+    loop_->check_thread();
 }
 
 void FutureBase::add_done_callback(Callback cb) {
@@ -184,6 +185,7 @@ const std::string& TaskBase::cancel_message() const noexcept {
 }
 
 bool TaskBase::cancel(std::string message) {
+    if (loop_) loop_->check_thread();
     if (done()) {
         mark_retrieved();  // asyncio: cancel() on a done future silences the never-retrieved report
         return false;
