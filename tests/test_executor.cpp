@@ -299,6 +299,49 @@ CORIO_TEST(Executor, QueuedButNotStartedCallIsDropped) {
     EXPECT_FALSE(second_ran.load());
 }
 
+// A call dropped before it started lets go of its function (and what it captured) on the loop
+// thread, as it is cancelled: the captures may be the loop's objects, whose reference counts are
+// not atomic, and the worker would only have released them when it reached the call.
+CORIO_TEST(Executor, ADroppedCallReleasesItsFunctionOnTheLoopThread) {
+    ThreadPool pool(1);
+    Gate gate;
+    LoopSignal first_started;
+    std::optional<std::thread::id> released_on;
+    auto first = [&] {
+        first_started.set_from_any_thread();
+        return gate.wait() ? 1 : -1;
+    };
+    auto run_first = [&]() -> Coro<int> {
+        auto call = run_in_executor(pool, first);
+        int v = co_await std::move(call);
+        co_return v;
+    };
+    auto run_second = [&]() -> Coro<int> {
+        std::shared_ptr<int> token(new int(2), [&released_on](int* p) {
+            delete p;
+            released_on = std::this_thread::get_id();
+        });
+        auto call = run_in_executor(pool, [token] { return *token; });
+        token.reset();
+        int v = co_await std::move(call);
+        co_return v;
+    };
+    Task<int> a = create_task(run_first());
+    Task<int> b = create_task(run_second());
+    co_await sleep(0s);
+    co_await first_started.future();
+    EXPECT_TRUE(b.cancel());
+    try {
+        co_await b;
+    } catch (const CancelledError&) {
+    }
+    EXPECT_EQ(released_on, std::optional<std::thread::id>(std::this_thread::get_id()));
+    gate.open();
+    int va = co_await a;
+    EXPECT_EQ(va, 1);
+    pool.shutdown();
+}
+
 // ---------------------------------------------------------------------------------------------
 // run_in_executor with a custom ThreadPool (TH2)
 // ---------------------------------------------------------------------------------------------

@@ -49,6 +49,10 @@ public:
 
     // On the worker thread.
     virtual void run() noexcept = 0;
+    // On the loop thread, for a call dropped before it started: its function and arguments go
+    // now, where they were made, instead of with the worker's reference on the worker thread
+    // (they may hold the loop's objects, whose reference counts are not atomic).
+    virtual void discard() noexcept = 0;
     // On the worker thread, after run(): hands the job (and the worker's reference) back to its
     // loop, or drops it if the loop has closed.
     void post_back() noexcept;
@@ -63,6 +67,7 @@ template <class R, class F>
 class FnJob final : public ThreadJob {
 public:
     explicit FnJob(F f) : fn_(std::move(f)) {}
+    void discard() noexcept override { fn_.reset(); }
     void run() noexcept override {
         try {
             if constexpr (std::is_void_v<R>) {
@@ -82,11 +87,11 @@ public:
 private:
     decltype(auto) call() {
         if constexpr (std::is_invocable_v<F&, std::stop_token>)
-            return fn_(stop.get_token());
+            return (*fn_)(stop.get_token());
         else
-            return fn_();
+            return (*fn_)();
     }
-    F fn_;
+    std::optional<F> fn_;
     std::conditional_t<std::is_void_v<R>, char, std::optional<R>> value_{};
 };
 

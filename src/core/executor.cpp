@@ -52,6 +52,7 @@ void cancel_job(ThreadJob* job) noexcept {
     int expected = ThreadJob::Queued;
     if (job->state.compare_exchange_strong(expected, ThreadJob::Dropped, std::memory_order_acq_rel)) {
         // Never started: it will not run, and will not come back to the loop.
+        job->discard();
         job->loop->external_work_finished();
     } else {
         job->stop.request_stop();
