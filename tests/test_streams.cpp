@@ -1862,3 +1862,13 @@ CORIO_TEST(StreamWriter, DrainRaisesTheReadersError) {
     EXPECT_EQ(from_drain->code(), reset->code());
     conn.second.close();
 }
+
+// asyncio refuses high < low with ValueError.
+CORIO_TEST(StreamWriter, WaterMarksWithLowAboveHighAreRefused) {
+    auto [ours, theirs] = unix_socket_pair();
+    StreamPair streams = make_streams(std::move(ours));
+    EXPECT_THROW(streams.second.set_write_buffer_limits(100, 200), std::invalid_argument);
+    streams.second.set_write_buffer_limits(200, 200);
+    streams.second.set_write_buffer_limits(200);
+    co_return;
+}

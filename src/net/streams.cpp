@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <stdexcept>
+#include <string>
 #include <system_error>
 
 #include "corio/detail/byte_buffer.hpp"
@@ -145,6 +147,9 @@ Coro<> StreamWriter::aclose() {
 }
 std::size_t StreamWriter::get_write_buffer_size() const noexcept { return t_ ? t_->buffered() : 0; }
 void StreamWriter::set_write_buffer_limits(std::size_t high, std::optional<std::size_t> low) {
+    if (low && *low > high)
+        throw std::invalid_argument("set_write_buffer_limits: high (" + std::to_string(high) +
+                                    ") must be at least low (" + std::to_string(*low) + ")");
     detail::require(t_)->set_limits(high, low ? *low : high / 4);
 }
 
