@@ -209,6 +209,39 @@ CORIO_TEST(Subprocess, TheChildGetsOnlyTheStandardFds) {
     EXPECT_EQ(result.first, "closed\n");
 }
 
+// Popen's pass_fds: the child keeps those, at their numbers, even when made with O_CLOEXEC; the
+// others are still closed.
+CORIO_TEST(Subprocess, PassFdsReachTheChildAtTheirNumbers) {
+    int other = ::open("/dev/null", O_RDONLY);  // not passed, no O_CLOEXEC, below the passed one
+    CO_ASSERT_TRUE(other > 2);
+    int channel[2];
+    CO_ASSERT_EQ(::pipe2(channel, O_CLOEXEC), 0);
+    CO_ASSERT_TRUE(channel[1] > other);
+    std::string script = "echo through >&" + std::to_string(channel[1]) + "; test -e /proc/self/fd/" +
+                         std::to_string(other) + " && echo inherited || echo closed";
+    Coro<Process> spawning = shell(script, {.out = PIPE, .pass_fds = {channel[1]}});
+    Process p = co_await std::move(spawning);
+    ::close(channel[1]);  // the child's copy is the only writer now
+    Coro<std::pair<std::string, std::string>> talking = p.communicate();
+    std::pair<std::string, std::string> result = co_await std::move(talking);
+    EXPECT_EQ(result.first, "closed\n");
+    EXPECT_EQ(p.returncode(), 0);
+    char got[32] = {};
+    EXPECT_EQ(::read(channel[0], got, sizeof got), 8);  // "through\n", then the end
+    EXPECT_EQ(std::string(got), "through\n");
+    ::close(channel[0]);
+    ::close(other);
+    std::vector<std::string> argv{"true"};
+    Coro<Process> refused = exec(argv, {.pass_fds = {-1}});
+    bool invalid = false;
+    try {
+        (void)co_await std::move(refused);
+    } catch (const std::invalid_argument&) {
+        invalid = true;
+    }
+    EXPECT_TRUE(invalid);
+}
+
 // Popen looks the program up on the PATH of the env it is given; a missing cwd is named.
 CORIO_TEST(Subprocess, TheProgramIsFoundOnThePathOfTheGivenEnv) {
     std::filesystem::path dir = std::filesystem::temp_directory_path() / ("corio-path-" + std::to_string(::getpid()));

@@ -33,6 +33,9 @@ struct SubprocessOptions {
     Redirect err = Redirect::Inherit;
     std::optional<std::string> cwd{};
     std::optional<std::vector<std::string>> env{};// "NAME=value" entries; the parent's when empty
+    // Popen's pass_fds: open fds the child keeps, at the same numbers (every other fd above 2
+    // is closed in the child, as with close_fds=True).
+    std::vector<int> pass_fds{};
     std::size_t limit = default_stream_limit;
 };
 

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <system_error>
 #include <thread>
@@ -169,8 +170,21 @@ Coro<Process> spawn_process(std::vector<std::string> argv, SubprocessOptions opt
     }
     if (options.cwd) ::posix_spawn_file_actions_addchdir_np(&actions, options.cwd->c_str());
     // Popen's close_fds=True: the child gets 0, 1 and 2 only, even from an fd the application
-    // opened without O_CLOEXEC.
-    ::posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+    // opened without O_CLOEXEC, and the pass_fds, made inheritable (a dup2 onto itself clears
+    // FD_CLOEXEC in posix_spawn). The numbers between them are closed one by one (a close of
+    // one that is not open is ignored), the rest at once.
+    std::vector<int> kept = options.pass_fds;
+    std::sort(kept.begin(), kept.end());
+    kept.erase(std::unique(kept.begin(), kept.end()), kept.end());
+    int next_to_close = 3;
+    for (int fd : kept) {
+        if (fd < 0) throw std::invalid_argument("create_subprocess_exec: a negative fd in pass_fds");
+        if (fd < 3) continue;  // the standard ones are always kept
+        for (; next_to_close < fd; ++next_to_close) ::posix_spawn_file_actions_addclose(&actions, next_to_close);
+        ::posix_spawn_file_actions_adddup2(&actions, fd, fd);
+        next_to_close = fd + 1;
+    }
+    ::posix_spawn_file_actions_addclosefrom_np(&actions, next_to_close);
 
     posix_spawnattr_t attr;
     ::posix_spawnattr_init(&attr);
