@@ -99,11 +99,16 @@ struct ProcessState {
             // Still running and nobody will wait for it: a thread does, so it never lingers as
             // a zombie.
             pid_t p = pid;
-            std::thread([p] {
-                int status;
-                while (::waitpid(p, &status, 0) < 0 && errno == EINTR) {
-                }
-            }).detach();
+            try {
+                std::thread([p] {
+                    int status;
+                    while (::waitpid(p, &status, 0) < 0 && errno == EINTR) {
+                    }
+                }).detach();
+            } catch (const std::system_error&) {
+                // No thread to be had: the child stays a zombie until this process ends, which
+                // beats ending the process from a destructor.
+            }
         }
     }
 
