@@ -404,3 +404,13 @@ CORIO_TEST(Semaphore, WaitForAcquireTimesOutWithoutTakingAPermit) {
     EXPECT_FALSE(sem.locked());
     co_return;
 }
+
+// asyncio's bare form, as the GUIDE writes it: the permit stays taken until release().
+CORIO_TEST(Semaphore, BareAcquireWithDismissKeepsThePermitUntilRelease) {
+    Semaphore sem(1);
+    (co_await sem.acquire()).dismiss();
+    EXPECT_TRUE(sem.locked());
+    EXPECT_EQ(sem.value(), 0);
+    sem.release();
+    EXPECT_EQ(sem.value(), 1);
+}

@@ -39,7 +39,8 @@ corio::Coro<std::string> echo_once() {
 // [subprocess]
 corio::Coro<std::string> shout(std::string text) {
     std::vector<std::string> argv{"tr", "a-z", "A-Z"};  // a named local, not a braced list in the call
-    corio::Process p = co_await corio::create_subprocess_exec(argv, {.in = corio::PIPE, .out = corio::PIPE});
+    corio::SubprocessOptions pipes{.in = corio::PIPE, .out = corio::PIPE};  // named too (g++ 12)
+    corio::Process p = co_await corio::create_subprocess_exec(argv, pipes);
     std::pair<std::string, std::string> output = co_await p.communicate(text);  // (stdout, stderr)
     int code = co_await p.wait();  // 0; -N if signal N ended it
     co_return code == 0 ? output.first : "";
