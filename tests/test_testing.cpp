@@ -240,3 +240,14 @@ CORIO_TEST(TestingMockClock, OutermostClockKeepsLoopTimeMonotonic) {
     }
     EXPECT_TRUE(finished) << "a 50 ms sleep armed under the clock had not finished after 1 s of real time";
 }
+
+// The comparison forms of CO_ASSERT_*: passing ones go on.
+CORIO_TEST(CoAssert, ComparisonsThatHoldGoOn) {
+    int two = 2;
+    CO_ASSERT_NE(two, 3);
+    CO_ASSERT_LT(two, 3);
+    CO_ASSERT_LE(two, 2);
+    CO_ASSERT_GT(two, 1);
+    CO_ASSERT_GE(two, 2);
+    CO_ASSERT_TRUE(two == 2);
+}

@@ -332,23 +332,30 @@ inline void run_async_test(AsyncTest& fixture, std::function<Coro<>()> make_body
 
 // @pytest.mark.asyncio async def test_...: the body is a coroutine.
 #define CORIO_TEST(suite, name) CORIO_TEST_IMPL_(suite, name, ::corio::testing::AsyncTest)
-// The same with an async fixture (SetUpAsync / TearDownAsync); members are reached via this->.
+// The same with an async fixture (SetUpAsync / TearDownAsync); the body reaches its members.
 #define CORIO_TEST_F(fixture, name) CORIO_TEST_IMPL_(fixture, name, fixture)
 
-#define CO_ASSERT_TRUE(cond)                              \
-    do {                                                  \
-        const bool corio_ok_ = static_cast<bool>(cond);   \
-        EXPECT_TRUE(corio_ok_) << #cond;                  \
-        if (!corio_ok_) co_return;                        \
+#define CO_ASSERT_TRUE(cond)                                                          \
+    do {                                                                              \
+        if (!static_cast<bool>(cond)) {                                               \
+            ADD_FAILURE() << "Value of: " #cond "\n  Actual: false\nExpected: true";   \
+            co_return;                                                                \
+        }                                                                             \
     } while (0)
 #define CO_ASSERT_FALSE(cond) CO_ASSERT_TRUE(!(cond))
 // GoogleTest's own comparison (what EXPECT_EQ reports), so that only this check's failure
 // returns, not an earlier EXPECT's.
-#define CO_ASSERT_EQ(a, b)                                                                        \
-    do {                                                                                          \
-        const ::testing::AssertionResult corio_eq_ = ::testing::internal::EqHelper::Compare(#a, #b, a, b); \
-        if (!corio_eq_) {                                                                         \
-            ADD_FAILURE() << corio_eq_.message();                                                 \
-            co_return;                                                                            \
-        }                                                                                         \
+#define CO_ASSERT_EQ(a, b) CORIO_CO_ASSERT_CMP_(EqHelper::Compare, a, b)
+#define CO_ASSERT_NE(a, b) CORIO_CO_ASSERT_CMP_(CmpHelperNE, a, b)
+#define CO_ASSERT_LT(a, b) CORIO_CO_ASSERT_CMP_(CmpHelperLT, a, b)
+#define CO_ASSERT_LE(a, b) CORIO_CO_ASSERT_CMP_(CmpHelperLE, a, b)
+#define CO_ASSERT_GT(a, b) CORIO_CO_ASSERT_CMP_(CmpHelperGT, a, b)
+#define CO_ASSERT_GE(a, b) CORIO_CO_ASSERT_CMP_(CmpHelperGE, a, b)
+#define CORIO_CO_ASSERT_CMP_(helper, a, b)                                                          \
+    do {                                                                                            \
+        const ::testing::AssertionResult corio_cmp_ = ::testing::internal::helper(#a, #b, a, b);  \
+        if (!corio_cmp_) {                                                                          \
+            ADD_FAILURE() << corio_cmp_.message();                                                  \
+            co_return;                                                                              \
+        }                                                                                           \
     } while (0)
