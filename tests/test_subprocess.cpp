@@ -217,7 +217,8 @@ CORIO_TEST(Subprocess, PassFdsReachTheChildAtTheirNumbers) {
     int channel[2];
     CO_ASSERT_EQ(::pipe2(channel, O_CLOEXEC), 0);
     CO_ASSERT_TRUE(channel[1] > other);
-    std::string script = "echo through >&" + std::to_string(channel[1]) + "; test -e /proc/self/fd/" +
+    // dash's >&N takes one digit only: the fd is written through its /proc path instead.
+    std::string script = "echo through > /proc/self/fd/" + std::to_string(channel[1]) + "; test -e /proc/self/fd/" +
                          std::to_string(other) + " && echo inherited || echo closed";
     Coro<Process> spawning = shell(script, {.out = PIPE, .pass_fds = {channel[1]}});
     Process p = co_await std::move(spawning);
