@@ -684,3 +684,50 @@ CORIO_TEST(Executor, PoolShutDownAsTheTaskSuspendsFailsTheAwaitCleanly) {
     EXPECT_EQ(msg, std::optional<std::string>("after refusal"));
     current_task().uncancel();
 }
+
+namespace {
+// Starts a blocking call on the pool's only thread, then queues a second call behind it whose
+// function holds `token`; `*ready` once both are in place.
+Coro<> queue_behind_a_busy_call(ThreadPool* pool, Gate* gate, std::shared_ptr<int> token, bool* ready) {
+    LoopSignal started;
+    auto first = [&started, gate] {
+        started.set_from_any_thread();
+        return gate->wait() ? 1 : -1;
+    };
+    auto first_call = run_in_executor(*pool, first);
+    Task<int> busy = create_task([](decltype(first_call) call) -> Coro<int> { co_return co_await std::move(call); }(std::move(first_call)));
+    co_await started.future();
+    auto second = [token] { return *token; };
+    auto second_call = run_in_executor(*pool, second);
+    token.reset();
+    *ready = true;
+    int never = co_await std::move(second_call);  // the loop closes while this waits
+    (void)never;
+    (void)co_await busy;
+}
+}  // namespace
+
+// A loop closed with a task still waiting on a queued call (no cancel reaches it: the frame is
+// destroyed): the call is dropped, so it never runs, and its function's captures are released
+// there, on the loop's thread, not later on the worker.
+TEST(ExecutorLoopLifetime, ACallQueuedWhenItsLoopClosesIsDroppedAndReleasedThere) {
+    ThreadPool pool(1);
+    Gate gate;
+    std::optional<std::thread::id> released_on;
+    std::shared_ptr<int> token(new int(2), [&released_on](int* p) {
+        delete p;
+        released_on = std::this_thread::get_id();
+    });
+    {
+        EventLoop loop;
+        loop.set_exception_handler([](EventLoop&, const ExceptionContext&) {});  // "destroyed but pending"
+        bool ready = false;
+        loop.call_soon([&] { (void)create_task(queue_behind_a_busy_call(&pool, &gate, token, &ready)); });
+        token.reset();
+        loop.run_until([&] { return ready; });
+        loop.close();
+        EXPECT_EQ(released_on, std::optional<std::thread::id>(std::this_thread::get_id()));
+    }
+    gate.open();
+    pool.shutdown();
+}

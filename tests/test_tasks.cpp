@@ -183,6 +183,7 @@ TEST(TaskNoLoop, HandlesThatOutliveTheirLoopRefuseToScheduleCallbacks) {
     EXPECT_FALSE(g_outliving_future.done());
     EXPECT_FALSE(callback_ran);
     EXPECT_THROW(g_outliving_task.add_done_callback([] {}), std::logic_error);
+    EXPECT_FALSE(g_outliving_task.cancel());  // done: nothing to cancel, the loop is not needed
     EXPECT_EQ(g_outliving_task.result(), 7);
     g_outliving_future = {};
     g_outliving_task = {};

@@ -313,6 +313,10 @@ CORIO_TEST(AsCompleted, TimeoutThrowsFromNextAndLeavesTheRestRunning) {
     EXPECT_FALSE(b.cancelled());
     int v = co_await b;
     EXPECT_EQ(v, 2);
+    // One TimeoutError for each task that was not returned (here one, given), then the end: b,
+    // done since, is not returned.
+    auto after = co_await gen.next();
+    EXPECT_FALSE(after.has_value());
 }
 
 // asyncio's as_completed starts its timer and schedules the coroutines at the call
@@ -382,6 +386,30 @@ CORIO_TEST(AsCompleted, UnusedTimeoutChangesNothing) {
     std::vector<int> order;
     while (auto v = co_await gen.next()) order.push_back(*v);
     EXPECT_EQ(order, (std::vector<int>{1, 2}));
+}
+
+// AC3: on timeout every remaining item raises TimeoutError, once each; a loop that carries on
+// after each failure ends.
+CORIO_TEST(AsCompleted, EachRemainingTaskGetsOneTimeoutErrorThenTheEnd) {
+    corio::testing::MockClock clock;
+    std::vector<Coro<int>> coros;
+    coros.push_back(value_after(1s, 1));
+    coros.push_back(value_after(10s, 2));
+    coros.push_back(value_after(20s, 3));
+    auto items = as_completed(std::move(coros), 5s);
+    std::vector<std::string> seen;
+    for (;;) {
+        try {
+            Coro<std::optional<int>> next = items.next();
+            std::optional<int> v = co_await std::move(next);
+            if (!v) break;
+            seen.push_back(std::to_string(*v));
+        } catch (const TimeoutError&) {
+            seen.push_back("timeout");
+        }
+    }
+    EXPECT_EQ(seen, (std::vector<std::string>{"1", "timeout", "timeout"}));
+    co_await sleep(30s);  // the two left run on, uncancelled, and end
 }
 
 // AC4 / test_tasks.py::BaseTaskTests::test_as_completed_resume_iterator: the iteration can go on

@@ -109,7 +109,10 @@ public:
     ThreadCall(const ThreadCall&) = delete;
     ~ThreadCall() {
         if (job_) {
-            if (job_->waiter == this) job_->waiter = nullptr;  // frame destroyed mid-wait
+            if (job_->waiter == this) {  // frame destroyed mid-wait (its loop is closing)
+                job_->waiter = nullptr;
+                cancel_job(job_);  // a call not started is dropped, its captures released here
+            }
             job_->release();
         }
     }

@@ -77,8 +77,10 @@ Coro<WaitResult<detail::task_value_t<A>>> wait(std::vector<A> aws, std::optional
 // as_completed's iterator: the tasks in the order they complete. next() returns the next one's
 // result, or throws its exception, and the iteration goes on after a failure (asyncio's plain
 // iterator, whose awaitables each raise their own); next_task() returns the task itself
-// (asyncio's async iterator). Once the timeout has passed, either throws TimeoutError for each
-// task not seen yet; the tasks are never cancelled. A copy iterates the same sequence.
+// (asyncio's async iterator). Once the timeout has passed, the calls throw TimeoutError once for
+// each task not returned yet, then return std::nullopt; those tasks are never cancelled, and
+// are not returned even if they finish later (asyncio's _handle_timeout drops them too). A copy
+// iterates the same sequence.
 template <class T>
 class AsCompleted {
 public:
@@ -98,6 +100,7 @@ private:
         std::vector<Task<T>> pending;  // not returned yet, and not known to be done
         std::vector<Task<T>> ready;    // done, in completion order, not returned yet
         std::optional<Clock::time_point> deadline;
+        std::size_t timeouts_owed = 0;  // once the deadline passed: one per task not returned
         bool waiting = false;
     };
 
@@ -113,6 +116,10 @@ private:
     };
 
     static Coro<std::optional<Task<T>>> take_next(std::shared_ptr<State> s) {
+        if (s->ready.empty() && s->timeouts_owed > 0) {
+            --s->timeouts_owed;
+            throw TimeoutError();
+        }
         if (s->ready.empty() && !s->pending.empty()) {
             Waiting waiting(*s);
             std::vector<detail::FutureBase*> order;
@@ -127,7 +134,11 @@ private:
             for (auto& t : s->pending)
                 if (t.done() && std::find(order.begin(), order.end(), t.state()) == order.end())
                     order.push_back(t.state());
-            if (order.empty()) throw TimeoutError();
+            if (order.empty()) {  // the deadline passed: the rest are owed a TimeoutError each
+                s->timeouts_owed = s->pending.size() - 1;
+                s->pending.clear();
+                throw TimeoutError();
+            }
             for (detail::FutureBase* f : order)
                 for (auto& t : s->pending)
                     if (t.state() == f) s->ready.push_back(t);

@@ -41,6 +41,7 @@ bool submit_job(ThreadPool& pool, ThreadJob* job) noexcept {
         return true;
     } catch (...) {
         job->error = std::current_exception();
+        job->state.store(ThreadJob::Dropped, std::memory_order_relaxed);  // nothing more to cancel
         job->gate.reset();
         job->loop->external_work_finished();
         job->release();

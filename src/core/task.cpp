@@ -63,16 +63,19 @@ bool FutureBase::cancel(std::string message) {
     return true;
 }
 
-bool FutureBase::loop_open() const noexcept {
+bool FutureBase::loop_still_there() const noexcept {
     // The loop may be gone: a Future or Task handle can outlive corio::run(). A Future knows
-    // its loop's serial, as a later loop may be made at the same address; a task, done or
-    // not, is tied to a loop that is closed only after it (abandon() forgets the loop).
+    // its loop's serial, as a later loop may be made at the same address. A task is known by
+    // address only (its 8 bytes are counted): a done task kept past its loop's end, with a new
+    // loop made at the same address, is not told apart. A pending one has no such risk:
+    // abandon() forgets the loop as it closes.
     if (!loop_) return false;
     std::uint64_t serial = loop_serial();
-    bool alive = loop_ == running_loop() ? (serial == 0 || loop_->serial() == serial)
-                                         : (serial == 0 ? loop_alive(loop_) : loop_alive(loop_, serial));
-    return alive && !loop_->is_closed();
+    if (loop_ == running_loop()) return serial == 0 || loop_->serial() == serial;
+    return serial == 0 ? loop_alive(loop_) : loop_alive(loop_, serial);
 }
+
+bool FutureBase::loop_open() const noexcept { return loop_still_there() && !loop_->is_closed(); }
 
 void FutureBase::check_loop_open() const {
     if (!loop_open()) throw std::logic_error("Event loop is closed");
@@ -97,7 +100,7 @@ void FutureBase::finish(State s, std::exception_ptr e) noexcept {
 }
 
 void FutureBase::report_unretrieved() noexcept {
-    if (state_ != State::Failed || retrieved() || !loop_ || !loop_alive(loop_)) return;
+    if (state_ != State::Failed || retrieved() || !loop_still_there()) return;
     ExceptionContext c;
     c.message = describe() + " exception was never retrieved";
     c.exception = error_slot();
@@ -185,11 +188,11 @@ const std::string& TaskBase::cancel_message() const noexcept {
 }
 
 bool TaskBase::cancel(std::string message) {
-    if (loop_) loop_->check_thread();
     if (done()) {
         mark_retrieved();  // asyncio: cancel() on a done future silences the never-retrieved report
         return false;
     }
+    loop_->check_thread();  // a pending task's loop is alive (it abandons the task as it closes)
     // Tasks that await each other in a cycle forward the cancel round to this very call: refuse
     // it there, so the task that forwarded it stops waiting and the cycle unwinds.
     if (flag(kForwardingCancel)) return false;

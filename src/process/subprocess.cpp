@@ -105,7 +105,7 @@ struct ProcessState {
                     while (::waitpid(p, &status, 0) < 0 && errno == EINTR) {
                     }
                 }).detach();
-            } catch (const std::system_error&) {
+            } catch (...) {
                 // No thread to be had: the child stays a zombie until this process ends, which
                 // beats ending the process from a destructor.
             }
@@ -181,15 +181,19 @@ Coro<Process> spawn_process(std::vector<std::string> argv, SubprocessOptions opt
     std::vector<int> kept = options.pass_fds;
     std::sort(kept.begin(), kept.end());
     kept.erase(std::unique(kept.begin(), kept.end()), kept.end());
+    auto check = [](int error, const char* what) {
+        if (error) throw std::system_error(error, std::generic_category(), what);
+    };
     int next_to_close = 3;
     for (int fd : kept) {
         if (fd < 0) throw std::invalid_argument("create_subprocess_exec: a negative fd in pass_fds");
         if (fd < 3) continue;  // the standard ones are always kept
-        for (; next_to_close < fd; ++next_to_close) ::posix_spawn_file_actions_addclose(&actions, next_to_close);
-        ::posix_spawn_file_actions_adddup2(&actions, fd, fd);
+        for (; next_to_close < fd; ++next_to_close)
+            check(::posix_spawn_file_actions_addclose(&actions, next_to_close), "pass_fds: posix_spawn_file_actions_addclose");
+        check(::posix_spawn_file_actions_adddup2(&actions, fd, fd), "pass_fds: posix_spawn_file_actions_adddup2");
         next_to_close = fd + 1;
     }
-    ::posix_spawn_file_actions_addclosefrom_np(&actions, next_to_close);
+    check(::posix_spawn_file_actions_addclosefrom_np(&actions, next_to_close), "posix_spawn_file_actions_addclosefrom_np");
 
     posix_spawnattr_t attr;
     ::posix_spawnattr_init(&attr);

@@ -69,6 +69,7 @@ public:
     void remove_waiter(CompletionWaiter& w) noexcept { waiters_.remove(w); }
     // User done-callback: scheduled with call_soon once done (at once if already done).
     void add_done_callback(Callback cb);
+    bool loop_still_there() const noexcept;  // not destroyed, nor replaced at its address
     bool loop_open() const noexcept;
     // Throws std::logic_error("Event loop is closed") unless the future's loop is open.
     void check_loop_open() const;
