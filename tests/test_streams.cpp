@@ -1807,7 +1807,13 @@ CORIO_TEST(Server, ItsPortCanBeBoundAgainRightAfterClose) {
     co_await std::move(b);
 }
 
-CORIO_TEST(StreamWriter, ThePeerSeesTheEndOnceWaitClosedReturns) {
+namespace {
+// Streams over TCP on loopback, and the raw socket at the other end.
+struct StreamsAndRawPeer {
+    StreamPair ours;
+    Socket peer;
+};
+Coro<StreamsAndRawPeer> streams_to_a_raw_peer() {
     Socket listener = Socket::create(AF_INET, SOCK_STREAM);
     listener.bind(SocketAddress("127.0.0.1", 0));
     listener.listen();
@@ -1815,13 +1821,21 @@ CORIO_TEST(StreamWriter, ThePeerSeesTheEndOnceWaitClosedReturns) {
     StreamPair ours = co_await std::move(connecting);
     Coro<std::pair<Socket, SocketAddress>> accepting = sock_accept(listener);
     std::pair<Socket, SocketAddress> peer = co_await std::move(accepting);
+    co_return StreamsAndRawPeer{std::move(ours), std::move(peer.first)};
+}
+}  // namespace
+
+CORIO_TEST(StreamWriter, ThePeerSeesTheEndOnceWaitClosedReturns) {
+    Coro<StreamsAndRawPeer> connecting = streams_to_a_raw_peer();
+    StreamsAndRawPeer link = co_await std::move(connecting);
+    StreamPair& ours = link.ours;
     Task<std::string> reading = create_task(ours.first.read(100));  // in the backend when we close
     Coro<> ticks = settle();
     co_await std::move(ticks);
     ours.second.close();
     Coro<> closed = ours.second.wait_closed();
     co_await std::move(closed);
-    pollfd p{peer.first.fileno(), POLLIN, 0};
+    pollfd p{link.peer.fileno(), POLLIN, 0};
     EXPECT_EQ(::poll(&p, 1, 0), 1) << "no EOF for the peer yet";
     std::string rest = co_await reading;
     EXPECT_EQ(rest, "");
@@ -1845,16 +1859,12 @@ CORIO_TEST(StreamWriter, DrainAfterCloseSaysTheConnectionIsLost) {
 // A peer's reset shows on the read side first; drain() raises it, as asyncio's drain() raises
 // the reader's exception before anything else.
 CORIO_TEST(StreamWriter, DrainRaisesTheReadersError) {
-    Socket listener = Socket::create(AF_INET, SOCK_STREAM);
-    listener.bind(SocketAddress("127.0.0.1", 0));
-    listener.listen();
-    Coro<StreamPair> connecting = connect_local(listener.getsockname().port());
-    StreamPair conn = co_await std::move(connecting);
-    Coro<std::pair<Socket, SocketAddress>> accepting = sock_accept(listener);
-    std::pair<Socket, SocketAddress> peer = co_await std::move(accepting);
+    Coro<StreamsAndRawPeer> connecting = streams_to_a_raw_peer();
+    StreamsAndRawPeer link = co_await std::move(connecting);
+    StreamPair& conn = link.ours;
     linger hard{1, 0};  // close() sends a reset
-    CO_ASSERT_EQ(::setsockopt(peer.first.fileno(), SOL_SOCKET, SO_LINGER, &hard, sizeof hard), 0);
-    peer.first.close();
+    CO_ASSERT_EQ(::setsockopt(link.peer.fileno(), SOL_SOCKET, SO_LINGER, &hard, sizeof hard), 0);
+    link.peer.close();
     CO_CATCH(std::system_error, reset, conn.first.read(100));
     CO_ASSERT_TRUE(reset.has_value());
     CO_CATCH(std::system_error, from_drain, conn.second.drain());

@@ -388,15 +388,10 @@ CORIO_TEST(AsCompleted, UnusedTimeoutChangesNothing) {
     EXPECT_EQ(order, (std::vector<int>{1, 2}));
 }
 
-// AC3: on timeout every remaining item raises TimeoutError, once each; a loop that carries on
-// after each failure ends.
-CORIO_TEST(AsCompleted, EachRemainingTaskGetsOneTimeoutErrorThenTheEnd) {
-    corio::testing::MockClock clock;
-    std::vector<Coro<int>> coros;
-    coros.push_back(value_after(1s, 1));
-    coros.push_back(value_after(10s, 2));
-    coros.push_back(value_after(20s, 3));
-    auto items = as_completed(std::move(coros), 5s);
+namespace {
+// Every item of `items`, carrying on after each failure: the values, the failures' messages,
+// and "timeout" for a TimeoutError.
+Coro<std::vector<std::string>> outcomes_of(AsCompleted<int> items) {
     std::vector<std::string> seen;
     for (;;) {
         try {
@@ -406,8 +401,25 @@ CORIO_TEST(AsCompleted, EachRemainingTaskGetsOneTimeoutErrorThenTheEnd) {
             seen.push_back(std::to_string(*v));
         } catch (const TimeoutError&) {
             seen.push_back("timeout");
+        } catch (const std::runtime_error& e) {
+            seen.push_back(e.what());
         }
     }
+    co_return seen;
+}
+}  // namespace
+
+// AC3: on timeout every remaining item raises TimeoutError, once each; a loop that carries on
+// after each failure ends.
+CORIO_TEST(AsCompleted, EachRemainingTaskGetsOneTimeoutErrorThenTheEnd) {
+    corio::testing::MockClock clock;
+    std::vector<Coro<int>> coros;
+    coros.push_back(value_after(1s, 1));
+    coros.push_back(value_after(10s, 2));
+    coros.push_back(value_after(20s, 3));
+    auto items = as_completed(std::move(coros), 5s);
+    Coro<std::vector<std::string>> collecting = outcomes_of(std::move(items));
+    std::vector<std::string> seen = co_await std::move(collecting);
     EXPECT_EQ(seen, (std::vector<std::string>{"1", "timeout", "timeout"}));
     co_await sleep(30s);  // the two left run on, uncancelled, and end
 }
@@ -461,18 +473,8 @@ CORIO_TEST(AsCompleted, IterationGoesOnAfterAFailure) {
     coros.push_back(value_after(3s, 3));
     coros.push_back(fail_after(4s, "fourth failed"));
     auto items = as_completed(std::move(coros));
-    std::vector<std::string> seen;
-    for (;;) {
-        std::optional<int> v;
-        try {
-            Coro<std::optional<int>> next = items.next();
-            v = co_await std::move(next);
-            if (!v) break;
-            seen.push_back(std::to_string(*v));
-        } catch (const std::runtime_error& e) {
-            seen.push_back(e.what());
-        }
-    }
+    Coro<std::vector<std::string>> collecting = outcomes_of(std::move(items));
+    std::vector<std::string> seen = co_await std::move(collecting);
     EXPECT_EQ(seen, (std::vector<std::string>{"1", "second failed", "3", "fourth failed"}));
 }
 
