@@ -722,7 +722,7 @@ TEST(ExecutorLoopLifetime, ACallQueuedWhenItsLoopClosesIsDroppedAndReleasedThere
         EventLoop loop;
         loop.set_exception_handler([](EventLoop&, const ExceptionContext&) {});  // "destroyed but pending"
         bool ready = false;
-        loop.call_soon([&] { (void)create_task(queue_behind_a_busy_call(&pool, &gate, token, &ready)); });
+        loop.call_soon([&, token] { (void)create_task(queue_behind_a_busy_call(&pool, &gate, token, &ready)); });
         token.reset();
         loop.run_until([&] { return ready; });
         loop.close();

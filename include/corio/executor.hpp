@@ -131,6 +131,7 @@ public:
         return true;
     }
     R await_resume() {
+        job_->waiter = nullptr;  // done waiting: the destructor has nothing to cancel
         throw_if_cancelled();
         return job_->take();
     }

@@ -78,9 +78,9 @@ Coro<WaitResult<detail::task_value_t<A>>> wait(std::vector<A> aws, std::optional
 // result, or throws its exception, and the iteration goes on after a failure (asyncio's plain
 // iterator, whose awaitables each raise their own); next_task() returns the task itself
 // (asyncio's async iterator). Once the timeout has passed, the calls throw TimeoutError once for
-// each task not returned yet, then return std::nullopt; those tasks are never cancelled, and
-// are not returned even if they finish later (asyncio's _handle_timeout drops them too). A copy
-// iterates the same sequence.
+// each task not returned yet, then return std::nullopt; those tasks are never cancelled. The
+// deadline is noticed while a call waits: a task that finished after it, while no call was
+// waiting, is still returned (asyncio's timer drops it). A copy iterates the same sequence.
 template <class T>
 class AsCompleted {
 public:

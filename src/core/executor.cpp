@@ -54,7 +54,10 @@ void cancel_job(ThreadJob* job) noexcept {
     if (job->state.compare_exchange_strong(expected, ThreadJob::Dropped, std::memory_order_acq_rel)) {
         // Never started: it will not run, and will not come back to the loop.
         job->discard();
-        job->loop->external_work_finished();
+        // The gate tells whether the loop is still counting: a frame destroyed after its loop
+        // closed (an async generator kept outside it) must not touch the loop.
+        std::lock_guard lock(job->gate->mutex);
+        if (job->gate->loop) job->loop->external_work_finished();
     } else {
         job->stop.request_stop();
     }

@@ -151,6 +151,10 @@ Coro<Process> spawn_process(std::vector<std::string> argv, SubprocessOptions opt
         ~ActionsGuard() { ::posix_spawn_file_actions_destroy(a); }
     } actions_guard{&actions};
 
+    // A file action that cannot be recorded (ENOMEM) would run the child with the wrong files.
+    auto check = [](int error, const char* what) {
+        if (error) throw std::system_error(error, std::generic_category(), what);
+    };
     int parent_fd[3] = {-1, -1, -1};
     Redirect modes[3] = {options.in, options.out, options.err};
     for (int target = 0; target < 3; ++target) {
@@ -161,19 +165,20 @@ Coro<Process> spawn_process(std::vector<std::string> argv, SubprocessOptions opt
                 child_ends.fds.push_back(p.child);
                 parent_ends.fds.push_back(p.parent);
                 parent_fd[target] = p.parent;
-                ::posix_spawn_file_actions_adddup2(&actions, p.child, target);
+                check(::posix_spawn_file_actions_adddup2(&actions, p.child, target), "posix_spawn_file_actions_adddup2");
                 break;
             }
             case Redirect::DevNull:
-                ::posix_spawn_file_actions_addopen(&actions, target, "/dev/null", target == 0 ? O_RDONLY : O_WRONLY, 0);
+                check(::posix_spawn_file_actions_addopen(&actions, target, "/dev/null", target == 0 ? O_RDONLY : O_WRONLY, 0),
+                      "posix_spawn_file_actions_addopen");
                 break;
             case Redirect::Stdout:
                 if (target != 2) throw std::invalid_argument("corio::STDOUT is only for .err");
-                ::posix_spawn_file_actions_adddup2(&actions, 1, 2);
+                check(::posix_spawn_file_actions_adddup2(&actions, 1, 2), "posix_spawn_file_actions_adddup2");
                 break;
         }
     }
-    if (options.cwd) ::posix_spawn_file_actions_addchdir_np(&actions, options.cwd->c_str());
+    if (options.cwd) check(::posix_spawn_file_actions_addchdir_np(&actions, options.cwd->c_str()), "posix_spawn_file_actions_addchdir_np");
     // Popen's close_fds=True: the child gets 0, 1 and 2 only, even from an fd the application
     // opened without O_CLOEXEC, and the pass_fds, made inheritable (a dup2 onto itself clears
     // FD_CLOEXEC in posix_spawn). The numbers between them are closed one by one (a close of
@@ -181,9 +186,6 @@ Coro<Process> spawn_process(std::vector<std::string> argv, SubprocessOptions opt
     std::vector<int> kept = options.pass_fds;
     std::sort(kept.begin(), kept.end());
     kept.erase(std::unique(kept.begin(), kept.end()), kept.end());
-    auto check = [](int error, const char* what) {
-        if (error) throw std::system_error(error, std::generic_category(), what);
-    };
     int next_to_close = 3;
     for (int fd : kept) {
         if (fd < 0) throw std::invalid_argument("create_subprocess_exec: a negative fd in pass_fds");
@@ -193,7 +195,9 @@ Coro<Process> spawn_process(std::vector<std::string> argv, SubprocessOptions opt
         check(::posix_spawn_file_actions_adddup2(&actions, fd, fd), "pass_fds: posix_spawn_file_actions_adddup2");
         next_to_close = fd + 1;
     }
-    check(::posix_spawn_file_actions_addclosefrom_np(&actions, next_to_close), "posix_spawn_file_actions_addclosefrom_np");
+    // EBADF: the last fd kept is the highest the process may have, so nothing is above it.
+    if (int error = ::posix_spawn_file_actions_addclosefrom_np(&actions, next_to_close); error != EBADF)
+        check(error, "posix_spawn_file_actions_addclosefrom_np");
 
     posix_spawnattr_t attr;
     ::posix_spawnattr_init(&attr);
