@@ -521,6 +521,78 @@ CORIO_TEST(AsCompleted, ConcurrentNextIsRefused) {
     EXPECT_EQ(v, std::optional<int>(1));
 }
 
+// AC3: the deadline is a timer armed at the call (asyncio's _on_timeout). A task that finished
+// after it is a TimeoutError, not a result, even though no next() was waiting at the deadline.
+CORIO_TEST(AsCompleted, DeadlinePassesWhileNoCallWaits) {
+    corio::testing::MockClock clock;
+    std::vector<Coro<int>> coros;
+    coros.push_back(value_after(1s, 1));
+    coros.push_back(value_after(10s, 2));
+    auto items = as_completed(std::move(coros), 5s);
+    co_await sleep(20s);  // both are done by now; only the first before the deadline
+    Coro<std::vector<std::string>> collecting = outcomes_of(std::move(items));
+    std::vector<std::string> seen = co_await std::move(collecting);
+    EXPECT_EQ(seen, (std::vector<std::string>{"1", "timeout"}));
+}
+
+// AC1: tasks that complete while nobody iterates come out in the order they completed, not in
+// the order they were given (asyncio queues them from their done-callbacks).
+CORIO_TEST(AsCompleted, CompletionOrderIsKeptWhileNobodyIterates) {
+    corio::testing::MockClock clock;
+    std::vector<Coro<int>> coros;
+    coros.push_back(value_after(3s, 3));
+    coros.push_back(value_after(1s, 1));
+    coros.push_back(value_after(2s, 2));
+    auto items = as_completed(std::move(coros));
+    co_await sleep(5s);
+    Coro<std::vector<std::string>> collecting = outcomes_of(std::move(items));
+    std::vector<std::string> seen = co_await std::move(collecting);
+    EXPECT_EQ(seen, (std::vector<std::string>{"1", "2", "3"}));
+}
+
+// An iterator dropped before its tasks finish, and before its deadline, leaves them and the
+// loop alone: the tasks complete later without it (ASan: no use of the freed iterator).
+CORIO_TEST(AsCompleted, DroppedIteratorLetsGoOfItsTasksAndTimer) {
+    corio::testing::MockClock clock;
+    Task<int> a = create_task(value_after(1s, 1));
+    Task<int> b = create_task(value_after(2s, 2));
+    {
+        std::vector<Task<int>> both{a, b};
+        auto items = as_completed(both, 5s);
+        co_await sleep(0s);
+    }
+    co_await sleep(10s);
+    EXPECT_EQ(a.result(), 1);
+    EXPECT_EQ(b.result(), 2);
+    // Dropped half-way: one returned, one still owed.
+    Task<int> c = create_task(value_after(1s, 3));
+    Task<int> d = create_task(value_after(3s, 4));
+    {
+        std::vector<Task<int>> both{c, d};
+        auto items = as_completed(both, 5s);
+        std::optional<int> first = co_await items.next();
+        EXPECT_EQ(first, std::optional<int>(3));
+    }
+    co_await sleep(10s);
+    EXPECT_EQ(d.result(), 4);
+}
+
+// Copies share one iteration: what one copy returned, the other does not return again.
+CORIO_TEST(AsCompleted, CopiesShareTheIteration) {
+    corio::testing::MockClock clock;
+    std::vector<Coro<int>> coros;
+    coros.push_back(value_after(1s, 1));
+    coros.push_back(value_after(2s, 2));
+    auto items = as_completed(std::move(coros));
+    auto copy = items;
+    std::optional<int> first = co_await items.next();
+    std::optional<int> second = co_await copy.next();
+    std::optional<int> end = co_await items.next();
+    EXPECT_EQ(first, std::optional<int>(1));
+    EXPECT_EQ(second, std::optional<int>(2));
+    EXPECT_FALSE(end.has_value());
+}
+
 // ---------------------------------------------------------------------------------------------
 // shield (SH1 - SH3, WF8)
 // ---------------------------------------------------------------------------------------------

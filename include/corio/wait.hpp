@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <stdexcept>
+#include <unordered_set>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -39,12 +40,9 @@ inline TaskSetWaiter::Until until_of(ReturnWhen rw) {
 // waited for, and reported, once (first place kept).
 template <class T>
 void drop_repeated_tasks(std::vector<Task<T>>& tasks) {
-    std::vector<const FutureBase*> seen;
-    std::erase_if(tasks, [&seen](const Task<T>& t) {
-        if (std::find(seen.begin(), seen.end(), t.state()) != seen.end()) return true;
-        seen.push_back(t.state());
-        return false;
-    });
+    std::unordered_set<const FutureBase*> seen;
+    seen.reserve(tasks.size());
+    std::erase_if(tasks, [&seen](const Task<T>& t) { return !seen.insert(t.state()).second; });
 }
 
 template <class T>
@@ -77,10 +75,10 @@ Coro<WaitResult<detail::task_value_t<A>>> wait(std::vector<A> aws, std::optional
 // as_completed's iterator: the tasks in the order they complete. next() returns the next one's
 // result, or throws its exception, and the iteration goes on after a failure (asyncio's plain
 // iterator, whose awaitables each raise their own); next_task() returns the task itself
-// (asyncio's async iterator). Once the timeout has passed, the calls throw TimeoutError once for
-// each task not returned yet, then return std::nullopt; those tasks are never cancelled. The
-// deadline is noticed while a call waits: a task that finished after it, while no call was
-// waiting, is still returned (asyncio's timer drops it). A copy iterates the same sequence.
+// (asyncio's async iterator). The deadline is a loop timer armed at the call, as asyncio's: the
+// tasks that completed before it come first, then each task still running at the deadline is one
+// TimeoutError, then std::nullopt; those tasks are never cancelled. A copy iterates the same
+// sequence.
 template <class T>
 class AsCompleted {
 public:
@@ -95,59 +93,110 @@ public:
     Coro<std::optional<Task<T>>> next_task() { return take_next(state_); }
 
 private:
-    struct State {
-        State(std::vector<Task<T>> t, std::optional<Clock::time_point> d) : pending(std::move(t)), deadline(d) {}
-        std::vector<Task<T>> pending;  // not returned yet, and not known to be done
-        std::vector<Task<T>> ready;    // done, in completion order, not returned yet
-        std::optional<Clock::time_point> deadline;
-        std::size_t timeouts_owed = 0;  // once the deadline passed: one per task not returned
-        bool waiting = false;
+    struct State;
+    // One per task not done at the call, on its waiter list until it completes or the deadline
+    // passes (asyncio's done-callbacks); `owner` is set exactly while it is linked.
+    struct Listener final : detail::CompletionWaiter {
+        State* owner = nullptr;
+        std::size_t index = 0;
+        void on_future_done(detail::FutureBase&) override { owner->completed(index); }
     };
-
-    struct Waiting {
-        explicit Waiting(State& s) : state(s) {
-            if (s.waiting) throw std::logic_error("as_completed: next() called while another next() is waiting");
-            s.waiting = true;
-        }
-        ~Waiting() { state.waiting = false; }
-        Waiting(const Waiting&) = delete;
-        Waiting& operator=(const Waiting&) = delete;
+    // The next() that waits for news (a completion, or the deadline).
+    struct NewsAwaiter final : detail::WaitNode {
+        explicit NewsAwaiter(State& s) noexcept : state(s) {}
+        NewsAwaiter(const NewsAwaiter&) = delete;
+        NewsAwaiter& operator=(const NewsAwaiter&) = delete;
+        ~NewsAwaiter() { detach(); }
         State& state;
+        bool await_ready() const noexcept { return state.has_news(); }
+        bool await_suspend(std::coroutine_handle<> h) {
+            if (!suspend(h)) return false;
+            state.waiter = this;
+            return true;
+        }
+        void await_resume() {
+            detach();
+            throw_if_cancelled();
+        }
+        void detach() noexcept override {
+            if (state.waiter == this) state.waiter = nullptr;
+        }
+    };
+    struct State final : detail::TimerNode {
+        State(std::vector<Task<T>> t, std::optional<Clock::time_point> deadline)
+            : tasks(std::move(t)), listeners(tasks.size()) {
+            ready.reserve(tasks.size());  // completed() may not allocate
+            for (std::size_t i = 0; i < tasks.size(); ++i)
+                if (tasks[i].done()) ready.push_back(i);
+            running = tasks.size() - ready.size();
+            if (deadline && running > 0) {
+                // Armed before any listener is linked: if it throws, nothing needs undoing.
+                loop = &get_running_loop();
+                when = *deadline;
+                fire = &State::deadline_passed;
+                loop->add_timer(*this);
+            }
+            for (std::size_t i = 0; i < tasks.size(); ++i) {
+                if (tasks[i].done()) continue;
+                listeners[i].owner = this;
+                listeners[i].index = i;
+                tasks[i].state()->add_waiter(listeners[i]);
+            }
+        }
+        State(const State&) = delete;
+        State& operator=(const State&) = delete;
+        ~State() {
+            unlink_running();
+            if (armed()) loop->remove_timer(*this);  // a closed loop has disarmed it
+        }
+
+        bool has_news() const noexcept { return next_ready < ready.size() || timeouts_owed > 0 || running == 0; }
+        void completed(std::size_t i) noexcept {
+            listeners[i].owner = nullptr;  // the task's list has let it go
+            ready.push_back(i);
+            if (--running == 0 && armed()) loop->remove_timer(*this);
+            wake_waiter();
+        }
+        static void deadline_passed(detail::TimerNode* t) noexcept {
+            auto* s = static_cast<State*>(t);
+            s->unlink_running();
+            s->timeouts_owed = s->running;
+            s->running = 0;
+            s->wake_waiter();
+        }
+        void unlink_running() noexcept {
+            for (std::size_t i = 0; i < listeners.size(); ++i) {
+                if (!listeners[i].owner) continue;
+                tasks[i].state()->remove_waiter(listeners[i]);
+                listeners[i].owner = nullptr;
+            }
+        }
+        void wake_waiter() noexcept {
+            if (waiter && !waiter->woken) waiter->wake();
+        }
+
+        std::vector<Task<T>> tasks;  // a task's handle is moved out as it is returned
+        std::vector<Listener> listeners;
+        std::vector<std::size_t> ready;  // indices, in completion order
+        std::size_t next_ready = 0;
+        std::size_t running = 0;        // neither complete nor past the deadline
+        std::size_t timeouts_owed = 0;  // one per task still running at the deadline
+        EventLoop* loop = nullptr;
+        NewsAwaiter* waiter = nullptr;
     };
 
     static Coro<std::optional<Task<T>>> take_next(std::shared_ptr<State> s) {
-        if (s->ready.empty() && s->timeouts_owed > 0) {
-            --s->timeouts_owed;
-            throw TimeoutError();
-        }
-        if (s->ready.empty() && !s->pending.empty()) {
-            Waiting waiting(*s);
-            std::vector<detail::FutureBase*> order;
-            if (std::none_of(s->pending.begin(), s->pending.end(), [](const Task<T>& t) { return t.done(); })) {
-                std::vector<detail::FutureBase*> states;
-                for (auto& t : s->pending) states.push_back(t.state());
-                detail::TaskSetWaiter waiter(std::move(states), detail::TaskSetWaiter::Until::FirstDone, s->deadline);
-                co_await waiter;
-                order = waiter.completion_order();
-            }
-            // Those seen completing, in that order; then any that were done before we waited.
-            for (auto& t : s->pending)
-                if (t.done() && std::find(order.begin(), order.end(), t.state()) == order.end())
-                    order.push_back(t.state());
-            if (order.empty()) {  // the deadline passed: the rest are owed a TimeoutError each
-                s->timeouts_owed = s->pending.size() - 1;
-                s->pending.clear();
+        if (s->waiter) throw std::logic_error("as_completed: next() called while another next() is waiting");
+        for (;;) {
+            if (s->next_ready < s->ready.size()) co_return std::move(s->tasks[s->ready[s->next_ready++]]);
+            if (s->timeouts_owed > 0) {
+                --s->timeouts_owed;
                 throw TimeoutError();
             }
-            for (detail::FutureBase* f : order)
-                for (auto& t : s->pending)
-                    if (t.state() == f) s->ready.push_back(t);
-            std::erase_if(s->pending, [](const Task<T>& t) { return t.done(); });
+            if (s->running == 0) co_return std::nullopt;
+            NewsAwaiter news(*s);
+            co_await news;
         }
-        if (s->ready.empty()) co_return std::nullopt;
-        Task<T> next = std::move(s->ready.front());
-        s->ready.erase(s->ready.begin());
-        co_return next;
     }
 
     static Coro<std::optional<value_type>> next_result(std::shared_ptr<State> s) {
