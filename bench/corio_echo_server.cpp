@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <string_view>
 #include <vector>
 
@@ -55,5 +56,8 @@ int main(int argc, char** argv) {
         return 0;
     } catch (const corio::KeyboardInterrupt&) {
         return 0;
+    } catch (const std::exception& e) {  // e.g. the port is taken: say so instead of aborting
+        std::fprintf(stderr, "corio_echo_server: %s\n", e.what());
+        return 1;
     }
 }
