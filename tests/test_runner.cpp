@@ -278,6 +278,106 @@ TEST(Run, ClosesGeneratorsAfterHangingTasksErrors) {
     lazyboy = {};
 }
 
+namespace {
+// Logs its cleanup, which takes a tick, after GeneratorExit.
+AsyncGenerator<int> logged_inner(Log* log, std::string name) {
+    bool closing = false;
+    try {
+        for (int i = 0;; ++i) co_yield i;
+    } catch (const GeneratorExit&) {
+        closing = true;
+    }
+    co_await sleep(0s);
+    log->push_back(name + " cleaned up");
+    if (closing) throw GeneratorExit{};
+}
+
+// Re-yields an inner generator it owns, so that closing it drops the inner one mid-iteration.
+AsyncGenerator<int> doubling(Log* log) {
+    AsyncGenerator<int> inner = logged_inner(log, "inner");
+    for (;;) {
+        auto taking = inner.next();
+        std::optional<int> v = co_await std::move(taking);
+        if (!v) break;
+        co_yield *v * 2;
+    }
+}
+
+// Its cleanup leaves another generator early.
+AsyncGenerator<int> cleanup_uses_a_generator(Log* log) {
+    bool closing = false;
+    try {
+        co_yield 1;
+    } catch (const GeneratorExit&) {
+        closing = true;
+    }
+    AsyncGenerator<int> helper = logged_inner(log, "helper");
+    auto taking = helper.next();
+    std::optional<int> v = co_await std::move(taking);
+    log->push_back("outer cleanup used " + std::to_string(v.value_or(-1)));
+    if (closing) throw GeneratorExit{};
+}
+
+AsyncGenerator<int> ignores_generator_exit(int* caught) {
+    for (int i = 0;; ++i) {
+        try {
+            co_yield i;
+        } catch (const GeneratorExit&) {
+            ++*caught;
+        }
+    }
+}
+}  // namespace
+
+// AG5: at shutdown, closing a generator drops the generator it iterates; that one is closed
+// once, by one closer, and its cleanup runs (ASan: the frame is not freed under a closer).
+TEST(Run, ShutdownClosesAGeneratorDroppedByAnotherOnesCleanup) {
+    Log log;
+    std::vector<ExceptionContext> reports;
+    auto main_coro = [](Log* l, std::vector<ExceptionContext>* out) -> Coro<> {
+        capture_reports(out);
+        AsyncGenerator<int> outer = doubling(l);
+        auto taking = outer.next();
+        std::optional<int> v = co_await std::move(taking);
+        if (v != 0) throw std::logic_error("generator did not start");
+    };  // outer dropped mid-iteration: its closer task is cancelled by the shutdown, unrun
+    corio::run(main_coro(&log, &reports));
+    EXPECT_EQ(log, (Log{"inner cleaned up"}));
+    EXPECT_TRUE(reports.empty()) << all_messages(reports);
+
+    Log log2;
+    std::vector<ExceptionContext> reports2;
+    auto main_coro2 = [](Log* l, std::vector<ExceptionContext>* out) -> Coro<> {
+        capture_reports(out);
+        AsyncGenerator<int> outer = cleanup_uses_a_generator(l);
+        auto taking = outer.next();
+        std::optional<int> v = co_await std::move(taking);
+        if (v != 1) throw std::logic_error("generator did not start");
+    };
+    corio::run(main_coro2(&log2, &reports2));
+    EXPECT_EQ(log2, (Log{"outer cleanup used 0", "helper cleaned up"}));
+    EXPECT_TRUE(reports2.empty()) << all_messages(reports2);
+}
+
+// AG5: a generator that ignores GeneratorExit is reported once, and the run ends (it was retried
+// for ever).
+TEST(Run, ShutdownReportsAGeneratorIgnoringGeneratorExitOnce) {
+    int caught = 0;
+    std::vector<ExceptionContext> reports;
+    AsyncGenerator<int> stubborn = ignores_generator_exit(&caught);  // outlives the run
+    auto main_coro = [](AsyncGenerator<int>* g, std::vector<ExceptionContext>* out) -> Coro<> {
+        capture_reports(out);
+        auto taking = g->next();
+        std::optional<int> v = co_await std::move(taking);
+        if (v != 0) throw std::logic_error("generator did not start");
+    };
+    corio::run(main_coro(&stubborn, &reports));
+    EXPECT_EQ(caught, 1);
+    ASSERT_EQ(reports.size(), 1u) << all_messages(reports);
+    EXPECT_EQ(reports[0].message, "an error occurred during closing of asynchronous generator");
+    EXPECT_EQ(what_of(reports[0].exception), "async generator ignored GeneratorExit");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Runner (R4)
 // ---------------------------------------------------------------------------------------------

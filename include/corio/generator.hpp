@@ -61,7 +61,11 @@ public:
         }
 
         Coro<> close_from_loop() override {
-            return close_and_free(std::coroutine_handle<promise_type>::from_promise(*this));
+            return close_and_free(CloseClaim(std::coroutine_handle<promise_type>::from_promise(*this)));
+        }
+        bool wants_closing() const noexcept override {
+            auto h = std::coroutine_handle<promise_type>::from_promise(const_cast<promise_type&>(*this));
+            return !closing && !close_attempted && started && !closed && !h.done();
         }
         void loop_closing() noexcept override {
             if (owned_by_loop) std::coroutine_handle<promise_type>::from_promise(*this).destroy();
@@ -183,8 +187,35 @@ private:
         }
     }
 
+    // The one closer task of a generator holds its claim, so that no second closer starts (the
+    // shutdown's, or another drop's) and nobody else frees the frame while it works. Released as
+    // the closer ends, or as its frame is destroyed unrun (cancelled at shutdown: shutdown_asyncgens
+    // then closes the generator itself).
+    class CloseClaim {
+    public:
+        explicit CloseClaim(handle_type h) noexcept : h_(h) { h.promise().closing = true; }
+        CloseClaim(CloseClaim&& o) noexcept : h_(std::exchange(o.h_, {})) {}
+        CloseClaim& operator=(CloseClaim&&) = delete;
+        ~CloseClaim() {
+            if (h_) h_.promise().closing = false;
+        }
+        handle_type handle() const noexcept { return h_; }
+        // The closer is done: a frame the loop owns is freed, unless a task is still inside it.
+        void finish() noexcept {
+            handle_type h = std::exchange(h_, {});
+            auto& p = h.promise();
+            p.closing = false;
+            if (p.owned_by_loop && !p.running) h.destroy();
+        }
+
+    private:
+        handle_type h_;
+    };
+
     // Closes a generator and, if the loop owns it (its owner dropped it mid-iteration), frees it.
-    static Coro<> close_and_free(handle_type h) {
+    static Coro<> close_and_free(CloseClaim claim) {
+        handle_type h = claim.handle();
+        h.promise().close_attempted = true;
         std::exception_ptr error;
         try {
             Coro<> closing = close(h);
@@ -192,7 +223,7 @@ private:
         } catch (...) {
             error = std::current_exception();
         }
-        if (h.promise().owned_by_loop) h.destroy();
+        claim.finish();
         if (error) std::rethrow_exception(error);
     }
 
@@ -203,11 +234,16 @@ private:
         if (!h_) return;
         handle_type h = std::exchange(h_, {});
         auto& p = h.promise();
+        if (p.closing) {  // its closer is at work (it may be inside the frame): it frees it after
+            p.owned_by_loop = true;
+            return;
+        }
         if (p.started && !h.done() && !p.running && p.loop && !p.loop->is_closed()) {
             p.owned_by_loop = true;
             if (detail::running_loop() == p.loop) {
                 try {
-                    (void)detail::spawn(*p.loop, close_and_free(h), "asyncgen-aclose", std::source_location::current());
+                    Coro<> closer = close_and_free(CloseClaim(h));
+                    (void)detail::spawn(*p.loop, std::move(closer), "asyncgen-aclose", std::source_location::current());
                 } catch (...) {
                 }
             }

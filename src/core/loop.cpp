@@ -453,7 +453,6 @@ void EventLoop::unregister_task(detail::TaskBase& t) noexcept { tasks_.remove(t)
 void EventLoop::register_async_gen(detail::AsyncGenRecord& g) noexcept { async_gens_.push_back(g); }
 void EventLoop::unregister_async_gen(detail::AsyncGenRecord& g) noexcept {
     async_gens_.remove(g);
-    g.loop = nullptr;
 }
 
 void EventLoop::close() {
@@ -479,6 +478,7 @@ void EventLoop::close() {
     }
     while (detail::AsyncGenRecord* g = async_gens_.front()) {
         unregister_async_gen(*g);
+        g->loop = nullptr;
         g->loop_closing();
     }
     signals_.reset();

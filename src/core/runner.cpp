@@ -105,19 +105,27 @@ void Runner::cancel_all_tasks() {
 }
 
 void Runner::shutdown_asyncgens() {
-    // Generators first iterated during this step are closed too: repeat until none is left.
-    while (!loop_->async_gens().empty()) {
-        std::vector<Task<>> closers;
+    // asyncio's shutdown_asyncgens: every generator still suspended is closed, once (one that
+    // ignores GeneratorExit is reported, not retried). Closing one may drop or first iterate
+    // others: those are closed too, and so are the closers their drops started.
+    auto closer_at_work = [this] {
+        bool any = false;
+        loop_->async_gens().for_each([&](detail::AsyncGenRecord& g) { any = any || g.closing; });
+        return any;
+    };
+    for (;;) {
         std::vector<detail::AsyncGenRecord*> records;
-        loop_->async_gens().for_each([&](detail::AsyncGenRecord& g) { records.push_back(&g); });
-        for (auto* g : records) {
-            loop_->unregister_async_gen(*g);
+        loop_->async_gens().for_each([&](detail::AsyncGenRecord& g) {
+            if (g.wants_closing()) records.push_back(&g);
+        });
+        if (records.empty() && !closer_at_work()) break;
+        std::vector<Task<>> closers;
+        for (auto* g : records)
             closers.push_back(detail::spawn(*loop_, g->close_from_loop(), "asyncgen-close", std::source_location::current()));
-        }
         loop_->run_until([&] {
             for (auto& t : closers)
                 if (!t.done()) return false;
-            return true;
+            return !closer_at_work();
         });
         for (auto& t : closers) {
             if (t.cancelled()) continue;
