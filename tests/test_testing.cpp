@@ -174,6 +174,36 @@ TEST(TestingTimeLimit, OverrunWhileTheLoopClosesFailsWithoutAborting) {
     EXPECT_TRUE(any_contains(failures, "closing its loop included")) << joined(failures);
 }
 
+namespace {
+AsyncGenerator<int> counting_up(bool* cleaned_up) {
+    bool closing = false;
+    try {
+        for (int i = 0;; ++i) co_yield i;
+    } catch (const GeneratorExit&) {
+        closing = true;
+    }
+    co_await sleep(0s);  // a cleanup that takes a tick
+    *cleaned_up = true;
+    if (closing) throw GeneratorExit{};
+}
+}  // namespace
+
+// A generator left early (`async for ...: break`) is closed by a task of its own as it is
+// dropped: the harness waits for that cleanup instead of failing the test for a task left behind.
+TEST(TestingLeftTasks, AGeneratorLeftEarlyIsClosedNotReported) {
+    bool cleaned_up = false;
+    auto failures = failures_of([&cleaned_up]() -> Coro<> {
+        AsyncGenerator<int> numbers = counting_up(&cleaned_up);
+        for (;;) {
+            auto taking = numbers.next();
+            std::optional<int> v = co_await std::move(taking);
+            if (!v || *v == 2) break;
+        }
+    });
+    EXPECT_TRUE(failures.empty()) << joined(failures);
+    EXPECT_TRUE(cleaned_up);
+}
+
 // A body within its limit reports nothing, and the watchdog is not waited for.
 TEST(TestingTimeLimit, BodyWithinTheLimitPasses) {
     ScopedTimeLimit limit("30");

@@ -26,6 +26,12 @@
 
 namespace corio {
 
+namespace detail {
+// The name of the task that closes a generator dropped mid-iteration (the test harness waits for
+// these as part of a test's cleanup).
+inline constexpr const char* kAsyncGenCloserName = "asyncgen-aclose";
+}  // namespace detail
+
 template <class T>
 class [[nodiscard]] AsyncGenerator {
 public:
@@ -243,7 +249,7 @@ private:
             if (detail::running_loop() == p.loop) {
                 try {
                     Coro<> closer = close_and_free(CloseClaim(h));
-                    (void)detail::spawn(*p.loop, std::move(closer), "asyncgen-aclose", std::source_location::current());
+                    (void)detail::spawn(*p.loop, std::move(closer), detail::kAsyncGenCloserName, std::source_location::current());
                 } catch (...) {
                 }
             }
