@@ -378,6 +378,32 @@ TEST(Run, ShutdownReportsAGeneratorIgnoringGeneratorExitOnce) {
     EXPECT_EQ(what_of(reports[0].exception), "async generator ignored GeneratorExit");
 }
 
+namespace {
+Coro<> fails_at_once() {
+    throw std::runtime_error("nobody looked");
+    co_return;
+}
+}  // namespace
+
+// F4 / D4: a failed task whose exception nobody retrieved is reported when its last handle goes,
+// also when that is after its loop closed (the handle kept past corio::run()): to stderr, by the
+// default handler, since the loop's own handler went with it.
+TEST(Run, UnretrievedExceptionOfATaskKeptPastTheRunIsReported) {
+    Task<> kept;
+    auto main_coro = [](Task<>* out) -> Coro<> {
+        *out = create_task(fails_at_once(), "kept-past-run");
+        co_await sleep(0s);
+    };
+    corio::run(main_coro(&kept));
+    ASSERT_TRUE(kept.done());
+    ::testing::internal::CaptureStderr();
+    kept = {};
+    std::string printed = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(printed.find("exception was never retrieved"), std::string::npos) << printed;
+    EXPECT_NE(printed.find("kept-past-run"), std::string::npos) << printed;
+    EXPECT_NE(printed.find("nobody looked"), std::string::npos) << printed;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Runner (R4)
 // ---------------------------------------------------------------------------------------------

@@ -182,7 +182,7 @@ public:
     void set_exception_handler(ExceptionHandler handler) { handler_ = std::move(handler); }
     const ExceptionHandler& get_exception_handler() const noexcept { return handler_; }
     void call_exception_handler(const ExceptionContext& context) noexcept;
-    void default_exception_handler(const ExceptionContext& context) noexcept;
+    static void default_exception_handler(const ExceptionContext& context) noexcept;
 
     // loop.create_future() (defined in corio/future.hpp).
     template <class T = void>

@@ -100,15 +100,24 @@ void FutureBase::finish(State s, std::exception_ptr e) noexcept {
 }
 
 void FutureBase::report_unretrieved() noexcept {
-    if (state_ != State::Failed || retrieved() || !loop_still_there()) return;
-    ExceptionContext c;
-    c.message = describe() + " exception was never retrieved";
-    c.exception = error_slot();
-    if (auto* t = dynamic_cast<TaskBase*>(this)) {
-        c.task_name = t->name();
-        c.location = t->creation_site();
+    if (state_ != State::Failed || retrieved()) return;
+    try {
+        ExceptionContext c;
+        c.message = describe() + " exception was never retrieved";
+        c.exception = error_slot();
+        if (auto* t = dynamic_cast<TaskBase*>(this)) {
+            c.task_name = t->name();
+            c.location = t->creation_site();
+        }
+        // The last handle may go after its loop (kept past corio::run()): asyncio still logs it
+        // then, through the closed loop's handler; ours is gone with the loop, so the default
+        // handler (stderr) reports it.
+        if (loop_still_there())
+            loop_->call_exception_handler(c);
+        else
+            EventLoop::default_exception_handler(c);
+    } catch (...) {
     }
-    loop_->call_exception_handler(c);
 }
 
 void FutureBase::release_slow() noexcept {
