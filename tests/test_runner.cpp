@@ -499,6 +499,27 @@ TEST(RunDebug, SlowStepIsReportedWithTheTaskName) {
     EXPECT_TRUE(found) << all_messages(reports);
 }
 
+// D2: a plain callback (call_soon, call_later) that holds the loop is reported too, as asyncio
+// reports every slow handle. A zero threshold makes every callback slow: no real time needed.
+TEST(RunDebug, SlowCallbackIsReported) {
+    std::vector<ExceptionContext> reports;
+    auto main_coro = [](std::vector<ExceptionContext>* out) -> Coro<> {
+        capture_reports(out);
+        EventLoop& loop = get_running_loop();
+        loop.set_debug(true);
+        loop.slow_callback_duration = std::chrono::nanoseconds(0);
+        bool ran = false;
+        loop.call_soon([&ran] { ran = true; });
+        co_await sleep(0s);
+        loop.set_debug(false);
+        if (!ran) throw std::logic_error("the callback did not run");
+    };
+    corio::run(main_coro(&reports));
+    bool found = false;
+    for (const auto& r : reports) found = found || r.message.find("Executing <Handle> took") != std::string::npos;
+    EXPECT_TRUE(found) << all_messages(reports);
+}
+
 // D2: debug mode off, no slow-step report.
 TEST(RunDebug, NoSlowStepReportWithoutDebug) {
     std::vector<ExceptionContext> reports;

@@ -64,6 +64,7 @@ namespace detail {
 void enable_introspection(EventLoop& loop);
 TaskInfo describe_task(const TaskBase& task);
 void report_slow_step(const TaskBase& task, std::chrono::nanoseconds took) noexcept;
+void report_slow_callback(EventLoop& loop, std::chrono::nanoseconds took) noexcept;
 }  // namespace detail
 
 }  // namespace corio

@@ -295,6 +295,7 @@ private:
     void ready_push(std::uintptr_t item);
     void push_threadsafe(std::uintptr_t item);
     static void run_ready(std::uintptr_t item) noexcept;
+    void run_ready_timed(std::uintptr_t item) noexcept;
     static void drop_ready(std::uintptr_t item) noexcept;
     static void fire_timer_callback(detail::TimerNode* t) noexcept;
     void shuffle_ready(std::size_t n) noexcept;

@@ -65,6 +65,18 @@ void report_slow_step(const TaskBase& t, std::chrono::nanoseconds took) noexcept
     }
 }
 
+void report_slow_callback(EventLoop& loop, std::chrono::nanoseconds took) noexcept {
+    try {
+        char secs[32];
+        std::snprintf(secs, sizeof secs, "%.3f", std::chrono::duration<double>(took).count());
+        ExceptionContext c;
+        c.message = std::string("Executing <Handle> took ") + secs +
+                    " seconds: a callback blocked the event loop (use corio::to_thread for blocking calls)";
+        loop.call_exception_handler(c);
+    } catch (...) {
+    }
+}
+
 }  // namespace detail
 
 std::string format_call_graph(const detail::TaskBase& task) {
