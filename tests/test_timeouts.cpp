@@ -177,6 +177,42 @@ CORIO_TEST(Timeout, TimeoutAtUsesTheAbsoluteDeadline) {
     EXPECT_EQ(ms_since(t0), 10.0);
 }
 
+namespace {
+Coro<> sleeps_for_ever() {
+    auto never = sleep(Clock::duration::max());
+    co_await never;
+}
+}  // namespace
+
+// TO1 / WF1: Clock::duration::max() is "no limit" (asyncio's math.inf). Added to the loop's time
+// it overflowed into a deadline in the past: timeout() expired at once, wait() returned with the
+// tasks pending, sleep() returned at once (and, in real time, left the loop blocked in epoll).
+CORIO_TEST(Timeout, MaxDurationIsNoLimit) {
+    corio::testing::MockClock clock;
+    auto t0 = get_running_loop().time();
+    int v = co_await timeout(Clock::duration::max(), [](Timeout&) -> Coro<int> {
+        co_await sleep(10s);
+        co_return 42;
+    });
+    EXPECT_EQ(v, 42);
+    Task<int> five = create_task(value_after(5s, 5));
+    std::vector<Task<int>> one{five};
+    auto waiting = wait(one, Clock::duration::max());
+    WaitResult<int> waited = co_await std::move(waiting);
+    EXPECT_EQ(waited.done.size(), 1u);
+    Coro<int> inner = value_after(1s, 1);
+    auto limited = wait_for(std::move(inner), Clock::duration::max());
+    int w = co_await std::move(limited);
+    EXPECT_EQ(w, 1);
+    Task<> forever = create_task(sleeps_for_ever());
+    co_await sleep(10ms);  // a sleeper without end holds no other timer up
+    EXPECT_FALSE(forever.done());
+    forever.cancel();
+    std::string r = co_await outcome(forever);
+    EXPECT_EQ(r, "CancelledError");
+    EXPECT_EQ(ms_since(t0), 16010.0);
+}
+
 // test_timeouts.py::test_timeout_disabled, test_timeout_at_disabled
 CORIO_TEST(Timeout, NulloptDisablesTheTimeout) {
     corio::testing::MockClock clock;
@@ -970,6 +1006,40 @@ CORIO_TEST(WaitFor, ZeroOrNegativeTimeoutNeverStartsACoro) {
     }
     EXPECT_TRUE(reports.reports.empty()) << "a coroutine wait_for never starts is closed, not 'never awaited'";
     EXPECT_EQ(ms_since(t0), 0.0);
+}
+
+namespace {
+Coro<> raise_flag(bool* flag) {
+    *flag = true;
+    co_return;
+}
+}  // namespace
+
+// WF4: wait_for(coro, 0) never starts the coroutine, but it suspends once, as asyncio's does
+// (it cancels the coroutine's task and waits for it): a polling loop lets the other tasks run,
+// and a cancellation already requested comes out as CancelledError, not TimeoutError.
+CORIO_TEST(WaitFor, ZeroTimeoutOnACoroStillYieldsOnce) {
+    corio::testing::MockClock clock;
+    bool flag = false;
+    Task<> setter = create_task(raise_flag(&flag));
+    int polls = 0;
+    while (!flag && polls < 10) {
+        ++polls;
+        try {
+            Coro<int> check = value_after(0s, 1);
+            auto polled = wait_for(std::move(check), 0s);
+            (void)co_await std::move(polled);
+        } catch (const TimeoutError&) {
+        }
+    }
+    EXPECT_TRUE(flag);
+    EXPECT_EQ(polls, 1);
+    co_await setter;
+
+    current_task().cancel();
+    std::string r = co_await outcome(wait_for(value_after(0s, 1), 0s));
+    EXPECT_EQ(r, "CancelledError");
+    EXPECT_EQ(current_task().uncancel(), 0);
 }
 
 // test_waitfor.py::test_wait_for_waits_for_task_cancellation_w_timeout_0,

@@ -17,6 +17,7 @@
 #include "corio/detail/awaitable_traits.hpp"
 #include "corio/detail/task_set_waiter.hpp"
 #include "corio/loop.hpp"
+#include "corio/sleep.hpp"
 #include "corio/task.hpp"
 
 namespace corio {
@@ -68,7 +69,7 @@ template <class F>
 Coro<timeout_body_result_t<F>> timeout_scope(std::optional<Clock::time_point> at,
                                              std::optional<Clock::duration> delay, F body) {
     using R = timeout_body_result_t<F>;
-    if (delay) at = get_running_loop().time() + *delay;
+    if (delay) at = deadline_after(get_running_loop().time(), *delay);
     Timeout scope(at);
     scope.enter();
     std::exception_ptr error;
@@ -109,6 +110,11 @@ Coro<detail::await_result_t<Aw>> wait_for(Aw aw, std::optional<Clock::duration> 
         if constexpr (detail::is_coro<Aw>::value) {
             // A coroutine that has no time at all never starts (asyncio's eager-less rule).
             if (auto h = aw.release()) h.destroy();
+            // asyncio still suspends here (it cancels the coroutine's task and waits for it):
+            // other tasks get their turn, so a polling loop of wait_for(c, 0) cannot starve the
+            // loop, and a cancellation already requested is raised instead of TimeoutError.
+            auto one_tick = sleep(Clock::duration::zero());
+            co_await one_tick;
             throw TimeoutError();
         } else if constexpr (detail::is_task<Aw>::value) {
             if (aw.done()) co_return co_await std::move(aw);

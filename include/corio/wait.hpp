@@ -52,7 +52,7 @@ Coro<WaitResult<T>> wait_tasks(std::vector<Task<T>> tasks, std::optional<Clock::
     std::vector<FutureBase*> states;
     for (auto& t : tasks) states.push_back(t.state());
     std::optional<Clock::time_point> deadline;
-    if (timeout) deadline = get_running_loop().time() + *timeout;
+    if (timeout) deadline = detail::deadline_after(get_running_loop().time(), *timeout);
     TaskSetWaiter waiter(std::move(states), until_of(rw), deadline);
     co_await waiter;
     WaitResult<T> out;
@@ -226,7 +226,7 @@ AsCompleted<detail::task_value_t<A>> as_completed(std::vector<A> aws,
     for (auto& a : aws) pending.push_back(detail::to_task(std::move(a)));
     detail::drop_repeated_tasks(pending);
     std::optional<Clock::time_point> deadline;
-    if (timeout) deadline = get_running_loop().time() + *timeout;
+    if (timeout) deadline = detail::deadline_after(get_running_loop().time(), *timeout);
     return AsCompleted<T>(std::move(pending), deadline);
 }
 

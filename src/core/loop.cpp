@@ -195,7 +195,7 @@ void EventLoop::call_at_tick_end(detail::Callback fn) {
 }
 
 TimerHandle EventLoop::call_later(Clock::duration delay, detail::Callback fn) {
-    return call_at(time() + delay, std::move(fn));
+    return call_at(detail::deadline_after(time(), delay), std::move(fn));
 }
 
 TimerHandle EventLoop::call_at(Clock::time_point when, detail::Callback fn) {

@@ -31,7 +31,7 @@ void SleepAwaiter::detach() noexcept {
 
 detail::SleepAwaiter sleep(Clock::duration delay) {
     if (delay <= Clock::duration::zero()) return detail::SleepAwaiter(Clock::time_point{}, true);
-    return detail::SleepAwaiter(get_running_loop().time() + delay, false);
+    return detail::SleepAwaiter(detail::deadline_after(get_running_loop().time(), delay), false);
 }
 
 detail::SleepAwaiter sleep_until(Clock::time_point deadline) {
