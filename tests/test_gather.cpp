@@ -321,6 +321,70 @@ CORIO_TEST(Gather, CancelWithReturnExceptionsStillPropagatesWithMessage) {
     EXPECT_TRUE(qwe.cancelled());
 }
 
+namespace {
+// Its cleanup, once cancelled, fails.
+Coro<int> cleanup_fails() {
+    try {
+        co_await sleep(1h);
+    } catch (const CancelledError&) {
+    }
+    throw std::runtime_error("cleanup failed");
+}
+Coro<int> sleeps_an_hour() {
+    co_await sleep(1h);
+    co_return 0;
+}
+Coro<> gathers_a_failing_cleanup(bool with_return_exceptions) {
+    if (with_return_exceptions) {
+        auto both = gather(return_exceptions, cleanup_fails(), sleeps_an_hour());
+        (void)co_await std::move(both);
+    } else {
+        auto both = gather(cleanup_fails(), sleeps_an_hour());
+        (void)co_await std::move(both);
+    }
+}
+}  // namespace
+
+// G7 (asyncio's _done_callback): when the gather is cancelled, the first child to end badly
+// decides. A child whose cleanup raises makes that error the gather's, not CancelledError, and
+// under a timeout it is not turned into TimeoutError. With return_exceptions, CancelledError.
+CORIO_TEST(Gather, AFailureWhileCancellingIsNotTurnedIntoACancellation) {
+    corio::testing::MockClock clock;
+    Task<> plain = create_task(gathers_a_failing_cleanup(false));
+    co_await sleep(10ms);
+    plain.cancel();
+    std::exception_ptr e;
+    try {
+        co_await plain;
+    } catch (...) {
+        e = std::current_exception();
+    }
+    EXPECT_EQ(what_of(e), "cleanup failed");
+
+    std::exception_ptr e2;
+    try {
+        co_await timeout(10ms, [](Timeout&) -> Coro<> {
+            Coro<> gathering = gathers_a_failing_cleanup(false);
+            co_await std::move(gathering);
+        });
+    } catch (...) {
+        e2 = std::current_exception();
+    }
+    EXPECT_EQ(what_of(e2), "cleanup failed");
+    EXPECT_EQ(current_task().uncancel(), 0);  // the timeout took its own request back
+
+    Task<> outcomes = create_task(gathers_a_failing_cleanup(true));
+    co_await sleep(10ms);
+    outcomes.cancel();
+    std::exception_ptr e3;
+    try {
+        co_await outcomes;
+    } catch (...) {
+        e3 = std::current_exception();
+    }
+    EXPECT_TRUE(is_cancelled_error(e3)) << what_of(e3);
+}
+
 // G3 / test_tasks.py::FutureGatherTests::test_constructor_empty_sequence_use_running_loop.
 CORIO_TEST(Gather, EmptyRangeReturnsEmptyVector) {
     std::vector<Coro<int>> none;

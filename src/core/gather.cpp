@@ -37,16 +37,41 @@ Coro<> gather_wait(std::vector<FutureBase*> children, bool return_exceptions) {
         cancelled = std::current_exception();
     }
     if (cancelled) {
-        // Cancelling the gather cancels every child, and waits for them all to finish.
+        // Cancelling the gather cancels every child, and waits for them all to finish. Without
+        // return_exceptions, the first child to end badly decides, as in asyncio's
+        // _done_callback: a real failure (an error raised while cancelling) is not turned into
+        // a CancelledError, nor, under a timeout, into a TimeoutError.
         cancel_pending(children, require_task().cancel_message());
-        Coro<bool> rest = wait_all_absorbing(children);
-        co_await std::move(rest);
+        std::vector<FutureBase*> order;
+        for (FutureBase* f : children)
+            if (f->done() && f->state() != FutureBase::State::Succeeded) order.push_back(f);
+        for (;;) {
+            TaskSetWaiter rest(children, TaskSetWaiter::Until::AllDone);
+            bool interrupted = false;
+            try {
+                co_await rest;
+            } catch (const CancelledError&) {
+                interrupted = true;  // we are already cancelling: wait on
+            }
+            order.insert(order.end(), rest.completion_order().begin(), rest.completion_order().end());
+            if (!interrupted) break;
+        }
+        // asyncio's gather looks at every child's exception: none is reported as never retrieved.
+        for (FutureBase* f : children) f->mark_retrieved();
+        if (!return_exceptions) {
+            for (FutureBase* f : order) {
+                if (f->state() == FutureBase::State::Failed) f->rethrow_if_failed();
+                if (f->state() == FutureBase::State::Cancelled) break;
+            }
+        }
         std::rethrow_exception(cancelled);
     }
     if (first_failure) {
         cancel_pending(children, {});
         Coro<bool> rest = wait_all_absorbing(children);
         bool cancelled_meanwhile = co_await std::move(rest);
+        for (FutureBase* f : children)
+            if (f != first_failure) f->mark_retrieved();
         if (cancelled_meanwhile) throw CancelledError(require_task().cancel_message());
         const_cast<FutureBase*>(first_failure)->rethrow_if_failed();
     }
