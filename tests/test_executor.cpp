@@ -586,6 +586,22 @@ CORIO_TEST(Executor, BackToBackCallsGetTheirOwnThreadsWhileOneIsIdle) {
     }
 }
 
+// A to_thread call made before shutdown_default_executor() and awaited after it is refused as
+// it is submitted. It used to keep a pointer to the destroyed pool, and submitted to it
+// (use-after-free: a hang on the freed pool's mutex, or a crash).
+CORIO_TEST(Executor, ToThreadMadeBeforeTheDefaultExecutorShutsDownIsRefused) {
+    auto call = to_thread([] { return 7; });
+    get_running_loop().shutdown_default_executor();
+    std::string refusal;
+    try {
+        int v = co_await std::move(call);
+        (void)v;
+    } catch (const std::logic_error& e) {
+        refusal = e.what();
+    }
+    EXPECT_EQ(refusal, "cannot schedule new calls after shutdown");
+}
+
 // asyncio's loop.run_in_executor(None, ...) after shutdown_default_executor(): RuntimeError.
 // Here std::logic_error, as from any shut-down executor; no new default pool is made.
 CORIO_TEST(Executor, ToThreadAfterShutdownDefaultExecutorIsRefused) {

@@ -98,13 +98,17 @@ private:
 // False when the pool refuses the job (shut down, or no thread could start): the reason is in
 // job->error.
 bool submit_job(ThreadPool& pool, ThreadJob* job) noexcept;
+// The default executor of the job's loop, or nullptr with the job refused (it was shut down).
+ThreadPool* default_pool_for(ThreadJob* job) noexcept;
 void cancel_job(ThreadJob* job) noexcept;
 
 // The awaitable returned by to_thread / run_in_executor.
 template <class R, class F>
 class ThreadCall final : public WaitNode {
 public:
-    ThreadCall(ThreadPool& pool, F f) : pool_(&pool), job_(new FnJob<R, F>(std::move(f))) {}
+    // pool == nullptr: the default executor of the awaiting task's loop, looked up as the call
+    // is submitted (shutdown_default_executor() may destroy it between the two).
+    ThreadCall(ThreadPool* pool, F f) : pool_(pool), job_(new FnJob<R, F>(std::move(f))) {}
     ThreadCall(ThreadCall&& o) noexcept : pool_(o.pool_), job_(std::exchange(o.job_, nullptr)) {}
     ThreadCall(const ThreadCall&) = delete;
     ~ThreadCall() {
@@ -127,7 +131,8 @@ public:
         // A refusal is not thrown from here: the task is already registered as waiting on this
         // node, so it fails the await on the next tick instead (the pool may be shut down by
         // another thread at any point, even after a check).
-        if (!submit_job(*pool_, job_)) wake();
+        ThreadPool* pool = pool_ ? pool_ : default_pool_for(job_);
+        if (!pool || !submit_job(*pool, job_)) wake();
         return true;
     }
     R await_resume() {
@@ -204,7 +209,8 @@ template <class F, class... Args>
 auto to_thread(F f, Args... args) {
     using R = detail::call_result_t<F, Args...>;
     auto call = detail::bind_call(std::move(f), std::move(args)...);
-    return detail::ThreadCall<R, decltype(call)>(get_running_loop().default_executor(), std::move(call));
+    (void)get_running_loop().default_executor();  // refused at once after shutdown_default_executor()
+    return detail::ThreadCall<R, decltype(call)>(nullptr, std::move(call));
 }
 
 // loop.run_in_executor(pool, f, args...).
@@ -212,7 +218,7 @@ template <class F, class... Args>
 auto run_in_executor(ThreadPool& pool, F f, Args... args) {
     using R = detail::call_result_t<F, Args...>;
     auto call = detail::bind_call(std::move(f), std::move(args)...);
-    return detail::ThreadCall<R, decltype(call)>(pool, std::move(call));
+    return detail::ThreadCall<R, decltype(call)>(&pool, std::move(call));
 }
 
 // Submits `coro` to `loop` (running on another thread) and returns a std::future of its result.

@@ -49,6 +49,16 @@ bool submit_job(ThreadPool& pool, ThreadJob* job) noexcept {
     }
 }
 
+ThreadPool* default_pool_for(ThreadJob* job) noexcept {
+    try {
+        return &job->loop->default_executor();
+    } catch (...) {
+        job->error = std::current_exception();
+        job->state.store(ThreadJob::Dropped, std::memory_order_relaxed);  // never submitted
+        return nullptr;
+    }
+}
+
 void cancel_job(ThreadJob* job) noexcept {
     int expected = ThreadJob::Queued;
     if (job->state.compare_exchange_strong(expected, ThreadJob::Dropped, std::memory_order_acq_rel)) {
