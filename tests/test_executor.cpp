@@ -586,6 +586,48 @@ CORIO_TEST(Executor, BackToBackCallsGetTheirOwnThreadsWhileOneIsIdle) {
     }
 }
 
+namespace {
+Coro<int> forty_two() { co_return 42; }
+
+struct CallBackState {
+    corio::Event started;                // the worker runs (set from the worker, on the loop)
+    std::promise<void> gate;             // opened once the task that awaited the worker is gone
+    std::shared_future<void> opened = gate.get_future().share();
+    std::atomic<int> answer{0};
+};
+
+Coro<> awaits_the_worker(EventLoop* loop, CallBackState* s) {
+    auto worker = [loop, s] {
+        loop->call_soon_threadsafe([s] { s->started.set(); });
+        s->opened.wait();
+        std::future<int> reply = run_coroutine_threadsafe(forty_two(), *loop);
+        s->answer.store(reply.get());
+    };
+    auto call = to_thread(worker);
+    co_await std::move(call);
+}
+
+Coro<> starts_the_worker(CallBackState* s) {
+    EventLoop& loop = get_running_loop();
+    Task<> waiting = create_task(awaits_the_worker(&loop, s));
+    // The close cancels `waiting` (the call runs on) before it joins the pool; only then may
+    // the worker ask the loop for something.
+    waiting.add_done_callback([s] { s->gate.set_value(); });
+    co_await s->started.wait();
+}
+}  // namespace
+
+// R3 step 5: corio::run's shutdown joins the default executor while the loop runs (asyncio joins
+// it in a thread and awaits that). A worker that calls back into its loop after the run's main
+// returned used to wait for ever, and the join with it.
+TEST(ExecutorShutdown, AWorkerCallingBackIntoTheLoopIsAnsweredAsTheRunnerCloses) {
+    CallBackState state;
+    Runner runner;
+    runner.run(starts_the_worker(&state));
+    runner.close();
+    EXPECT_EQ(state.answer.load(), 42);
+}
+
 // A to_thread call made before shutdown_default_executor() and awaited after it is refused as
 // it is submitted. It used to keep a pointer to the destroyed pool, and submitted to it
 // (use-after-free: a hang on the freed pool's mutex, or a crash).

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <mutex>
 #include <sstream>
+#include <thread>
 #include <unordered_set>
 
 #include "corio/debug.hpp"
@@ -499,7 +500,10 @@ void EventLoop::close() {
         g->loop_closing();
     }
     signals_.reset();
-    shutdown_default_executor();  // its last completions land in the inbox
+    // Its last completions land in the inbox. Joined here without running the loop, which is
+    // half closed (corio::run has shut it down before, with the loop running).
+    default_executor_shut_down_ = true;
+    if (std::unique_ptr<ThreadPool> pool = std::move(default_executor_)) pool->shutdown();
     {
         // Calls still running on pools of the application's drop their results from here on.
         std::lock_guard lock(job_gate_->mutex);
@@ -524,10 +528,35 @@ ThreadPool& EventLoop::default_executor() {
 
 void EventLoop::shutdown_default_executor() {
     default_executor_shut_down_ = true;
-    if (default_executor_) {
-        default_executor_->shutdown();
-        default_executor_.reset();
+    if (!default_executor_) return;
+    std::unique_ptr<ThreadPool> pool = std::move(default_executor_);
+    if (running_ || is_closed() || detail::running_loop()) {
+        pool->shutdown();  // from a task: the loop waits (asyncio would await it)
+        return;
     }
+    // The loop idles (corio::run's shutdown): it runs while another thread joins the pool, as
+    // asyncio's shutdown_default_executor does, so that a call that reaches back into the loop
+    // (call_soon_threadsafe, run_coroutine_threadsafe) is answered instead of waiting for ever.
+    std::atomic<bool> joined{false};
+    std::thread joiner;
+    try {
+        joiner = std::thread([&] {
+            pool->shutdown();
+            joined.store(true, std::memory_order_release);
+            try {
+                call_soon_threadsafe([] {});  // wakes the loop to see it
+            } catch (...) {
+            }
+        });
+    } catch (...) {
+        pool->shutdown();
+        return;
+    }
+    try {
+        run_until([&] { return joined.load(std::memory_order_acquire); });
+    } catch (...) {
+    }
+    joiner.join();
 }
 
 void EventLoop::default_exception_handler(const ExceptionContext& c) noexcept {
