@@ -316,6 +316,22 @@ Coro<int> sleep_catching(std::string* seen_inside) {
 }
 }  // namespace
 
+// T11: a second cancel() without a message, before the first is delivered, keeps the first
+// one's message (asyncio: the first already cancelled the awaited future with it). A task's or
+// a timeout's own cancel() used to erase a user's message this way.
+CORIO_TEST(Task, ALaterCancelWithoutAMessageKeepsTheFirstMessage) {
+    corio::testing::MockClock clock;
+    std::string inside;
+    Task<int> t = create_task(sleep_catching(&inside));
+    co_await sleep(0s);
+    EXPECT_TRUE(t.cancel("first"));
+    EXPECT_TRUE(t.cancel());
+    auto outcome = cancelled_with(t);
+    auto msg = co_await std::move(outcome);
+    EXPECT_EQ(msg, std::optional<std::string>("first"));
+    EXPECT_EQ(inside, "first");
+}
+
 // T11 / test_tasks.py::BaseTaskTests::test_task_cancel_message_getter,
 // test_cancel_with_message_then_future_result, test_cancel_with_message_then_future_exception;
 // T4: cancel() on a done task returns false.
