@@ -549,9 +549,9 @@ CORIO_TEST(CancelAtAwait, OuterCancelAroundAnInnerExpiryIsNotSwallowed) {
             t = create_task(body_in_timeout(&timeout_of_t, &log));
             c = create_task(canceller(&t, t0 + 500ms, &timeout_of_t, true));
         } else if (order == ExpiryThenCancel) {
-            // At 1 s, both due in the same tick, and both requests land before t resumes: t
-            // sees the message of the first, "outer" (asyncio: it cancelled the awaited future;
-            // the expiry's message-less cancel only sets _must_cancel).
+            // At 1 s, both due in the same tick, and both requests land before t resumes:
+            // "outer" first (the expiry is queued behind the wake-ups), and the first request to
+            // reach what t awaits fixes the message t sees, as in asyncio.
             c = create_task(canceller(&t, t0 + 1s, &timeout_of_t, false));
             t = create_task(body_in_timeout(&timeout_of_t, &log));
         } else {

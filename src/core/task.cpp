@@ -206,10 +206,11 @@ bool TaskBase::cancel(std::string message) {
     // it there, so the task that forwarded it stops waiting and the cycle unwinds.
     if (flag(kForwardingCancel)) return false;
     if (task_cancel_requests_ != UINT16_MAX) ++task_cancel_requests_;
-    // A request already on its way keeps its message against a later one without a message
-    // (asyncio: the first cancel already cancelled the awaited future with it; T11).
-    const bool on_its_way = flag(kMustCancel) || (waiting_on_ && waiting_on_->cancelled);
-    if (!(message.empty() && on_its_way) && (!message.empty() || extras_)) extras().cancel_message = std::move(message);
+    // The first request to reach what the task awaits fixes the message it will see (asyncio:
+    // it cancelled the awaited future with it, and a later cancel() finds that future already
+    // cancelled; T11). Not waiting, the last request's message is kept, as asyncio's is.
+    const bool delivered = waiting_on_ && waiting_on_->cancelled;
+    if (!delivered && (!message.empty() || extras_)) extras().cancel_message = std::move(message);
     if (waiting_on_) {
         set_flag(kForwardingCancel, true);
         waiting_on_->on_cancel();
