@@ -350,6 +350,37 @@ TEST(RunSigint, CtrlCDuringSocketReadCancelsItAndCleanupCanAwait) {
     expect_sigint_restored();
 }
 
+// R5: the application's own SIGINT handler, added then removed inside corio::run, hands Ctrl-C
+// back to the run (asyncio's remove_signal_handler restores default_int_handler). The removal
+// used to restore SIG_DFL, so the next Ctrl-C killed the process.
+TEST(RunSigint, RemovingTheApplicationsHandlerGivesCtrlCBackToTheRun) {
+    auto main_coro = [](int* seen_by_app) -> Coro<int> {
+        EventLoop& loop = get_running_loop();
+        Event handled;
+        loop.add_signal_handler(SIGINT, [seen_by_app, &handled] {
+            ++*seen_by_app;
+            handled.set();
+        });
+        ::raise(SIGINT);
+        co_await handled.wait();  // the application's handler ran, not the run's
+        EXPECT_TRUE(loop.remove_signal_handler(SIGINT));
+        EXPECT_FALSE(loop.remove_signal_handler(SIGINT));  // nothing of the application's left
+        ::raise(SIGINT);
+        co_await sleep(std::chrono::hours(1));
+        co_return 0;
+    };
+    int seen_by_app = 0;
+    bool interrupted = false;
+    try {
+        run(main_coro(&seen_by_app));
+    } catch (const KeyboardInterrupt&) {
+        interrupted = true;
+    }
+    EXPECT_EQ(seen_by_app, 1);
+    EXPECT_TRUE(interrupted);
+    expect_sigint_restored();
+}
+
 TEST(RunSigint, MainThatSwallowsTheCancelReturnsNormally) {
     // asyncio.run: if main catches the cancellation and returns, its result is the result.
     auto main_coro = []() -> Coro<int> {

@@ -192,6 +192,10 @@ public:
     // each time `sig` arrives. remove_signal_handler restores the previous disposition.
     void add_signal_handler(int sig, std::function<void()> handler);
     bool remove_signal_handler(int sig);
+    // The runner's Ctrl-C handling: runs while the application has no handler of its own for
+    // `sig`, and comes back when the application removes its handler.
+    void set_fallback_signal_handler(int sig, std::function<void()> handler);
+    void clear_fallback_signal_handler(int sig) noexcept;
 
     IoBackend& backend() noexcept { return *backend_; }
     // Throws std::logic_error once shutdown_default_executor() has been called (asyncio's
@@ -294,6 +298,8 @@ private:
 
     void ready_push(std::uintptr_t item);
     void push_threadsafe(std::uintptr_t item);
+    void install_signal(int sig);
+    void uninstall_signal(int sig) noexcept;
     static void run_ready(std::uintptr_t item) noexcept;
     void run_ready_timed(std::uintptr_t item) noexcept;
     static void drop_ready(std::uintptr_t item) noexcept;

@@ -50,21 +50,21 @@ void Runner::run_main(detail::TaskBase& main) {
             ::sigaction(sig, nullptr, &current);
             if (current.sa_handler != SIG_DFL) continue;  // somebody else handles it (or ignores it)
             AnyTask target(&main);
-            loop_->add_signal_handler(sig, [this, target, sig, &interrupts, &last_signal]() mutable {
+            loop_->set_fallback_signal_handler(sig, [this, target, sig, &interrupts, &last_signal]() mutable {
                 last_signal = sig;
                 if (++interrupts == 1) {
                     target.cancel();
                     return;
                 }
                 // A second signal: the user means it.
-                loop_->remove_signal_handler(sig);
+                loop_->clear_fallback_signal_handler(sig);
                 ::raise(sig);
             });
             watched.push_back(sig);
         }
     }
     auto unwatch = [&] {
-        for (int sig : watched) loop_->remove_signal_handler(sig);
+        for (int sig : watched) loop_->clear_fallback_signal_handler(sig);
     };
     try {
         loop_->run_until([&] { return main.done(); });

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <cerrno>
 #include <map>
+#include <set>
 #include <system_error>
 
 #include "corio/loop.hpp"
@@ -79,6 +80,11 @@ struct SignalState {
     bool reading = false;
     std::map<int, std::function<void()>> handlers;
     std::map<int, struct sigaction> previous;
+    // The runner's own handlers (Ctrl-C): what a signal falls back to when the application's
+    // handler is removed (asyncio's remove_signal_handler(SIGINT) restores default_int_handler,
+    // which the runner turns into KeyboardInterrupt).
+    std::map<int, std::function<void()>> fallback;
+    std::set<int> applications;  // the signals the application added a handler for
 
     void start_read() {
         op = IoOperation{};
@@ -132,6 +138,35 @@ void destroy_signal_state(SignalState* s) noexcept { delete s; }
 }  // namespace detail
 
 void EventLoop::add_signal_handler(int sig, std::function<void()> handler) {
+    install_signal(sig);
+    signals_->handlers[sig] = std::move(handler);
+    signals_->applications.insert(sig);
+}
+
+bool EventLoop::remove_signal_handler(int sig) {
+    if (!signals_ || !signals_->applications.count(sig)) return false;
+    signals_->applications.erase(sig);
+    if (auto f = signals_->fallback.find(sig); f != signals_->fallback.end()) {
+        signals_->handlers[sig] = f->second;  // the runner's Ctrl-C handling comes back
+        return true;
+    }
+    uninstall_signal(sig);
+    return true;
+}
+
+void EventLoop::set_fallback_signal_handler(int sig, std::function<void()> handler) {
+    install_signal(sig);
+    if (!signals_->applications.count(sig)) signals_->handlers[sig] = handler;
+    signals_->fallback[sig] = std::move(handler);
+}
+
+void EventLoop::clear_fallback_signal_handler(int sig) noexcept {
+    if (!signals_ || !signals_->fallback.erase(sig)) return;
+    // An application's handler stays (asyncio's runner leaves a loop handler alone too).
+    if (!signals_->applications.count(sig)) uninstall_signal(sig);
+}
+
+void EventLoop::install_signal(int sig) {
     check_open();
     if (sig <= 0 || sig >= NSIG || sig == SIGKILL || sig == SIGSTOP)
         throw std::invalid_argument("add_signal_handler: signal " + std::to_string(sig) + " cannot be handled");
@@ -145,30 +180,28 @@ void EventLoop::add_signal_handler(int sig, std::function<void()> handler) {
         signals_->write_fd = fds[1];
         signals_->start_read();
     }
-    if (!signals_->previous.count(sig)) {
-        struct sigaction sa {};
-        sa.sa_handler = &detail::on_signal;
-        sa.sa_flags = SA_RESTART;
-        sigemptyset(&sa.sa_mask);
-        // The entry first (it may throw): once the signal is claimed and installed, nothing fails.
-        struct sigaction& old = signals_->previous[sig];
-        if (!detail::claim_signal(sig, signals_->write_fd)) {
-            signals_->previous.erase(sig);
-            throw std::logic_error("add_signal_handler: signal " + std::to_string(sig) +
-                                   " is already handled by another event loop");
-        }
-        if (::sigaction(sig, &sa, &old) < 0) {
-            int error = errno;
-            detail::release_signal(sig, signals_->write_fd);
-            signals_->previous.erase(sig);
-            throw std::system_error(error, std::generic_category(), "sigaction");
-        }
+    if (signals_->previous.count(sig)) return;
+    struct sigaction sa {};
+    sa.sa_handler = &detail::on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    // The entry first (it may throw): once the signal is claimed and installed, nothing fails.
+    struct sigaction& old = signals_->previous[sig];
+    if (!detail::claim_signal(sig, signals_->write_fd)) {
+        signals_->previous.erase(sig);
+        throw std::logic_error("add_signal_handler: signal " + std::to_string(sig) +
+                               " is already handled by another event loop");
     }
-    signals_->handlers[sig] = std::move(handler);
+    if (::sigaction(sig, &sa, &old) < 0) {
+        int error = errno;
+        detail::release_signal(sig, signals_->write_fd);
+        signals_->previous.erase(sig);
+        throw std::system_error(error, std::generic_category(), "sigaction");
+    }
 }
 
-bool EventLoop::remove_signal_handler(int sig) {
-    if (!signals_ || !signals_->handlers.count(sig)) return false;
+// The previous disposition comes back.
+void EventLoop::uninstall_signal(int sig) noexcept {
     signals_->handlers.erase(sig);
     auto it = signals_->previous.find(sig);
     if (it != signals_->previous.end()) {
@@ -176,7 +209,6 @@ bool EventLoop::remove_signal_handler(int sig) {
         detail::release_signal(sig, signals_->write_fd);
         signals_->previous.erase(it);
     }
-    return true;
 }
 
 }  // namespace corio
