@@ -5,6 +5,8 @@
 #include <corio/corio.hpp>
 #include <gtest/gtest.h>
 #include <sched.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <future>
@@ -107,6 +109,43 @@ Coro<int> exchange(std::size_t index, Mailbox* box) {
     auto [loop0, answer] = co_await to_thread([box] { return box->ready.get(); });
     loop0->call_soon_threadsafe([answer = answer] { answer->set_result(42); });
     co_return 1;
+}
+
+std::atomic<bool> g_ctrl_c_watched{false};
+
+Coro<> done_at_once_or_wait_for_ctrl_c(std::size_t index, std::atomic<int>* cleaned_up) {
+    if (index == 0) co_return;
+    // Loop 0 is done; once run_loops watches Ctrl-C again, press it.
+    while (!g_ctrl_c_watched.load()) co_await sleep(1ms);
+    ::kill(::getpid(), SIGINT);
+    Event never;
+    try {
+        co_await never.wait();
+    } catch (const CancelledError&) {
+        cleaned_up->fetch_add(1);
+        throw;
+    }
+}
+
+// R5 for run_loops: Ctrl-C after loop 0 has returned still cancels the other loops, which clean
+// up, and run_loops throws KeyboardInterrupt. Loop 0's run had given SIGINT back to SIG_DFL, so
+// the process was killed, and no loop cleaned up.
+TEST(RunLoops, CtrlCAfterLoopZeroIsDoneStillCancelsTheOthers) {
+    g_ctrl_c_watched = false;
+    detail::run_loops_watching_hook = [] { g_ctrl_c_watched.store(true); };
+    std::atomic<int> cleaned_up{0};
+    bool interrupted = false;
+    try {
+        run_loops(2, [&](std::size_t i) { return done_at_once_or_wait_for_ctrl_c(i, &cleaned_up); });
+    } catch (const KeyboardInterrupt&) {
+        interrupted = true;
+    }
+    detail::run_loops_watching_hook = nullptr;
+    EXPECT_TRUE(interrupted);
+    EXPECT_EQ(cleaned_up.load(), 1);
+    struct sigaction now {};
+    ::sigaction(SIGINT, nullptr, &now);
+    EXPECT_EQ(now.sa_handler, SIG_DFL);
 }
 
 TEST(RunLoops, LoopsTalkThroughCallSoonThreadsafe) {

@@ -47,6 +47,10 @@ public:
     void stop_all() noexcept;
     // On loop `index`'s thread: pins it to one CPU (see RunLoopsOptions::pin_threads).
     void pin(std::size_t index) noexcept;
+    // On the calling thread, once loop 0 is done: joins the other loops. With `handle_sigint`,
+    // Ctrl-C still cancels them meanwhile (loop 0's run no longer watches it); returns true if
+    // it did.
+    bool join_others(std::vector<std::thread>& threads, bool handle_sigint);
 
 private:
     struct Slot;
@@ -55,6 +59,9 @@ private:
     struct Shared;
     std::unique_ptr<Shared> shared_;
 };
+
+// Test hook: called on the calling thread once Ctrl-C is watched again after loop 0 is done.
+extern void (*run_loops_watching_hook)();
 
 template <class T>
 Coro<T> loop_main(LoopSet* set, std::size_t index, Coro<T> body) {
@@ -118,8 +125,9 @@ auto run_loops(std::size_t count, F make_main, RunLoopsOptions options = {},
             throw;
         }
     }
+    const bool handle_sigint = options.options.handle_sigint;
     run_one(0, std::move(options.options));
-    for (auto& t : threads) t.join();
+    if (set.join_others(threads, handle_sigint)) throw KeyboardInterrupt();
     // Ctrl-C first: it is why the others were cancelled.
     for (auto& e : errors) {
         if (!e) continue;

@@ -5,6 +5,9 @@
 
 #include <mutex>
 
+#include "corio/executor.hpp"
+#include "corio/task.hpp"
+
 namespace corio::detail {
 
 struct LoopSet::Slot {
@@ -60,6 +63,41 @@ void LoopSet::stop_all() noexcept {
             // A loop that is already closing is stopping anyway.
         }
     }
+}
+
+void (*run_loops_watching_hook)() = nullptr;
+
+bool LoopSet::join_others(std::vector<std::thread>& threads, bool handle_sigint) {
+    bool stopping;
+    {
+        std::lock_guard lock(shared_->mutex);
+        stopping = shared_->stopping;
+    }
+    bool interrupted = false;
+    if (handle_sigint && !stopping && !threads.empty()) {
+        // A loop of the caller's own watches Ctrl-C while a worker joins the threads; Ctrl-C
+        // cancels its main, which stops every loop, and its shutdown then waits for the join.
+        auto watch = [](LoopSet* set, std::vector<std::thread>* others) -> Coro<> {
+            if (run_loops_watching_hook) run_loops_watching_hook();
+            auto joining = to_thread([others] {
+                for (auto& t : *others) t.join();
+            });
+            try {
+                co_await std::move(joining);
+            } catch (const CancelledError&) {
+                set->stop_all();
+                throw;
+            }
+        };
+        try {
+            run(watch(this, &threads));
+        } catch (const KeyboardInterrupt&) {
+            interrupted = true;
+        }
+    }
+    for (auto& t : threads)
+        if (t.joinable()) t.join();
+    return interrupted;
 }
 
 void LoopSet::pin(std::size_t index) noexcept {
