@@ -317,6 +317,66 @@ CORIO_TEST(Loop, CustomExceptionHandlerReceivesTheLoop) {
 
 // L10 / test_events.py::EventLoopTestsMixin::test_call_soon_threadsafe: a callback posted from
 // another thread wakes a loop that is blocked waiting (no timer, nothing ready).
+// asyncio's Handle.cancel() drops the callback: a handle kept after cancel(), or after its
+// callback ran, no longer keeps the captures (a connection it captured) alive.
+CORIO_TEST(Loop, AHandleLetsGoOfItsCallbackOnceCancelledOrRun) {
+    EventLoop& loop = get_running_loop();
+    auto conn = std::make_shared<int>(1);
+    std::weak_ptr<int> watch = conn;
+    TimerHandle idle = loop.call_later(30s, [conn] {});
+    Handle soon = loop.call_soon([conn] {});
+    conn.reset();
+    idle.cancel();
+    soon.cancel();
+    EXPECT_TRUE(watch.expired());
+    auto used = std::make_shared<int>(2);
+    std::weak_ptr<int> watch_used = used;
+    Handle ran = loop.call_soon([used] {});
+    TimerHandle fired = loop.call_later(0s, [used] {});
+    used.reset();
+    co_await sleep(0s);
+    co_await sleep(0s);
+    EXPECT_TRUE(watch_used.expired());
+    // A callback that cancels its own handle keeps running with its captures.
+    auto self = std::make_shared<std::string>("still here");
+    std::string seen;
+    Handle own;
+    own = loop.call_soon([self, &own, &seen] {
+        own.cancel();
+        seen = *self;
+    });
+    self.reset();
+    co_await sleep(0s);
+    EXPECT_EQ(seen, "still here");
+}
+
+// L3: a deadline at the very start of time is simply due: the poll timeout used to overflow
+// (UBSan) into a wait of 1000 s with the timer due.
+CORIO_TEST(Loop, ADeadlineAtTheStartOfTimeIsDueAtOnce) {
+    EventLoop& loop = get_running_loop();
+    Event due;
+    TimerHandle h = loop.call_at(Clock::time_point::min(), [&due] { due.set(); });
+    co_await due.wait();
+    Event due_too;
+    TimerHandle h2 = loop.call_later(Clock::duration::min(), [&due_too] { due_too.set(); });
+    co_await due_too.wait();
+}
+
+// D6: a handler that replaces itself (a one-shot handler) keeps running with its captures; the
+// old one was destroyed while it ran (ASan: heap-use-after-free).
+CORIO_TEST(Loop, AnExceptionHandlerMayReplaceItselfWhileItRuns) {
+    EventLoop& loop = get_running_loop();
+    std::string seen;
+    std::string message(64, 'x');
+    loop.set_exception_handler([message, &seen](EventLoop& l, const ExceptionContext&) {
+        l.set_exception_handler({});
+        seen = message;
+    });
+    loop.call_soon([] { throw std::runtime_error("once"); });
+    co_await sleep(0s);
+    EXPECT_EQ(seen, message);
+}
+
 CORIO_TEST(Loop, CallSoonThreadsafeFromAnotherThreadWakesTheLoop) {
     EventLoop& loop = get_running_loop();
     const auto loop_thread = std::this_thread::get_id();
@@ -572,6 +632,25 @@ TEST(LoopManual, ClosedLoopRejectsCallSoonThreadsafe) {
 
 // A tick-end callback that a closing loop never runs is destroyed, not run (what it holds is let
 // go); a closed loop refuses new ones.
+// L9: close() drops pending timer callbacks; their captures may cancel other timers as they go
+// (a connection that cancels its idle timer in its destructor). The walk over the timer heap
+// used to go on over nodes that removal had freed (ASan: heap-use-after-free).
+TEST(LoopManual, DroppedTimerCallbacksMayCancelOtherTimersAsTheyGo) {
+    struct Conn {
+        TimerHandle idle;
+        ~Conn() { idle.cancel(); }
+    };
+    auto main_coro = []() -> Coro<> {
+        EventLoop& loop = get_running_loop();
+        auto conn = std::make_shared<Conn>();
+        conn->idle = loop.call_later(60s, [] {});
+        TimerHandle sooner = loop.call_later(30s, [conn] {});  // dropped first, with conn
+        (void)sooner;
+        co_return;
+    };
+    corio::run(main_coro());
+}
+
 TEST(LoopManual, ClosingDropsTickEndCallbacksUnrun) {
     EventLoop loop;
     bool ran = false;

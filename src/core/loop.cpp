@@ -20,12 +20,15 @@ namespace corio {
 
 namespace detail {
 
+// A callback node lets go of its callable (and what it captured) as soon as it has run or is
+// cancelled, as asyncio's Handle drops _callback: a Handle kept afterwards holds no captures.
 struct CallbackNode : Recycled {
     explicit CallbackNode(Callback f) : fn(std::move(f)) {}
     Callback fn;
     EventLoop* loop = nullptr;
     int refs = 1;
     bool cancelled = false;
+    bool running = false;
     void release() noexcept {
         if (--refs == 0) delete this;
     }
@@ -37,6 +40,7 @@ struct TimerCallbackNode : TimerNode, Recycled {
     EventLoop* loop = nullptr;
     int refs = 1;
     bool cancelled = false;
+    bool running = false;
     void release() noexcept {
         if (--refs == 0) delete this;
     }
@@ -62,19 +66,21 @@ void run_callback(EventLoop& loop, Callback& fn) noexcept {
     }
 }
 
-void run_callback_node(void* p) noexcept {
-    auto* n = static_cast<CallbackNode*>(p);
-    // Run once (the node is scheduled once); cancelled() stays false after the run, as in
-    // asyncio, and a cancel() afterwards only marks it.
-    if (!n->cancelled) run_callback(*n->loop, n->fn);
+// Runs once (the node is scheduled once); cancelled() stays false after the run, as in asyncio,
+// and a cancel() afterwards only marks it.
+template <class Node>
+void run_node_once(Node* n) noexcept {
+    if (!n->cancelled) {
+        n->running = true;
+        run_callback(*n->loop, n->fn);
+        n->running = false;
+    }
+    Callback spent = std::move(n->fn);  // its captures go now, not with the last handle
     n->release();
 }
 
-void run_timer_callback(void* p) noexcept {
-    auto* n = static_cast<TimerCallbackNode*>(p);
-    if (!n->cancelled) run_callback(*n->loop, n->fn);
-    n->release();
-}
+void run_callback_node(void* p) noexcept { run_node_once(static_cast<CallbackNode*>(p)); }
+void run_timer_callback(void* p) noexcept { run_node_once(static_cast<TimerCallbackNode*>(p)); }
 
 }  // namespace
 
@@ -106,7 +112,10 @@ Handle::~Handle() {
     if (node_) node_->release();
 }
 void Handle::cancel() noexcept {
-    if (node_) node_->cancelled = true;
+    if (!node_ || node_->cancelled) return;
+    node_->cancelled = true;
+    // Not from inside the callback itself: it is running (it lets go once it returns).
+    if (!node_->running) detail::Callback spent = std::move(node_->fn);
 }
 bool Handle::cancelled() const noexcept { return node_ && node_->cancelled; }
 
@@ -124,10 +133,14 @@ TimerHandle::~TimerHandle() {
 void TimerHandle::cancel() noexcept {
     if (!node_ || node_->cancelled) return;
     node_->cancelled = true;
-    if (node_->armed()) {
-        node_->loop->remove_timer(*node_);
-        node_->release();
+    detail::TimerCallbackNode* n = node_;
+    n->refs += 1;  // the captures released below may drop this very handle
+    if (n->armed()) {
+        n->loop->remove_timer(*n);
+        n->release();
     }
+    if (!n->running) detail::Callback spent = std::move(n->fn);
+    n->release();
 }
 bool TimerHandle::cancelled() const noexcept { return node_ && node_->cancelled; }
 Clock::time_point TimerHandle::when() const noexcept { return node_ ? node_->when : Clock::time_point{}; }
@@ -391,7 +404,10 @@ void EventLoop::run_once() {
     if (ready_size() != 0 || stopping_ || !tick_end_.empty()) {
         timeout = nanoseconds(0);
     } else if (!timers_.empty()) {
-        timeout = std::max(nanoseconds(0), std::chrono::duration_cast<nanoseconds>(timers_.front()->when - time()));
+        // Compared before subtracting: a deadline at time_point::min() would overflow.
+        const Clock::time_point when = timers_.front()->when;
+        const Clock::time_point now = time();
+        timeout = when <= now ? nanoseconds(0) : std::chrono::duration_cast<nanoseconds>(when - now);
     }
     if (virtual_time_ && timeout != nanoseconds(0)) {
         // Virtual time (Trio's autojump clock): when nothing is ready and no other thread owes
@@ -482,11 +498,15 @@ void EventLoop::close() {
     while (!services_.empty()) services_.pop_back();
     // Timers first: a sleeping task's timer node lives in its frame, which abandoning the task
     // below destroys. Callbacks that will never run still own their nodes.
-    for (detail::TimerNode* t : timers_) {
-        t->heap_index = detail::TimerNode::npos;
-        if (t->fire == &EventLoop::fire_timer_callback) static_cast<detail::TimerCallbackNode*>(t)->release();
+    // Released after the heap is emptied: a callback's captures may cancel or set timers as
+    // they are destroyed (a connection that cancels its idle timer).
+    while (!timers_.empty()) {
+        std::vector<detail::TimerNode*> dropped;
+        dropped.swap(timers_);
+        for (detail::TimerNode* t : dropped) t->heap_index = detail::TimerNode::npos;
+        for (detail::TimerNode* t : dropped)
+            if (t->fire == &EventLoop::fire_timer_callback) static_cast<detail::TimerCallbackNode*>(t)->release();
     }
-    timers_.clear();
     // Tasks still pending here can never finish: asyncio's "Task was destroyed but it is
     // pending!". corio::run and Runner cancel and await every task before they close.
     while (detail::TaskBase* t = tasks_.front()) {
@@ -582,7 +602,8 @@ void EventLoop::call_exception_handler(const ExceptionContext& c) noexcept {
         return;
     }
     try {
-        handler_(*this, c);
+        ExceptionHandler handler = handler_;  // it may replace itself while it runs
+        handler(*this, c);
     } catch (...) {
         default_exception_handler({"Unhandled error in exception handler", std::current_exception(), {}, {}, {}});
         default_exception_handler(c);
