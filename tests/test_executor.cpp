@@ -485,6 +485,11 @@ Coro<> cancels_itself() {
     current_task().cancel("self");
     co_await sleep(0s);
 }
+
+Coro<std::unique_ptr<int>> boxed(int x) {
+    co_await sleep(0s);
+    co_return std::make_unique<int>(x);
+}
 }  // namespace
 
 // TH4 / test_tasks.py::RunCoroutineThreadsafeTests::test_run_coroutine_threadsafe,
@@ -516,6 +521,12 @@ TEST(RunCoroutineThreadsafe, SubmitsToALoopRunningOnAnotherThread) {
     for (int i = 0; i < 20; ++i)
         many.push_back(run_coroutine_threadsafe(doubled_on(i, remote.loop, remote.thread), *remote.loop));
     for (int i = 0; i < 20; ++i) EXPECT_EQ(many[i].get(), 2 * i);
+
+    // A move-only result is moved through (it did not compile: the result was copied).
+    std::future<std::unique_ptr<int>> box = run_coroutine_threadsafe(boxed(7), *remote.loop);
+    std::unique_ptr<int> unboxed = box.get();
+    ASSERT_TRUE(unboxed);
+    EXPECT_EQ(*unboxed, 7);
 
     std::future<int> failed = run_coroutine_threadsafe(fails_on_loop(), *remote.loop);
     std::future<void> cancelled = run_coroutine_threadsafe(cancels_itself(), *remote.loop);

@@ -235,7 +235,9 @@ std::future<T> run_coroutine_threadsafe(Coro<T> coro, EventLoop& loop) {
                         t.result();
                         promise->set_value();
                     } else {
-                        promise->set_value(t.result());
+                        // Nobody else sees this task: its result moves out (move-only T too).
+                        t.typed()->rethrow_if_failed();
+                        promise->set_value(std::move(t.typed()->value()));
                     }
                 } catch (...) {
                     promise->set_exception(std::current_exception());
