@@ -1091,6 +1091,36 @@ CORIO_TEST(Future, MoveOnlyResultIsMovedOut) {
     EXPECT_EQ(*p, 9);
 }
 
+namespace {
+Coro<std::string> takes_the_box(Future<std::unique_ptr<int>> f) {
+    std::string got;
+    try {
+        std::unique_ptr<int> p = co_await f;
+        got = p ? std::to_string(*p) : "null";
+    } catch (const std::logic_error& e) {
+        got = e.what();
+    }
+    co_return got;
+}
+}  // namespace
+
+// A move-only result can be taken once. Two tasks awaiting one Future<unique_ptr>: the first
+// takes it, the second is refused, and so is result() afterwards (they used to get a null
+// pointer without a word; asyncio shares one object, which C++ cannot do without a copy).
+CORIO_TEST(Future, AMoveOnlyResultIsTakenOnceAndThenRefused) {
+    EventLoop& loop = get_running_loop();
+    Future<std::unique_ptr<int>> f(loop);
+    Task<std::string> first = create_task(takes_the_box(f));
+    Task<std::string> second = create_task(takes_the_box(f));
+    co_await sleep(0s);
+    f.set_result(std::make_unique<int>(42));
+    std::string a = co_await first;
+    std::string b = co_await second;
+    EXPECT_EQ(a, "42");
+    EXPECT_EQ(b, "the result of a move-only type was already taken");
+    EXPECT_THROW((void)f.result(), std::logic_error);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Compiler pitfalls (compiler-bugs.md G1, G2) — meant to run at -O0 and under ASan as well
 // ---------------------------------------------------------------------------------------------

@@ -54,7 +54,10 @@ public:
     decltype(auto) result() const {
         if (!done()) throw InvalidStateError("Result is not ready.");
         ref_->rethrow_if_failed();
-        if constexpr (!std::is_void_v<T>) return static_cast<const T&>(ref_->value());
+        if constexpr (!std::is_void_v<T>) {
+            if constexpr (!std::is_copy_constructible_v<T>) ref_->check_move_only_result();
+            return static_cast<const T&>(ref_->value());
+        }
     }
     template <class F>
     void add_done_callback(F f) { ref_->add_done_callback(detail::Callback(std::move(f))); }

@@ -60,6 +60,7 @@ public:
             typed()->rethrow_if_failed();
         } else {
             typed()->rethrow_if_failed();
+            if constexpr (!std::is_copy_constructible_v<T>) typed()->check_move_only_result();
             return static_cast<const T&>(typed()->value());
         }
     }

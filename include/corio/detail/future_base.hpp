@@ -6,6 +6,7 @@
 #include <exception>
 #include <new>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -62,6 +63,15 @@ public:
     void rethrow_if_failed();
     // True when exception() / result() was asked for (the never-retrieved report is off).
     void mark_retrieved() noexcept { flags_ |= kRetrieved; }
+    // A result that cannot be copied is moved out to its first taker; a later one is refused
+    // (std::logic_error) instead of getting a moved-from value.
+    void take_move_only_result() {
+        if (flags_ & kTaken) throw std::logic_error("the result of a move-only type was already taken");
+        flags_ |= kTaken;
+    }
+    void check_move_only_result() const {
+        if (flags_ & kTaken) throw std::logic_error("the result of a move-only type was already taken");
+    }
 
     virtual bool cancel(std::string message);
 
@@ -97,7 +107,7 @@ protected:
     IntrusiveList<CompletionWaiter, CompletionTag> waiters_;
     std::uint32_t refs_ = 1;
     State state_ = State::Pending;
-    enum : std::uint8_t { kRetrieved = 1 };  // the other bits are the task's (see TaskBase)
+    enum : std::uint8_t { kRetrieved = 1, kTaken = 16 };  // 2, 4, 8 are the task's (see TaskBase)
     std::uint8_t flags_ = 0;
     // A task's cancel-request count lives here, in what would be padding: a million tasks feel
     // every 8 bytes.
@@ -160,6 +170,8 @@ T take_result(S& s, bool move_out) {
     if constexpr (!std::is_void_v<T>) {
         if constexpr (std::is_copy_constructible_v<T>) {
             if (!move_out) return s.value();
+        } else {
+            s.take_move_only_result();
         }
         return std::move(s.value());
     }
