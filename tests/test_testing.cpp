@@ -204,6 +204,59 @@ TEST(TestingLeftTasks, AGeneratorLeftEarlyIsClosedNotReported) {
     EXPECT_TRUE(cleaned_up);
 }
 
+namespace {
+// Re-yields `counting_up`, so that closing it drops the inner generator mid-iteration.
+AsyncGenerator<int> re_yielding(bool* inner_cleaned_up) {
+    AsyncGenerator<int> inner = counting_up(inner_cleaned_up);
+    for (;;) {
+        auto taking = inner.next();
+        std::optional<int> v = co_await std::move(taking);
+        if (!v) break;
+        co_yield *v;
+    }
+}
+
+AsyncGenerator<int> cleanup_never_ends() {
+    bool closing = false;
+    try {
+        for (int i = 0;; ++i) co_yield i;
+    } catch (const GeneratorExit&) {
+        closing = true;
+    }
+    Event never;
+    co_await never.wait();
+    if (closing) throw GeneratorExit{};
+}
+}  // namespace
+
+// Closing an outer generator the test left early drops the inner one, whose closer starts
+// during the wait: the harness waits for that one too (it reported it as left behind).
+TEST(TestingLeftTasks, NestedGeneratorsLeftEarlyAreAllClosed) {
+    bool inner_cleaned_up = false;
+    auto failures = failures_of([&inner_cleaned_up]() -> Coro<> {
+        AsyncGenerator<int> outer = re_yielding(&inner_cleaned_up);
+        auto taking = outer.next();
+        std::optional<int> v = co_await std::move(taking);
+        if (v != 0) throw std::logic_error("did not start");
+    });
+    EXPECT_TRUE(failures.empty()) << joined(failures);
+    EXPECT_TRUE(inner_cleaned_up);
+}
+
+// A generator cleanup that never ends does not hang the test: the time limit ends the wait, and
+// the closer is reported as left behind (the wait used to absorb the limit's cancellation).
+TEST(TestingLeftTasks, AGeneratorCleanupThatNeverEndsHitsTheTimeLimit) {
+    ScopedTimeLimit limit("0.2");
+    auto failures = failures_of([]() -> Coro<> {
+        AsyncGenerator<int> stuck = cleanup_never_ends();
+        auto taking = stuck.next();
+        std::optional<int> v = co_await std::move(taking);
+        if (v != 0) throw std::logic_error("did not start");
+    });
+    EXPECT_TRUE(any_contains(failures, "ran longer than 0.2 s")) << joined(failures);
+    EXPECT_TRUE(any_contains(failures, "left 1 task(s) running: asyncgen-aclose")) << joined(failures);
+}
+
 // A body within its limit reports nothing, and the watchdog is not waited for.
 TEST(TestingTimeLimit, BodyWithinTheLimitPasses) {
     ScopedTimeLimit limit("30");

@@ -146,12 +146,18 @@ public:
             if (p.closed) return std::nullopt;
             p.running = false;
             if (parent) parent->awaiting = nullptr;
+            std::exception_ptr error;
+            std::optional<T> out;
             if (h.done()) {
-                if (p.exception) std::rethrow_exception(std::exchange(p.exception, nullptr));
-                return std::nullopt;
+                error = std::exchange(p.exception, nullptr);
+            } else {
+                out = std::move(p.current);
+                p.current.reset();
             }
-            std::optional<T> out = std::move(p.current);
-            p.current.reset();
+            // Its owner dropped it while this step ran inside it: the loop took it then, and
+            // frees or closes it now that no task is inside.
+            if (p.owned_by_loop && !p.closing) release_orphan(h);
+            if (error) std::rethrow_exception(error);
             return out;
         }
     };
@@ -218,6 +224,22 @@ private:
         handle_type h_;
     };
 
+    // A frame the loop owns, that a step has just left: freed if finished, else closed by a task
+    // (or, off the loop's thread, by the loop's shutdown).
+    static void release_orphan(handle_type h) noexcept {
+        auto& p = h.promise();
+        if (h.done() || p.closed || !p.loop || p.loop->is_closed()) {
+            h.destroy();
+            return;
+        }
+        if (detail::running_loop() != p.loop) return;
+        try {
+            Coro<> closer = close_and_free(CloseClaim(h));
+            (void)detail::spawn(*p.loop, std::move(closer), detail::kAsyncGenCloserName, std::source_location::current());
+        } catch (...) {
+        }
+    }
+
     // Closes a generator and, if the loop owns it (its owner dropped it mid-iteration), frees it.
     static Coro<> close_and_free(CloseClaim claim) {
         handle_type h = claim.handle();
@@ -240,7 +262,9 @@ private:
         if (!h_) return;
         handle_type h = std::exchange(h_, {});
         auto& p = h.promise();
-        if (p.closing) {  // its closer is at work (it may be inside the frame): it frees it after
+        // A task is inside it (its closer, or another task's next()): that one lets go of it
+        // once the step ends (CloseClaim::finish, NextAwaiter::await_resume).
+        if (p.closing || (p.running && p.loop && !p.loop->is_closed())) {
             p.owned_by_loop = true;
             return;
         }

@@ -252,17 +252,27 @@ inline void run_async_test(AsyncTest& fixture, std::function<Coro<>()> make_body
         Coro<> teardown = fixture.TearDownAsync();
         co_await std::move(teardown);
         // A generator the test left early is closed by a task of its own, started as it was
-        // dropped: that is the test's cleanup still running, not a task left behind.
-        std::vector<AnyTask> closers;
-        std::vector<detail::FutureBase*> closing;
-        for (auto& t : all_tasks()) {
-            if (t == main || t.name() != detail::kAsyncGenCloserName) continue;
-            closers.push_back(t);
-            closing.push_back(t.state());
-        }
-        if (!closing.empty()) {
-            Coro<bool> closed = detail::wait_all_absorbing(std::move(closing));
-            co_await std::move(closed);
+        // dropped: that is the test's cleanup still running, not a task left behind. Closing one
+        // may drop another (nested generators): look again until none is left. The time limit
+        // (a cancellation of this task) ends the wait; the closers are then reported below.
+        for (;;) {
+            std::vector<AnyTask> closers;
+            std::vector<detail::FutureBase*> closing;
+            for (auto& t : all_tasks()) {
+                if (t == main || t.name() != detail::kAsyncGenCloserName) continue;
+                closers.push_back(t);
+                closing.push_back(t.state());
+            }
+            if (closing.empty()) break;
+            bool interrupted = false;
+            try {
+                detail::TaskSetWaiter closed(std::move(closing), detail::TaskSetWaiter::Until::AllDone);
+                co_await closed;
+            } catch (const CancelledError&) {
+                interrupted = true;
+                if (!error) error = std::current_exception();
+            }
+            if (interrupted) break;
         }
         // Structured concurrency is the rule: a test must not leave tasks behind.
         std::vector<AnyTask> left;

@@ -121,6 +121,10 @@ private:
         void detach() noexcept override {
             if (state.waiter == this) state.waiter = nullptr;
         }
+        void collect_awaited(std::vector<const detail::FutureBase*>& out) const override {
+            for (std::size_t i = 0; i < state.tasks.size(); ++i)
+                if (state.listeners[i].owner) out.push_back(state.tasks[i].state());
+        }
     };
     struct State final : detail::TimerNode {
         State(std::vector<Task<T>> t, std::optional<Clock::time_point> deadline)

@@ -449,7 +449,12 @@ void EventLoop::run_once() {
     }
     while (!tick_end_.empty()) {
         std::swap(tick_end_, tick_end_running_);
-        for (std::uintptr_t item : tick_end_running_) run_ready(item);
+        for (std::uintptr_t item : tick_end_running_) {
+            if (debug_) [[unlikely]]
+                run_ready_timed(item);
+            else
+                run_ready(item);
+        }
         tick_end_running_.clear();
     }
 }
