@@ -154,6 +154,46 @@ CORIO_TEST(NetFaults, PeerResetIsConnectionResetOrEof) {
     co_await std::move(checked);
 }
 
+// asyncio's _force_close: a connection lost to an error closes the transport. wait_closed()
+// returned only after the application's own close(), so a task watching it waited for ever and
+// the fd stayed open.
+CORIO_TEST(NetFaults, AConnectionLostToAResetIsClosed) {
+    auto scenario = []() -> Coro<> {
+        RawLink link = co_await raw_link();
+        reset(link.peer);
+        CO_CATCH(std::system_error, error, link.ours.first.read(100));
+        if (!error) co_return;  // a kernel that reports the RST as EOF: nothing was lost
+        EXPECT_TRUE(link.ours.second.is_closing());
+        auto closed = wait_for(link.ours.second.wait_closed(), 10s);
+        co_await std::move(closed);  // without close(): the connection is gone
+    };
+    Coro<> checked = without_leaks(scenario);
+    co_await std::move(checked);
+}
+
+// Once a write has met the reset (taking the kernel's pending error), the reader still sees the
+// reset, not an end of stream after the bytes that came before it: a truncated message must
+// not pass for a complete one (asyncio: every later read raises ConnectionResetError).
+CORIO_TEST(NetFaults, AResetMetByAWriteIsNotAnEndOfStreamForTheReader) {
+    auto scenario = []() -> Coro<> {
+        RawLink link = co_await raw_link();
+        auto sending = sock_sendall(link.peer, "first half of a messa");
+        co_await std::move(sending);
+        reset(link.peer);
+        link.ours.second.write("request");
+        CO_CATCH(std::system_error, drained, link.ours.second.drain());
+        if (!drained) co_return;  // the write went out before the reset was seen: nothing to check
+        EXPECT_TRUE(is_reset_or_pipe(drained->code().value())) << drained->what();
+        CO_CATCH(std::system_error, read_error, link.ours.first.read(-1));
+        EXPECT_TRUE(read_error.has_value()) << "the reset read as a clean end of stream";
+        EXPECT_FALSE(link.ours.first.at_eof());
+        auto closed = wait_for(link.ours.second.wait_closed(), 10s);
+        co_await std::move(closed);
+    };
+    Coro<> checked = without_leaks(scenario);
+    co_await std::move(checked);
+}
+
 CORIO_TEST(NetFaults, PeerResetWhileAReadIsPending) {
     auto scenario = []() -> Coro<> {
         RawLink link = co_await raw_link();

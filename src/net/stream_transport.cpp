@@ -86,8 +86,28 @@ void StreamTransport::throw_wrong_loop() const {
 }
 
 void StreamTransport::note_read_end(long r) noexcept {
+    if (r < 0 && r != -ECANCELED && !read_error_) {
+        read_error_ = os_error(r, "read");
+        connection_lost(read_error_);
+    }
     eof_ = true;
-    if (r < 0 && r != -ECANCELED && !read_error_) read_error_ = os_error(r, "read");
+}
+
+// The connection is gone (a reset, a broken pipe), as asyncio's _force_close has it: a reader
+// sees the error rather than an end of stream (once a write has taken the kernel's pending reset,
+// the reads would find only an EOF), what was not sent is dropped, the fd closes, and
+// wait_closed() returns. It returns normally: the read or drain that met the error raised it
+// (asyncio raises it once more there). An end of stream already seen stays one.
+void StreamTransport::connection_lost(std::exception_ptr error) noexcept {
+    if (!read_error_ && !eof_) read_error_ = error;
+    if (!write_error_) write_error_ = error;
+    closing_ = true;
+    held_ = false;
+    wake_all(drain_waiters_);
+    if (write_in_flight_) return;  // the backend holds sending_: the write's completion closes
+    sending_ = ByteBuffer{};
+    pending_ = ByteBuffer{};
+    close_fd();
 }
 
 long StreamTransport::read_now(char* data, std::size_t size, bool into_input) {
@@ -274,9 +294,7 @@ void StreamTransport::send_now(std::string_view data) {
     if (count == 0) return;
     long n = direct_write(is_socket_, fd_, iov, count);
     if (n < 0 && n != -EAGAIN) {
-        write_error_ = os_error(n, "write");
-        sending_ = ByteBuffer{};
-        wake_all(drain_waiters_);
+        connection_lost(os_error(n, "write"));
         return;
     }
     std::size_t sent = n > 0 ? std::size_t(n) : 0;
@@ -369,9 +387,7 @@ void StreamTransport::on_flushed(IoOperation* op, long r) noexcept {
             self->write_error_ = std::current_exception();
         }
     } else if (r < 0 && r != -ECANCELED) {
-        self->write_error_ = os_error(r, "write");
-        self->sending_ = ByteBuffer{};
-        self->pending_ = ByteBuffer{};
+        self->connection_lost(os_error(r, "write"));
     }
     self->after_output_progress();
 }

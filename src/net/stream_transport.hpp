@@ -160,6 +160,8 @@ private:
     bool idle_loop_is_ours() const noexcept;
     // close() from a thread that may not touch the loop while it is open: the loop does it.
     bool close_through_loop() noexcept;
+    // A fatal error on the connection (asyncio's _force_close): see the definition.
+    void connection_lost(std::exception_ptr error) noexcept;
 
     int fd_;
     bool is_socket_;
