@@ -334,6 +334,17 @@ CORIO_TEST(SockLateCancel, AReaderCancelledWhileWaitingIsCancelled) {
     EXPECT_EQ(next, "next");
 }
 
+// asyncio's loop.sock_recv(s, 0) returns b'' at once; a recv of 0 bytes used to wait for data.
+CORIO_TEST(SockOps, RecvOfZeroBytesReturnsAtOnce) {
+    Socket listener = listening_socket();
+    Socket client = Socket::create(AF_INET, SOCK_STREAM);
+    co_await sock_connect(client, listener.getsockname());
+    std::pair<Socket, SocketAddress> accepted = co_await sock_accept(listener);
+    auto nothing = wait_for(sock_recv(client, 0), 10s);
+    std::string got = co_await std::move(nothing);
+    EXPECT_EQ(got, "");
+}
+
 CORIO_TEST(SockOps, SendallOfManyMegabytesWhileThePeerReads) {
     Socket listener = listening_socket();
     Socket client = Socket::create(AF_INET, SOCK_STREAM);
@@ -508,6 +519,31 @@ CORIO_TEST(UnixServer, SocketFileIsRemovedOnClose) {
     CO_CATCH(std::system_error, gone, std::move(late));
     CO_ASSERT_TRUE(gone.has_value());
     EXPECT_EQ(gone->code().value(), ENOENT);
+}
+
+// A server restarted on the same path (a new server binds it while the old one still runs):
+// closing the old one leaves the new one's socket file alone, as asyncio checks the file's
+// inode (it removed the path, and the new server could no longer be reached).
+CORIO_TEST(UnixServer, ClosingLeavesASocketFileThatIsNotItsOwn) {
+    std::string path = "/tmp/corio-replaced-" + std::to_string(::getpid()) + ".sock";
+    ::unlink(path.c_str());
+    auto handler = [](StreamReader, StreamWriter writer) -> Coro<> {
+        writer.write("hi");
+        co_return;
+    };
+    Coro<Server> starting_old = start_unix_server(handler, path);
+    Server old_server = co_await std::move(starting_old);
+    Coro<Server> starting_new = start_unix_server(handler, path);
+    Server new_server = co_await std::move(starting_new);
+    co_await old_server.aclose();
+    EXPECT_EQ(::access(path.c_str(), F_OK), 0);
+    Coro<StreamPair> connecting = open_unix_connection(path);
+    StreamPair conn = co_await std::move(connecting);
+    std::string greeting = co_await conn.first.read(-1);
+    EXPECT_EQ(greeting, "hi");
+    conn.second.close();
+    co_await new_server.aclose();
+    EXPECT_NE(::access(path.c_str(), F_OK), 0);
 }
 
 CORIO_TEST(UnixServer, StartingOverAStaleSocketFile) {

@@ -26,6 +26,10 @@ struct ServerState {
     std::vector<Task<>> acceptors;
     std::list<AnyTask> clients;
     std::string unix_path;
+    // The socket file this server made: close() removes the path only while it is still that
+    // file (another server may have replaced it since, as asyncio checks st_ino).
+    dev_t unix_dev = 0;
+    ino_t unix_ino = 0;
     bool closed = false;
     Event closed_event;
     Event idle_event;  // closed, and no handler left
@@ -173,6 +177,10 @@ Coro<Server> start_unix_server(ClientHandler handler, std::string path, ServerOp
     struct stat st {};
     if (::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
     s->sockets.push_back(detail::listen_on(SocketAddress::unix_path(path), options));
+    if (::stat(path.c_str(), &st) == 0) {
+        s->unix_dev = st.st_dev;
+        s->unix_ino = st.st_ino;
+    }
     co_return detail::start(std::move(s));
 }
 
@@ -189,7 +197,11 @@ void Server::close() {
     s_->closed = true;
     for (auto& t : s_->acceptors) t.cancel();
     s_->sockets.clear();  // closing them also drops their pending accepts from the backend
-    if (!s_->unix_path.empty()) ::unlink(s_->unix_path.c_str());
+    if (!s_->unix_path.empty()) {
+        struct stat st {};
+        if (::stat(s_->unix_path.c_str(), &st) == 0 && st.st_dev == s_->unix_dev && st.st_ino == s_->unix_ino)
+            ::unlink(s_->unix_path.c_str());
+    }
     s_->closed_event.set();
     if (s_->clients.empty()) s_->idle_event.set();
 }

@@ -290,6 +290,7 @@ Coro<> sock_sendall_fd(int fd, std::string data) {
 }
 
 Coro<std::string> sock_recv_fd(int fd, std::size_t n) {
+    if (n == 0) co_return std::string();  // asyncio: b'' at once (a recv of 0 bytes would wait)
     std::string buf(n, '\0');
     IoAwaiter io;
     io.op.kind = IoOperation::Kind::Recv;
