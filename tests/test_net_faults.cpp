@@ -164,6 +164,12 @@ CORIO_TEST(NetFaults, AConnectionLostToAResetIsClosed) {
         CO_CATCH(std::system_error, error, link.ours.first.read(100));
         if (!error) co_return;  // a kernel that reports the RST as EOF: nothing was lost
         EXPECT_TRUE(link.ours.second.is_closing());
+        // Writes after the loss are dropped, as asyncio's are; drain() reports the error (they
+        // threw logic_error "write() after close()", as if the application had closed it).
+        link.ours.second.write("first");
+        link.ours.second.write("second");
+        CO_CATCH(std::system_error, drained, link.ours.second.drain());
+        EXPECT_TRUE(drained.has_value());
         auto closed = wait_for(link.ours.second.wait_closed(), 10s);
         co_await std::move(closed);  // without close(): the connection is gone
     };

@@ -93,6 +93,13 @@ bool LoopSet::join_others(std::vector<std::thread>& threads, bool handle_sigint)
             run(watch(this, &threads));
         } catch (const KeyboardInterrupt&) {
             interrupted = true;
+        } catch (...) {
+            // The watch could not run (no thread for the join, ...): stop the loops and join
+            // them here, as a joinable std::thread must not be destroyed.
+            stop_all();
+            for (auto& t : threads)
+                if (t.joinable()) t.join();
+            throw;
         }
     }
     for (auto& t : threads)

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <unordered_set>
 
@@ -41,8 +42,13 @@ EventLoop& Runner::prepare_run() {
 }
 
 void Runner::run_main(detail::TaskBase& main) {
-    int interrupts = 0;
-    int last_signal = 0;
+    // Shared with the handlers: a copy already queued by a signal may run after this returns
+    // (in the shutdown's ticks).
+    struct Interrupts {
+        int count = 0;
+        int last_signal = 0;
+    };
+    auto seen = std::make_shared<Interrupts>();
     std::vector<int> watched;
     if (options_.handle_sigint && ::gettid() == ::getpid()) {
         for (int sig : {SIGINT, SIGTERM}) {
@@ -50,9 +56,9 @@ void Runner::run_main(detail::TaskBase& main) {
             ::sigaction(sig, nullptr, &current);
             if (current.sa_handler != SIG_DFL) continue;  // somebody else handles it (or ignores it)
             AnyTask target(&main);
-            loop_->set_fallback_signal_handler(sig, [this, target, sig, &interrupts, &last_signal]() mutable {
-                last_signal = sig;
-                if (++interrupts == 1) {
+            loop_->set_fallback_signal_handler(sig, [this, target, sig, seen]() mutable {
+                seen->last_signal = sig;
+                if (++seen->count == 1) {
                     target.cancel();
                     return;
                 }
@@ -73,9 +79,9 @@ void Runner::run_main(detail::TaskBase& main) {
         throw;
     }
     unwatch();
-    if (interrupts > 0 && main.cancelled() && main.uncancel() == 0) {
+    if (seen->count > 0 && main.cancelled() && main.uncancel() == 0) {
         main.mark_retrieved();
-        throw KeyboardInterrupt(last_signal);
+        throw KeyboardInterrupt(seen->last_signal);
     }
 }
 

@@ -268,8 +268,11 @@ Coro<std::size_t> StreamTransport::read_into(std::shared_ptr<StreamTransport> se
 
 void StreamTransport::write(std::string_view data) {
     if (!loop_usable()) throw_wrong_loop();
+    // A connection lost to an error drops what is written, as asyncio's does: drain() reports
+    // the error (the transport closed itself, which is not the application's close()).
+    if (write_error_) return;
     if (closing_ || eof_requested_) throw std::logic_error("corio: write() after close() or write_eof()");
-    if (write_error_ || data.empty()) return;  // drain() reports the error
+    if (data.empty()) return;
     if (!write_in_flight_ && fd_ >= 0 && (held_ || buffered() == 0)) {
         // More input is already buffered: the application will likely write again before it
         // waits (the rest of an echo, the answer to a pipelined request). Keep this write back
@@ -379,7 +382,11 @@ void StreamTransport::on_flushed(IoOperation* op, long r) noexcept {
     auto* self = static_cast<StreamTransport*>(op->user);
     std::shared_ptr<StreamTransport> keep = std::move(self->flush_keepalive_);
     self->write_in_flight_ = false;
-    if (r > 0) {
+    if (r > 0 && self->write_error_) {
+        // The connection was lost while this write was in flight: the rest is dropped.
+        self->sending_ = ByteBuffer{};
+        self->pending_ = ByteBuffer{};
+    } else if (r > 0) {
         self->sending_.consume(std::size_t(r));
         try {
             self->start_flush();
