@@ -544,46 +544,6 @@ void EventLoop::close() {
     tick_end_.clear();
 }
 
-ThreadPool& EventLoop::default_executor() {
-    check_open();
-    if (default_executor_shut_down_) throw std::logic_error("cannot schedule new calls after shutdown");
-    if (!default_executor_) default_executor_ = std::make_unique<ThreadPool>(ThreadPool::default_size());
-    return *default_executor_;
-}
-
-void EventLoop::shutdown_default_executor() {
-    default_executor_shut_down_ = true;
-    if (!default_executor_) return;
-    std::unique_ptr<ThreadPool> pool = std::move(default_executor_);
-    if (running_ || is_closed() || detail::running_loop()) {
-        pool->shutdown();  // from a task: the loop waits (asyncio would await it)
-        return;
-    }
-    // The loop idles (corio::run's shutdown): it runs while another thread joins the pool, as
-    // asyncio's shutdown_default_executor does, so that a call that reaches back into the loop
-    // (call_soon_threadsafe, run_coroutine_threadsafe) is answered instead of waiting for ever.
-    std::atomic<bool> joined{false};
-    std::thread joiner;
-    try {
-        joiner = std::thread([&] {
-            pool->shutdown();
-            joined.store(true, std::memory_order_release);
-            try {
-                call_soon_threadsafe([] {});  // wakes the loop to see it
-            } catch (...) {
-            }
-        });
-    } catch (...) {
-        pool->shutdown();
-        return;
-    }
-    try {
-        run_until([&] { return joined.load(std::memory_order_acquire); });
-    } catch (...) {
-    }
-    joiner.join();
-}
-
 void EventLoop::default_exception_handler(const ExceptionContext& c) noexcept {
     try {
         std::ostringstream out;
