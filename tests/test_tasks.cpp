@@ -870,6 +870,18 @@ CORIO_TEST(Task, AddDoneCallbackRunsThroughCallSoonNeverInline) {
     EXPECT_EQ(log, (std::vector<std::string>{"late"}));
 }
 
+// asyncio calls a done-callback with the task: f(task) gets a typed handle made at completion,
+// in the same registration order as callbacks that take nothing.
+CORIO_TEST(Task, AddDoneCallbackMayTakeTheTask) {
+    std::vector<std::string> log;
+    Task<int> t = create_task(value_after(0s, 42));
+    t.add_done_callback([&](const Task<int>& done) { log.push_back("typed " + std::to_string(done.result())); });
+    t.add_done_callback([&] { log.push_back("plain"); });
+    t.add_done_callback([&, original = t](const AnyTask& done) { log.push_back(done == original ? "any, same" : "any, other"); });
+    co_await ticks(3);
+    EXPECT_EQ(log, (std::vector<std::string>{"typed 42", "plain", "any, same"}));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Future<T> (F1 - F4)
 // ---------------------------------------------------------------------------------------------
@@ -996,6 +1008,27 @@ CORIO_TEST(Future, DoneCallbacksAreScheduledInOrderNeverInline) {
     co_await sleep(0s);
     EXPECT_EQ(log, (std::vector<std::string>{"on-error"}));
     (void)g.exception();
+}
+
+// asyncio's fn(fut): the callback is given the future, so it need not capture it. One that
+// never completes is then freed with its last handle, callback and captures with it (a
+// callback capturing its own future would keep both alive for ever).
+CORIO_TEST(Future, DoneCallbackMayTakeTheFutureAndKeepsNothingAlive) {
+    EventLoop& loop = get_running_loop();
+    std::vector<std::string> log;
+    Future<int> f(loop);
+    f.add_done_callback([&](const Future<int>& done) { log.push_back("got " + std::to_string(done.result())); });
+    f.set_result(7);
+    f.add_done_callback([&](Future<int> done) { log.push_back("late " + std::to_string(done.result())); });
+    co_await sleep(0s);
+    EXPECT_EQ(log, (std::vector<std::string>{"got 7", "late 7"}));
+
+    auto captured = std::make_shared<int>(0);
+    std::optional<Future<int>> never(std::in_place, loop);
+    never->add_done_callback([captured](const Future<int>&) {});
+    EXPECT_EQ(captured.use_count(), 2);
+    never.reset();
+    EXPECT_EQ(captured.use_count(), 1);
 }
 
 // F4 / test_futures.py::test_tb_logger_exception_unretrieved, test_tb_logger_abandoned.

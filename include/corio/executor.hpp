@@ -229,15 +229,15 @@ std::future<T> run_coroutine_threadsafe(Coro<T> coro, EventLoop& loop) {
     loop.call_soon_threadsafe([&loop, promise, c = std::move(coro)]() mutable {
         try {
             Task<T> t = detail::spawn(loop, std::move(c), {}, std::source_location::current());
-            t.add_done_callback([t, promise] {
+            t.add_done_callback([promise](Task<T> done) {
                 try {
                     if constexpr (std::is_void_v<T>) {
-                        t.result();
+                        done.result();
                         promise->set_value();
                     } else {
                         // Nobody else sees this task: its result moves out (move-only T too).
-                        t.typed()->rethrow_if_failed();
-                        promise->set_value(std::move(t.typed()->value()));
+                        done.typed()->rethrow_if_failed();
+                        promise->set_value(std::move(done.typed()->value()));
                     }
                 } catch (...) {
                     promise->set_exception(std::current_exception());

@@ -59,14 +59,29 @@ public:
             return static_cast<const T&>(ref_->value());
         }
     }
+    // f(future), as asyncio calls it, or f(), is called (through call_soon) once done. The
+    // handle f gets is made then: f need not capture the future, so a future that never
+    // completes is not kept alive by its own callback.
     template <class F>
-    void add_done_callback(F f) { ref_->add_done_callback(detail::Callback(std::move(f))); }
+    void add_done_callback(F f) {
+        if constexpr (std::is_invocable_v<F&, const Future&>) {
+            ref_->add_done_callback(detail::BasicCallback<detail::FutureBase&>([f = std::move(f)](detail::FutureBase& s) mutable {
+                auto* typed = static_cast<detail::FutureState<T>*>(&s);
+                typed->add_ref();
+                f(Future(typed));
+            }));
+        } else {
+            static_assert(std::is_invocable_v<F&>, "add_done_callback(f): f must take the future, or nothing");
+            ref_->add_done_callback(detail::Callback(std::move(f)));
+        }
+    }
 
     using Awaiter = detail::FutureAwaiter<T, detail::FutureState<T>>;
     Awaiter operator co_await() const& noexcept { return Awaiter(ref_.get(), false); }
     Awaiter operator co_await() && noexcept { return Awaiter(ref_.get(), true); }
 
 private:
+    explicit Future(detail::FutureState<T>* adopted) noexcept : ref_(adopted) {}
     detail::StateRef<detail::FutureState<T>> ref_;
 };
 

@@ -32,10 +32,17 @@ public:
     std::string name() const { return ref_->name(); }
     void set_name(std::string name) { ref_->set_name(std::move(name)); }
     const std::source_location& created_at() const noexcept { return ref_->created_at(); }
-    // f() is called (through call_soon) once the task is done.
+    // f(task), as asyncio calls it, or f(), is called (through call_soon) once the task is done.
+    // The handle f gets is made then: f need not capture the task (nor keep it alive).
     template <class F>
     void add_done_callback(F f) {
-        ref_->add_done_callback(detail::Callback(std::move(f)));
+        if constexpr (std::is_invocable_v<F&, const AnyTask&>) {
+            ref_->add_done_callback(detail::BasicCallback<detail::FutureBase&>(
+                [f = std::move(f)](detail::FutureBase& s) mutable { f(AnyTask(static_cast<detail::TaskBase*>(&s))); }));
+        } else {
+            static_assert(std::is_invocable_v<F&>, "add_done_callback(f): f must take the task, or nothing");
+            ref_->add_done_callback(detail::Callback(std::move(f)));
+        }
     }
 
     detail::TaskBase* state() const noexcept { return ref_.get(); }
@@ -68,6 +75,20 @@ public:
     using Awaiter = detail::FutureAwaiter<T, detail::TaskState<T>>;
     Awaiter operator co_await() const& noexcept { return Awaiter(typed(), false); }
     Awaiter operator co_await() && noexcept { return Awaiter(typed(), true); }
+
+    // f(task) with this typed handle (so f can call task.result()), or f().
+    template <class F>
+    void add_done_callback(F f) {
+        if constexpr (std::is_invocable_v<F&, const Task&>) {
+            ref_->add_done_callback(detail::BasicCallback<detail::FutureBase&>([f = std::move(f)](detail::FutureBase& s) mutable {
+                auto* typed = static_cast<detail::TaskState<T>*>(static_cast<detail::TaskBase*>(&s));
+                typed->add_ref();
+                f(Task(typed));
+            }));
+        } else {
+            AnyTask::add_done_callback(std::move(f));
+        }
+    }
 
     detail::TaskState<T>* typed() const noexcept { return static_cast<detail::TaskState<T>*>(state()); }
 

@@ -14,19 +14,43 @@ bool loop_alive(const EventLoop* loop, std::uint64_t serial) noexcept;
 // --- futures -------------------------------------------------------------------------------
 
 namespace {
+void schedule_done_callback(EventLoop& loop, FutureBase& f, Callback fn) noexcept {
+    // A loop destroyed since cannot even be told (set_result() and cancel() refuse first).
+    if (!f.loop_open()) return;
+    try {
+        loop.call_soon(std::move(fn));
+    } catch (...) {
+        loop.call_exception_handler({"could not schedule a done callback", std::current_exception(), {}, {}, {}});
+    }
+}
+
+Callback bind_future(FutureBase& f, BasicCallback<FutureBase&> fn) {
+    f.add_ref();
+    return Callback([ref = StateRef<FutureBase>(&f), fn = std::move(fn)]() mutable { fn(*ref.get()); });
+}
+
 // A user done-callback waiting for a future: handed to call_soon when the future completes.
 struct CallbackWaiter final : CompletionWaiter, Recycled {
     CallbackWaiter(EventLoop& l, Callback f) : loop(l), fn(std::move(f)) {}
     EventLoop& loop;
     Callback fn;
     void on_future_done(FutureBase& f) override {
-        // A loop destroyed since cannot even be told (set_result() and cancel() refuse first).
-        if (f.loop_open()) {
-            try {
-                loop.call_soon(std::move(fn));
-            } catch (...) {
-                loop.call_exception_handler({"could not schedule a done callback", std::current_exception(), {}, {}, {}});
-            }
+        schedule_done_callback(loop, f, std::move(fn));
+        delete this;
+    }
+};
+
+// The same for a callback that is given the future: the future is bound to it only now, so a
+// callback that never runs (a future that never completes) keeps nothing alive.
+struct FutureCallbackWaiter final : CompletionWaiter, Recycled {
+    FutureCallbackWaiter(EventLoop& l, BasicCallback<FutureBase&> f) : loop(l), fn(std::move(f)) {}
+    EventLoop& loop;
+    BasicCallback<FutureBase&> fn;
+    void on_future_done(FutureBase& f) override {
+        try {
+            schedule_done_callback(loop, f, bind_future(f, std::move(fn)));
+        } catch (...) {
+            loop.call_exception_handler({"could not schedule a done callback", std::current_exception(), {}, {}, {}});
         }
         delete this;
     }
@@ -37,6 +61,7 @@ FutureBase::~FutureBase() {
     // Callback waiters of a future that never completed: nothing will call them now.
     while (CompletionWaiter* w = waiters_.pop_front()) {
         if (auto* cw = dynamic_cast<CallbackWaiter*>(w)) delete cw;
+        else if (auto* fw = dynamic_cast<FutureCallbackWaiter*>(w)) delete fw;
     }
 }
 
@@ -89,6 +114,15 @@ void FutureBase::add_done_callback(Callback cb) {
         return;
     }
     waiters_.push_back(*new CallbackWaiter(*loop_, std::move(cb)));
+}
+
+void FutureBase::add_done_callback(BasicCallback<FutureBase&> cb) {
+    check_loop_open();
+    if (done()) {
+        loop_->call_soon(bind_future(*this, std::move(cb)));
+        return;
+    }
+    waiters_.push_back(*new FutureCallbackWaiter(*loop_, std::move(cb)));
 }
 
 void FutureBase::finish(State s, std::exception_ptr e) noexcept {

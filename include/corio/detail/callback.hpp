@@ -1,4 +1,6 @@
-// A move-only `void()` callable (std::function needs copyable targets; ours own Coros).
+// Move-only callables (std::function needs copyable targets; ours own Coros): `Callback` is
+// `void()`, what the loop queues; `BasicCallback<FutureBase&>` is a done-callback that is told
+// which future completed, so that it need not capture (and keep alive) that future.
 #pragma once
 
 #include <memory>
@@ -9,29 +11,32 @@
 
 namespace corio::detail {
 
-class Callback {
+template <class... Args>
+class BasicCallback {
     struct Base {
         virtual ~Base() = default;
-        virtual void call() = 0;
+        virtual void call(Args... args) = 0;
     };
     template <class F>
     struct Impl final : Base, Recycled {
         explicit Impl(F&& f) : fn(std::move(f)) {}
-        void call() override { fn(); }
+        void call(Args... args) override { fn(std::forward<Args>(args)...); }
         F fn;
     };
 
 public:
-    Callback() = default;
+    BasicCallback() = default;
     template <class F>
-        requires(!std::is_same_v<std::decay_t<F>, Callback> && std::is_invocable_v<std::decay_t<F>&>)
-    Callback(F&& f) : impl_(new Impl<std::decay_t<F>>(std::decay_t<F>(std::forward<F>(f)))) {}
+        requires(!std::is_same_v<std::decay_t<F>, BasicCallback> && std::is_invocable_v<std::decay_t<F>&, Args...>)
+    BasicCallback(F&& f) : impl_(new Impl<std::decay_t<F>>(std::decay_t<F>(std::forward<F>(f)))) {}
 
     explicit operator bool() const noexcept { return bool(impl_); }
-    void operator()() { impl_->call(); }
+    void operator()(Args... args) { impl_->call(std::forward<Args>(args)...); }
 
 private:
     std::unique_ptr<Base> impl_;
 };
+
+using Callback = BasicCallback<>;
 
 }  // namespace corio::detail

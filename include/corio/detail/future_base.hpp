@@ -79,6 +79,9 @@ public:
     void remove_waiter(CompletionWaiter& w) noexcept { waiters_.remove(w); }
     // User done-callback: scheduled with call_soon once done (at once if already done).
     void add_done_callback(Callback cb);
+    // The same, told which future completed (asyncio's fn(fut)): it holds a reference to this
+    // state only from completion until it has run.
+    void add_done_callback(BasicCallback<FutureBase&> cb);
     bool loop_still_there() const noexcept;  // not destroyed, nor replaced at its address
     bool loop_open() const noexcept;
     // Throws std::logic_error("Event loop is closed") unless the future's loop is open.
