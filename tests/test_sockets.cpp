@@ -635,6 +635,50 @@ TEST(SocketClose, ASocketClosedBetweenRunsLeavesTheBackendNothingStale) {
 
 
 namespace {
+Coro<> recvfrom_then_give_up(DatagramEndpoint* ep) {
+    corio::testing::MockClock clock;
+    Coro<std::pair<std::string, SocketAddress>> receiving = ep->recvfrom();
+    Coro<std::pair<std::string, SocketAddress>> bounded = wait_for(std::move(receiving), 50ms);
+    EXPECT_THROW(co_await std::move(bounded), TimeoutError);
+}
+
+Coro<std::string> datagram_on_a_new_endpoint(int expected_fd) {
+    corio::testing::MockClock clock;  // a hang shows as a timeout, at once
+    Socket s = Socket::create(AF_INET, SOCK_DGRAM);
+    EXPECT_EQ(s.fileno(), expected_fd) << "the new socket should reuse the number";
+    s.bind(SocketAddress("127.0.0.1", 0));
+    DatagramEndpoint ep(std::move(s));
+    DatagramOptions sender_options;
+    sender_options.remote_addr = ep.getsockname();
+    DatagramEndpoint sender = co_await create_datagram_endpoint(sender_options);
+    Coro<> sending = sender.send("hello");
+    co_await std::move(sending);
+    Coro<std::pair<std::string, SocketAddress>> bounded = wait_for(ep.recvfrom(), 5s);
+    try {
+        auto got = co_await std::move(bounded);
+        co_return got.first;
+    } catch (const TimeoutError&) {
+    }
+    co_return "timeout";
+}
+}  // namespace
+
+// The same through DatagramEndpoint, whose socket was made before any loop ran: its operations
+// note the loop as sock_* do, so close() between runs still tells that loop's backend.
+TEST(SocketClose, ADatagramEndpointClosedBetweenRunsLeavesTheBackendNothingStale) {
+    Socket s = Socket::create(AF_INET, SOCK_DGRAM);
+    s.bind(SocketAddress("127.0.0.1", 0));
+    int fd = s.fileno();
+    DatagramEndpoint ep(std::move(s));
+    Runner runner;
+    runner.run(recvfrom_then_give_up(&ep));
+    ep.close();
+    std::string got = runner.run(datagram_on_a_new_endpoint(fd));
+    EXPECT_EQ(got, "hello");
+}
+
+
+namespace {
 Coro<std::string> recv_once(Socket* s, Socket* peer) {
     Task<std::string> receiving = create_task(sock_recv(*s, 10));
     for (int i = 0; i < 3; ++i) co_await sleep(0ms);  // waits in the backend: it knows the fd

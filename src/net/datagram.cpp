@@ -38,15 +38,23 @@ Coro<> send_datagram(int fd, std::string data, SocketAddress to, bool connected)
 
 }  // namespace
 
+// Each notes the loop it is called on, as the sock_* functions do: close() must tell that
+// loop's backend the fd is gone (epoll keeps a registration; a later socket with the same fd
+// number would otherwise wait for ever).
 Coro<std::pair<std::string, SocketAddress>> DatagramEndpoint::recvfrom(std::size_t max_size) {
+    detail::note_loop(sock_);
     return recv_datagram(sock_.fileno(), max_size);
 }
 
 Coro<> DatagramEndpoint::sendto(std::string data, SocketAddress address) {
+    detail::note_loop(sock_);
     return send_datagram(sock_.fileno(), std::move(data), std::move(address), false);
 }
 
-Coro<> DatagramEndpoint::send(std::string data) { return send_datagram(sock_.fileno(), std::move(data), {}, true); }
+Coro<> DatagramEndpoint::send(std::string data) {
+    detail::note_loop(sock_);
+    return send_datagram(sock_.fileno(), std::move(data), {}, true);
+}
 
 Coro<> DatagramEndpoint::aclose() {
     close();
