@@ -373,6 +373,62 @@ CORIO_TEST(NetFaults, WritingToAResetPeerFailsDrain) {
     co_await std::move(checked);
 }
 
+namespace {
+Coro<std::string> read_100(StreamReader r) {
+    std::string got = co_await r.read(100);
+    co_return got;
+}
+Coro<> drain_of(StreamWriter w) {
+    Coro<> draining = w.drain();
+    co_await std::move(draining);
+}
+int os_error_of(const std::exception_ptr& e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::system_error& x) {
+        return x.code().value();
+    } catch (...) {
+    }
+    return 0;
+}
+}  // namespace
+
+// A reset while a read and a drain wait: the kernel gives ECONNRESET to the first call and EPIPE
+// to the writes after it. Whichever completion the transport sees first, the reader, drain()
+// and exception() all report the reset, as asyncio's do (its reader meets it), not the broken
+// pipe the write was left with.
+CORIO_TEST(NetFaults, AResetWhileReadingAndDrainingIsConnectionResetForBoth) {
+    auto scenario = []() -> Coro<> {
+        RawLink link = co_await raw_link();
+        auto& [reader, writer] = link.ours;
+        writer.set_write_buffer_limits(1000);
+        writer.write(std::string(8 << 20, 'x'));  // the peer never reads: the write waits
+        Task<std::string> reading = create_task(read_100(reader));
+        Task<> draining = create_task(drain_of(writer));
+        co_await settle();
+        reset(link.peer);
+        std::exception_ptr drain_error, read_error;
+        try {
+            co_await draining;
+        } catch (...) {
+            drain_error = std::current_exception();
+        }
+        try {
+            co_await reading;
+        } catch (...) {
+            read_error = std::current_exception();
+        }
+        EXPECT_EQ(os_error_of(drain_error), ECONNRESET);
+        EXPECT_EQ(os_error_of(read_error), ECONNRESET);
+        EXPECT_EQ(os_error_of(reader.exception()), ECONNRESET);
+        writer.close();
+        Coro<> closed = wait_for(writer.wait_closed(), 10s);
+        co_await std::move(closed);
+    };
+    Coro<> checked = without_leaks(scenario);
+    co_await std::move(checked);
+}
+
 CORIO_TEST(NetFaults, ConnectionRefusedLeaksNothing) {
     auto scenario = []() -> Coro<> {
         std::uint16_t port;

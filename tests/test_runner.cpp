@@ -697,6 +697,8 @@ TEST(RunDebug, ASwallowAfterACancelAChildHandledIsStillReported) {
     std::vector<ExceptionContext> reports;
     corio::run(cancel_twice_and_collect(&reports));
     EXPECT_EQ(swallowed_reports(reports, "parent"), 1u) << all_messages(reports);
+    // It counts only the request this frame swallowed, not the one the child handled.
+    EXPECT_NE(all_messages(reports).find("requested 1 time(s)"), std::string::npos) << all_messages(reports);
 }
 
 // ---------------------------------------------------------------------------------------------

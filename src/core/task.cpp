@@ -336,7 +336,7 @@ void TaskBase::report_swallowed_cancel() noexcept {
     try {
         ExceptionContext c;
         c.message = "Task " + name() + " returned normally although its cancellation was requested " +
-                    std::to_string(task_cancel_requests_) +
+                    std::to_string(task_cancel_requests_ - absorbed_cancels_) +
                     " time(s): a CancelledError was swallowed (catch it only to clean up, then rethrow)";
         c.task_name = name();
         c.location = creation_site();

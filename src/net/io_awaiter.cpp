@@ -28,6 +28,7 @@ void IoAwaiter::on_complete(IoOperation* op, long r) noexcept {
     auto* self = static_cast<IoAwaiter*>(op->user);
     self->result = r;
     self->completed_ = true;
+    self->completed(r);
     self->wake();
 }
 

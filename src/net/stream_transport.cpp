@@ -86,9 +86,15 @@ void StreamTransport::throw_wrong_loop() const {
 }
 
 void StreamTransport::note_read_end(long r) noexcept {
-    if (r < 0 && r != -ECANCELED && !read_error_) {
+    if (r < 0 && r != -ECANCELED && !read_error_is_own_) {
+        // A reset peer: the kernel gives ECONNRESET to the first call and EPIPE to the writes
+        // after it, and the backend may complete our write before this read. The read's own
+        // error replaces the write's stand-in, so reader and drain() say ECONNRESET, as asyncio's
+        // reader reports it.
+        const bool lost_already = bool(read_error_);
         read_error_ = os_error(r, "read");
-        connection_lost(read_error_);
+        read_error_is_own_ = true;
+        if (!lost_already) connection_lost(read_error_);
     }
     eof_ = true;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <cerrno>
 #include <memory>
 #include <string_view>
 
@@ -101,6 +102,7 @@ private:
             if (r > 0) transport.input_.commit(std::size_t(r));
             if (r == 0) transport.note_read_end(r);  // bytes are no end: the stream goes on
         }
+        void completed(long r) noexcept override { transport.note_read_error_early(r); }
     };
     // A read into the caller's memory: bytes that arrive as it is cancelled are copied into the
     // stream's buffer, so that the next read still returns them.
@@ -116,6 +118,7 @@ private:
             }
             if (r == 0) transport.note_read_end(r);
         }
+        void completed(long r) noexcept override { transport.note_read_error_early(r); }
     };
     struct StateWaiter final : ListedWaitNode {
         explicit StateWaiter(WaitList& l) : list(l) {}
@@ -149,6 +152,11 @@ private:
     void close_fd() noexcept;
     // 0: the end; < 0 (but -ECANCELED, our own close): the error, kept for every later read.
     void note_read_end(long r) noexcept;
+    // A read's error, taken as its completion comes: a drain() woken in the same poll by the
+    // write that failed then reports the read's error (the reset), not the write's broken pipe.
+    void note_read_error_early(long r) noexcept {
+        if (r < 0 && r != -ECANCELED) note_read_end(r);
+    }
     [[noreturn]] void throw_wrong_loop() const;
     // Whether loop_ may be used from here: it is the running loop, or no loop runs here and
     // loop_ is open and this thread's (a write or close between two runs of a Runner).
@@ -169,6 +177,7 @@ private:
     std::shared_ptr<LoopToken> token_;
     EventLoop* loop_;
     std::exception_ptr read_error_;
+    bool read_error_is_own_ = false;  // a read's error, not one a failed write stood in for
 
     ByteBuffer input_;
     bool eof_ = false;

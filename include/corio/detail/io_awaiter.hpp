@@ -36,6 +36,9 @@ protected:
     // What a completed result means when the awaiting task was cancelled meanwhile (an
     // accepted connection must not leak, received bytes may belong to a buffer).
     virtual void completed_while_cancelled(long r) noexcept;
+    // Told of the result as the backend completes the operation, before the task resumes (other
+    // tasks woken in the same poll may run first).
+    virtual void completed(long) noexcept {}
 
 private:
     static void on_complete(IoOperation* op, long r) noexcept;
