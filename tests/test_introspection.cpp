@@ -49,6 +49,36 @@ CORIO_TEST(Introspection, TreeShowsStacksAndFlagsCycles) {
     }
 }
 
+namespace {
+Coro<> chain_link(int n, Future<>* end) {
+    if (n == 0) {
+        co_await *end;
+        co_return;
+    }
+    Task<> next = create_task(chain_link(n - 1, end));
+    co_await next;
+}
+}  // namespace
+
+// A chain of 20,000 tasks each awaiting the next: the table, the tree and the cycle search walk
+// it without recursion (corio-ps asks for them on the loop's own thread, and a stack overflow
+// there killed the program inspected), and the tree grows with the chain, not its square.
+CORIO_TEST(Introspection, ADeepChainOfTasksIsShownWithoutRecursion) {
+    constexpr int kLinks = 20000;
+    Future<> end(get_running_loop());
+    Task<> head = create_task(chain_link(kLinks, &end));
+    for (int i = 0; i <= kLinks; ++i) co_await sleep(0s);  // each link starts the next one a tick later
+    CO_ASSERT_EQ(all_tasks().size(), std::size_t(kLinks) + 2);
+    std::vector<TaskInfo> graph = capture_call_graph();
+    EXPECT_TRUE(find_await_cycles(graph).empty());
+    std::string tree = format_task_tree();
+    EXPECT_LT(tree.size(), std::size_t(kLinks) * 1000) << "the indentation should stop growing";
+    EXPECT_TRUE(contains(tree, "[depth 20000] ")) << tree.substr(tree.size() - std::min<std::size_t>(tree.size(), 600));
+    EXPECT_GT(format_task_table().size(), std::size_t(kLinks) * 10);
+    end.set_result();
+    co_await head;
+}
+
 CORIO_TEST(Introspection, CorioPsTalksToARunningLoop) {
     enable_introspection();
     auto w = create_task(sleepy_worker(), "busy-worker");

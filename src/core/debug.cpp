@@ -8,7 +8,6 @@
 #include <iostream>
 #include <sstream>
 #include <algorithm>
-#include <functional>
 #include <map>
 #include <set>
 #include <typeinfo>
@@ -102,31 +101,43 @@ void print_call_graph(std::ostream& out) {
 
 void print_call_graph() { print_call_graph(std::cerr); }
 
+// Iterative (an explicit stack, not recursion): a chain of tens of thousands of tasks awaiting
+// each other is a legitimate program, and corio-ps must not overflow the stack of the loop it
+// inspects.
 std::vector<std::vector<std::uint64_t>> find_await_cycles(const std::vector<TaskInfo>& tasks) {
     std::map<std::uint64_t, const TaskInfo*> by_id;
     for (const auto& t : tasks) by_id[t.id] = &t;
     std::map<std::uint64_t, int> color;  // 0 new, 1 on the current path, 2 done
     std::vector<std::uint64_t> path;
+    std::vector<std::size_t> next_edge;  // per entry of path: the next of its awaits to visit
     std::vector<std::vector<std::uint64_t>> cycles;
-    std::function<void(std::uint64_t)> visit = [&](std::uint64_t id) {
+    auto enter = [&](std::uint64_t id) {
         color[id] = 1;
         path.push_back(id);
-        if (auto it = by_id.find(id); it != by_id.end()) {
-            for (std::uint64_t next : it->second->awaits) {
-                if (color[next] == 1) {
-                    auto from = std::find(path.begin(), path.end(), next);
-                    cycles.emplace_back(from, path.end());
-                    cycles.back().push_back(next);
-                } else if (color[next] == 0) {
-                    visit(next);
-                }
+        next_edge.push_back(0);
+    };
+    for (const auto& root : tasks) {
+        if (color[root.id] != 0) continue;
+        enter(root.id);
+        while (!path.empty()) {
+            auto it = by_id.find(path.back());
+            const std::vector<std::uint64_t>* awaits = it != by_id.end() ? &it->second->awaits : nullptr;
+            if (!awaits || next_edge.back() == awaits->size()) {
+                color[path.back()] = 2;
+                path.pop_back();
+                next_edge.pop_back();
+                continue;
+            }
+            std::uint64_t next = (*awaits)[next_edge.back()++];
+            if (color[next] == 1) {
+                auto from = std::find(path.begin(), path.end(), next);
+                cycles.emplace_back(from, path.end());
+                cycles.back().push_back(next);
+            } else if (color[next] == 0) {
+                enter(next);
             }
         }
-        path.pop_back();
-        color[id] = 2;
-    };
-    for (const auto& t : tasks)
-        if (color[t.id] == 0) visit(t.id);
+    }
     return cycles;
 }
 
@@ -197,23 +208,36 @@ std::string format_task_tree() {
     }
     std::ostringstream out;
     std::set<std::uint64_t> shown;
-    std::function<void(const TaskInfo&, const std::string&)> show = [&](const TaskInfo& t, const std::string& indent) {
-        out << indent << task_label(t) << " (" << t.state;
-        if (t.age_s >= 0) out << ", " << seconds(t.age_s) << " s old, " << seconds(t.busy_s) << " s on the loop";
-        out << ")\n";
-        if (!shown.insert(t.id).second) {
-            out << indent << "    (shown above: a cycle)\n";
-            return;
+    // Depth first with an explicit stack (see find_await_cycles); the indentation stops growing
+    // at kMaxIndent levels and the depth is written instead, so a deep chain's tree grows with
+    // its length, not with its square.
+    constexpr std::size_t kMaxIndent = 16;
+    std::vector<std::pair<const TaskInfo*, std::size_t>> stack;
+    auto show = [&](const TaskInfo& top) {
+        stack.emplace_back(&top, 0);
+        while (!stack.empty()) {
+            auto [t, depth] = stack.back();
+            stack.pop_back();
+            const std::string indent(4 * std::min(depth, kMaxIndent), ' ');
+            out << indent;
+            if (depth > kMaxIndent) out << "[depth " << depth << "] ";
+            out << task_label(*t) << " (" << t->state;
+            if (t->age_s >= 0) out << ", " << seconds(t->age_s) << " s old, " << seconds(t->busy_s) << " s on the loop";
+            out << ")\n";
+            if (!shown.insert(t->id).second) {
+                out << indent << "    (shown above: a cycle)\n";
+                continue;
+            }
+            for (const auto& f : t->frames) out << indent << "    " << f.function << "  " << f.file << ":" << f.line << "\n";
+            if (!t->awaiting.empty()) out << indent << "    awaiting " << t->awaiting << "\n";
+            for (auto a = t->awaits.rbegin(); a != t->awaits.rend(); ++a)
+                if (auto it = by_id.find(*a); it != by_id.end()) stack.emplace_back(it->second, depth + 1);
         }
-        for (const auto& f : t.frames) out << indent << "    " << f.function << "  " << f.file << ":" << f.line << "\n";
-        if (!t.awaiting.empty()) out << indent << "    awaiting " << t.awaiting << "\n";
-        for (auto a : t.awaits)
-            if (auto it = by_id.find(a); it != by_id.end()) show(*it->second, indent + "    ");
     };
     for (const auto& t : tasks)
-        if (!awaited_by_count.count(t.id)) show(t, "");
+        if (!awaited_by_count.count(t.id)) show(t);
     for (const auto& t : tasks)
-        if (!shown.count(t.id)) show(t, "");  // only cycles are left
+        if (!shown.count(t.id)) show(t);  // only cycles are left
     for (const auto& cycle : find_await_cycles(tasks)) {
         out << "CYCLE: tasks await each other:";
         for (std::size_t i = 0; i < cycle.size(); ++i) {
