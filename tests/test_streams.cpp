@@ -865,6 +865,25 @@ CORIO_TEST(Server, ServeForeverReturnsWhenClosed) {
     co_await server.wait_closed();
 }
 
+// asyncio refuses a second serve_forever() at once; a stray one that waited and then timed out
+// would close the server under the first.
+CORIO_TEST(Server, ASecondServeForeverIsRefusedAndLeavesTheServerServing) {
+    Server server = co_await serve_local(echo_handler);
+    Coro<> forever = server.serve_forever();
+    Task<> serving = create_task(std::move(forever));
+    co_await sleep(0ms);
+    Coro<> again = server.serve_forever();
+    EXPECT_THROW(co_await std::move(again), std::logic_error);
+    EXPECT_TRUE(server.is_serving());
+    EXPECT_FALSE(serving.done());
+    serving.cancel();
+    EXPECT_THROW(co_await serving, CancelledError);
+    EXPECT_FALSE(server.is_serving());
+    // Once the first has ended, the flag is down (the server is closed: that is the refusal now).
+    Coro<> after = server.serve_forever();
+    EXPECT_THROW(co_await std::move(after), std::logic_error);
+}
+
 CORIO_TEST(Server, ReusePortLetsTwoServersShareAPort) {
     auto handler_for = [](std::string name) {
         return [name](StreamReader reader, StreamWriter writer) -> Coro<> {

@@ -31,6 +31,7 @@ struct ServerState {
     dev_t unix_dev = 0;
     ino_t unix_ino = 0;
     bool closed = false;
+    bool serving_forever = false;  // a serve_forever() waits (a second one is refused)
     Event closed_event;
     Event idle_event;  // closed, and no handler left
 };
@@ -241,12 +242,17 @@ Coro<> Server::serve_forever() {
     auto s = s_;
     if (!s) throw std::logic_error("serve_forever() on a server that was never started");
     if (s->closed) throw std::logic_error("serve_forever() on a closed server");
+    // asyncio refuses a second one (RuntimeError "already being awaited on serve_forever()"):
+    // a stray second call that then timed out would otherwise close the server under the first.
+    if (s->serving_forever) throw std::logic_error("the server is already being awaited on serve_forever()");
+    s->serving_forever = true;
     std::exception_ptr cancelled;
     try {
         co_await s->closed_event.wait();
     } catch (const CancelledError&) {
         cancelled = std::current_exception();
     }
+    s->serving_forever = false;
     if (cancelled) {
         close();
         Coro<> closing = wait_closed();
