@@ -129,6 +129,47 @@ TEST(SocketAddressUnix, NamesMayFillSunPath) {
     EXPECT_THROW(SocketAddress::unix_path(name + "n"), std::invalid_argument);
 }
 
+namespace {
+// A Unix datagram receiver whose queue is full (filled with raw sends); then one corio send,
+// which must wait, and arrive whole once the receiver drains.
+Coro<std::string> last_datagram_after_a_full_queue(bool connected) {
+    std::string name = std::string(1, '\0') + "corio-dgram-full-" + std::to_string(::getpid()) + (connected ? "c" : "u");
+    SocketAddress where = SocketAddress::unix_path(name);
+    Socket receiving = Socket::create(AF_UNIX, SOCK_DGRAM);
+    receiving.bind(where);
+    DatagramEndpoint receiver(std::move(receiving));
+    Socket c = Socket::create(AF_UNIX, SOCK_DGRAM);
+    if (connected) co_await sock_connect(c, where);
+    std::string filler(1000, 'f');
+    int queued = 0;
+    while (::sendto(c.fileno(), filler.data(), filler.size(), MSG_DONTWAIT, connected ? nullptr : where.native(),
+                    connected ? 0 : where.length()) > 0)
+        ++queued;
+    EXPECT_GT(queued, 0);
+    DatagramEndpoint sender(std::move(c));
+    Task<> sending = create_task(connected ? sender.send("FIRST") : sender.sendto("FIRST", where));
+    for (int i = 0; i < 5; ++i) co_await sleep(0s);
+    EXPECT_FALSE(sending.done()) << "the receiver is full: the send waits";
+    std::string last;
+    for (int i = 0; i <= queued; ++i) {
+        auto got = co_await receiver.recvfrom();
+        last = got.first;
+    }
+    co_await sending;
+    co_return last;
+}
+}  // namespace
+
+// io_uring retried a Unix datagram send that had met a full receiver after the socket had taken
+// its bytes, and delivered an empty datagram; an unconnected one threw EAGAIN. The datagram
+// now waits, then arrives whole, on both backends (asyncio buffers it).
+CORIO_TEST(UnixDatagram, ASendToAFullReceiverWaitsAndArrivesWhole) {
+    std::string connected = co_await last_datagram_after_a_full_queue(true);
+    EXPECT_EQ(connected, "FIRST");
+    std::string unconnected = co_await last_datagram_after_a_full_queue(false);
+    EXPECT_EQ(unconnected, "FIRST");
+}
+
 // A Unix listener whose backlog is full refuses a non-blocking connect with EAGAIN. That is the
 // connect's result on both backends: epoll used to wait for writability, which an unconnected
 // socket has at once, and reported the socket connected.

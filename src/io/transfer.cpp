@@ -24,6 +24,9 @@ long transfer_now(IoOperation& op) noexcept {
             case K::Write: r = errno_result(::write(op.fd, op.buffer, op.length)); break;
             case K::Recv: r = errno_result(::recv(op.fd, op.buffer, op.length, op.flags)); break;
             case K::Send: r = errno_result(::send(op.fd, op.buffer, op.length, op.flags | MSG_NOSIGNAL)); break;
+            case K::SendTo:
+                r = errno_result(::sendto(op.fd, op.buffer, op.length, op.flags | MSG_NOSIGNAL, op.address, op.address_length));
+                break;
             case K::ReadV: r = errno_result(::readv(op.fd, static_cast<const iovec*>(op.buffer), int(op.length))); break;
             default: return -EOPNOTSUPP;
         }

@@ -1,6 +1,10 @@
 #include "corio/datagram.hpp"
+#include "corio/loop.hpp"
 
 #include <sys/socket.h>
+
+#include <cerrno>
+#include <system_error>
 
 namespace corio {
 
@@ -23,6 +27,10 @@ Coro<std::pair<std::string, SocketAddress>> recv_datagram(int fd, std::size_t ma
     co_return std::pair<std::string, SocketAddress>(std::move(data), from);
 }
 
+// A completion backend is not given datagram sends to retry: io_uring, meeting EAGAIN from a
+// Unix datagram socket whose peer is full, retried a send the socket had already consumed and
+// delivered an empty datagram; an unconnected one (sendto) even came back with EAGAIN. The send
+// is made here, and only readiness is waited for; epoll's own path does the same.
 Coro<> send_datagram(int fd, std::string data, SocketAddress to, bool connected) {
     detail::IoAwaiter io;
     io.op.kind = connected ? IoOperation::Kind::Send : IoOperation::Kind::SendTo;
@@ -33,7 +41,19 @@ Coro<> send_datagram(int fd, std::string data, SocketAddress to, bool connected)
         io.op.address = to.native();
         io.op.address_length = to.length();
     }
-    co_await io;
+    if (get_running_loop().backend().readiness_based()) {
+        co_await io;
+        co_return;
+    }
+    for (;;) {
+        long r = detail::transfer_now(io.op);
+        if (r >= 0) co_return;
+        if (r != -EAGAIN) throw std::system_error(int(-r), std::generic_category());
+        detail::IoAwaiter writable;
+        writable.op.kind = IoOperation::Kind::PollOut;
+        writable.op.fd = fd;
+        co_await writable;
+    }
 }
 
 }  // namespace
