@@ -1020,8 +1020,9 @@ CORIO_TEST(Future, DoneCallbackMayTakeTheFutureAndKeepsNothingAlive) {
     f.add_done_callback([&](const Future<int>& done) { log.push_back("got " + std::to_string(done.result())); });
     f.set_result(7);
     f.add_done_callback([&](Future<int> done) { log.push_back("late " + std::to_string(done.result())); });
+    f.add_done_callback([&](Future<int>& done) { log.push_back("by reference " + std::to_string(done.result())); });
     co_await sleep(0s);
-    EXPECT_EQ(log, (std::vector<std::string>{"got 7", "late 7"}));
+    EXPECT_EQ(log, (std::vector<std::string>{"got 7", "late 7", "by reference 7"}));
 
     auto captured = std::make_shared<int>(0);
     std::optional<Future<int>> never(std::in_place, loop);

@@ -64,11 +64,12 @@ public:
     // completes is not kept alive by its own callback.
     template <class F>
     void add_done_callback(F f) {
-        if constexpr (std::is_invocable_v<F&, const Future&>) {
+        if constexpr (std::is_invocable_v<F&, Future&>) {
             ref_->add_done_callback(detail::BasicCallback<detail::FutureBase&>([f = std::move(f)](detail::FutureBase& s) mutable {
                 auto* typed = static_cast<detail::FutureState<T>*>(&s);
                 typed->add_ref();
-                f(Future(typed));
+                Future done(typed);
+                f(done);
             }));
         } else {
             static_assert(std::is_invocable_v<F&>, "add_done_callback(f): f must take the future, or nothing");

@@ -36,9 +36,11 @@ public:
     // The handle f gets is made then: f need not capture the task (nor keep it alive).
     template <class F>
     void add_done_callback(F f) {
-        if constexpr (std::is_invocable_v<F&, const AnyTask&>) {
-            ref_->add_done_callback(detail::BasicCallback<detail::FutureBase&>(
-                [f = std::move(f)](detail::FutureBase& s) mutable { f(AnyTask(static_cast<detail::TaskBase*>(&s))); }));
+        if constexpr (std::is_invocable_v<F&, AnyTask&>) {
+            ref_->add_done_callback(detail::BasicCallback<detail::FutureBase&>([f = std::move(f)](detail::FutureBase& s) mutable {
+                AnyTask done(static_cast<detail::TaskBase*>(&s));
+                f(done);
+            }));
         } else {
             static_assert(std::is_invocable_v<F&>, "add_done_callback(f): f must take the task, or nothing");
             ref_->add_done_callback(detail::Callback(std::move(f)));
@@ -79,11 +81,12 @@ public:
     // f(task) with this typed handle (so f can call task.result()), or f().
     template <class F>
     void add_done_callback(F f) {
-        if constexpr (std::is_invocable_v<F&, const Task&>) {
+        if constexpr (std::is_invocable_v<F&, Task&>) {
             ref_->add_done_callback(detail::BasicCallback<detail::FutureBase&>([f = std::move(f)](detail::FutureBase& s) mutable {
                 auto* typed = static_cast<detail::TaskState<T>*>(static_cast<detail::TaskBase*>(&s));
                 typed->add_ref();
-                f(Task(typed));
+                Task done(typed);
+                f(done);
             }));
         } else {
             AnyTask::add_done_callback(std::move(f));

@@ -1,9 +1,12 @@
 #include "corio/datagram.hpp"
 #include "corio/loop.hpp"
+#include "corio/sleep.hpp"
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <system_error>
 
 namespace corio {
@@ -45,10 +48,20 @@ Coro<> send_datagram(int fd, std::string data, SocketAddress to, bool connected)
         co_await io;
         co_return;
     }
+    // An unconnected Unix datagram socket polls writable while the receiver is full (only its
+    // own buffer counts): when a readiness wait is followed by EAGAIN again, the next retry waits
+    // a little longer (1 ms doubling to 64 ms) instead of spinning the loop.
+    auto backoff = std::chrono::milliseconds(0);
     for (;;) {
         long r = detail::transfer_now(io.op);
         if (r >= 0) co_return;
         if (r != -EAGAIN) throw std::system_error(int(-r), std::generic_category());
+        if (backoff.count() != 0) {
+            co_await sleep(backoff);
+            backoff = std::min(backoff * 2, std::chrono::milliseconds(64));
+        } else {
+            backoff = std::chrono::milliseconds(1);
+        }
         detail::IoAwaiter writable;
         writable.op.kind = IoOperation::Kind::PollOut;
         writable.op.fd = fd;

@@ -245,14 +245,23 @@ Coro<> Server::serve_forever() {
     // asyncio refuses a second one (RuntimeError "already being awaited on serve_forever()"):
     // a stray second call that then timed out would otherwise close the server under the first.
     if (s->serving_forever) throw std::logic_error("the server is already being awaited on serve_forever()");
-    s->serving_forever = true;
+    // Down however the wait ends: an error, or the frame destroyed as its loop closes.
+    struct ServingForever {
+        detail::ServerState* state;
+        explicit ServingForever(detail::ServerState* st) : state(st) { state->serving_forever = true; }
+        ~ServingForever() { state->serving_forever = false; }
+        ServingForever(const ServingForever&) = delete;
+        ServingForever& operator=(const ServingForever&) = delete;
+    };
     std::exception_ptr cancelled;
-    try {
-        co_await s->closed_event.wait();
-    } catch (const CancelledError&) {
-        cancelled = std::current_exception();
+    {
+        ServingForever serving(s.get());
+        try {
+            co_await s->closed_event.wait();
+        } catch (const CancelledError&) {
+            cancelled = std::current_exception();
+        }
     }
-    s->serving_forever = false;
     if (cancelled) {
         close();
         Coro<> closing = wait_closed();

@@ -155,7 +155,8 @@ private:
     // A read's error, taken as its completion comes: a drain() woken in the same poll by the
     // write that failed then reports the read's error (the reset), not the write's broken pipe.
     void note_read_error_early(long r) noexcept {
-        if (r < 0 && r != -ECANCELED) note_read_end(r);
+        // Not the results that only mean "try again" (the caller's loop retries them).
+        if (r < 0 && r != -ECANCELED && r != -EAGAIN && r != -EWOULDBLOCK && r != -EINTR) note_read_end(r);
     }
     [[noreturn]] void throw_wrong_loop() const;
     // Whether loop_ may be used from here: it is the running loop, or no loop runs here and
