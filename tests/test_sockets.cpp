@@ -794,3 +794,79 @@ CORIO_TEST(SocketFdReuse, AReleasedFdClosedByItsNewOwnerDoesNotStrandTheNextFile
     std::string got = co_await std::move(receiving);
     EXPECT_EQ(got, "hello");
 }
+
+namespace {
+// Three receivers wait on one socket, in order, before anything arrives; then one write brings
+// the bytes (stream) or three datagrams come.
+Coro<std::vector<std::string>> three_waiting_receivers(int type) {
+    auto [a, b] = unix_socket_pair(type);
+    std::vector<Task<std::string>> receivers;
+    for (int i = 0; i < 3; ++i) {
+        receivers.push_back(create_task(sock_recv(b, type == SOCK_STREAM ? 1 : 100)));
+        co_await sleep(0s);  // each waits before the next starts
+    }
+    if (type == SOCK_STREAM) {
+        EXPECT_EQ(::send(a.fileno(), "123", 3, 0), 3);
+    } else {
+        for (const char* d : {"1", "2", "3"}) EXPECT_EQ(::send(a.fileno(), d, 1, 0), 1);
+    }
+    std::vector<std::string> got;
+    for (auto& r : receivers) got.push_back(co_await r);
+    co_return got;
+}
+}  // namespace
+
+// Receivers waiting on one socket take what arrives in the order they began to wait, as on
+// epoll (and in asyncio, whose sock_recv waiters queue on the fd's reader). io_uring woke them
+// newest first: "2", "3", "1".
+CORIO_TEST(SockOrder, ReceiversWaitingOnOneSocketAreServedInTheOrderTheyCame) {
+    for (int type : {SOCK_STREAM, SOCK_DGRAM}) {
+        Coro<std::vector<std::string>> running = three_waiting_receivers(type);
+        std::vector<std::string> got = co_await std::move(running);
+        EXPECT_EQ(got, (std::vector<std::string>{"1", "2", "3"})) << "type " << type;
+    }
+}
+
+// Two datagrams waiting to be sent to a full receiver leave in the order they were sent.
+CORIO_TEST(SockOrder, DatagramsWaitingForAFullReceiverLeaveInOrder) {
+    auto [a, b] = unix_socket_pair(SOCK_DGRAM);
+    std::string filler(1000, 'f');
+    int queued = 0;
+    while (::send(a.fileno(), filler.data(), filler.size(), MSG_DONTWAIT) > 0) ++queued;
+    CO_ASSERT_GT(queued, 0);
+    DatagramEndpoint sender(std::move(a));
+    Task<> first = create_task(sender.send("first"));
+    co_await sleep(0s);
+    Task<> second = create_task(sender.send("second"));
+    for (int i = 0; i < 3; ++i) co_await sleep(0s);
+    EXPECT_FALSE(first.done());
+    EXPECT_FALSE(second.done());
+    std::vector<std::string> tail;
+    for (int i = 0; i < queued + 2; ++i) {
+        std::string got = co_await sock_recv(b, 2000);
+        if (got != filler) tail.push_back(got);
+    }
+    co_await first;
+    co_await second;
+    EXPECT_EQ(tail, (std::vector<std::string>{"first", "second"}));
+}
+
+// A receiver cancelled while it waits behind another leaves its place to the next one, and
+// nothing it would have taken is lost.
+CORIO_TEST(SockOrder, AReceiverCancelledInTheQueueLeavesTheOthersInOrder) {
+    auto [a, b] = unix_socket_pair();
+    Task<std::string> first = create_task(sock_recv(b, 1));
+    co_await sleep(0s);
+    Task<std::string> second = create_task(sock_recv(b, 1));
+    co_await sleep(0s);
+    Task<std::string> third = create_task(sock_recv(b, 1));
+    co_await sleep(0s);
+    second.cancel();
+    for (int i = 0; i < 5 && !second.done(); ++i) co_await sleep(0s);
+    EXPECT_TRUE(second.cancelled());
+    CO_ASSERT_EQ(::send(a.fileno(), "12", 2, 0), 2);
+    std::string got_first = co_await first;
+    std::string got_third = co_await third;
+    EXPECT_EQ(got_first, "1");
+    EXPECT_EQ(got_third, "2");
+}

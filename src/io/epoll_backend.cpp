@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "corio/backend.hpp"
+#include "op_queue.hpp"
 
 namespace corio {
 
@@ -26,27 +27,9 @@ namespace {
 
 enum : std::uint8_t { Idle = 0, Queued = 1, Completed = 2 };
 
-struct OpQueue {
-    IoOperation* head = nullptr;
-    IoOperation* tail = nullptr;
-    bool empty() const noexcept { return head == nullptr; }
-    void push(IoOperation* op) noexcept {
-        op->next_ = nullptr;
-        op->prev_ = tail;
-        if (tail) tail->next_ = op; else head = op;
-        tail = op;
-    }
-    void remove(IoOperation* op) noexcept {
-        if (op->prev_) op->prev_->next_ = op->next_; else head = op->next_;
-        if (op->next_) op->next_->prev_ = op->prev_; else tail = op->prev_;
-        op->next_ = op->prev_ = nullptr;
-    }
-};
+using detail::OpQueue;
 
-bool reads(IoOperation::Kind k) noexcept {
-    using K = IoOperation::Kind;
-    return k == K::Read || k == K::Recv || k == K::Accept || k == K::RecvFrom || k == K::PollIn || k == K::ReadV;
-}
+using detail::reads;
 
 // Bytes a transfer asked for (ReadV: the sum of its iovecs).
 std::size_t requested(const IoOperation& op) noexcept {

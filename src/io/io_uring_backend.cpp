@@ -26,6 +26,7 @@
 #include <system_error>
 #include <vector>
 
+#include "op_queue.hpp"
 #include "uring_prep.hpp"
 #include "uring_recv_queue.hpp"
 
@@ -39,6 +40,7 @@ enum : std::uint8_t {
     InFlight = 1,  // a submission entry with the operation as user data
     Waiting = 2,   // on its socket's list of waiters, for its multishot receive
     Ready = 3,     // completed without the kernel; delivered by the next poll()
+    Queued = 4,    // behind another operation of the same direction on its fd, not yet submitted
 };
 // IoOperation::progress_ of a one-shot read on a socket whose multishot receive is not armed:
 // the socket counts it, so that no multishot starts while it may still take bytes first.
@@ -147,13 +149,13 @@ public:
         op.progress_ = 0;
         if (buffers_.ready() && is_read_or_poll_in(op.kind)) {
             if (FdState* s = stream_state(op.fd)) {
-                if (s->queue.readable() && !s->waiters) {
+                if (s->queue.readable() && s->waiters.empty()) {
                     finish_now(*s, op);
                     ++pending_;
                     return;
                 }
                 const bool poll = op.kind == IoOperation::Kind::PollIn;
-                if (!s->armed && s->counted_reads == 0 && s->waiters == nullptr && !poll) arm(op.fd, *s);
+                if (!s->armed && s->counted_reads == 0 && s->waiters.empty() && !poll) arm(op.fd, *s);
                 if (s->armed) {
                     add_waiter(*s, op);
                     ++pending_;
@@ -171,7 +173,7 @@ public:
                 }
             }
         }
-        prep_one_shot(op);
+        start_one_shot(op);
         ++pending_;
     }
 
@@ -190,9 +192,9 @@ public:
     bool readiness_based() const noexcept override { return false; }
 
     void cancel(IoOperation& op) override {
-        if (op.where_ == Waiting) {
+        if (op.where_ == Waiting || op.where_ == Queued) {
             FdState& s = fds_[std::size_t(op.fd)];
-            remove_waiter(s, op);
+            (op.where_ == Waiting ? s.waiters : s.queued[detail::reads(op.kind)]).remove(&op);
             make_ready(op, -ECANCELED);
             return;
         }
@@ -311,6 +313,7 @@ public:
             if (op->kind == K::RecvFrom && res >= 0)
                 op->address_length = detail::uring::received_name_length(*op);
             if (op->progress_ == kCountedRead) uncount_read(*op);
+            start_next_after(*op);
             make_ready(*op, res);
         }
         io_uring_cq_advance(&ring_, seen);
@@ -350,7 +353,11 @@ private:
         bool cancel_sent = false;  // ... and is being cancelled (the queue is full)
         bool starved = false;      // the ring ran dry (ENOBUFS) under the last one
         unsigned counted_reads = 0;
-        IoOperation* waiters = nullptr;  // FIFO through next_/prev_; prev_ of the head: the tail
+        detail::OpQueue waiters;
+        // The one-shot operation of each direction (detail::reads) in the kernel, and those
+        // queued behind it: the kernel serves operations waiting on one file newest first.
+        IoOperation* in_flight[2] = {nullptr, nullptr};
+        detail::OpQueue queued[2];
         detail::uring::RecvQueue queue;
     };
 
@@ -427,12 +434,11 @@ private:
         }
         serve_waiters(s);
         if (s.queue.bytes() >= kMaxQueuedBytes || s.queue.buffers() >= max_queued_buffers_) stop(fd, s);
-        if (!s.armed && s.waiters) {
-            if (s.type == Stream && s.counted_reads == 0 && s.waiters->kind != IoOperation::Kind::PollIn) arm(fd, s);
+        if (!s.armed && !s.waiters.empty()) {
+            if (s.type == Stream && s.counted_reads == 0 && s.waiters.head->kind != IoOperation::Kind::PollIn) arm(fd, s);
             if (!s.armed) {
                 // Nothing will come through the ring for them: one-shot entries, in order.
-                while (IoOperation* op = s.waiters) {
-                    remove_waiter(s, *op);
+                while (IoOperation* op = s.waiters.pop()) {
                     --pending_;
                     op->where_ = Idle;
                     submit(*op);
@@ -444,9 +450,8 @@ private:
     // Completes waiters in order while the queue can serve them (a readiness wait does not
     // consume, so every one waiting completes).
     void serve_waiters(FdState& s) {
-        while (s.waiters && s.queue.readable()) {
-            IoOperation& op = *s.waiters;
-            remove_waiter(s, op);
+        while (!s.waiters.empty() && s.queue.readable()) {
+            IoOperation& op = *s.waiters.pop();
             finish_now(s, op);
         }
     }
@@ -470,31 +475,7 @@ private:
 
     void add_waiter(FdState& s, IoOperation& op) {
         op.where_ = Waiting;
-        op.next_ = nullptr;
-        if (!s.waiters) {
-            op.prev_ = &op;
-            s.waiters = &op;
-        } else {
-            IoOperation* tail = s.waiters->prev_;
-            tail->next_ = &op;
-            op.prev_ = tail;
-            s.waiters->prev_ = &op;
-        }
-    }
-
-    void remove_waiter(FdState& s, IoOperation& op) noexcept {
-        IoOperation* tail = s.waiters->prev_;
-        if (&op == s.waiters) {
-            s.waiters = op.next_;
-            if (s.waiters) s.waiters->prev_ = tail;
-        } else {
-            op.prev_->next_ = op.next_;
-            if (op.next_)
-                op.next_->prev_ = op.prev_;
-            else
-                s.waiters->prev_ = op.prev_;
-        }
-        op.next_ = op.prev_ = nullptr;
+        s.waiters.push(&op);
     }
 
     void uncount_read(IoOperation& op) {
@@ -507,10 +488,11 @@ private:
     // The fd is about to be closed (or the loop is): its waiters complete with -ECANCELED, its
     // buffers go back, and a multishot still in the kernel becomes stale (new generation).
     void forget(FdState& s) noexcept {
-        while (IoOperation* op = s.waiters) {
-            remove_waiter(s, *op);
-            make_ready(*op, -ECANCELED);
+        for (detail::OpQueue* q : {&s.waiters, &s.queued[0], &s.queued[1]}) {
+            while (IoOperation* op = q->pop()) make_ready(*op, -ECANCELED);
         }
+        // What is still in the kernel completes as cancelled, or stale: it starts nothing.
+        s.in_flight[0] = s.in_flight[1] = nullptr;
         if (buffers_.ready()) s.queue.clear(buffers_);
         ++s.gen;
         s.type = Unknown;
@@ -520,9 +502,34 @@ private:
         s.counted_reads = 0;
     }
 
-    void prep_one_shot(IoOperation& op) {
-        detail::uring::prepare_one_shot(*next_sqe(), op);
+    // One operation of a direction at a time goes to the kernel for a file; the others wait
+    // their turn here, so that reads take bytes, and writes send them, in the order they came.
+    void start_one_shot(IoOperation& op) {
+        IoOperation** current = nullptr;
+        if (op.fd >= 0) {
+            if (std::size_t(op.fd) >= fds_.size()) fds_.resize(std::size_t(op.fd) + 64);
+            FdState& s = fds_[std::size_t(op.fd)];
+            current = &s.in_flight[detail::reads(op.kind)];
+            if (*current) {
+                s.queued[detail::reads(op.kind)].push(&op);
+                op.where_ = Queued;
+                return;
+            }
+        }
+        io_uring_sqe* sqe = next_sqe();  // may throw: nothing is noted before it
+        if (current) *current = &op;
+        detail::uring::prepare_one_shot(*sqe, op);
         op.where_ = InFlight;
+    }
+
+    // `op` has completed: the next operation queued behind it goes to the kernel.
+    void start_next_after(IoOperation& op) {
+        if (op.fd < 0 || std::size_t(op.fd) >= fds_.size()) return;
+        FdState& s = fds_[std::size_t(op.fd)];
+        IoOperation*& current = s.in_flight[detail::reads(op.kind)];
+        if (current != &op) return;  // its fd was released meanwhile
+        current = nullptr;
+        if (IoOperation* next = s.queued[detail::reads(op.kind)].pop()) start_one_shot(*next);
     }
 
     // Makes the calling thread the ring's only submitter, the first time.
