@@ -389,3 +389,27 @@ CORIO_TEST(IoUringMultishot, PipesKeepTheirPlainReads) {
     AWAIT(code, p.wait());
     EXPECT_EQ(code, 0);
 }
+
+// A readiness wait and a read waiting together on one socket (wait_closed() watching it while
+// a reader reads): when the receive ended under them, the read armed it again and joined the
+// list of waiters being resubmitted, which looped for ever at 100 % CPU.
+CORIO_TEST(IoUringMultishot, AReadinessWaitBesideAWaitingReadLetsBothComplete) {
+    CO_SKIP_WITHOUT_RING();
+    Conn c = connect_pair();
+    Coro<> arming = arm(c);
+    co_await std::move(arming);
+    Task<> watching = create_task(c.writer.wait_closed());
+    Task<std::string> reading = create_task(c.reader.read(100));  // in the same loop tick
+    for (int i = 0; i < 3; ++i) co_await sleep(0s);
+    send_all(c.peer.fd, "one");
+    AWAIT(one, reading);
+    EXPECT_EQ(one, "one");
+    Task<std::string> next = create_task(c.reader.read(100));
+    for (int i = 0; i < 3; ++i) co_await sleep(0s);
+    check(::shutdown(c.peer.fd, SHUT_WR) == 0, "shutdown");
+    AWAIT(end, wait_for(std::move(next), 10s));
+    EXPECT_EQ(end, "");
+    EXPECT_FALSE(watching.done());
+    c.writer.close();
+    co_await watching;
+}

@@ -1,6 +1,7 @@
 // One loop per core (corio/run_loops.hpp): results in order, one thread per loop, the first
 // failure cancels the others and is rethrown, loops talk through call_soon_threadsafe, and
-// reuse_port servers on several loops share one port. Plain gtest (run_loops is the entry point,
+// reuse_port servers on several loops share one port; one loop run on one thread, then on
+// another. Plain gtest (run_loops is the entry point,
 // like corio::run, so it is not called from inside a CORIO_TEST).
 #include <corio/corio.hpp>
 #include <gtest/gtest.h>
@@ -11,12 +12,15 @@
 #include <atomic>
 #include <future>
 #include <latch>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <thread>
 #include <vector>
+
+#include "net_support.hpp"
 
 using namespace corio;
 using namespace std::chrono_literals;
@@ -175,3 +179,67 @@ TEST(RunLoops, PinnedLoopsRunOnOneCpuEachAndTheCallerIsUnpinnedAfter) {
 }
 
 }  // namespace
+
+namespace {
+Coro<std::string> round_trip_on_a_socket_pair() {
+    auto [a, b] = corio_test::unix_socket_pair();
+    Task<std::string> receiving = create_task(sock_recv(b, 10));
+    co_await sleep(0s);  // waits in the backend
+    Coro<> sending = sock_sendall(a, "ping");
+    co_await std::move(sending);
+    std::string got = co_await receiving;
+    co_return got;
+}
+
+Coro<Task<std::string>> start_receiving(Socket* s) {
+    Task<std::string> receiving = create_task(sock_recv(*s, 10));
+    for (int i = 0; i < 3; ++i) co_await sleep(0s);  // in the backend (io_uring: in the kernel)
+    co_return receiving;
+}
+
+Coro<> one_tick() { co_await sleep(0s); }
+
+Coro<std::string> send_and_take(Socket* s, Task<std::string> receiving) {
+    Coro<> sending = sock_sendall(*s, "ping");
+    co_await std::move(sending);
+    std::string got = co_await receiving;
+    co_return got;
+}
+}  // namespace
+
+// asyncio lets a loop run on one thread, then on another. A deferred io_uring ring accepts one
+// submitting thread, and the second thread's run failed with "io_uring_submit: File exists";
+// an idle ring is now replaced for the new thread.
+TEST(LoopThreads, ALoopMayRunOnOneThreadThenOnAnother) {
+    Runner runner;
+    for (int round = 0; round < 3; ++round) {
+        std::string got;
+        std::thread other([&] { got = runner.run(round_trip_on_a_socket_pair()); });
+        other.join();
+        EXPECT_EQ(got, "ping") << "round " << round;
+    }
+    EXPECT_EQ(runner.run(round_trip_on_a_socket_pair()), "ping");
+}
+
+// A loop whose I/O is still in the kernel of a deferred io_uring ring cannot move: the run on
+// the other thread says so, and the loop goes on where it ran, losing nothing. Elsewhere
+// (epoll) the move just works.
+TEST(LoopThreads, ALoopWithIoInFlightMovesOrSaysWhyNotAndLosesNothing) {
+    Runner runner;
+    auto [a, b] = corio_test::unix_socket_pair();
+    Task<std::string> receiving = runner.run(start_receiving(&b));
+    std::optional<std::string> refused;
+    std::thread other([&] {
+        try {
+            runner.run(one_tick());
+        } catch (const std::logic_error& e) {
+            refused = e.what();
+        }
+    });
+    other.join();
+    if (refused) {
+        EXPECT_STREQ(runner.get_loop().backend().name(), "io_uring");
+        EXPECT_NE(refused->find("another thread"), std::string::npos) << *refused;
+    }
+    EXPECT_EQ(runner.run(send_and_take(&a, receiving)), "ping");
+}

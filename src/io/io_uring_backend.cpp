@@ -13,7 +13,6 @@
 #if defined(CORIO_HAVE_IO_URING)
 #include <liburing.h>
 #include <sys/eventfd.h>
-#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -23,12 +22,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <stdexcept>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "op_queue.hpp"
 #include "uring_prep.hpp"
 #include "uring_recv_queue.hpp"
+#include "uring_ring.hpp"
 
 namespace corio {
 
@@ -72,6 +74,16 @@ constexpr unsigned kDefaultBufferSize = 16 * 1024;
 // sender must feel TCP's back-pressure.
 constexpr std::size_t kMaxQueuedBytes = 256 * 1024;
 
+// CORIO_IO_URING_BUFFERS: how many provided buffers, of what size (0: none).
+std::pair<unsigned, unsigned> buffers_wanted() {
+    const char* env = std::getenv("CORIO_IO_URING_BUFFERS");
+    if (!env || !*env) return {0, 0};
+    if (std::strcmp(env, "on") == 0) return {kDefaultBuffers, kDefaultBufferSize};
+    unsigned count = 0, size = 0;
+    if (std::sscanf(env, "%ux%u", &count, &size) != 2) return {0, 0};  // "0", "off" (or anything else)
+    return {count, size};
+}
+
 bool is_read_kind(IoOperation::Kind k) {
     using K = IoOperation::Kind;
     return k == K::Read || k == K::Recv || k == K::ReadV;
@@ -81,64 +93,23 @@ bool is_read_or_poll_in(IoOperation::Kind k) { return is_read_kind(k) || k == Io
 
 class IoUringBackend final : public IoBackend {
 public:
-    IoUringBackend() {
-        // Deferred task work (6.1): the kernel completes our operations only when we ask for
-        // completions, never by interrupting the thread as its other syscalls return (the
-        // streams' sends): on W4 level with COOP_TASKRUN on a quiet machine, 3 % ahead on a
-        // loaded one (the loop is interrupted less). It requires a single
-        // issuer, which is the thread that first uses the ring (the rings start disabled and
-        // enable() turns them on), since a loop may be built on one thread and run on another.
-        // CORIO_IO_URING_DEFER_TASKRUN=0 keeps the older setup (tests use it: there, completions
-        // can land at any syscall, as on kernels before 6.1).
-        const char* defer = std::getenv("CORIO_IO_URING_DEFER_TASKRUN");
-        io_uring_params params{};
-        params.flags = IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_R_DISABLED;
-        int rc = defer && std::strcmp(defer, "0") == 0 ? -EINVAL : io_uring_queue_init_params(1024, &ring_, &params);
-        if (rc == -EINVAL) {
-            params = io_uring_params{};
-            params.flags = IORING_SETUP_COOP_TASKRUN;
-            rc = io_uring_queue_init_params(1024, &ring_, &params);
-        } else {
-            deferred_ = disabled_ = rc == 0;
-        }
-        if (rc == -EINVAL) {
-            params = io_uring_params{};
-            rc = io_uring_queue_init_params(1024, &ring_, &params);
-        }
-        if (rc < 0) throw std::system_error(-rc, std::generic_category(), "io_uring_queue_init");
+    IoUringBackend() : IoUringBackend(buffers_wanted()) {}
+    explicit IoUringBackend(std::pair<unsigned, unsigned> buffers) : ring_(buffers.first, buffers.second) {
+        if (ring_.buffers().ready()) max_queued_buffers_ = std::max<std::size_t>(2, kMaxQueuedBytes / ring_.buffers().size());
         wakefd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (wakefd_ < 0) {
-            int e = errno;
-            io_uring_queue_exit(&ring_);
-            throw std::system_error(e, std::generic_category(), "eventfd");
-        }
-        unsigned count = 0, size = 0;
-        if (const char* env = std::getenv("CORIO_IO_URING_BUFFERS"); env && *env) {
-            if (std::strcmp(env, "on") == 0) {
-                count = kDefaultBuffers;
-                size = kDefaultBufferSize;
-            } else if (std::sscanf(env, "%ux%u", &count, &size) != 2) {
-                count = 0;  // "0", "off" (or anything else): none
-            }
-        }
-        // Refused (kernel before 5.19, or a sandbox): one-shot receives, as before.
-        if (count != 0) buffers_.setup(ring_, count, size);
-        if (buffers_.ready()) max_queued_buffers_ = std::max<std::size_t>(2, kMaxQueuedBytes / buffers_.size());
+        if (wakefd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
     }
-    ~IoUringBackend() override {
-        io_uring_queue_exit(&ring_);  // before buffers_ goes: the kernel lets go of them here
-        ::close(wakefd_);
-    }
+    ~IoUringBackend() override { ::close(wakefd_); }
 
     const char* name() const noexcept override { return "io_uring"; }
     std::size_t pending() const noexcept override { return pending_; }
 
     detail::ProvidedBufferStats stats() const noexcept {
         detail::ProvidedBufferStats s;
-        s.available = buffers_.ready();
-        s.buffers = buffers_.count();
-        s.buffer_size = buffers_.size();
-        s.taken = buffers_.taken();
+        s.available = ring_.buffers().ready();
+        s.buffers = ring_.buffers().count();
+        s.buffer_size = ring_.buffers().size();
+        s.taken = ring_.buffers().taken();
         s.nobufs = nobufs_;
         for (const FdState& f : fds_) s.armed += f.armed ? 1 : 0;
         return s;
@@ -147,7 +118,7 @@ public:
     void submit(IoOperation& op) override {
         if (op.where_ != Idle) throw std::logic_error("corio: I/O operation submitted twice");
         op.progress_ = 0;
-        if (buffers_.ready() && is_read_or_poll_in(op.kind)) {
+        if (ring_.buffers().ready() && is_read_or_poll_in(op.kind)) {
             if (FdState* s = stream_state(op.fd)) {
                 if (s->queue.readable() && s->waiters.empty()) {
                     finish_now(*s, op);
@@ -181,7 +152,7 @@ public:
         if (is_read_kind(op.kind) && op.fd >= 0 && std::size_t(op.fd) < fds_.size()) {
             FdState& s = fds_[std::size_t(op.fd)];
             if (s.type == Stream) {
-                if (s.queue.readable()) return s.queue.take(op, buffers_);
+                if (s.queue.readable()) return s.queue.take(op, ring_.buffers());
                 // Whatever arrives goes to the multishot's buffers: a syscall would only find
                 // the socket empty (or, worse, take bytes out of order).
                 if (s.armed) return -EAGAIN;
@@ -214,10 +185,12 @@ public:
         if (!in_kernel) return;
         io_uring_sqe* sqe;
         try {
-            enable();
+            own();
             sqe = next_sqe();
-        } catch (const std::system_error&) {
-            return;  // a ring that cannot start holds nothing of ours; a full one, nothing to do
+        } catch (const std::exception&) {
+            // A ring that cannot start holds nothing of ours; a full one, or one another thread
+            // owns, cannot take the cancel: nothing to do.
+            return;
         }
         io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
         io_uring_sqe_set_data(sqe, &g_cancel_marker);
@@ -226,10 +199,10 @@ public:
         // runs, which is only when we ask for events: asked for now, so that the socket is
         // gone once close() returns (a rebind to its port works, the peer sees EOF). The
         // completions stay in the ring for poll().
-        if (deferred_)
-            io_uring_submit_and_get_events(&ring_);
+        if (ring_.deferred())
+            io_uring_submit_and_get_events(ring_.get());
         else
-            io_uring_submit(&ring_);
+            io_uring_submit(ring_.get());
     }
 
     void cancel_all() noexcept override {
@@ -243,17 +216,17 @@ public:
         bool cancel_sent = false;
         if (any_armed) {
             try {
-                enable();
+                own();
                 io_uring_sqe* sqe = next_sqe();
                 io_uring_prep_cancel(sqe, nullptr, IORING_ASYNC_CANCEL_ANY);
                 io_uring_sqe_set_data(sqe, &g_cancel_marker);
-                io_uring_submit(&ring_);
+                io_uring_submit(ring_.get());
                 cancel_sent = true;
             } catch (const std::system_error&) {
             }
         }
         for (int round = 0; round < 100 && pending_ > 0; ++round) {
-            if (io_uring_sqe* sqe = cancel_sent ? nullptr : io_uring_get_sqe(&ring_)) {
+            if (io_uring_sqe* sqe = cancel_sent ? nullptr : io_uring_get_sqe(ring_.get())) {
                 io_uring_prep_cancel(sqe, nullptr, IORING_ASYNC_CANCEL_ANY);
                 io_uring_sqe_set_data(sqe, &g_cancel_marker);
             }
@@ -267,15 +240,15 @@ public:
     }
 
     std::size_t poll(std::chrono::nanoseconds timeout) override {
+        own();
         if (!wake_armed_) arm_wakeup();
         // Operations finished at submit time are delivered now: no waiting for the kernel.
         if (ready_head_) timeout = std::chrono::nanoseconds(0);
         int rc;
-        enable();
         if (timeout.count() == 0) {
             // Deferred task work runs only when asked for; the kernel flags when there is some.
-            rc = deferred_ && (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) ? io_uring_submit_and_get_events(&ring_)
-                                                                                                 : io_uring_submit(&ring_);
+            const bool task_work = ring_.deferred() && (IO_URING_READ_ONCE(*ring_.get()->sq.kflags) & IORING_SQ_TASKRUN);
+            rc = task_work ? io_uring_submit_and_get_events(ring_.get()) : io_uring_submit(ring_.get());
         } else {
             io_uring_cqe* cqe = nullptr;
             __kernel_timespec ts{};
@@ -285,7 +258,7 @@ public:
                 ts.tv_nsec = timeout.count() % 1'000'000'000;
                 tsp = &ts;
             }
-            rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, tsp, nullptr);
+            rc = io_uring_submit_and_wait_timeout(ring_.get(), &cqe, 1, tsp, nullptr);
         }
         if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN)
             throw std::system_error(-rc, std::generic_category(), "io_uring_submit");
@@ -293,7 +266,7 @@ public:
         unsigned head;
         unsigned seen = 0;
         io_uring_cqe* cqe;
-        io_uring_for_each_cqe(&ring_, head, cqe) {
+        io_uring_for_each_cqe(ring_.get(), head, cqe) {
             ++seen;
             std::uint64_t data = cqe->user_data;
             if (data & 1) {
@@ -316,7 +289,7 @@ public:
             start_next_after(*op);
             make_ready(*op, res);
         }
-        io_uring_cq_advance(&ring_, seen);
+        io_uring_cq_advance(ring_.get(), seen);
         // What the callbacks make ready waits for the next poll().
         IoOperation* op = ready_head_;
         ready_head_ = ready_tail_ = nullptr;
@@ -343,6 +316,7 @@ public:
 
 private:
     enum : std::uint8_t { Unknown = 0, Stream = 1, Other = 2 };
+
 
     // A socket's multishot receive and what it has queued. Indexed by fd; the generation tells
     // an old socket's late completions from those of a new socket with the same number.
@@ -385,7 +359,7 @@ private:
     void arm(int fd, FdState& s) {
         // After ENOBUFS, wait until half the ring is back: re-arming into an empty ring would
         // only fail again.
-        if (s.starved && buffers_.taken() > buffers_.count() / 2) return;
+        if (s.starved && ring_.buffers().taken() > ring_.buffers().count() / 2) return;
         io_uring_sqe* sqe = next_sqe();
         io_uring_prep_recv_multishot(sqe, fd, nullptr, 0, 0);
         sqe->flags |= IOSQE_BUFFER_SELECT;
@@ -408,11 +382,11 @@ private:
     void on_recv(std::uint64_t tag, int res, unsigned flags) {
         const bool has_buffer = (flags & IORING_CQE_F_BUFFER) != 0;
         const unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
-        if (has_buffer) buffers_.note_taken();
+        if (has_buffer) ring_.buffers().note_taken();
         const int fd = int(std::uint32_t(tag) >> 1);
         const auto gen = std::uint32_t(tag >> 32);
         if (std::size_t(fd) >= fds_.size() || fds_[std::size_t(fd)].gen != gen) {
-            if (has_buffer) buffers_.give_back(bid);  // an old socket's: nobody reads it now
+            if (has_buffer) ring_.buffers().give_back(bid);  // an old socket's: nobody reads it now
             return;
         }
         FdState& s = fds_[std::size_t(fd)];
@@ -420,7 +394,7 @@ private:
         if (res > 0 && has_buffer) {
             s.queue.push(bid, unsigned(res));
         } else {
-            if (has_buffer) buffers_.give_back(bid);
+            if (has_buffer) ring_.buffers().give_back(bid);
             if (res == -ENOBUFS) {
                 s.starved = true;
                 ++nobufs_;
@@ -437,8 +411,11 @@ private:
         if (!s.armed && !s.waiters.empty()) {
             if (s.type == Stream && s.counted_reads == 0 && s.waiters.head->kind != IoOperation::Kind::PollIn) arm(fd, s);
             if (!s.armed) {
-                // Nothing will come through the ring for them: one-shot entries, in order.
-                while (IoOperation* op = s.waiters.pop()) {
+                // Nothing will come through the ring for them: one-shot entries, in order. Taken
+                // off the list first: a read after a readiness wait arms the receive again, and
+                // joins the list it would otherwise be taken from for ever.
+                detail::OpQueue again = std::exchange(s.waiters, detail::OpQueue{});
+                while (IoOperation* op = again.pop()) {
                     --pending_;
                     op->where_ = Idle;
                     submit(*op);
@@ -457,7 +434,7 @@ private:
     }
 
     void finish_now(FdState& s, IoOperation& op) {
-        make_ready(op, op.kind == IoOperation::Kind::PollIn ? 0 : s.queue.take(op, buffers_));
+        make_ready(op, op.kind == IoOperation::Kind::PollIn ? 0 : s.queue.take(op, ring_.buffers()));
     }
 
     // Ready operations form a FIFO through next_ (free once off the waiters' list): no
@@ -493,7 +470,7 @@ private:
         }
         // What is still in the kernel completes as cancelled, or stale: it starts nothing.
         s.in_flight[0] = s.in_flight[1] = nullptr;
-        if (buffers_.ready()) s.queue.clear(buffers_);
+        if (ring_.buffers().ready()) s.queue.clear(ring_.buffers());
         ++s.gen;
         s.type = Unknown;
         s.armed = false;
@@ -532,45 +509,35 @@ private:
         if (IoOperation* next = s.queued[detail::reads(op.kind)].pop()) start_one_shot(*next);
     }
 
-    // Makes the calling thread the ring's only submitter, the first time.
-    void enable() {
-        if (!disabled_) return;
-        // The raw call: liburing 2.3's shared library does not export io_uring_enable_rings.
-        if (::syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0) < 0)
-            throw std::system_error(errno, std::generic_category(), "io_uring_register(ENABLE_RINGS)");
-        disabled_ = false;
+    // A loop may run on one thread, then on another: the ring follows it while idle.
+    void own() {
+        if (ring_.owned_here()) return;
+        const bool idle = pending_ == 0 && ring_.buffers().taken() == 0 && io_uring_sq_ready(ring_.get()) == 0 &&
+                          std::none_of(fds_.begin(), fds_.end(), [](const FdState& f) { return f.armed; });
+        if (ring_.take_over(idle)) wake_armed_ = false;  // its read went with the old ring; the eventfd keeps any wakeup
     }
 
     io_uring_sqe* next_sqe() {
-        io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-        if (!sqe) {
-            enable();
-            io_uring_submit(&ring_);  // the submission ring is full: hand the batch over now
-            sqe = io_uring_get_sqe(&ring_);
-            if (!sqe) throw std::system_error(EBUSY, std::generic_category(), "io_uring_get_sqe");
-        }
-        return sqe;
+        own();
+        return ring_.next_sqe();
     }
 
     void arm_wakeup() {
-        io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+        io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
         if (!sqe) return;  // try again next tick
         io_uring_prep_read(sqe, wakefd_, &wake_value_, sizeof wake_value_, ~0ULL);
         io_uring_sqe_set_data(sqe, &g_wake_marker);
         wake_armed_ = true;
     }
 
-    io_uring ring_{};
+    detail::uring::Ring ring_;
     int wakefd_ = -1;
     std::uint64_t wake_value_ = 0;
     bool wake_armed_ = false;
-    bool disabled_ = false;  // the rings wait for enable()
-    bool deferred_ = false;  // IORING_SETUP_DEFER_TASKRUN
     std::size_t pending_ = 0;
     IoOperation* ready_head_ = nullptr;
     IoOperation* ready_tail_ = nullptr;
     std::vector<FdState> fds_;
-    detail::uring::BufferRing buffers_;
     std::size_t max_queued_buffers_ = 0;
     std::size_t nobufs_ = 0;
 };

@@ -11,9 +11,14 @@
 
 namespace corio::detail::uring {
 
-BufferRing::~BufferRing() {
+BufferRing::~BufferRing() { release(); }
+
+void BufferRing::release() noexcept {
     if (ring_) ::munmap(ring_, ring_bytes_);
     if (base_) ::munmap(base_, base_bytes_);
+    ring_ = nullptr;
+    base_ = nullptr;
+    count_ = size_ = taken_ = 0;
 }
 
 bool BufferRing::setup(io_uring& ring, unsigned count, unsigned size) noexcept {

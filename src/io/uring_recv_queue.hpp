@@ -30,6 +30,8 @@ public:
     // Registers `count` (a power of two) buffers of `size` bytes. False, with nothing held, when
     // the kernel refuses (too old: EINVAL; forbidden: EPERM) or memory is short.
     bool setup(io_uring& ring, unsigned count, unsigned size) noexcept;
+    // Unmaps the buffers (as the destructor does; the same conditions hold): not ready() after.
+    void release() noexcept;
     bool ready() const noexcept { return ring_ != nullptr; }
     unsigned count() const noexcept { return count_; }
     unsigned size() const noexcept { return size_; }
