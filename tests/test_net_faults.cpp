@@ -828,3 +828,28 @@ CORIO_TEST(NetFaults, AReadErrorIsRaisedAgainByEveryLaterRead) {
     Coro<> checked = without_leaks(scenario);
     co_await std::move(checked);
 }
+
+// asyncio's transport reads whenever bytes come, so a reset while nobody reads closes it, and a
+// task in wait_closed() returns. corio's wait_closed() waited until something touched the
+// socket: for ever, on an idle connection.
+CORIO_TEST(NetFaults, AResetWhileNobodyReadsClosesTheConnection) {
+    auto scenario = []() -> Coro<> {
+        RawLink link = co_await raw_link();
+        Task<> waiting = create_task(link.ours.second.wait_closed());
+        co_await settle();
+        EXPECT_FALSE(waiting.done()) << "an open connection is not closed";
+        auto sending = sock_sendall(link.peer, "before the reset");
+        co_await std::move(sending);
+        co_await settle();
+        EXPECT_FALSE(waiting.done()) << "bytes are no loss";
+        reset(link.peer);
+        auto closed = wait_for(std::move(waiting), 10s);
+        co_await std::move(closed);
+        EXPECT_TRUE(link.ours.second.is_closing());
+        CO_CATCH(std::system_error, error, link.ours.first.read(100));
+        CO_ASSERT_TRUE(error.has_value());  // the reset is kept for the reader
+        EXPECT_EQ(error->code().value(), ECONNRESET) << error->what();
+    };
+    Coro<> checked = without_leaks(scenario);
+    co_await std::move(checked);
+}

@@ -1901,3 +1901,30 @@ CORIO_TEST(StreamWriter, WaterMarksWithLowAboveHighAreRefused) {
     streams.second.set_write_buffer_limits(200);
     co_return;
 }
+
+// wait_closed() watches an idle connection for a reset (test_net_faults.cpp), and that watch
+// neither takes a reader's bytes, nor ends at the peer's end of stream (asyncio keeps a
+// half-closed connection open), nor outlives the application's own close().
+CORIO_TEST(StreamWaitClosed, WatchingAnIdleConnectionLeavesItsBytesToTheReader) {
+    StreamLink link = co_await stream_link();
+    Task<> waiting = create_task(link.server.second.wait_closed());
+    for (int i = 0; i < 3; ++i) co_await sleep(0s);
+    link.client.second.write("hello");
+    for (int i = 0; i < 3; ++i) co_await sleep(0s);  // the watch reads "hello" into the buffer
+    std::string first = co_await link.server.first.read(100);
+    EXPECT_EQ(first, "hello");
+    Task<std::string> reading = create_task(link.server.first.read(100));
+    for (int i = 0; i < 3; ++i) co_await sleep(0s);  // the reader waits, beside the watch
+    link.client.second.write("world");
+    std::string second = co_await reading;
+    EXPECT_EQ(second, "world");
+    link.client.second.write_eof();
+    std::string end = co_await link.server.first.read(100);
+    EXPECT_EQ(end, "");
+    for (int i = 0; i < 3; ++i) co_await sleep(0s);
+    EXPECT_FALSE(waiting.done()) << "an end of stream leaves the connection open";
+    link.server.second.close();
+    co_await waiting;
+    Coro<> closing = close_link(std::move(link));
+    co_await std::move(closing);
+}

@@ -518,13 +518,36 @@ void StreamTransport::close_fd() noexcept {
     }
 }
 
+// asyncio's transport reads whenever bytes come, whoever waits, so a reset closes it (and
+// wait_closed() returns) while nobody reads; here a waiting reader's read notices the reset,
+// and while none waits, wait_closed() watches for it. As in asyncio, an end of stream leaves
+// the connection open (half-closed), and a full input buffer (twice the limit) stops the watch.
 Coro<> StreamTransport::wait_closed(std::shared_ptr<StreamTransport> self) {
     if (!closed_) check_loop();
     while (!closed_) {
+        if (unwatched()) {
+            Coro<> watching = watch_for_loss();
+            co_await std::move(watching);
+            continue;
+        }
         StateWaiter w(closed_waiters_);
         co_await w;
     }
     (void)self;
+}
+
+Coro<> StreamTransport::watch_for_loss() {
+    IoAwaiter io;
+    io.return_errors = true;
+    io.op.kind = IoOperation::Kind::PollIn;
+    io.op.fd = fd_;
+    long r = co_await io;
+    if (!unwatched()) co_return;  // closed meanwhile (-ECANCELED), or a reader came
+    if (r == 0) {
+        input_.prepare(kReadChunk);
+        r = read_now(input_.tail(), std::min(input_.room(), kSpill), true);
+    }
+    if (r <= 0 && r != -EAGAIN) note_read_end(r);
 }
 
 std::shared_ptr<StreamTransport> make_fd_transport(int fd, bool is_socket, std::size_t limit) {

@@ -88,6 +88,8 @@ private:
         ~WaitingRead() {
             transport.reading_ = false;
             transport.input_.pin(false);
+            // wait_closed() watches the connection while nobody reads: it may take over now.
+            if (!transport.closed_waiters_.empty()) wake_all(transport.closed_waiters_);
         }
         WaitingRead(const WaitingRead&) = delete;
         WaitingRead& operator=(const WaitingRead&) = delete;
@@ -158,6 +160,13 @@ private:
         // Not the results that only mean "try again" (the caller's loop retries them).
         if (r < 0 && r != -ECANCELED && r != -EAGAIN && r != -EWOULDBLOCK && r != -EINTR) note_read_end(r);
     }
+    // Open, and no reader waiting to notice a reset: wait_closed() watches for one itself.
+    bool unwatched() const noexcept {
+        return is_socket_ && fd_ >= 0 && !closing_ && !reading_ && !eof_ && !read_error_ && input_.size() < 2 * limit_;
+    }
+    // Waits for the socket to be readable, then reads what came into the input buffer, noting
+    // the end or the error (which loses the connection) as a read would.
+    Coro<> watch_for_loss();
     [[noreturn]] void throw_wrong_loop() const;
     // Whether loop_ may be used from here: it is the running loop, or no loop runs here and
     // loop_ is open and this thread's (a write or close between two runs of a Runner).
