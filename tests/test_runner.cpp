@@ -701,6 +701,87 @@ TEST(RunDebug, ASwallowAfterACancelAChildHandledIsStillReported) {
     EXPECT_NE(all_messages(reports).find("requested 1 time(s)"), std::string::npos) << all_messages(reports);
 }
 
+namespace {
+std::size_t still_running_reports(const std::vector<ExceptionContext>& reports, const std::string& task) {
+    std::size_t n = 0;
+    for (const auto& r : reports)
+        if (r.message.find("Task " + task + " is still running") != std::string::npos) ++n;
+    return n;
+}
+
+// The guides' worker loop that swallows its cancellation: it never returns, so the report at
+// its return never comes (and a shutdown waiting for it hangs without a word).
+Coro<> swallowing_worker(const bool* stop) {
+    while (!*stop) {
+        try {
+            co_await sleep(10s);
+        } catch (const CancelledError&) {
+        }
+    }
+}
+// Cleans up for half a second after its cancellation, then lets it go on: no swallow.
+Coro<> slow_but_honest_cleanup() {
+    bool cancelled = false;
+    try {
+        co_await sleep(10s);
+    } catch (const CancelledError&) {
+        cancelled = true;
+    }
+    if (cancelled) {
+        co_await sleep(500ms);
+        throw CancelledError();
+    }
+}
+// Takes its cancellation back, as asyncio's uncancel() allows, and goes on working.
+Coro<> uncancels_and_goes_on() {
+    try {
+        co_await sleep(10s);
+    } catch (const CancelledError&) {
+        current_task().uncancel();
+    }
+    co_await sleep(5s);
+}
+
+Coro<> cancel_and_watch(std::vector<ExceptionContext>* out) {
+    corio::testing::MockClock clock;
+    capture_reports(out);
+    get_running_loop().set_debug(true);
+    bool stop = false;
+    Task<> worker = create_task(swallowing_worker(&stop), "worker");
+    Task<> honest = create_task(slow_but_honest_cleanup(), "honest");
+    Task<> forgiven = create_task(uncancels_and_goes_on(), "forgiven");
+    co_await sleep(0s);
+    for (Task<>* t : {&worker, &honest, &forgiven}) t->cancel();
+    co_await sleep(3s);  // virtual time
+    EXPECT_FALSE(worker.done());
+    EXPECT_TRUE(honest.cancelled());
+    EXPECT_EQ(still_running_reports(*out, "worker"), 1u) << all_messages(*out);
+    stop = true;
+    worker.cancel();
+    try {
+        co_await worker;
+    } catch (const CancelledError&) {
+    }
+    co_await forgiven;
+}
+}  // namespace
+
+// D4: a task still running a second after a CancelledError of its own cancellation was thrown
+// into it, without uncancel(), is reported with where it waits: a worker loop that swallows it
+// never returns, so the report at its return would never come. A clean-up that takes time and
+// then rethrows, or an uncancel(), is not reported.
+TEST(RunDebug, ATaskStillRunningAfterItsCancellationIsReported) {
+    std::vector<ExceptionContext> reports;
+    corio::run(cancel_and_watch(&reports));
+    EXPECT_EQ(still_running_reports(reports, "worker"), 1u) << all_messages(reports);
+    EXPECT_EQ(still_running_reports(reports, "honest"), 0u) << all_messages(reports);
+    EXPECT_EQ(still_running_reports(reports, "forgiven"), 0u) << all_messages(reports);
+    for (const auto& r : reports)
+        if (r.message.find("Task worker is still running") != std::string::npos) {
+            EXPECT_NE(r.call_graph.find("swallowing_worker"), std::string::npos) << r.call_graph;
+        }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Call graphs (API.md Debug mode; asyncio.capture_call_graph / print_call_graph)
 // ---------------------------------------------------------------------------------------------

@@ -122,7 +122,10 @@ Coro<detail::await_result_t<Aw>> wait_for(Aw aw, std::optional<Clock::duration> 
             Coro<bool> waiting = detail::wait_all_absorbing({aw.state()});
             bool cancelled_meanwhile = co_await std::move(waiting);
             // Our own cancellation, which came while the task wound down, is not absorbed (P4).
-            if (cancelled_meanwhile) throw CancelledError(detail::require_task().cancel_message());
+            if (cancelled_meanwhile) {
+                detail::require_task().cancel_delivered();
+                throw CancelledError(detail::require_task().cancel_message());
+            }
             if (!aw.cancelled()) co_return co_await std::move(aw);
             throw TimeoutError();
         }

@@ -72,7 +72,10 @@ Coro<> gather_wait(std::vector<FutureBase*> children, bool return_exceptions) {
         bool cancelled_meanwhile = co_await std::move(rest);
         for (FutureBase* f : children)
             if (f != first_failure) f->mark_retrieved();
-        if (cancelled_meanwhile) throw CancelledError(require_task().cancel_message());
+        if (cancelled_meanwhile) {
+            require_task().cancel_delivered();
+            throw CancelledError(require_task().cancel_message());
+        }
         const_cast<FutureBase*>(first_failure)->rethrow_if_failed();
     }
 }

@@ -183,7 +183,10 @@ void WaitNode::wake() noexcept {
 }
 
 void WaitNode::throw_if_cancelled() const {
-    if (cancelled) throw CancelledError(task->cancel_message());
+    if (cancelled) {
+        task->cancel_delivered();
+        throw CancelledError(task->cancel_message());
+    }
 }
 
 // --- tasks ---------------------------------------------------------------------------------
@@ -330,6 +333,40 @@ void TaskBase::complete() noexcept {
     root_.destroy();
     root_ = {};
     finish_task(s, std::move(e));
+}
+
+// Long enough for a clean-up (a connection closed, a buffer flushed), short enough to be seen
+// before anyone wonders why the shutdown hangs.
+constexpr std::chrono::seconds kSwallowedCancelGrace{1};
+
+void TaskBase::cancel_delivered() noexcept {
+    if (!loop_->get_debug()) return;
+    try {
+        const std::uint32_t delivery = ++extras().cancel_deliveries;
+        add_ref();
+        StateRef<TaskBase> self(this);  // the timer's: released with it, run or not
+        loop_->call_later(kSwallowedCancelGrace,
+                          [self = std::move(self), delivery] { self->check_still_running_after_cancel(delivery); });
+    } catch (...) {
+    }
+}
+
+void TaskBase::check_still_running_after_cancel(std::uint32_t delivery) noexcept {
+    if (done() || !root_ || extras().cancel_deliveries != delivery) return;  // a later delivery's check decides
+    if (task_cancel_requests_ <= absorbed_cancels_) return;                 // taken back with uncancel()
+    try {
+        ExceptionContext c;
+        c.message = "Task " + name() + " is still running " + std::to_string(kSwallowedCancelGrace.count()) +
+                    " s after a CancelledError of its cancellation was thrown into it (requested " +
+                    std::to_string(task_cancel_requests_ - absorbed_cancels_) +
+                    " time(s), not taken back with uncancel()): it may have swallowed it (catch it only to clean up, "
+                    "then rethrow)";
+        c.task_name = name();
+        c.location = creation_site();
+        c.call_graph = format_call_graph(*this);
+        loop_->call_exception_handler(c);
+    } catch (...) {
+    }
 }
 
 void TaskBase::report_swallowed_cancel() noexcept {

@@ -49,6 +49,7 @@ struct TaskExtras : ListHook<GroupTag>, Recycled {
     // where a task was created only in debug mode (its _source_traceback).
     std::unique_ptr<TaskStats> stats;
     std::source_location created;
+    std::uint32_t cancel_deliveries = 0;  // debug mode: CancelledErrors of its own cancel() thrown into it
 };
 
 // 88 bytes, then the result or the exception (one union): the future's state, the all-tasks
@@ -98,6 +99,10 @@ public:
         return true;
     }
     void schedule() noexcept;
+    // A CancelledError of this task's own cancellation has just been thrown into its frame. In
+    // debug mode, a task still running a while later (without uncancel()) is reported: it may
+    // have swallowed it, which a task that never returns (a worker loop) would hide for ever.
+    void cancel_delivered() noexcept;
     // The awaited task or future is done: the cancel requests passed on to it came back into
     // this frame as CancelledError, or were handled there (it gave a value), and so are not
     // this frame's to deliver, nor to be reported as swallowed here.
@@ -105,6 +110,7 @@ public:
         if (passed_on_cancels_ != UINT16_MAX) ++passed_on_cancels_;
     }
     void passed_on_settled(bool came_back) noexcept {
+        if (came_back && passed_on_cancels_ != 0) cancel_delivered();
         if (!came_back)
             absorbed_cancels_ = std::uint16_t(std::min<unsigned>(absorbed_cancels_ + passed_on_cancels_, UINT16_MAX));
         passed_on_cancels_ = 0;
@@ -138,6 +144,7 @@ private:
     void complete() noexcept;
     void finish_task(State s, std::exception_ptr e) noexcept;
     void report_swallowed_cancel() noexcept;
+    void check_still_running_after_cancel(std::uint32_t delivery) noexcept;
     TaskExtras& extras();
 
     // In FutureBase::flags_, beside kRetrieved.
