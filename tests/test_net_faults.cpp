@@ -853,3 +853,26 @@ CORIO_TEST(NetFaults, AResetWhileNobodyReadsClosesTheConnection) {
     Coro<> checked = without_leaks(scenario);
     co_await std::move(checked);
 }
+
+// The watch stops reading at twice the limit, as asyncio pauses reading; a reader that takes the
+// buffered bytes without waiting lets it go on (asyncio resumes reading), so a reset after that
+// still closes the connection.
+CORIO_TEST(NetFaults, AResetAfterTheReaderEmptiedAFullBufferClosesTheConnection) {
+    auto scenario = []() -> Coro<> {
+        RawLink link = co_await raw_link();
+        Task<> waiting = create_task(link.ours.second.wait_closed());
+        std::string big(200 * 1024, 'x');
+        auto sending = sock_sendall(link.peer, big);
+        co_await std::move(sending);
+        co_await settle();  // the watch reads up to twice the limit (128 KiB), then stops
+        std::string got = co_await link.ours.first.read(1024 * 1024);
+        EXPECT_GE(got.size(), 2 * default_stream_limit);  // taken from the buffer, without waiting
+        co_await settle();
+        reset(link.peer);
+        auto closed = wait_for(std::move(waiting), 10s);
+        co_await std::move(closed);
+        EXPECT_TRUE(link.ours.second.is_closing());
+    };
+    Coro<> checked = without_leaks(scenario);
+    co_await std::move(checked);
+}

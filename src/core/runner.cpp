@@ -146,11 +146,19 @@ void Runner::close() {
     if (closed_) return;
     closed_ = true;
     if (!loop_) return;
-    cancel_all_tasks();
-    shutdown_asyncgens();
+    // The loop closes even when the shutdown could not run (on a thread its io_uring ring
+    // refuses): its close() lets go of what the tasks still hold, and the error comes after.
+    std::exception_ptr failure;
+    try {
+        cancel_all_tasks();
+        shutdown_asyncgens();
+    } catch (...) {
+        failure = std::current_exception();
+    }
     loop_->shutdown_default_executor();
     loop_->close();
     loop_.reset();
+    if (failure) std::rethrow_exception(failure);
 }
 
 }  // namespace corio

@@ -166,6 +166,7 @@ public:
         if (op.where_ == Waiting || op.where_ == Queued) {
             FdState& s = fds_[std::size_t(op.fd)];
             (op.where_ == Waiting ? s.waiters : s.queued[detail::reads(op.kind)]).remove(&op);
+            if (op.progress_ == kCountedRead) uncount_read(op);
             make_ready(op, -ECANCELED);
             return;
         }
@@ -206,6 +207,7 @@ public:
     }
 
     void cancel_all() noexcept override {
+        if (ring_.owned_elsewhere()) drop_the_kernels_operations();
         bool any_armed = false;
         for (FdState& s : fds_) {
             any_armed = any_armed || s.armed;
@@ -222,7 +224,8 @@ public:
                 io_uring_sqe_set_data(sqe, &g_cancel_marker);
                 io_uring_submit(ring_.get());
                 cancel_sent = true;
-            } catch (const std::system_error&) {
+            } catch (const std::exception&) {
+                // Refused (a full ring, or another thread's: see own()): the rounds below try.
             }
         }
         for (int round = 0; round < 100 && pending_ > 0; ++round) {
@@ -286,10 +289,13 @@ public:
             if (op->kind == K::RecvFrom && res >= 0)
                 op->address_length = detail::uring::received_name_length(*op);
             if (op->progress_ == kCountedRead) uncount_read(*op);
+            --in_kernel_;
             start_next_after(*op);
             make_ready(*op, res);
         }
         io_uring_cq_advance(ring_.get(), seen);
+        // Only now (a failure must not leave completions unadvanced, to be seen twice).
+        while (IoOperation* next = restart_.pop()) start_or_fail(*next);
         // What the callbacks make ready waits for the next poll().
         IoOperation* op = ready_head_;
         ready_head_ = ready_tail_ = nullptr;
@@ -497,6 +503,25 @@ private:
         if (current) *current = &op;
         detail::uring::prepare_one_shot(*sqe, op);
         op.where_ = InFlight;
+        ++in_kernel_;
+    }
+
+    // Starts an operation that waited its turn; one that cannot get an entry completes with the
+    // error, and the next in line gets its turn.
+    void start_or_fail(IoOperation& op) noexcept {
+        long error;
+        try {
+            start_one_shot(op);
+            return;
+        } catch (const std::system_error& e) {
+            error = -long(e.code().value());
+        } catch (...) {
+            error = -EIO;
+        }
+        if (op.progress_ == kCountedRead) uncount_read(op);
+        make_ready(op, error);
+        FdState& s = fds_[std::size_t(op.fd)];
+        if (IoOperation* next = s.queued[detail::reads(op.kind)].pop()) restart_.push(next);
     }
 
     // `op` has completed: the next operation queued behind it goes to the kernel.
@@ -506,13 +531,42 @@ private:
         IoOperation*& current = s.in_flight[detail::reads(op.kind)];
         if (current != &op) return;  // its fd was released meanwhile
         current = nullptr;
-        if (IoOperation* next = s.queued[detail::reads(op.kind)].pop()) start_one_shot(*next);
+        // Started once the completions are consumed (poll() does it).
+        if (IoOperation* next = s.queued[detail::reads(op.kind)].pop()) restart_.push(next);
+    }
+
+    // The loop closes on a thread that may not submit to the ring (its owner may even be gone):
+    // nothing can be cancelled through it, so it is replaced, and the operations it held in the
+    // kernel complete here, cancelled (a deferred ring runs none of them once dropped: their
+    // memory is not written to after this, however the loop then frees it).
+    void drop_the_kernels_operations() noexcept {
+        const bool armed = std::any_of(fds_.begin(), fds_.end(), [](const FdState& f) { return f.armed; });
+        if (in_kernel_ == 0 && !armed) return;  // own() replaces an idle ring when it must
+        // Queued bytes go back to the old ring's buffers first: the new ring has its own.
+        if (ring_.buffers().ready())
+            for (FdState& s : fds_) s.queue.clear(ring_.buffers());
+        try {
+            ring_.replace();
+        } catch (...) {
+            return;  // no new ring: the operations stay where they are
+        }
+        wake_armed_ = false;
+        for (FdState& s : fds_) {
+            for (IoOperation*& op : s.in_flight) {
+                if (!op) continue;
+                if (op->progress_ == kCountedRead) uncount_read(*op);
+                make_ready(*op, -ECANCELED);
+                op = nullptr;
+            }
+            s.armed = false;
+        }
+        in_kernel_ = 0;
     }
 
     // A loop may run on one thread, then on another: the ring follows it while idle.
     void own() {
         if (ring_.owned_here()) return;
-        const bool idle = pending_ == 0 && ring_.buffers().taken() == 0 && io_uring_sq_ready(ring_.get()) == 0 &&
+        const bool idle = in_kernel_ == 0 && ring_.buffers().taken() == 0 && io_uring_sq_ready(ring_.get()) == 0 &&
                           std::none_of(fds_.begin(), fds_.end(), [](const FdState& f) { return f.armed; });
         if (ring_.take_over(idle)) wake_armed_ = false;  // its read went with the old ring; the eventfd keeps any wakeup
     }
@@ -535,6 +589,8 @@ private:
     std::uint64_t wake_value_ = 0;
     bool wake_armed_ = false;
     std::size_t pending_ = 0;
+    std::size_t in_kernel_ = 0;  // one-shot entries submitted and not yet completed
+    detail::OpQueue restart_;    // queued operations whose turn came in this poll()
     IoOperation* ready_head_ = nullptr;
     IoOperation* ready_tail_ = nullptr;
     std::vector<FdState> fds_;

@@ -4,7 +4,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -13,16 +12,13 @@
 
 namespace corio::detail::uring {
 
-Ring::Ring(unsigned buffer_count, unsigned buffer_size) : buffer_count_(buffer_count), buffer_size_(buffer_size) { open(); }
+Ring::Ring(unsigned buffer_count, unsigned buffer_size) : buffer_count_(buffer_count), buffer_size_(buffer_size) {
+    open();
+    setup_buffers();
+}
 
 Ring::~Ring() {
     io_uring_queue_exit(&ring_);  // before buffers_ goes: the kernel lets go of them here
-}
-
-std::uint64_t Ring::this_thread_serial() noexcept {
-    static std::atomic<std::uint64_t> next{1};
-    thread_local const std::uint64_t serial = next.fetch_add(1, std::memory_order_relaxed);
-    return serial;
 }
 
 void Ring::open() {
@@ -50,8 +46,29 @@ void Ring::open() {
         rc = io_uring_queue_init_params(1024, &ring_, &params);
     }
     if (rc < 0) throw std::system_error(-rc, std::generic_category(), "io_uring_queue_init");
+}
+
+void Ring::setup_buffers() noexcept {
     // Refused (kernel before 5.19, or a sandbox): one-shot receives, as before.
     if (buffer_count_ != 0) buffers_.setup(ring_, buffer_count_, buffer_size_);
+}
+
+void Ring::replace() {
+    io_uring old = ring_;
+    const bool deferred = deferred_, disabled = disabled_;
+    try {
+        open();
+    } catch (...) {
+        ring_ = old;  // still this loop's ring
+        deferred_ = deferred;
+        disabled_ = disabled;
+        throw;
+    }
+    // A deferred ring runs none of its operations once its owner stops asking: its receives
+    // write nothing after this (the kernel drops them as the ring goes), so the buffers may go.
+    io_uring_queue_exit(&old);
+    buffers_.release();
+    setup_buffers();
 }
 
 bool Ring::take_over(bool idle) {
@@ -62,17 +79,7 @@ bool Ring::take_over(bool idle) {
             throw std::logic_error(
                 "corio: an io_uring loop with I/O in flight cannot run on another thread (its ring accepts one "
                 "submitting thread); run it where it ran, or let its I/O finish first");
-        io_uring old = ring_;
-        buffers_.release();  // registered with the old ring, which has no receive armed
-        try {
-            open();
-        } catch (...) {
-            ring_ = old;  // still this loop's ring, owned by the other thread
-            deferred_ = true;
-            disabled_ = false;
-            throw;
-        }
-        io_uring_queue_exit(&old);
+        replace();
         replaced = true;
         if (!deferred_) return true;
     }

@@ -231,7 +231,7 @@ Coro<std::size_t> StreamTransport::read_into(std::shared_ptr<StreamTransport> se
     if (!input_.empty()) {
         std::size_t n = std::min(size, input_.size());
         std::memcpy(data, input_.view().data(), n);
-        input_.consume(n);
+        consume_input(n);
         co_return n;
     }
     if (reading_) throw std::logic_error("read() called while another task is already waiting for incoming data");
@@ -524,10 +524,11 @@ void StreamTransport::close_fd() noexcept {
 // the connection open (half-closed), and a full input buffer (twice the limit) stops the watch.
 Coro<> StreamTransport::wait_closed(std::shared_ptr<StreamTransport> self) {
     if (!closed_) check_loop();
+    bool watch = true;
     while (!closed_) {
-        if (unwatched()) {
-            Coro<> watching = watch_for_loss();
-            co_await std::move(watching);
+        if (watch && unwatched()) {
+            Coro<bool> watching = watch_for_loss();
+            watch = co_await std::move(watching);
             continue;
         }
         StateWaiter w(closed_waiters_);
@@ -536,18 +537,20 @@ Coro<> StreamTransport::wait_closed(std::shared_ptr<StreamTransport> self) {
     (void)self;
 }
 
-Coro<> StreamTransport::watch_for_loss() {
+Coro<bool> StreamTransport::watch_for_loss() {
     IoAwaiter io;
     io.return_errors = true;
     io.op.kind = IoOperation::Kind::PollIn;
     io.op.fd = fd_;
     long r = co_await io;
-    if (!unwatched()) co_return;  // closed meanwhile (-ECANCELED), or a reader came
+    if (r == -ECANCELED) co_return false;  // our close(), or the fd released: no end of stream
+    if (!unwatched()) co_return true;      // a reader came, or the buffer is full
     if (r == 0) {
         input_.prepare(kReadChunk);
         r = read_now(input_.tail(), std::min(input_.room(), kSpill), true);
     }
     if (r <= 0 && r != -EAGAIN) note_read_end(r);
+    co_return true;
 }
 
 std::shared_ptr<StreamTransport> make_fd_transport(int fd, bool is_socket, std::size_t limit) {

@@ -47,7 +47,17 @@ public:
 
     int fd() const noexcept { return fd_; }
     std::size_t limit() const noexcept { return limit_; }
-    ByteBuffer& input() noexcept { return input_; }
+    const ByteBuffer& input() const noexcept { return input_; }
+    // Takes bytes out of the input buffer (which may let wait_closed()'s watch go on).
+    std::string take_input(std::size_t n) {
+        std::string bytes = input_.take(n);
+        input_taken();
+        return bytes;
+    }
+    void consume_input(std::size_t n) noexcept {
+        input_.consume(n);
+        input_taken();
+    }
     bool at_eof() const noexcept { return eof_ && input_.empty() && !read_error_; }
     bool eof() const noexcept { return eof_; }
 
@@ -88,8 +98,7 @@ private:
         ~WaitingRead() {
             transport.reading_ = false;
             transport.input_.pin(false);
-            // wait_closed() watches the connection while nobody reads: it may take over now.
-            if (!transport.closed_waiters_.empty()) wake_all(transport.closed_waiters_);
+            transport.input_taken();  // wait_closed() watches while nobody reads: it may go on
         }
         WaitingRead(const WaitingRead&) = delete;
         WaitingRead& operator=(const WaitingRead&) = delete;
@@ -165,8 +174,13 @@ private:
         return is_socket_ && fd_ >= 0 && !closing_ && !reading_ && !eof_ && !read_error_ && input_.size() < 2 * limit_;
     }
     // Waits for the socket to be readable, then reads what came into the input buffer, noting
-    // the end or the error (which loses the connection) as a read would.
-    Coro<> watch_for_loss();
+    // the end or the error (which loses the connection) as a read would. False when the wait
+    // was cancelled under it (the fd released): no watching then.
+    Coro<bool> watch_for_loss();
+    // A full buffer (or a waiting reader) stopped wait_closed()'s watch: it may go on now.
+    void input_taken() noexcept {
+        if (!closed_waiters_.empty()) wake_all(closed_waiters_);
+    }
     [[noreturn]] void throw_wrong_loop() const;
     // Whether loop_ may be used from here: it is the running loop, or no loop runs here and
     // loop_ is open and this thread's (a write or close between two runs of a Runner).

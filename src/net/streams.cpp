@@ -46,13 +46,13 @@ Coro<std::string> read_some(std::shared_ptr<StreamTransport> t, long n) {
             Coro<> more = t->fill(t);
             co_await std::move(more);
         }
-        co_return t->input().take(t->input().size());
+        co_return t->take_input(t->input().size());
     }
     if (t->input().empty() && !t->eof()) {
         Coro<> more = t->fill(t);
         co_await std::move(more);
     }
-    co_return t->input().take(std::size_t(n));
+    co_return t->take_input(std::size_t(n));
 }
 
 Coro<std::string> read_until(std::shared_ptr<StreamTransport> t, std::string sep) {
@@ -66,13 +66,13 @@ Coro<std::string> read_until(std::shared_ptr<StreamTransport> t, std::string sep
         if (at != std::string_view::npos) {
             // asyncio's rule: too long only when the separator starts past the limit.
             if (at > t->limit()) throw LimitOverrunError("Separator is found, but chunk is longer than limit", at);
-            co_return t->input().take(at + sep.size());
+            co_return t->take_input(at + sep.size());
         }
         searched = buf.size();
         if (buf.size() + 1 > t->limit() + sep.size())
             throw LimitOverrunError("Separator is not found, and chunk exceed the limit", buf.size() + 1 - sep.size());
         if (t->eof()) {
-            std::string partial = t->input().take(buf.size());
+            std::string partial = t->take_input(buf.size());
             throw IncompleteReadError(std::move(partial), std::nullopt);
         }
         Coro<> more = t->fill(t);
@@ -90,7 +90,7 @@ Coro<std::string> read_line(std::shared_ptr<StreamTransport> t) {
         // asyncio's readline drops the overlong line (up to a separator, if there is one).
         std::string_view buf = t->input().view();
         std::size_t nl = buf.find('\n');
-        t->input().consume(nl == std::string_view::npos ? buf.size() : nl + 1);
+        t->consume_input(nl == std::string_view::npos ? buf.size() : nl + 1);
         throw;
     }
 }
@@ -102,10 +102,10 @@ Coro<std::string> read_exactly(std::shared_ptr<StreamTransport> t, std::size_t n
         co_await std::move(more);
     }
     if (t->input().size() < n) {
-        std::string partial = t->input().take(t->input().size());
+        std::string partial = t->take_input(t->input().size());
         throw IncompleteReadError(std::move(partial), n);
     }
-    co_return t->input().take(n);
+    co_return t->take_input(n);
 }
 
 std::shared_ptr<StreamTransport> require(const std::shared_ptr<StreamTransport>& t) {
