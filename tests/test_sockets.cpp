@@ -208,6 +208,18 @@ CORIO_TEST(Getaddrinfo, FailureCarriesTheEaiCodeInItsOwnCategory) {
     }
 }
 
+// Python passes "" to the C library, which knows no such host: socket.gaierror (EAI_NONAME).
+// corio gave the loopback addresses (it asked for a null node).
+CORIO_TEST(Getaddrinfo, AnEmptyHostIsNoName) {
+    try {
+        Coro<std::vector<SocketAddress>> resolving = getaddrinfo("", 80);
+        std::vector<SocketAddress> got = co_await std::move(resolving);
+        ADD_FAILURE() << "\"\" resolved to " << got.size() << " address(es)";
+    } catch (const std::system_error& e) {
+        EXPECT_EQ(e.code(), std::error_code(EAI_NONAME, gai_category())) << e.what();
+    }
+}
+
 CORIO_TEST(Getaddrinfo, LocalhostResolvesToLoopback) {
     // /etc/hosts answers this: no query leaves the machine.
     Coro<std::vector<SocketAddress>> resolving = getaddrinfo("localhost", 8080);

@@ -249,9 +249,12 @@ bool TaskBase::cancel(std::string message) {
     const bool delivered = waiting_on_ && waiting_on_->cancelled;
     if (!delivered && (!message.empty() || extras_)) extras().cancel_message = std::move(message);
     if (waiting_on_) {
+        struct Forwarding {
+            TaskBase& t;
+            ~Forwarding() { t.set_flag(kForwardingCancel, false); }  // even if on_cancel throws
+        } forwarding{*this};
         set_flag(kForwardingCancel, true);
         waiting_on_->on_cancel();
-        set_flag(kForwardingCancel, false);
         if (waiting_on_ && !waiting_on_->cancelled) note_passed_on();
     } else {
         set_flag(kMustCancel, true);

@@ -36,8 +36,13 @@ void IoAwaiter::on_cancel() {
     if (woken && !cancelled) late_cancel = true;
     cancelled = true;
     if (woken || cancel_sent_) return;
-    cancel_sent_ = true;
-    backend_->cancel(op);  // the completion (-ECANCELED, or the real result) wakes us
+    try {
+        backend_->cancel(op);  // the completion (-ECANCELED, or the real result) wakes us
+        cancel_sent_ = true;
+    } catch (...) {
+        // No room to ask (io_uring's rings full even after a submit): the operation completes
+        // by itself, and the cancellation is thrown then; a later cancel() asks again.
+    }
 }
 
 void IoAwaiter::completed_while_cancelled(long r) noexcept {

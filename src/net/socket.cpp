@@ -250,7 +250,9 @@ std::vector<SocketAddress> blocking_getaddrinfo(const std::string& host, std::ui
     hints.ai_flags = AI_ADDRCONFIG;
     addrinfo* res = nullptr;
     std::string service = std::to_string(port);
-    int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &res);
+    // "" is a name, as Python passes it: no such host (EAI_NONAME), not the loopback a null node
+    // would give.
+    int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &res);
     if (rc != 0) {
         if (rc == EAI_SYSTEM) throw std::system_error(errno, std::generic_category(), "getaddrinfo " + host);
         throw std::system_error(rc, gai_category(), "getaddrinfo " + host);
