@@ -800,3 +800,84 @@ TEST(ExecutorLoopLifetime, ACallQueuedWhenItsLoopClosesIsDroppedAndReleasedThere
     gate.open();
     pool.shutdown();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Shutting down: from a pool's own call, twice at once, and corio::run()'s own shutdown
+// ---------------------------------------------------------------------------------------------
+
+// concurrent.futures: shutdown() from one of the pool's own calls raises RuntimeError("cannot
+// join current thread"). corio's joined its own thread, and std::terminate ended the process.
+CORIO_TEST(Executor, ShutdownFromOneOfThePoolsOwnCallsIsRefused) {
+    ThreadPool pool(2);
+    auto shuts_its_own_pool = [&pool] {
+        pool.shutdown();
+        return 1;
+    };
+    auto call = run_in_executor(pool, shuts_its_own_pool);
+    EXPECT_THROW(co_await std::move(call), std::logic_error);
+    EXPECT_TRUE(pool.accepting()) << "refused before anything changed";
+    auto after = run_in_executor(pool, [] { return 2; });
+    int two = co_await std::move(after);
+    EXPECT_EQ(two, 2);
+}
+
+// A second shutdown() while the first joins the threads waits for them, as concurrent.futures'
+// does: it returned at once, with the pool's call still running (and a destructor racing like
+// that would free the pool under the first caller).
+TEST(ExecutorShutdown, ASecondShutdownWaitsForTheFirstToJoin) {
+    ThreadPool pool(1);
+    std::atomic<bool> call_finished{false};
+    std::promise<void> started;
+    std::promise<void> release;
+    std::shared_future<void> released = release.get_future().share();
+    std::thread submitter([&] {
+        Runner runner;
+        runner.run([](ThreadPool* p, std::promise<void>* s, std::shared_future<void> r, std::atomic<bool>* finished) -> Coro<> {
+            auto call = run_in_executor(*p, [s, r, finished] {
+                s->set_value();
+                r.wait();
+                finished->store(true);
+            });
+            co_await std::move(call);
+        }(&pool, &started, released, &call_finished));
+    });
+    started.get_future().wait();
+    std::thread first([&] { pool.shutdown(); });
+    // The first shutdown has begun to join once the pool refuses calls; then the second comes.
+    while (pool.accepting()) std::this_thread::yield();
+    std::thread second([&] {
+        pool.shutdown();
+        EXPECT_TRUE(call_finished.load()) << "the second shutdown returned before the call finished";
+    });
+    release.set_value();
+    second.join();
+    first.join();
+    submitter.join();
+}
+
+namespace {
+Coro<int> sleeps_ten_seconds() {
+    co_await sleep(10s);
+    co_return 1;
+}
+Coro<> leaves_a_task_and_a_threadsafe_call(std::future<int>* threadsafe, bool* callback_ran) {
+    EventLoop& loop = get_running_loop();
+    std::thread other([&] { *threadsafe = run_coroutine_threadsafe(sleeps_ten_seconds(), loop); });
+    other.join();
+    Task<int> t = create_task(sleeps_ten_seconds());
+    t.add_done_callback([callback_ran](Task<int>& done) { *callback_ran = done.cancelled(); });
+    co_await sleep(0s);  // both tasks sleep; then the run ends and its shutdown cancels them
+}
+}  // namespace
+
+// asyncio's runner cancels the tasks left and gathers them, which completes only after their
+// done callbacks ran: the concurrent future says CancelledError, the callback runs. corio's
+// shutdown closed the loop with those callbacks still queued: "Broken promise", and a callback
+// never called (unless a default executor's shutdown happened to run the loop once more).
+TEST(RunCoroutineThreadsafe, ATaskCancelledByTheRunsShutdownAnswersItsFuture) {
+    std::future<int> threadsafe;
+    bool callback_ran = false;
+    corio::run(leaves_a_task_and_a_threadsafe_call(&threadsafe, &callback_ran));
+    EXPECT_TRUE(callback_ran);
+    EXPECT_THROW(threadsafe.get(), CancelledError);
+}

@@ -187,7 +187,8 @@ public:
     static std::size_t default_size();
     std::size_t max_threads() const noexcept { return max_threads_; }
 
-    // Runs what was queued, then joins the threads.
+    // Runs what was queued, then joins the threads; a second caller meanwhile waits for that.
+    // **Throws** std::logic_error from one of the pool's own calls (it would join itself).
     void shutdown();
     bool accepting();
 
@@ -202,6 +203,8 @@ private:
     std::size_t idle_ = 0;
     std::size_t max_threads_;
     bool stopping_ = false;
+    bool joining_ = false;  // a shutdown() joins the threads (others wait on joined_cv_)
+    std::condition_variable joined_cv_;
 };
 
 // asyncio.to_thread: runs f(args...) on the running loop's default executor.

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <thread>
 
@@ -87,7 +89,21 @@ std::size_t ThreadPool::default_size() {
 
 ThreadPool::ThreadPool(std::size_t max_threads) : max_threads_(std::max<std::size_t>(1, max_threads)) {}
 
-ThreadPool::~ThreadPool() { shutdown(); }
+namespace {
+// The pool whose call the current thread runs, if any (shutdown() from a call would join itself).
+thread_local const ThreadPool* t_running_pool = nullptr;
+}  // namespace
+
+ThreadPool::~ThreadPool() {
+    try {
+        shutdown();
+    } catch (const std::logic_error&) {
+        // Its last owner let it go inside one of its own calls: the threads cannot be joined
+        // (one is this), and the pool cannot outlive this destructor.
+        std::fputs("corio: a ThreadPool was destroyed by one of its own calls\n", stderr);
+        std::abort();
+    }
+}
 
 bool ThreadPool::accepting() {
     std::lock_guard lock(mutex_);
@@ -119,6 +135,7 @@ void ThreadPool::submit(detail::ThreadJob* job) {
 }
 
 void ThreadPool::worker() {
+    t_running_pool = this;
     std::unique_lock lock(mutex_);
     for (;;) {
         ++idle_;
@@ -141,14 +158,25 @@ void ThreadPool::worker() {
 }
 
 void ThreadPool::shutdown() {
-    std::vector<std::thread> threads;
-    {
-        std::lock_guard lock(mutex_);
-        stopping_ = true;
-        threads.swap(threads_);
+    // concurrent.futures raises RuntimeError("cannot join current thread") there.
+    if (t_running_pool == this) throw std::logic_error("cannot join current thread: ThreadPool::shutdown() from one of its calls");
+    std::unique_lock lock(mutex_);
+    stopping_ = true;
+    if (joining_) {
+        // Another caller joins the threads: this one returns, as that one does, once they are
+        // joined (and a destructor must not free the pool under it).
+        joined_cv_.wait(lock, [&] { return !joining_; });
+        return;
     }
+    joining_ = true;
+    std::vector<std::thread> threads;
+    threads.swap(threads_);
+    lock.unlock();
     cv_.notify_all();
     for (auto& t : threads) t.join();
+    lock.lock();
+    joining_ = false;
+    joined_cv_.notify_all();
 }
 
 // --- the loop's default executor (to_thread) ---------------------------------------------

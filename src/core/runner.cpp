@@ -101,6 +101,13 @@ void Runner::cancel_all_tasks() {
             return true;
         });
     }
+    // What the tasks' completions scheduled runs too (their done callbacks: a
+    // run_coroutine_threadsafe future's answer, a user's add_done_callback, the main task's
+    // own), as asyncio's gather over the cancelled tasks completes only after them. The ready
+    // queue is FIFO: once this marker has run, so have they.
+    bool flushed = false;
+    loop_->call_soon([&flushed] { flushed = true; });
+    loop_->run_until([&] { return flushed; });
     for (auto& t : cancelled) {
         if (t.cancelled()) continue;
         if (auto e = t.exception()) {
