@@ -782,6 +782,61 @@ TEST(RunDebug, ATaskStillRunningAfterItsCancellationIsReported) {
         }
 }
 
+namespace {
+// A child that takes three seconds to wind down once cancelled, then lets the cancellation go.
+Coro<> slow_to_wind_down() {
+    bool cancelled = false;
+    try {
+        co_await sleep(10s);
+    } catch (const CancelledError&) {
+        cancelled = true;
+    }
+    if (cancelled) {
+        co_await sleep(3s);
+        throw CancelledError();
+    }
+}
+Coro<> waits_in_a_group() {
+    auto body = [](TaskGroup& g) -> Coro<> {
+        g.create_task(slow_to_wind_down(), "slow child");
+        co_await sleep(10s);
+    };
+    Coro<> grouping = task_group(body);
+    co_await std::move(grouping);
+}
+Coro<> waits_in_gather() {
+    Task<> a = create_task(slow_to_wind_down(), "slow child");
+    auto gathering = gather(a);
+    co_await std::move(gathering);
+}
+Coro<> cancel_the_waiting_parents(std::vector<ExceptionContext>* out) {
+    corio::testing::MockClock clock;
+    capture_reports(out);
+    get_running_loop().set_debug(true);
+    Task<> in_group = create_task(waits_in_a_group(), "group parent");
+    Task<> in_gather = create_task(waits_in_gather(), "gather parent");
+    co_await sleep(0s);
+    in_group.cancel();
+    in_gather.cancel();
+    for (Task<>* t : {&in_group, &in_gather}) {
+        try {
+            co_await *t;
+        } catch (const CancelledError&) {
+        }
+    }
+}
+}  // namespace
+
+// D4: a task whose CancelledError corio's own machinery caught to wait for its children (a
+// TaskGroup's exit, gather) is not taken for one that swallowed it, however long they take.
+TEST(RunDebug, AParentWaitingForItsChildrenToWindDownIsNotReported) {
+    std::vector<ExceptionContext> reports;
+    corio::run(cancel_the_waiting_parents(&reports));
+    EXPECT_EQ(still_running_reports(reports, "group parent"), 0u) << all_messages(reports);
+    EXPECT_EQ(still_running_reports(reports, "gather parent"), 0u) << all_messages(reports);
+    // The slow children are cleaning up themselves, for three seconds: they may be reported.
+}
+
 // ---------------------------------------------------------------------------------------------
 // Call graphs (API.md Debug mode; asyncio.capture_call_graph / print_call_graph)
 // ---------------------------------------------------------------------------------------------

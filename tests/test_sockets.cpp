@@ -208,15 +208,16 @@ CORIO_TEST(Getaddrinfo, FailureCarriesTheEaiCodeInItsOwnCategory) {
     }
 }
 
-// Python passes "" to the C library, which knows no such host: socket.gaierror (EAI_NONAME).
-// corio gave the loopback addresses (it asked for a null node).
-CORIO_TEST(Getaddrinfo, AnEmptyHostIsNoName) {
+// Python passes "" to the C library, which knows no such host: socket.gaierror (glibc says
+// EAI_NONAME; another resolver may say otherwise). corio gave the loopback addresses (it asked
+// for a null node).
+CORIO_TEST(Getaddrinfo, AnEmptyHostIsAnUnknownNameNotTheLocalHost) {
     try {
         Coro<std::vector<SocketAddress>> resolving = getaddrinfo("", 80);
         std::vector<SocketAddress> got = co_await std::move(resolving);
         ADD_FAILURE() << "\"\" resolved to " << got.size() << " address(es)";
     } catch (const std::system_error& e) {
-        EXPECT_EQ(e.code(), std::error_code(EAI_NONAME, gai_category())) << e.what();
+        EXPECT_EQ(e.code().category(), gai_category()) << e.what();
     }
 }
 

@@ -41,6 +41,7 @@ Coro<> gather_wait(std::vector<FutureBase*> children, bool return_exceptions) {
         // return_exceptions, the first child to end badly decides, as in asyncio's
         // _done_callback: a real failure (an error raised while cancelling) is not turned into
         // a CancelledError, nor, under a timeout, into a TimeoutError.
+        CleanupAfterCancel cleaning;
         cancel_pending(children, require_task().cancel_message());
         std::vector<FutureBase*> order;
         for (FutureBase* f : children)

@@ -86,28 +86,32 @@ void Runner::run_main(detail::TaskBase& main) {
 }
 
 void Runner::cancel_all_tasks() {
+    if (loop_->is_closed()) return;  // closed by hand: nothing can run any more
     std::vector<AnyTask> cancelled;
     std::unordered_set<detail::TaskBase*> seen;
-    while (!loop_->tasks().empty()) {
-        loop_->tasks().for_each([&](detail::TaskBase& t) {
-            if (seen.insert(&t).second) {
-                cancelled.emplace_back(&t);
-                t.cancel({});
-            }
-        });
-        loop_->run_until([&] {
-            for (auto& t : cancelled)
-                if (!t.done()) return false;
-            return true;
-        });
+    for (;;) {
+        while (!loop_->tasks().empty()) {
+            loop_->tasks().for_each([&](detail::TaskBase& t) {
+                if (seen.insert(&t).second) {
+                    cancelled.emplace_back(&t);
+                    t.cancel({});
+                }
+            });
+            loop_->run_until([&] {
+                for (auto& t : cancelled)
+                    if (!t.done()) return false;
+                return true;
+            });
+        }
+        // What the completions scheduled runs too (done callbacks: a run_coroutine_threadsafe
+        // future's answer, a user's add_done_callback, the main task's own), as asyncio's gather
+        // over the cancelled tasks completes only after them. The ready queue is FIFO: once this
+        // marker has run, so have they. A task they start is cancelled in turn.
+        auto flushed = std::make_shared<bool>(false);  // the marker may outlive a failed run
+        loop_->call_soon([flushed] { *flushed = true; });
+        loop_->run_until([&] { return *flushed; });
+        if (loop_->tasks().empty()) break;
     }
-    // What the tasks' completions scheduled runs too (their done callbacks: a
-    // run_coroutine_threadsafe future's answer, a user's add_done_callback, the main task's
-    // own), as asyncio's gather over the cancelled tasks completes only after them. The ready
-    // queue is FIFO: once this marker has run, so have they.
-    bool flushed = false;
-    loop_->call_soon([&flushed] { flushed = true; });
-    loop_->run_until([&] { return flushed; });
     for (auto& t : cancelled) {
         if (t.cancelled()) continue;
         if (auto e = t.exception()) {

@@ -345,19 +345,26 @@ constexpr std::chrono::seconds kSwallowedCancelGrace{1};
 void TaskBase::cancel_delivered() noexcept {
     if (!loop_->get_debug()) return;
     try {
-        const std::uint32_t delivery = ++extras().cancel_deliveries;
-        add_ref();
-        StateRef<TaskBase> self(this);  // the timer's: released with it, run or not
-        loop_->call_later(kSwallowedCancelGrace,
-                          [self = std::move(self), delivery] { self->check_still_running_after_cancel(delivery); });
+        arm_swallow_check(++extras().cancel_deliveries);
     } catch (...) {
     }
+}
+
+void TaskBase::arm_swallow_check(std::uint32_t delivery) {
+    add_ref();
+    StateRef<TaskBase> self(this);  // the timer's: released with it, run or not
+    loop_->call_later(kSwallowedCancelGrace,
+                      [self = std::move(self), delivery] { self->check_still_running_after_cancel(delivery); });
 }
 
 void TaskBase::check_still_running_after_cancel(std::uint32_t delivery) noexcept {
     if (done() || !root_ || extras().cancel_deliveries != delivery) return;  // a later delivery's check decides
     if (task_cancel_requests_ <= absorbed_cancels_) return;                 // taken back with uncancel()
     try {
+        if (extras().cleanups > 0) {  // corio's own clean-up (children to wait for): later
+            arm_swallow_check(delivery);
+            return;
+        }
         ExceptionContext c;
         c.message = "Task " + name() + " is still running " + std::to_string(kSwallowedCancelGrace.count()) +
                     " s after a CancelledError of its cancellation was thrown into it (requested " +
@@ -370,6 +377,20 @@ void TaskBase::check_still_running_after_cancel(std::uint32_t delivery) noexcept
         loop_->call_exception_handler(c);
     } catch (...) {
     }
+}
+
+CleanupAfterCancel::CleanupAfterCancel() noexcept : task_(nullptr) {
+    TaskBase* t = running_loop() ? running_loop()->current_task() : nullptr;
+    if (!t || !t->loop()->get_debug()) return;
+    try {
+        ++t->extras().cleanups;
+        task_ = t;
+    } catch (...) {
+    }
+}
+
+CleanupAfterCancel::~CleanupAfterCancel() {
+    if (task_) --task_->extras().cleanups;
 }
 
 void TaskBase::report_swallowed_cancel() noexcept {

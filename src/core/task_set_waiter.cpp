@@ -90,6 +90,7 @@ void TaskSetWaiter::detach() noexcept {
 }
 
 Coro<bool> wait_all_absorbing(std::vector<FutureBase*> futures) {
+    CleanupAfterCancel cleaning;
     bool cancelled_meanwhile = false;
     for (;;) {
         try {

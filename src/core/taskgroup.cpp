@@ -65,6 +65,7 @@ void TaskGroup::on_child_done(detail::TaskBase& child) {
 }
 
 Coro<> TaskGroup::exit(std::exception_ptr body_error) {
+    detail::CleanupAfterCancel cleaning;  // a cancelled parent waits for its children here
     exiting_ = true;
     std::exception_ptr propagate_cancel;
     bool body_failed = false;

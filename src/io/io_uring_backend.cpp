@@ -47,6 +47,9 @@ enum : std::uint8_t {
 // IoOperation::progress_ of a one-shot read on a socket whose multishot receive is not armed:
 // the socket counts it, so that no multishot starts while it may still take bytes first.
 constexpr std::uint8_t kCountedRead = 1;
+// ... of an operation in the kernel whose cancel found the submission ring full: it waits on
+// the backend's list, and goes out at the next poll().
+constexpr std::uint8_t kCancelLater = 2;
 
 // Cancel-by-fd (used when an fd is about to be closed) needs 5.19.
 bool kernel_is_recent_enough() {
@@ -138,7 +141,7 @@ public:
                 }
                 if (!poll) {
                     // No multishot (the ring ran dry, or a one-shot read is still out).
-                    op.progress_ = kCountedRead;
+                    op.progress_ |= kCountedRead;
                     std::memcpy(op.scratch_, &s->gen, sizeof s->gen);
                     ++s->counted_reads;
                 }
@@ -166,12 +169,20 @@ public:
         if (op.where_ == Waiting || op.where_ == Queued) {
             FdState& s = fds_[std::size_t(op.fd)];
             (op.where_ == Waiting ? s.waiters : s.queued[detail::reads(op.kind)]).remove(&op);
-            if (op.progress_ == kCountedRead) uncount_read(op);
+            if ((op.progress_ & kCountedRead)) uncount_read(op);
             make_ready(op, -ECANCELED);
             return;
         }
-        if (op.where_ != InFlight) return;
-        io_uring_sqe* sqe = next_sqe();
+        if (op.where_ != InFlight || (op.progress_ & kCancelLater)) return;
+        own();
+        io_uring_sqe* sqe = ring_.try_sqe();
+        if (!sqe) {
+            // No room even after a submit (the kernel refuses more while its completion ring
+            // overflows): asked at the next poll(), once the completions are reaped.
+            op.progress_ |= kCancelLater;
+            cancel_later_.push(&op);
+            return;
+        }
         io_uring_prep_cancel(sqe, &op, 0);
         io_uring_sqe_set_data(sqe, &g_cancel_marker);
     }
@@ -245,6 +256,13 @@ public:
     std::size_t poll(std::chrono::nanoseconds timeout) override {
         own();
         if (!wake_armed_) arm_wakeup();
+        while (IoOperation* op = cancel_later_.head) {
+            io_uring_sqe* sqe = ring_.try_sqe();
+            if (!sqe) break;  // still full: next time
+            unlist_cancel(*op);
+            io_uring_prep_cancel(sqe, op, 0);
+            io_uring_sqe_set_data(sqe, &g_cancel_marker);
+        }
         // Operations finished at submit time are delivered now: no waiting for the kernel.
         if (ready_head_) timeout = std::chrono::nanoseconds(0);
         int rc;
@@ -288,7 +306,8 @@ public:
             if ((op->kind == K::PollIn || op->kind == K::PollOut) && res > 0) res = 0;
             if (op->kind == K::RecvFrom && res >= 0)
                 op->address_length = detail::uring::received_name_length(*op);
-            if (op->progress_ == kCountedRead) uncount_read(*op);
+            if ((op->progress_ & kCountedRead)) uncount_read(*op);
+            unlist_cancel(*op);
             --in_kernel_;
             start_next_after(*op);
             make_ready(*op, res);
@@ -461,8 +480,14 @@ private:
         s.waiters.push(&op);
     }
 
+    void unlist_cancel(IoOperation& op) noexcept {
+        if (!(op.progress_ & kCancelLater)) return;
+        cancel_later_.remove(&op);
+        op.progress_ &= std::uint8_t(~kCancelLater);
+    }
+
     void uncount_read(IoOperation& op) {
-        op.progress_ = 0;
+        op.progress_ &= std::uint8_t(~kCountedRead);
         std::uint32_t gen;
         std::memcpy(&gen, op.scratch_, sizeof gen);
         if (std::size_t(op.fd) < fds_.size() && fds_[std::size_t(op.fd)].gen == gen) --fds_[std::size_t(op.fd)].counted_reads;
@@ -518,7 +543,7 @@ private:
         } catch (...) {
             error = -EIO;
         }
-        if (op.progress_ == kCountedRead) uncount_read(op);
+        if ((op.progress_ & kCountedRead)) uncount_read(op);
         make_ready(op, error);
         FdState& s = fds_[std::size_t(op.fd)];
         if (IoOperation* next = s.queued[detail::reads(op.kind)].pop()) restart_.push(next);
@@ -554,7 +579,8 @@ private:
         for (FdState& s : fds_) {
             for (IoOperation*& op : s.in_flight) {
                 if (!op) continue;
-                if (op->progress_ == kCountedRead) uncount_read(*op);
+                if ((op->progress_ & kCountedRead)) uncount_read(*op);
+                unlist_cancel(*op);
                 make_ready(*op, -ECANCELED);
                 op = nullptr;
             }
@@ -591,6 +617,7 @@ private:
     std::size_t pending_ = 0;
     std::size_t in_kernel_ = 0;  // one-shot entries submitted and not yet completed
     detail::OpQueue restart_;    // queued operations whose turn came in this poll()
+    detail::OpQueue cancel_later_;  // in the kernel, their cancel not yet submitted (kCancelLater)
     IoOperation* ready_head_ = nullptr;
     IoOperation* ready_tail_ = nullptr;
     std::vector<FdState> fds_;

@@ -92,12 +92,8 @@ bool Ring::take_over(bool idle) {
 }
 
 io_uring_sqe* Ring::next_sqe() {
-    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-    if (!sqe) {
-        io_uring_submit(&ring_);  // the submission ring is full: hand the batch over now
-        sqe = io_uring_get_sqe(&ring_);
-        if (!sqe) throw std::system_error(EBUSY, std::generic_category(), "io_uring_get_sqe");
-    }
+    io_uring_sqe* sqe = try_sqe();
+    if (!sqe) throw std::system_error(EBUSY, std::generic_category(), "io_uring_get_sqe");
     return sqe;
 }
 

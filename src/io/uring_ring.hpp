@@ -43,6 +43,13 @@ public:
 
     // The next submission entry; a full submission queue is handed to the kernel first.
     io_uring_sqe* next_sqe();
+    // The same, or nullptr when the queue is still full after that (the kernel refuses more
+    // while its completion ring overflows).
+    io_uring_sqe* try_sqe() noexcept {
+        if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) return sqe;
+        io_uring_submit(&ring_);
+        return io_uring_get_sqe(&ring_);
+    }
 
     // Which thread this is, never reused (a pthread_t, a thread-local's address and a tid may
     // all come back for a later thread, which the kernel sees as another submitter).

@@ -40,8 +40,9 @@ void IoAwaiter::on_cancel() {
         backend_->cancel(op);  // the completion (-ECANCELED, or the real result) wakes us
         cancel_sent_ = true;
     } catch (...) {
-        // No room to ask (io_uring's rings full even after a submit): the operation completes
-        // by itself, and the cancellation is thrown then; a later cancel() asks again.
+        // The backend could not ask (it keeps a cancel that finds its ring full for its next
+        // poll, so this is a ring it may not use from here): the operation completes by itself,
+        // the cancellation is thrown then, and a later cancel() asks again.
     }
 }
 

@@ -263,6 +263,7 @@ Coro<> Server::serve_forever() {
         }
     }
     if (cancelled) {
+        detail::CleanupAfterCancel cleaning;  // the handlers end first, as in asyncio
         close();
         Coro<> closing = wait_closed();
         co_await std::move(closing);

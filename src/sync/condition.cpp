@@ -54,6 +54,7 @@ Coro<bool> Condition::wait() {
 
     // Cancellations that land while re-acquiring are absorbed (the caller must get the lock
     // back whatever happens); the latest one is the one re-thrown, as asyncio does.
+    detail::CleanupAfterCancel cleaning;
     for (;;) {
         try {
             LockGuard relocked = co_await lock_->acquire();

@@ -50,6 +50,7 @@ struct TaskExtras : ListHook<GroupTag>, Recycled {
     std::unique_ptr<TaskStats> stats;
     std::source_location created;
     std::uint32_t cancel_deliveries = 0;  // debug mode: CancelledErrors of its own cancel() thrown into it
+    std::uint32_t cleanups = 0;           // debug mode: CleanupAfterCancel scopes open in it
 };
 
 // 88 bytes, then the result or the exception (one union): the future's state, the all-tasks
@@ -145,6 +146,8 @@ private:
     void finish_task(State s, std::exception_ptr e) noexcept;
     void report_swallowed_cancel() noexcept;
     void check_still_running_after_cancel(std::uint32_t delivery) noexcept;
+    void arm_swallow_check(std::uint32_t delivery);
+    friend class CleanupAfterCancel;
     TaskExtras& extras();
 
     // In FutureBase::flags_, beside kRetrieved.

@@ -52,6 +52,20 @@ protected:
     ~WaitNode() = default;
 };
 
+// Library code that caught the running task's CancelledError only to wait for what must finish
+// first (a group's children, a lock to take back, a server's handlers), then rethrows it: debug
+// mode's check for a swallowed cancellation waits for the scope to end.
+class CleanupAfterCancel {
+public:
+    CleanupAfterCancel() noexcept;
+    ~CleanupAfterCancel();
+    CleanupAfterCancel(const CleanupAfterCancel&) = delete;
+    CleanupAfterCancel& operator=(const CleanupAfterCancel&) = delete;
+
+private:
+    TaskBase* task_;  // counted in its extras (debug mode only)
+};
+
 // A node that waits in a primitive's FIFO list (a lock, a semaphore, an event...). Awaiters kept
 // elsewhere (a sleep's timer heap slot, a future's waiter list) do without the 16-byte link:
 // every sleeping task carries its awaiter in its frame.
