@@ -719,8 +719,8 @@ Coro<> swallowing_worker(const bool* stop) {
         }
     }
 }
-// Cleans up for half a second after its cancellation, then lets it go on: no swallow.
-Coro<> slow_but_honest_cleanup() {
+// Cleans up for `cleanup` after its cancellation, then lets it go on: no swallow.
+Coro<> cleans_up_then_rethrows(Clock::duration cleanup) {
     bool cancelled = false;
     try {
         co_await sleep(10s);
@@ -728,7 +728,7 @@ Coro<> slow_but_honest_cleanup() {
         cancelled = true;
     }
     if (cancelled) {
-        co_await sleep(500ms);
+        co_await sleep(cleanup);
         throw CancelledError();
     }
 }
@@ -748,7 +748,7 @@ Coro<> cancel_and_watch(std::vector<ExceptionContext>* out) {
     get_running_loop().set_debug(true);
     bool stop = false;
     Task<> worker = create_task(swallowing_worker(&stop), "worker");
-    Task<> honest = create_task(slow_but_honest_cleanup(), "honest");
+    Task<> honest = create_task(cleans_up_then_rethrows(500ms), "honest");
     Task<> forgiven = create_task(uncancels_and_goes_on(), "forgiven");
     co_await sleep(0s);
     for (Task<>* t : {&worker, &honest, &forgiven}) t->cancel();
@@ -784,18 +784,7 @@ TEST(RunDebug, ATaskStillRunningAfterItsCancellationIsReported) {
 
 namespace {
 // A child that takes three seconds to wind down once cancelled, then lets the cancellation go.
-Coro<> slow_to_wind_down() {
-    bool cancelled = false;
-    try {
-        co_await sleep(10s);
-    } catch (const CancelledError&) {
-        cancelled = true;
-    }
-    if (cancelled) {
-        co_await sleep(3s);
-        throw CancelledError();
-    }
-}
+Coro<> slow_to_wind_down() { return cleans_up_then_rethrows(3s); }
 Coro<> waits_in_a_group() {
     auto body = [](TaskGroup& g) -> Coro<> {
         g.create_task(slow_to_wind_down(), "slow child");
