@@ -5,6 +5,7 @@
 // falls back to plain reads. Real loopback sockets (127.0.0.1) only. The test binary asks for
 // io_uring itself, and each test is skipped where the kernel forbids it or refuses the ring.
 #include <corio/backend.hpp>
+#include <corio/socket.hpp>
 #include <corio/streams.hpp>
 #include <corio/sleep.hpp>
 #include <corio/subprocess.hpp>
@@ -412,4 +413,24 @@ CORIO_TEST(IoUringMultishot, AReadinessWaitBesideAWaitingReadLetsBothComplete) {
     EXPECT_FALSE(watching.done());
     c.writer.close();
     co_await watching;
+}
+
+// A raw socket's reads take no more than asked for: Socket::release() may give its fd to other
+// code, which must find every byte nobody read still in the socket (a multishot receive armed
+// by sock_recv had taken them into the ring, where they were lost).
+CORIO_TEST(IoUringMultishot, ARawSocketKeepsItsUnreadBytesForWhoeverTakesItsFd) {
+    CO_SKIP_WITHOUT_RING();
+    HalfPair h;
+    Socket ours = h.accept();
+    Task<std::string> first = create_task(sock_recv(ours, 1));
+    AWAIT_VOID(sleep(0s));  // the receive starts, finds nothing and waits
+    send_all(h.peer.fd, "!rest");
+    AWAIT(got, first);
+    EXPECT_EQ(got, "!");
+    EXPECT_EQ(ring().armed, 0u);
+    Fd released(ours.release());
+    char buffer[16];
+    ssize_t n = ::recv(released.fd, buffer, sizeof buffer, MSG_DONTWAIT);
+    CO_ASSERT_EQ(n, 4);
+    EXPECT_EQ(std::string_view(buffer, 4), "rest");
 }

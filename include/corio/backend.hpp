@@ -19,6 +19,10 @@ namespace corio {
 struct IoOperation {
     enum class Kind : std::uint8_t { Read, Write, Recv, Send, Accept, Connect, RecvFrom, SendTo, PollIn, PollOut, ReadV };
     Kind kind = Kind::Read;
+    // The caller keeps the fd until it closes it and reads everything read from it, so a read
+    // may take more than asked for and keep it for the next (io_uring's multishot receive).
+    // Not for a socket its owner may release() to other code: what was read ahead would be lost.
+    bool may_read_ahead = false;
     int fd = -1;
     void* buffer = nullptr;  // ReadV: an array of `iovec`
     std::size_t length = 0;  // ReadV: how many iovecs

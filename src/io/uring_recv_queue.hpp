@@ -1,6 +1,6 @@
 // The io_uring backend's receive side for stream sockets: a ring of provided buffers that
 // multishot receives fill, and per socket the bytes received that nobody has read yet, still
-// inside those buffers. Internal to src/io (io_uring_backend.cpp drives it).
+// inside those buffers. Internal to src/io (uring_multishot.cpp drives it).
 #pragma once
 
 #if defined(CORIO_HAVE_IO_URING)

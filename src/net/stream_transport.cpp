@@ -208,6 +208,7 @@ Coro<> StreamTransport::fill(std::shared_ptr<StreamTransport> self) {
         ReadAwaiter io(*this);
         io.return_errors = true;
         io.op.kind = is_socket_ ? IoOperation::Kind::Recv : IoOperation::Kind::Read;
+        io.op.may_read_ahead = true;  // a stream's fd is never released to other code
         io.op.fd = fd_;
         io.op.buffer = input_.tail();
         io.op.length = std::min(input_.room(), kSpill);
@@ -257,6 +258,7 @@ Coro<std::size_t> StreamTransport::read_into(std::shared_ptr<StreamTransport> se
         ReadIntoAwaiter io(*this);
         io.return_errors = true;
         io.op.kind = is_socket_ ? IoOperation::Kind::Recv : IoOperation::Kind::Read;
+        io.op.may_read_ahead = true;
         io.op.fd = fd_;
         io.op.buffer = data;
         io.op.length = size;

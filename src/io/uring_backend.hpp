@@ -1,0 +1,158 @@
+// The io_uring backend's class, shared by its two halves: io_uring_backend.cpp (submission,
+// one-shot entries in per-fd order, poll, cancellation, the ring's owner) and
+// uring_multishot.cpp (stream sockets read through multishot receives into provided buffers).
+// Internal to src/io.
+#pragma once
+
+#if defined(CORIO_HAVE_IO_URING)
+#include <liburing.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "corio/backend.hpp"
+#include "op_queue.hpp"
+#include "uring_recv_queue.hpp"
+#include "uring_ring.hpp"
+
+namespace corio::detail::uring {
+
+// Where an operation is (IoOperation::where_).
+enum : std::uint8_t {
+    Idle = 0,
+    InFlight = 1,  // a submission entry with the operation as user data
+    Waiting = 2,   // on its socket's list of waiters, for its multishot receive
+    Ready = 3,     // completed without the kernel; delivered by the next poll()
+    Queued = 4,    // behind another operation of the same direction on its fd, not yet submitted
+};
+// IoOperation::progress_ of a one-shot read on a socket whose multishot receive is not armed:
+// the socket counts it, so that no multishot starts while it may still take bytes first.
+constexpr std::uint8_t kCountedRead = 1;
+// ... of an operation in the kernel whose cancel found the submission ring full: it waits on
+// the backend's list, and goes out at the next poll().
+constexpr std::uint8_t kCancelLater = 2;
+
+// User data of completions that belong to no operation. Aligned: an odd user data word is a
+// multishot receive's (Backend::tag_of()).
+alignas(8) inline char g_cancel_marker;
+alignas(8) inline char g_wake_marker;
+
+// Beyond this much unread, a socket's multishot receive is cancelled (re-armed when its reader
+// has read everything and waits again): one idle reader must not take the whole ring, and the
+// sender must feel TCP's back-pressure.
+constexpr std::size_t kMaxQueuedBytes = 256 * 1024;
+
+inline bool is_read_kind(IoOperation::Kind k) {
+    using K = IoOperation::Kind;
+    return k == K::Read || k == K::Recv || k == K::ReadV;
+}
+
+class Backend final : public IoBackend {
+public:
+    // Provided buffers: how many, of what size (0: none, every read is a one-shot entry).
+    explicit Backend(std::pair<unsigned, unsigned> buffers);
+    ~Backend() override;
+
+    const char* name() const noexcept override { return "io_uring"; }
+    std::size_t pending() const noexcept override { return pending_; }
+    bool readiness_based() const noexcept override { return false; }
+
+    void submit(IoOperation& op) override;
+    long attempt_now(IoOperation& op) noexcept override;
+    void cancel(IoOperation& op) override;
+    void release_fd(int fd) noexcept override;
+    void cancel_all() noexcept override;
+    std::size_t poll(std::chrono::nanoseconds timeout) override;
+    void wakeup() noexcept override;
+
+    detail::ProvidedBufferStats stats() const noexcept;
+
+private:
+    enum : std::uint8_t { Unknown = 0, Stream = 1, Other = 2 };
+
+    // Per fd: a socket's multishot receive and what it has queued, and the one-shot operations
+    // in the kernel and in line behind them. Indexed by fd; the generation tells an old
+    // socket's late completions from those of a new socket with the same number.
+    struct FdState {
+        std::uint32_t gen = 0;
+        std::uint8_t type = Unknown;
+        bool armed = false;        // a multishot receive is in the kernel (until its last CQE)
+        bool cancel_sent = false;  // ... and is being cancelled (the queue is full)
+        bool starved = false;      // the ring ran dry (ENOBUFS) under the last one
+        unsigned counted_reads = 0;
+        detail::OpQueue waiters;
+        // The one-shot operation of each direction (detail::reads) in the kernel, and those
+        // queued behind it: the kernel serves operations waiting on one file newest first.
+        IoOperation* in_flight[2] = {nullptr, nullptr};
+        detail::OpQueue queued[2];
+        RecvQueue queue;
+    };
+
+    static std::uint64_t tag_of(int fd, std::uint32_t gen) {
+        return (std::uint64_t(gen) << 32) | (std::uint64_t(std::uint32_t(fd)) << 1) | 1;
+    }
+
+    // uring_multishot.cpp
+    // A read or readiness wait on a stream socket, when provided buffers are on: served from
+    // the socket's queue, or made a waiter of its multishot receive. False: a one-shot entry.
+    bool submit_to_multishot(IoOperation& op);
+    // attempt_now() of a read on a socket read through the ring; false: make the syscall.
+    bool attempt_from_queue(IoOperation& op, long& result) noexcept;
+    FdState* stream_state(int fd);
+    void arm(int fd, FdState& s);
+    void stop(int fd, FdState& s);
+    void on_recv(std::uint64_t tag, int res, unsigned flags);
+    void serve_waiters(FdState& s);
+    void finish_now(FdState& s, IoOperation& op);
+
+    // io_uring_backend.cpp
+    // Ready operations form a FIFO through next_ (free once off the waiters' list): no
+    // allocation, so forget() cannot fail.
+    void make_ready(IoOperation& op, long result) noexcept {
+        op.result_ = result;
+        op.where_ = Ready;
+        op.next_ = op.prev_ = nullptr;
+        if (ready_tail_)
+            ready_tail_->next_ = &op;
+        else
+            ready_head_ = &op;
+        ready_tail_ = &op;
+    }
+    void unlist_cancel(IoOperation& op) noexcept {
+        if (!(op.progress_ & kCancelLater)) return;
+        cancel_later_.remove(&op);
+        op.progress_ &= std::uint8_t(~kCancelLater);
+    }
+    void uncount_read(IoOperation& op);
+    void forget(FdState& s) noexcept;
+    void start_one_shot(IoOperation& op);
+    void start_or_fail(IoOperation& op) noexcept;
+    void start_next_after(IoOperation& op);
+    void drop_the_kernels_operations() noexcept;
+    void own();
+    io_uring_sqe* next_sqe() {
+        own();
+        return ring_.next_sqe();
+    }
+    void arm_wakeup();
+
+    Ring ring_;
+    int wakefd_ = -1;
+    std::uint64_t wake_value_ = 0;
+    bool wake_armed_ = false;
+    std::size_t pending_ = 0;
+    std::size_t in_kernel_ = 0;  // one-shot entries submitted and not yet completed
+    detail::OpQueue restart_;    // queued operations whose turn came in this poll()
+    detail::OpQueue cancel_later_;  // in the kernel, their cancel not yet submitted (kCancelLater)
+    IoOperation* ready_head_ = nullptr;
+    IoOperation* ready_tail_ = nullptr;
+    std::vector<FdState> fds_;
+    std::size_t max_queued_buffers_ = 0;
+    std::size_t nobufs_ = 0;
+};
+
+}  // namespace corio::detail::uring
+
+#endif
