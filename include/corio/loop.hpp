@@ -20,6 +20,7 @@
 #include "corio/clock.hpp"
 #include "corio/detail/callback.hpp"
 #include "corio/detail/intrusive_list.hpp"
+#include "corio/detail/ready_ring.hpp"
 
 namespace corio {
 
@@ -296,7 +297,7 @@ private:
         EventLoop* previous;
     };
 
-    void ready_push(std::uintptr_t item);
+    void ready_push(std::uintptr_t item) { ready_.push(item); }
     void push_threadsafe(std::uintptr_t item);
     void install_signal(int sig);
     void uninstall_signal(int sig) noexcept;
@@ -305,8 +306,8 @@ private:
     static void drop_ready(std::uintptr_t item) noexcept;
     static void fire_timer_callback(detail::TimerNode* t) noexcept;
     void shuffle_ready(std::size_t n) noexcept;
-    std::uintptr_t ready_pop() noexcept;
-    std::size_t ready_size() const noexcept { return ready_tail_ - ready_head_; }
+    std::uintptr_t ready_pop() noexcept { return ready_.pop(); }
+    std::size_t ready_size() const noexcept { return ready_.size(); }
     void drain_inbox();
     void fire_due_timers();
     void heap_up(std::size_t i) noexcept;
@@ -320,12 +321,8 @@ private:
                                                                                          &detail::destroy_signal_state};
     std::uint64_t ticks_ = 0;
     std::uint64_t shuffle_state_ = 0;
-    // Ready queue: a power-of-two ring buffer, so that pushing and popping never allocate in
-    // steady state.
-    std::unique_ptr<std::uintptr_t[]> ready_;
-    std::size_t ready_capacity_;
-    std::size_t ready_head_ = 0;
-    std::size_t ready_tail_ = 0;
+    // Pushing and popping never allocate in steady state.
+    detail::ReadyRing ready_;
 
     std::vector<std::uintptr_t> tick_end_;  // kReadyCallback entries
     std::vector<std::uintptr_t> tick_end_running_;

@@ -156,8 +156,6 @@ std::uint64_t next_loop_serial() noexcept {
 
 EventLoop::EventLoop(std::unique_ptr<IoBackend> backend)
     : backend_(backend ? std::move(backend) : make_default_backend()),
-      ready_(new std::uintptr_t[256]),
-      ready_capacity_(256),
       job_gate_(std::make_shared<detail::LoopGate>(this)),
       serial_(next_loop_serial()) {
     if (const char* env = std::getenv("CORIO_DEBUG"); env && *env && std::string(env) != "0") debug_ = true;
@@ -259,41 +257,15 @@ void EventLoop::drain_inbox() {
     inbox_spare_.clear();
 }
 
-void EventLoop::ready_push(std::uintptr_t item) {
-    if (ready_tail_ - ready_head_ == ready_capacity_) {
-        // Not a std::vector: its zero-filling of the new half would touch every page twice.
-        std::unique_ptr<std::uintptr_t[]> bigger(new std::uintptr_t[ready_capacity_ * 2]);
-        // A burst that grows the ring to megabytes (a million tasks created at once) would
-        // otherwise take a page fault per 4 KiB of it.
-        if (ready_capacity_ >= 4096) detail::populate_pages(bigger.get(), ready_capacity_ * 2 * sizeof(std::uintptr_t));
-        std::size_t n = ready_size();
-        std::size_t mask = ready_capacity_ - 1;
-        for (std::size_t i = 0; i < n; ++i) bigger[i] = ready_[(ready_head_ + i) & mask];
-        ready_ = std::move(bigger);
-        ready_capacity_ *= 2;
-        ready_head_ = 0;
-        ready_tail_ = n;
-    }
-    ready_[ready_tail_ & (ready_capacity_ - 1)] = item;
-    ++ready_tail_;
-}
-
 void EventLoop::shuffle_ready(std::size_t n) noexcept {
-    std::size_t mask = ready_capacity_ - 1;
     for (std::size_t i = n - 1; i > 0; --i) {
         // xorshift64: deterministic for a seed, so a failing order can be replayed.
         shuffle_state_ ^= shuffle_state_ << 13;
         shuffle_state_ ^= shuffle_state_ >> 7;
         shuffle_state_ ^= shuffle_state_ << 17;
         std::size_t j = shuffle_state_ % (i + 1);
-        std::swap(ready_[(ready_head_ + i) & mask], ready_[(ready_head_ + j) & mask]);
+        std::swap(ready_[i], ready_[j]);
     }
-}
-
-std::uintptr_t EventLoop::ready_pop() noexcept {
-    std::uintptr_t item = ready_[ready_head_ & (ready_capacity_ - 1)];
-    ++ready_head_;
-    return item;
 }
 
 void EventLoop::run_ready(std::uintptr_t item) noexcept {
