@@ -103,7 +103,7 @@ private:
 
 namespace detail {
 template <class T>
-Task<T> spawn(EventLoop& loop, Coro<T> coro, std::string name, std::source_location where) {
+Task<T> spawn(EventLoop& loop, Coro<T> coro, std::string&& name, std::source_location where) {
     loop.check_open();
     if (coro && coro.handle().promise().started) throw std::logic_error("corio: a Coro can be awaited only once");
     auto h = coro.release();

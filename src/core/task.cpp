@@ -191,7 +191,7 @@ void WaitNode::throw_if_cancelled() const {
 
 // --- tasks ---------------------------------------------------------------------------------
 
-TaskBase::TaskBase(EventLoop& loop, std::coroutine_handle<> frame, std::string name, std::source_location created)
+TaskBase::TaskBase(EventLoop& loop, std::coroutine_handle<> frame, std::string&& name, std::source_location created)
     : FutureBase(&loop), root_(frame), resume_(frame), id_(loop.next_task_id()) {
     if (!name.empty()) extras().name = std::move(name);
     if (loop.keeps_task_stats()) {

@@ -58,7 +58,7 @@ struct TaskExtras : ListHook<GroupTag>, Recycled {
 // id; the flags and the cancel-request count sit in FutureBase's padding.
 class TaskBase : public FutureBase, public ListHook<AllTasksTag> {
 public:
-    TaskBase(EventLoop& loop, std::coroutine_handle<> frame, std::string name, std::source_location created);
+    TaskBase(EventLoop& loop, std::coroutine_handle<> frame, std::string&& name, std::source_location created);
 
     bool cancel(std::string message) override;
     // asyncio's cancelling() (the count saturates at 65535 requests not taken back).
@@ -172,7 +172,7 @@ template <class T>
 class TaskState final : public TaskBase, public ResultSlot<T> {
 public:
     using Promise = typename Coro<T>::promise_type;
-    TaskState(EventLoop& loop, std::coroutine_handle<Promise> frame, std::string name, std::source_location created)
+    TaskState(EventLoop& loop, std::coroutine_handle<Promise> frame, std::string&& name, std::source_location created)
         : TaskBase(loop, frame, std::move(name), created) {}
     ~TaskState() override {
         this->destroy(state());
