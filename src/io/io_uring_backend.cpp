@@ -86,7 +86,7 @@ long Backend::attempt_now(IoOperation& op) noexcept {
 void Backend::cancel(IoOperation& op) {
     if (op.where_ == Waiting || op.where_ == Queued) {
         FdState& s = fds_[std::size_t(op.fd)];
-        (op.where_ == Waiting ? s.waiters : s.queued[detail::reads(op.kind)]).remove(&op);
+        (op.where_ == Waiting ? s.waiters : s.queued[lane(op.kind)]).remove(&op);
         if ((op.progress_ & kCountedRead)) uncount_read(op);
         make_ready(op, -ECANCELED);
         return;
@@ -267,11 +267,11 @@ void Backend::uncount_read(IoOperation& op) {
 // The fd is about to be closed (or the loop is): its waiters complete with -ECANCELED, its
 // buffers go back, and a multishot still in the kernel becomes stale (new generation).
 void Backend::forget(FdState& s) noexcept {
-    for (detail::OpQueue* q : {&s.waiters, &s.queued[0], &s.queued[1]}) {
+    for (detail::OpQueue* q : {&s.waiters, &s.queued[0], &s.queued[1], &s.queued[2]}) {
         while (IoOperation* op = q->pop()) make_ready(*op, -ECANCELED);
     }
     // What is still in the kernel completes as cancelled, or stale: it starts nothing.
-    s.in_flight[0] = s.in_flight[1] = nullptr;
+    for (IoOperation*& op : s.in_flight) op = nullptr;
     if (ring_.buffers().ready()) s.queue.clear(ring_.buffers());
     ++s.gen;
     s.type = Unknown;
@@ -288,9 +288,9 @@ void Backend::start_one_shot(IoOperation& op) {
     if (op.fd >= 0) {
         if (std::size_t(op.fd) >= fds_.size()) fds_.resize(std::size_t(op.fd) + 64);
         FdState& s = fds_[std::size_t(op.fd)];
-        current = &s.in_flight[detail::reads(op.kind)];
+        current = &s.in_flight[lane(op.kind)];
         if (*current) {
-            s.queued[detail::reads(op.kind)].push(&op);
+            s.queued[lane(op.kind)].push(&op);
             op.where_ = Queued;
             return;
         }
@@ -317,18 +317,18 @@ void Backend::start_or_fail(IoOperation& op) noexcept {
     if ((op.progress_ & kCountedRead)) uncount_read(op);
     make_ready(op, error);
     FdState& s = fds_[std::size_t(op.fd)];
-    if (IoOperation* next = s.queued[detail::reads(op.kind)].pop()) restart_.push(next);
+    if (IoOperation* next = s.queued[lane(op.kind)].pop()) restart_.push(next);
 }
 
 // `op` has completed: the next operation queued behind it goes to the kernel.
 void Backend::start_next_after(IoOperation& op) {
     if (op.fd < 0 || std::size_t(op.fd) >= fds_.size()) return;
     FdState& s = fds_[std::size_t(op.fd)];
-    IoOperation*& current = s.in_flight[detail::reads(op.kind)];
+    IoOperation*& current = s.in_flight[lane(op.kind)];
     if (current != &op) return;  // its fd was released meanwhile
     current = nullptr;
     // Started once the completions are consumed (poll() does it).
-    if (IoOperation* next = s.queued[detail::reads(op.kind)].pop()) restart_.push(next);
+    if (IoOperation* next = s.queued[lane(op.kind)].pop()) restart_.push(next);
 }
 
 // The loop closes on a thread that may not submit to the ring (its owner may even be gone):

@@ -44,6 +44,17 @@ alignas(8) inline char g_wake_marker;
 // sender must feel TCP's back-pressure.
 constexpr std::size_t kMaxQueuedBytes = 256 * 1024;
 
+// The lanes of one fd: writes (readiness waits for output with them: a datagram send waits
+// with one, then sends), reads, and readiness waits for input. Operations of one lane go to the
+// kernel one at a time, in order, since the kernel serves those waiting on one file newest
+// first. A wait for input consumes nothing, so a read does not queue behind one (wait_closed()'s
+// watch, ahead of a stream reader's next read, cost each read a loop iteration).
+constexpr int kLanes = 3;
+inline int lane(IoOperation::Kind k) noexcept {
+    if (k == IoOperation::Kind::PollIn) return 2;
+    return detail::reads(k) ? 1 : 0;
+}
+
 inline bool is_read_kind(IoOperation::Kind k) {
     using K = IoOperation::Kind;
     return k == K::Read || k == K::Recv || k == K::ReadV;
@@ -83,10 +94,9 @@ private:
         bool starved = false;      // the ring ran dry (ENOBUFS) under the last one
         unsigned counted_reads = 0;
         detail::OpQueue waiters;
-        // The one-shot operation of each direction (detail::reads) in the kernel, and those
-        // queued behind it: the kernel serves operations waiting on one file newest first.
-        IoOperation* in_flight[2] = {nullptr, nullptr};
-        detail::OpQueue queued[2];
+        // The one-shot operation of each lane in the kernel, and those queued behind it.
+        IoOperation* in_flight[kLanes] = {};
+        detail::OpQueue queued[kLanes];
         RecvQueue queue;
     };
 
