@@ -5,6 +5,7 @@
 //   co_await ep.sendto(data, addr);
 #pragma once
 
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -19,22 +20,33 @@ struct DatagramOptions {
     bool reuse_port = false;
 };
 
+namespace detail {
+struct DatagramState;
+}
+
 class DatagramEndpoint {
 public:
     DatagramEndpoint() = default;
-    explicit DatagramEndpoint(Socket s) : sock_(std::move(s)) {}
+    explicit DatagramEndpoint(Socket s);
+    DatagramEndpoint(DatagramEndpoint&&) noexcept = default;
+    DatagramEndpoint& operator=(DatagramEndpoint&& other) noexcept;
+    DatagramEndpoint(const DatagramEndpoint&) = delete;
+    DatagramEndpoint& operator=(const DatagramEndpoint&) = delete;
+    ~DatagramEndpoint() { close(); }
 
     // One datagram and who sent it.
     Coro<std::pair<std::string, SocketAddress>> recvfrom(std::size_t max_size = 65536);
     Coro<> sendto(std::string data, SocketAddress address);
     // For an endpoint made with a remote_addr.
     Coro<> send(std::string data);
-    SocketAddress getsockname() const { return sock_.getsockname(); }
-    void close() noexcept { sock_.close(); }
+    SocketAddress getsockname() const;
+    void close() noexcept;
     Coro<> aclose();
 
 private:
-    Socket sock_;
+    // Shared with the operations made on it, which take the fd when they run and see a close()
+    // that comes while they wait (the fd number may belong to another socket by then).
+    std::shared_ptr<detail::DatagramState> state_;
 };
 
 Coro<DatagramEndpoint> create_datagram_endpoint(DatagramOptions options);

@@ -1,4 +1,5 @@
 #include "corio/datagram.hpp"
+#include "corio/lock.hpp"
 #include "corio/loop.hpp"
 #include "corio/sleep.hpp"
 
@@ -11,9 +12,32 @@
 
 namespace corio {
 
+namespace detail {
+struct DatagramState {
+    explicit DatagramState(Socket s) : sock(std::move(s)) {}
+    Socket sock;
+    // On a completion backend a send is made here and retried after readiness waits: sends
+    // take turns, so that one made while others wait does not overtake them (epoll's own
+    // queue of writers keeps that order).
+    Lock send_turn;
+};
+}  // namespace detail
+
 namespace {
 
-Coro<std::pair<std::string, SocketAddress>> recv_datagram(int fd, std::size_t max_size) {
+using detail::DatagramState;
+
+// The endpoint's fd for an operation that starts now: each notes the loop it runs on, as the
+// sock_* functions do (close() must tell that loop's backend the fd is gone: epoll keeps a
+// registration, and a later socket with the same fd number would otherwise wait for ever).
+int open_fd(const std::shared_ptr<DatagramState>& state) {
+    if (!state || state->sock.fileno() < 0) throw std::system_error(EBADF, std::generic_category(), "the datagram endpoint is closed");
+    detail::note_loop(state->sock);
+    return state->sock.fileno();
+}
+
+Coro<std::pair<std::string, SocketAddress>> recv_datagram(std::shared_ptr<DatagramState> state, std::size_t max_size) {
+    const int fd = open_fd(state);
     std::string data(max_size, '\0');
     SocketAddress from;
     detail::IoAwaiter io;
@@ -34,7 +58,8 @@ Coro<std::pair<std::string, SocketAddress>> recv_datagram(int fd, std::size_t ma
 // Unix datagram socket whose peer is full, retried a send the socket had already consumed and
 // delivered an empty datagram; an unconnected one (sendto) even came back with EAGAIN. The send
 // is made here, and only readiness is waited for; epoll's own path does the same.
-Coro<> send_datagram(int fd, std::string data, SocketAddress to, bool connected) {
+Coro<> send_datagram(std::shared_ptr<DatagramState> state, std::string data, SocketAddress to, bool connected) {
+    const int fd = open_fd(state);
     detail::IoAwaiter io;
     io.op.kind = connected ? IoOperation::Kind::Send : IoOperation::Kind::SendTo;
     io.op.fd = fd;
@@ -48,17 +73,26 @@ Coro<> send_datagram(int fd, std::string data, SocketAddress to, bool connected)
         co_await io;
         co_return;
     }
+    auto turn_taken = state->send_turn.acquire();
+    LockGuard turn = co_await std::move(turn_taken);
     // An unconnected Unix datagram socket polls writable while the receiver is full (only its
     // own buffer counts): when a readiness wait is followed by EAGAIN again, the next retry waits
     // a little longer (1 ms doubling to 64 ms) instead of spinning the loop.
+    // Closed while this send waited (its fd number may already be another socket's): as a
+    // backend cancels what waits on an fd it is told to forget.
+    auto check_open = [&state, fd] {
+        if (state->sock.fileno() != fd) throw std::system_error(ECANCELED, std::generic_category(), "the datagram endpoint was closed");
+    };
     auto backoff = std::chrono::milliseconds(0);
     for (;;) {
+        check_open();
         long r = detail::transfer_now(io.op);
         if (r >= 0) co_return;
         if (r != -EAGAIN) throw std::system_error(int(-r), std::generic_category());
         if (backoff.count() != 0) {
             co_await sleep(backoff);
             backoff = std::min(backoff * 2, std::chrono::milliseconds(64));
+            check_open();
         } else {
             backoff = std::chrono::milliseconds(1);
         }
@@ -71,22 +105,35 @@ Coro<> send_datagram(int fd, std::string data, SocketAddress to, bool connected)
 
 }  // namespace
 
-// Each notes the loop it is called on, as the sock_* functions do: close() must tell that
-// loop's backend the fd is gone (epoll keeps a registration; a later socket with the same fd
-// number would otherwise wait for ever).
+DatagramEndpoint::DatagramEndpoint(Socket s) : state_(std::make_shared<DatagramState>(std::move(s))) {}
+
+DatagramEndpoint& DatagramEndpoint::operator=(DatagramEndpoint&& other) noexcept {
+    if (this != &other) {
+        close();
+        state_ = std::move(other.state_);
+    }
+    return *this;
+}
+
+void DatagramEndpoint::close() noexcept {
+    if (state_) state_->sock.close();
+}
+
+SocketAddress DatagramEndpoint::getsockname() const {
+    if (!state_) throw std::system_error(EBADF, std::generic_category(), "getsockname");
+    return state_->sock.getsockname();
+}
+
 Coro<std::pair<std::string, SocketAddress>> DatagramEndpoint::recvfrom(std::size_t max_size) {
-    detail::note_loop(sock_);
-    return recv_datagram(sock_.fileno(), max_size);
+    return recv_datagram(state_, max_size);
 }
 
 Coro<> DatagramEndpoint::sendto(std::string data, SocketAddress address) {
-    detail::note_loop(sock_);
-    return send_datagram(sock_.fileno(), std::move(data), std::move(address), false);
+    return send_datagram(state_, std::move(data), std::move(address), false);
 }
 
 Coro<> DatagramEndpoint::send(std::string data) {
-    detail::note_loop(sock_);
-    return send_datagram(sock_.fileno(), std::move(data), {}, true);
+    return send_datagram(state_, std::move(data), {}, true);
 }
 
 Coro<> DatagramEndpoint::aclose() {

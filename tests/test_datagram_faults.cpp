@@ -1,0 +1,162 @@
+// Datagram endpoints closed under their operations: an operation takes the endpoint's fd when it
+// runs, not when it is made, and one waiting when the endpoint closes ends with ECANCELED. Either
+// way nothing is sent from, or received on, another socket that got the fd number meanwhile.
+// And sends leave in the order they were made, on both backends. Unix datagram sockets only.
+#include <corio/datagram.hpp>
+#include <corio/sleep.hpp>
+#include <corio/socket.hpp>
+#include <corio/task.hpp>
+#include <corio/testing.hpp>
+#include <corio/timeouts.hpp>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "net_support.hpp"
+
+using namespace corio;
+using namespace std::chrono_literals;
+using corio_test::unix_socket_pair;
+
+namespace {
+
+SocketAddress abstract_address(const char* what) {
+    return SocketAddress::unix_path(std::string(1, '\0') + "corio-dgram-" + what + "-" + std::to_string(::getpid()));
+}
+
+// A bound receiver, filled to the brim by another socket's datagrams.
+struct FullReceiver {
+    SocketAddress where;
+    Socket receiver = Socket::create(AF_UNIX, SOCK_DGRAM);
+    Socket filler = Socket::create(AF_UNIX, SOCK_DGRAM);
+    explicit FullReceiver(const char* name) : where(abstract_address(name)) {
+        receiver.bind(where);
+        const std::string data(100, 'f');
+        while (::sendto(filler.fileno(), data.data(), data.size(), MSG_DONTWAIT, where.native(), where.length()) > 0) {
+        }
+    }
+    // What arrived that is not the filler's, and from whom.
+    std::vector<std::pair<std::string, SocketAddress>> drain() {
+        std::vector<std::pair<std::string, SocketAddress>> others;
+        char buffer[200];
+        for (;;) {
+            sockaddr_storage from{};
+            socklen_t length = sizeof from;
+            ssize_t n = ::recvfrom(receiver.fileno(), buffer, sizeof buffer, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), &length);
+            if (n < 0) break;
+            std::string got(buffer, std::size_t(n));
+            if (got != std::string(100, 'f')) others.emplace_back(got, SocketAddress::from_native(reinterpret_cast<sockaddr*>(&from), length));
+        }
+        return others;
+    }
+};
+
+int error_of(const std::exception_ptr& e) {
+    if (!e) return 0;  // no failure at all
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::system_error& error) {
+        return error.code().value();
+    } catch (...) {
+    }
+    return 0;
+}
+
+}  // namespace
+
+// io_uring: a send waiting for a full receiver (between its readiness waits and back-offs) went
+// out, after the close, through the new socket that had the fd number: it reported success.
+CORIO_TEST(DatagramClose, ASendWaitingWhenTheEndpointClosesEndsWithEcanceledAndSendsNothing) {
+    FullReceiver full("waiting");
+    DatagramEndpoint sender(Socket::create(AF_UNIX, SOCK_DGRAM));
+    Task<> sending = create_task(sender.sendto("FROM-CLOSED", full.where));
+    for (int i = 0; i < 5; ++i) co_await sleep(0s);
+    CO_ASSERT_FALSE(sending.done());
+    sender.close();
+    SocketAddress newcomer_name = abstract_address("newcomer");
+    Socket newcomer = Socket::create(AF_UNIX, SOCK_DGRAM);  // likely the closed endpoint's fd number
+    newcomer.bind(newcomer_name);
+    std::vector<std::pair<std::string, SocketAddress>> arrived = full.drain();
+    Coro<void> ending = wait_for(sending, 5s);
+    std::exception_ptr failure;
+    try {
+        co_await std::move(ending);
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    EXPECT_EQ(error_of(failure), ECANCELED);
+    for (auto& d : full.drain()) arrived.push_back(d);
+    EXPECT_TRUE(arrived.empty()) << "'" << arrived.front().first << "' arrived from " << arrived.front().second.host().substr(1);
+}
+
+// The fd was read when sendto() was called: a task that started after the close sent from the
+// socket that took the number.
+CORIO_TEST(DatagramClose, ASendMadeBeforeTheCloseAndRunAfterItFailsWithEbadf) {
+    SocketAddress where = abstract_address("later-send");
+    Socket receiver = Socket::create(AF_UNIX, SOCK_DGRAM);
+    receiver.bind(where);
+    DatagramEndpoint sender(Socket::create(AF_UNIX, SOCK_DGRAM));
+    Task<> sending = create_task(sender.sendto("FROM-CLOSED", where));
+    sender.close();
+    Socket newcomer = Socket::create(AF_UNIX, SOCK_DGRAM);
+    newcomer.bind(abstract_address("later-send-newcomer"));
+    std::exception_ptr failure;
+    try {
+        co_await sending;
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    EXPECT_EQ(error_of(failure), EBADF);
+    char buffer[100];
+    EXPECT_LT(::recv(receiver.fileno(), buffer, sizeof buffer, MSG_DONTWAIT), 0) << "a datagram left the closed endpoint";
+}
+
+// ... and a receive took the newcomer's datagram.
+CORIO_TEST(DatagramClose, AReceiveMadeBeforeTheCloseAndRunAfterItFailsWithEbadf) {
+    DatagramEndpoint endpoint(Socket::create(AF_UNIX, SOCK_DGRAM));
+    Task<std::pair<std::string, SocketAddress>> receiving = create_task(endpoint.recvfrom());
+    endpoint.close();
+    SocketAddress newcomer_name = abstract_address("later-receive");
+    Socket newcomer = Socket::create(AF_UNIX, SOCK_DGRAM);
+    newcomer.bind(newcomer_name);
+    Socket other = Socket::create(AF_UNIX, SOCK_DGRAM);
+    CO_ASSERT_EQ(::sendto(other.fileno(), "for-newcomer", 12, 0, newcomer_name.native(), newcomer_name.length()), 12);
+    std::exception_ptr failure;
+    try {
+        co_await receiving;
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    EXPECT_EQ(error_of(failure), EBADF);
+    char buffer[100];
+    EXPECT_EQ(::recv(newcomer.fileno(), buffer, sizeof buffer, MSG_DONTWAIT), 12) << "the closed endpoint took its datagram";
+}
+
+// io_uring: a send made while another waited for the full receiver went first.
+CORIO_TEST(DatagramOrder, ASendMadeWhileAnotherWaitsLeavesAfterIt) {
+    auto [a, b] = unix_socket_pair(SOCK_DGRAM);
+    const std::string filler(1000, 'f');
+    int queued = 0;
+    while (::send(a.fileno(), filler.data(), filler.size(), MSG_DONTWAIT) > 0) ++queued;
+    DatagramEndpoint sender(std::move(a));
+    Task<> first = create_task(sender.send("first"));
+    for (int i = 0; i < 3; ++i) co_await sleep(0s);
+    CO_ASSERT_FALSE(first.done());
+    char buffer[2000];
+    CO_ASSERT_GT(::recv(b.fileno(), buffer, sizeof buffer, 0), 0);  // room for one now
+    Task<> second = create_task(sender.send("second"));
+    std::vector<std::string> after_the_filler;
+    for (int i = 0; i < queued + 1; ++i) {
+        Coro<std::string> receiving = wait_for(sock_recv(b, 2000), 5s);
+        std::string got = co_await std::move(receiving);
+        if (got != filler) after_the_filler.push_back(got);
+    }
+    co_await first;
+    co_await second;
+    EXPECT_EQ(after_the_filler, (std::vector<std::string>{"first", "second"}));
+}
