@@ -795,6 +795,25 @@ CORIO_TEST(SocketFaults, EveryQueuedDatagramIsReceived) {
     }
 }
 
+// A sock_* call takes the fd when it runs (asyncio's take the socket object): one made before a
+// close() and run after it used to receive on the socket that got the fd number meanwhile.
+CORIO_TEST(SocketFdReuse, ARecvMadeBeforeTheCloseAndRunAfterItFailsWithEbadf) {
+    auto [a, b] = unix_socket_pair();
+    Task<std::string> receiving = create_task(sock_recv(a, 100));
+    a.close();
+    auto [newcomer, peer] = unix_socket_pair();  // likely a's fd number
+    CO_ASSERT_EQ(::send(peer.fileno(), "for-newcomer", 12, 0), 12);
+    int error = 0;
+    try {
+        co_await receiving;
+    } catch (const std::system_error& e) {
+        error = e.code().value();
+    }
+    EXPECT_EQ(error, EBADF);
+    char buffer[100];
+    EXPECT_EQ(::recv(newcomer.fileno(), buffer, sizeof buffer, MSG_DONTWAIT), 12) << "the closed socket's receive took its bytes";
+}
+
 CORIO_TEST(SocketFdReuse, AReleasedFdClosedByItsNewOwnerDoesNotStrandTheNextFile) {
     auto [a, b] = unix_socket_pair();
     Coro<std::string> first = recv_once(&a, &b);

@@ -109,28 +109,20 @@ Coro<std::vector<SocketAddress>> getaddrinfo(std::string host, std::uint16_t por
 namespace detail {
 // The addresses of `host`: at once for numeric hosts, through getaddrinfo() otherwise.
 Coro<std::vector<SocketAddress>> resolve(std::string host, std::uint16_t port, int type);
-Coro<> sock_sendall_fd(int fd, std::string data);
-Coro<std::string> sock_recv_fd(int fd, std::size_t n);
+// The sock_* calls take the socket's fd when they run, not when they are made (asyncio's take
+// the socket object): a call made before a close() and run after it fails with EBADF instead
+// of using the socket that got the fd number meanwhile.
+Coro<> sock_sendall_on(Socket* s, std::string data);
+Coro<std::string> sock_recv_on(Socket* s, std::size_t n);
+Coro<std::pair<Socket, SocketAddress>> sock_accept_on(Socket* s);
 Coro<std::pair<Socket, SocketAddress>> sock_accept_fd(int fd);
-Coro<> sock_connect_fd(int fd, SocketAddress address);
+Coro<> sock_connect_on(Socket* s, SocketAddress address);
 }  // namespace detail
 
-inline Coro<> sock_connect(Socket& s, SocketAddress address) {
-    detail::note_loop(s);
-    return detail::sock_connect_fd(s.fileno(), std::move(address));
-}
-inline Coro<std::pair<Socket, SocketAddress>> sock_accept(Socket& s) {
-    detail::note_loop(s);
-    return detail::sock_accept_fd(s.fileno());
-}
+inline Coro<> sock_connect(Socket& s, SocketAddress address) { return detail::sock_connect_on(&s, std::move(address)); }
+inline Coro<std::pair<Socket, SocketAddress>> sock_accept(Socket& s) { return detail::sock_accept_on(&s); }
 // Up to n bytes; an empty string at end of stream.
-inline Coro<std::string> sock_recv(Socket& s, std::size_t n) {
-    detail::note_loop(s);
-    return detail::sock_recv_fd(s.fileno(), n);
-}
-inline Coro<> sock_sendall(Socket& s, std::string data) {
-    detail::note_loop(s);
-    return detail::sock_sendall_fd(s.fileno(), std::move(data));
-}
+inline Coro<std::string> sock_recv(Socket& s, std::size_t n) { return detail::sock_recv_on(&s, n); }
+inline Coro<> sock_sendall(Socket& s, std::string data) { return detail::sock_sendall_on(&s, std::move(data)); }
 
 }  // namespace corio

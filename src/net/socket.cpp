@@ -279,7 +279,18 @@ Coro<std::vector<SocketAddress>> resolve(std::string host, std::uint16_t port, i
     co_return co_await getaddrinfo(host, port, AF_UNSPEC, type);
 }
 
-Coro<> sock_sendall_fd(int fd, std::string data) {
+namespace {
+// The fd of a socket whose call starts now, noting the loop it runs on: close() must tell that
+// loop's backend the fd is gone.
+int fd_for_call(Socket& s) {
+    if (s.fileno() < 0) throw std::system_error(EBADF, std::generic_category(), "the socket is closed");
+    note_loop(s);
+    return s.fileno();
+}
+}  // namespace
+
+Coro<> sock_sendall_on(Socket* s, std::string data) {
+    const int fd = fd_for_call(*s);
     std::size_t sent = 0;
     while (sent < data.size()) {
         IoAwaiter io;
@@ -291,7 +302,8 @@ Coro<> sock_sendall_fd(int fd, std::string data) {
     }
 }
 
-Coro<std::string> sock_recv_fd(int fd, std::size_t n) {
+Coro<std::string> sock_recv_on(Socket* s, std::size_t n) {
+    const int fd = fd_for_call(*s);
     if (n == 0) co_return std::string();  // asyncio: b'' at once (a recv of 0 bytes would wait)
     std::string buf(n, '\0');
     IoAwaiter io;
@@ -318,7 +330,13 @@ Coro<std::pair<Socket, SocketAddress>> sock_accept_fd(int fd) {
     co_return std::pair<Socket, SocketAddress>(Socket(int(conn)), peer);
 }
 
-Coro<> sock_connect_fd(int fd, SocketAddress address) {
+Coro<std::pair<Socket, SocketAddress>> sock_accept_on(Socket* s) {
+    Coro<std::pair<Socket, SocketAddress>> accepting = sock_accept_fd(fd_for_call(*s));
+    co_return co_await std::move(accepting);
+}
+
+Coro<> sock_connect_on(Socket* s, SocketAddress address) {
+    const int fd = fd_for_call(*s);
     IoAwaiter io;
     io.op.kind = IoOperation::Kind::Connect;
     io.op.fd = fd;
