@@ -575,3 +575,33 @@ CORIO_TEST(Subprocess, ZeroStreamLimitIsRejectedWithoutLeaks) {
     }
     EXPECT_EQ(after, before);
 }
+
+// A daemon has no stdin or stdout: pipe2 then hands out 0 and 1, and the stderr pipe's child end
+// at 1 was replaced by the /dev/null that .out asked for before it was dup'ed onto 2: the
+// child's stderr was lost.
+CORIO_TEST(SubprocessPipes, AParentWithoutStdinAndStdoutStillGetsTheChildsStderr) {
+    const int saved_in = ::fcntl(0, F_DUPFD_CLOEXEC, 10);
+    const int saved_out = ::fcntl(1, F_DUPFD_CLOEXEC, 10);
+    CO_ASSERT_GE(saved_in, 0);
+    CO_ASSERT_GE(saved_out, 0);
+    ::close(0);
+    ::close(1);
+    std::exception_ptr failure;
+    std::string err;
+    try {
+        SubprocessOptions options{.out = DEVNULL, .err = PIPE};
+        Coro<Process> spawning = create_subprocess_exec({"sh", "-c", "echo to-stderr >&2; echo to-stdout"}, options);
+        Process p = co_await std::move(spawning);
+        Coro<std::pair<std::string, std::string>> talking = p.communicate();
+        std::pair<std::string, std::string> output = co_await std::move(talking);
+        err = output.second;
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    ::dup2(saved_in, 0);
+    ::dup2(saved_out, 1);
+    ::close(saved_in);
+    ::close(saved_out);
+    if (failure) std::rethrow_exception(failure);
+    EXPECT_EQ(err, "to-stderr\n");
+}

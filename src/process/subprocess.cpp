@@ -57,7 +57,10 @@ std::string find_program(const std::string& name, const std::optional<std::vecto
     throw_errno(ENOENT, "cannot run '" + name + "' (not found on the PATH of the given env)");
 }
 
-// Both ends close-on-exec; the parent's end non-blocking.
+// Both ends close-on-exec; the parent's end non-blocking. The child's end is numbered 3 or more:
+// a parent with 0, 1 or 2 closed (a daemon) gets those numbers from pipe2, and the file actions
+// that set up the child's 0, 1 and 2 would replace one before it is dup'ed where it belongs
+// (.out = DEVNULL over the stderr pipe's end at 1), as Popen avoids too.
 struct Pipe {
     int parent = -1;
     int child = -1;
@@ -67,6 +70,16 @@ struct Pipe {
         Pipe p;
         p.parent = parent_reads ? fds[0] : fds[1];
         p.child = parent_reads ? fds[1] : fds[0];
+        if (p.child < 3) {
+            int moved = ::fcntl(p.child, F_DUPFD_CLOEXEC, 3);
+            int error = errno;
+            ::close(p.child);
+            if (moved < 0) {
+                ::close(p.parent);
+                throw_errno(error, "fcntl(F_DUPFD_CLOEXEC)");
+            }
+            p.child = moved;
+        }
         ::fcntl(p.parent, F_SETFL, ::fcntl(p.parent, F_GETFL) | O_NONBLOCK);
         return p;
     }
