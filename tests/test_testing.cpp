@@ -159,6 +159,39 @@ TEST(TestingTimeLimit, OverrunningBodyIsCancelledAndFails) {
     EXPECT_TRUE(any_contains(failures, "time limit ran out")) << joined(failures);
 }
 
+namespace {
+// Suspends twice, then waits for ever: the first run; later runs wait for ever at once.
+Coro<> hangs(int* runs) {
+    if ((*runs)++ == 0) {
+        for (int i = 0; i < 2; ++i) {
+            auto tick = sleep(0s);
+            co_await std::move(tick);
+        }
+    }
+    Event never;
+    auto waiting = never.wait();
+    co_await std::move(waiting);
+}
+}  // namespace
+
+// A scenario that hangs under cancel_at_every_suspension: the time limit's cancel of the test's
+// task came back from the scenario's task as a CancelledError, which the sweep took for its own
+// cancellation of the scenario; it went on to a run that hung at a suspension the sweep never
+// reaches, and the test hung for ever.
+TEST(TestingTimeLimit, AHangingScenarioUnderACancelSweepStillHitsTheLimit) {
+    ScopedTimeLimit limit("0.2");
+    const auto t0 = std::chrono::steady_clock::now();
+    int runs = 0;
+    auto failures = failures_of([&runs]() -> Coro<> {
+        auto scenario = [&runs] { return hangs(&runs); };
+        auto nothing_to_check = []() -> Coro<> { co_return; };
+        Coro<corio::testing::CancelSweep> sweeping = corio::testing::cancel_at_every_suspension(scenario, nothing_to_check);
+        co_await std::move(sweeping);
+    });
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+    EXPECT_TRUE(any_contains(failures, "ran longer than 0.2 s")) << joined(failures);
+}
+
 // The limit running out while Runner::close() runs (here: releasing a callback that close()
 // drops after the loop refuses other threads) used to end the process: the watchdog's
 // call_soon_threadsafe threw "Event loop is closed" on its own thread, or reached a loop already
