@@ -18,16 +18,6 @@ using namespace corio;
 using namespace std::chrono_literals;
 using namespace corio_test;
 
-// Tests that pin a known corio bug are skipped (listed for the lead); CORIO_RUN_SKIPPED=1 runs
-// them anyway, to check a fix.
-
-// GTEST_SKIP() is a `return`, which a coroutine cannot have: skip from a lambda, then co_return.
-#define CO_SKIP(message)                    \
-    do {                                    \
-        [&] { GTEST_SKIP() << message; }(); \
-        co_return;                          \
-    } while (0)
-
 namespace {
 
 using Log = std::vector<std::string>;

@@ -14,20 +14,6 @@
 using namespace corio;
 using namespace std::chrono_literals;
 
-// A coroutine cannot `return`, which GTEST_SKIP() does: this records the skip and co_returns.
-// Build with -DCORIO_RUN_KNOWN_BUGS to run the skipped tests (to check a fix).
-#ifdef CORIO_RUN_KNOWN_BUGS
-#define CORIO_SKIP_BUG(msg) \
-    do {                    \
-    } while (0)
-#else
-#define CORIO_SKIP_BUG(msg)                                                        \
-    do {                                                                           \
-        GTEST_MESSAGE_("", ::testing::TestPartResult::kSkip) << "corio bug: " msg; \
-        co_return;                                                                 \
-    } while (0)
-#endif
-
 namespace {
 
 // Installs a capturing exception handler on the running loop for one test, and puts the
