@@ -774,15 +774,9 @@ TEST(NetFaultsLoopClose, ConnectionStuckFlushingIsReleasedWhenTheLoopCloses) {
     std::set<int> after = open_fd_set();
     after.erase(peer);
     ::close(peer);
-    if (after != before) {
-        for (int fd : after)
-            if (!before.count(fd)) ::close(fd);
-        GTEST_SKIP() << "corio bug: a StreamWriter closed while its buffer cannot drain (the peer never reads) "
-                        "keeps its fd after the loop is closed: the StreamTransport holds itself alive through "
-                        "flush_keepalive_ while the write is in flight, and nothing cancels that write when the "
-                        "loop or backend goes away (src/net/streams.cpp start_flush/on_flushed). There is also no "
-                        "StreamWriter::abort() to drop such a connection (asyncio's transport.abort())";
-    }
+    // Whatever leaked is closed, so that the rest of the suite runs clean; the test fails.
+    for (int fd : after)
+        if (!before.count(fd)) ::close(fd);
     EXPECT_EQ(after, before);
 }
 
