@@ -75,14 +75,14 @@ Coro<> send_datagram(std::shared_ptr<DatagramState> state, std::string data, Soc
     }
     auto turn_taken = state->send_turn.acquire();
     LockGuard turn = co_await std::move(turn_taken);
-    // An unconnected Unix datagram socket polls writable while the receiver is full (only its
-    // own buffer counts): when a readiness wait is followed by EAGAIN again, the next retry waits
-    // a little longer (1 ms doubling to 64 ms) instead of spinning the loop.
     // Closed while this send waited (its fd number may already be another socket's): as a
     // backend cancels what waits on an fd it is told to forget.
     auto check_open = [&state, fd] {
         if (state->sock.fileno() != fd) throw std::system_error(ECANCELED, std::generic_category(), "the datagram endpoint was closed");
     };
+    // An unconnected Unix datagram socket polls writable while the receiver is full (only its
+    // own buffer counts): when a readiness wait is followed by EAGAIN again, the next retry waits
+    // a little longer (1 ms doubling to 64 ms) instead of spinning the loop.
     auto backoff = std::chrono::milliseconds(0);
     for (;;) {
         check_open();
