@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <exception>
 #include <system_error>
 #include <utility>
 
@@ -17,6 +18,18 @@ inline std::pair<corio::Socket, corio::Socket> unix_socket_pair(int type = SOCK_
     if (::socketpair(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0)
         throw std::system_error(errno, std::generic_category(), "socketpair");
     return {corio::Socket(fds[0]), corio::Socket(fds[1])};
+}
+
+// The OS error a failure carries (a std::system_error's code), 0 for none or another exception.
+inline int os_error_of(const std::exception_ptr& e) {
+    if (!e) return 0;
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::system_error& x) {
+        return x.code().value();
+    } catch (...) {
+    }
+    return 0;
 }
 
 }  // namespace corio_test

@@ -21,6 +21,7 @@
 
 using namespace corio;
 using namespace std::chrono_literals;
+using corio_test::os_error_of;
 using corio_test::unix_socket_pair;
 
 namespace {
@@ -56,17 +57,6 @@ struct FullReceiver {
     }
 };
 
-int error_of(const std::exception_ptr& e) {
-    if (!e) return 0;  // no failure at all
-    try {
-        std::rethrow_exception(e);
-    } catch (const std::system_error& error) {
-        return error.code().value();
-    } catch (...) {
-    }
-    return 0;
-}
-
 }  // namespace
 
 // io_uring: a send waiting for a full receiver (between its readiness waits and back-offs) went
@@ -89,7 +79,7 @@ CORIO_TEST(DatagramClose, ASendWaitingWhenTheEndpointClosesEndsWithEcanceledAndS
     } catch (...) {
         failure = std::current_exception();
     }
-    EXPECT_EQ(error_of(failure), ECANCELED);
+    EXPECT_EQ(os_error_of(failure), ECANCELED);
     for (auto& d : full.drain()) arrived.push_back(d);
     EXPECT_TRUE(arrived.empty()) << "'" << arrived.front().first << "' arrived from " << arrived.front().second.host().substr(1);
 }
@@ -111,7 +101,7 @@ CORIO_TEST(DatagramClose, ASendMadeBeforeTheCloseAndRunAfterItFailsWithEbadf) {
     } catch (...) {
         failure = std::current_exception();
     }
-    EXPECT_EQ(error_of(failure), EBADF);
+    EXPECT_EQ(os_error_of(failure), EBADF);
     char buffer[100];
     EXPECT_LT(::recv(receiver.fileno(), buffer, sizeof buffer, MSG_DONTWAIT), 0) << "a datagram left the closed endpoint";
 }
@@ -132,7 +122,7 @@ CORIO_TEST(DatagramClose, AReceiveMadeBeforeTheCloseAndRunAfterItFailsWithEbadf)
     } catch (...) {
         failure = std::current_exception();
     }
-    EXPECT_EQ(error_of(failure), EBADF);
+    EXPECT_EQ(os_error_of(failure), EBADF);
     char buffer[100];
     EXPECT_EQ(::recv(newcomer.fileno(), buffer, sizeof buffer, MSG_DONTWAIT), 12) << "the closed endpoint took its datagram";
 }

@@ -4,6 +4,8 @@
 #include <corio/streams.hpp>
 #include <corio/testing.hpp>
 
+#include "net_support.hpp"
+
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -22,6 +24,7 @@
 
 using namespace corio;
 using namespace std::chrono_literals;
+using corio_test::os_error_of;
 
 #if defined(__SANITIZE_ADDRESS__)
 #define CORIO_TEST_UNDER_ASAN 1
@@ -381,15 +384,6 @@ Coro<std::string> read_100(StreamReader r) {
 Coro<> drain_of(StreamWriter w) {
     Coro<> draining = w.drain();
     co_await std::move(draining);
-}
-int os_error_of(const std::exception_ptr& e) {
-    try {
-        std::rethrow_exception(e);
-    } catch (const std::system_error& x) {
-        return x.code().value();
-    } catch (...) {
-    }
-    return 0;
 }
 }  // namespace
 
