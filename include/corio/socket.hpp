@@ -30,6 +30,9 @@ void close_fd_on(EventLoop* loop, int fd) noexcept;
 // The same without closing: the fd leaves corio's hands (Socket::release()).
 void forget_fd_on(EventLoop* loop, int fd) noexcept;
 void note_loop(Socket& s) noexcept;
+// The fd of a socket whose operation starts now, noting the loop it runs on (close() must tell
+// that loop's backend the fd is gone); a closed socket throws EBADF with `closed_message`.
+int fd_for_call(Socket& s, const char* closed_message = "the socket is closed");
 // Takes the fd out of `s` for another corio owner on the same loop (a stream's transport): the
 // backend's knowledge of it stays valid, so nothing is forgotten.
 int hand_over_fd(Socket& s) noexcept;

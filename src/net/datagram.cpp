@@ -27,13 +27,12 @@ namespace {
 
 using detail::DatagramState;
 
-// The endpoint's fd for an operation that starts now: each notes the loop it runs on, as the
-// sock_* functions do (close() must tell that loop's backend the fd is gone: epoll keeps a
-// registration, and a later socket with the same fd number would otherwise wait for ever).
+constexpr const char* kClosed = "the datagram endpoint is closed";
+
+// The endpoint's fd for an operation that starts now (a moved-from endpoint has no state).
 int open_fd(const std::shared_ptr<DatagramState>& state) {
-    if (!state || state->sock.fileno() < 0) throw std::system_error(EBADF, std::generic_category(), "the datagram endpoint is closed");
-    detail::note_loop(state->sock);
-    return state->sock.fileno();
+    if (!state) throw std::system_error(EBADF, std::generic_category(), kClosed);
+    return detail::fd_for_call(state->sock, kClosed);
 }
 
 Coro<std::pair<std::string, SocketAddress>> recv_datagram(std::shared_ptr<DatagramState> state, std::size_t max_size) {

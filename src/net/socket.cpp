@@ -279,15 +279,11 @@ Coro<std::vector<SocketAddress>> resolve(std::string host, std::uint16_t port, i
     co_return co_await getaddrinfo(host, port, AF_UNSPEC, type);
 }
 
-namespace {
-// The fd of a socket whose call starts now, noting the loop it runs on: close() must tell that
-// loop's backend the fd is gone.
-int fd_for_call(Socket& s) {
-    if (s.fileno() < 0) throw std::system_error(EBADF, std::generic_category(), "the socket is closed");
+int fd_for_call(Socket& s, const char* closed_message) {
+    if (s.fileno() < 0) throw std::system_error(EBADF, std::generic_category(), closed_message);
     note_loop(s);
     return s.fileno();
 }
-}  // namespace
 
 Coro<> sock_sendall_on(Socket* s, std::string data) {
     const int fd = fd_for_call(*s);
