@@ -1,16 +1,52 @@
 // Helpers shared by the I/O suites.
 #pragma once
 
+#include <corio/coro.hpp>
+#include <corio/sleep.hpp>
 #include <corio/socket.hpp>
 
+#include <fcntl.h>
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <chrono>
 #include <exception>
+#include <filesystem>
+#include <optional>
+#include <set>
+#include <string>
 #include <system_error>
 #include <utility>
 
+// Awaits `...` (bound to a named local first) and keeps a copy of the E it throws in `var`.
+#define CO_CATCH(E, var, ...)                        \
+    std::optional<E> var;                            \
+    {                                                \
+        auto corio_op_ = (__VA_ARGS__);              \
+        try {                                        \
+            (void)(co_await std::move(corio_op_));   \
+        } catch (const E& corio_e_) {                \
+            var.emplace(corio_e_);                   \
+        }                                            \
+    }
+
 namespace corio_test {
+
+// The process's open fds, without the listing's own directory fd (closed by the time it is read).
+inline std::set<int> open_fd_set() {
+    std::set<int> listed;
+    for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) listed.insert(std::stoi(e.path().filename()));
+    std::set<int> fds;
+    for (int fd : listed)
+        if (::fcntl(fd, F_GETFD) >= 0) fds.insert(fd);
+    return fds;
+}
+inline int open_fds() { return int(open_fd_set().size()); }
+
+// A few loop ticks (never a real sleep): lets finished tasks release what they hold.
+inline corio::Coro<> settle() {
+    for (int i = 0; i < 10; ++i) co_await corio::sleep(std::chrono::milliseconds(0));
+}
 
 // A connected pair of non-blocking Unix sockets (stream, or SOCK_DGRAM / SOCK_SEQPACKET).
 inline std::pair<corio::Socket, corio::Socket> unix_socket_pair(int type = SOCK_STREAM) {

@@ -25,6 +25,9 @@
 using namespace corio;
 using namespace std::chrono_literals;
 using corio_test::os_error_of;
+using corio_test::open_fd_set;
+using corio_test::open_fds;
+using corio_test::settle;
 
 #if defined(__SANITIZE_ADDRESS__)
 #define CORIO_TEST_UNDER_ASAN 1
@@ -37,34 +40,7 @@ using corio_test::os_error_of;
 #include <sanitizer/lsan_interface.h>
 #endif
 
-// Awaits `...` (bound to a named local first) and keeps a copy of the E it throws in `var`.
-#define CO_CATCH(E, var, ...)                        \
-    std::optional<E> var;                            \
-    {                                                \
-        auto corio_op_ = (__VA_ARGS__);              \
-        try {                                        \
-            (void)(co_await std::move(corio_op_));   \
-        } catch (const E& corio_e_) {                \
-            var.emplace(corio_e_);                   \
-        }                                            \
-    }
-
 namespace {
-
-std::set<int> open_fd_set() {
-    std::set<int> listed;
-    for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) listed.insert(std::stoi(e.path().filename()));
-    // The listing saw its own directory fd, closed by now.
-    std::set<int> fds;
-    for (int fd : listed)
-        if (::fcntl(fd, F_GETFD) >= 0) fds.insert(fd);
-    return fds;
-}
-int open_fds() { return int(open_fd_set().size()); }
-
-Coro<> settle() {
-    for (int i = 0; i < 10; ++i) co_await sleep(0ms);
-}
 
 [[maybe_unused]] void skip_test(const std::string& why) { GTEST_SKIP() << why; }
 

@@ -25,18 +25,6 @@
 using namespace corio;
 using namespace std::chrono_literals;
 
-// Awaits `...` (bound to a named local first) and keeps a copy of the E it throws in `var`.
-#define CO_CATCH(E, var, ...)                        \
-    std::optional<E> var;                            \
-    {                                                \
-        auto corio_op_ = (__VA_ARGS__);              \
-        try {                                        \
-            (void)(co_await std::move(corio_op_));   \
-        } catch (const E& corio_e_) {                \
-            var.emplace(corio_e_);                   \
-        }                                            \
-    }
-
 namespace {
 
 void skip_test(const std::string& why) { GTEST_SKIP() << why; }

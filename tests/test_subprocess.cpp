@@ -3,6 +3,8 @@
 #include <corio/subprocess.hpp>
 #include <corio/testing.hpp>
 
+#include "net_support.hpp"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -18,34 +20,11 @@
 
 using namespace corio;
 using namespace std::chrono_literals;
-
-// Awaits `...` (bound to a named local first) and keeps a copy of the E it throws in `var`.
-#define CO_CATCH(E, var, ...)                        \
-    std::optional<E> var;                            \
-    {                                                \
-        auto corio_op_ = (__VA_ARGS__);              \
-        try {                                        \
-            (void)(co_await std::move(corio_op_));   \
-        } catch (const E& corio_e_) {                \
-            var.emplace(corio_e_);                   \
-        }                                            \
-    }
+using corio_test::open_fd_set;
+using corio_test::open_fds;
+using corio_test::settle;
 
 namespace {
-
-std::set<int> open_fd_set() {
-    std::set<int> listed;
-    for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) listed.insert(std::stoi(e.path().filename()));
-    std::set<int> fds;  // without the listing's own directory fd, closed by now
-    for (int fd : listed)
-        if (::fcntl(fd, F_GETFD) >= 0) fds.insert(fd);
-    return fds;
-}
-int open_fds() { return int(open_fd_set().size()); }
-
-Coro<> settle() {
-    for (int i = 0; i < 10; ++i) co_await sleep(0ms);
-}
 
 // Plain functions that build the Coro, so that argv and options (temporaries) never sit in a
 // co_await operand.
