@@ -51,8 +51,13 @@ Coro<> gather_wait(std::vector<FutureBase*> children, bool return_exceptions) {
             bool interrupted = false;
             try {
                 co_await rest;
-            } catch (const CancelledError&) {
-                interrupted = true;  // we are already cancelling: wait on
+            } catch (const CancelledError& again) {
+                // Already cancelling: wait on, but pass the new request on (asyncio's
+                // _GatheringFuture.cancel calls every unfinished child's cancel(msg) each time),
+                // so a child that handled the first one still hears this one.
+                interrupted = true;
+                cancel_pending(children, again.message());
+                cancelled = std::current_exception();
             }
             order.insert(order.end(), rest.completion_order().begin(), rest.completion_order().end());
             if (!interrupted) break;
@@ -74,6 +79,9 @@ Coro<> gather_wait(std::vector<FutureBase*> children, bool return_exceptions) {
         for (FutureBase* f : children)
             if (f != first_failure) f->mark_retrieved();
         if (cancelled_meanwhile) {
+            // The failure was looked at (asyncio's gather would have raised it already): it is
+            // not reported as never retrieved, though our own cancellation goes out instead.
+            const_cast<FutureBase*>(first_failure)->mark_retrieved();
             require_task().cancel_delivered();
             throw CancelledError(require_task().cancel_message());
         }

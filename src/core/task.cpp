@@ -191,6 +191,16 @@ void WaitNode::throw_if_cancelled() const {
 
 // --- tasks ---------------------------------------------------------------------------------
 
+namespace {
+// The cancel() request being passed on by `task` right now (cancel() may nest, through tasks
+// that await tasks: each call saves and restores the one outside it).
+struct ForwardedCancel {
+    const TaskBase* task = nullptr;
+    const std::string* message = nullptr;
+};
+thread_local ForwardedCancel forwarded_cancel;
+}  // namespace
+
 TaskBase::TaskBase(EventLoop& loop, std::coroutine_handle<> frame, std::string&& name, std::source_location created)
     : FutureBase(&loop), root_(frame), resume_(frame), id_(loop.next_task_id()) {
     if (!name.empty()) extras().name = std::move(name);
@@ -228,6 +238,11 @@ std::string TaskBase::name() const {
     return "Task-" + std::to_string(id_);
 }
 
+const std::string& TaskBase::passed_on_cancel_message() const noexcept {
+    if (forwarded_cancel.task == this) return *forwarded_cancel.message;
+    return cancel_message();
+}
+
 const std::string& TaskBase::cancel_message() const noexcept {
     static const std::string empty;
     return extras_ ? extras_->cancel_message : empty;
@@ -245,14 +260,23 @@ bool TaskBase::cancel(std::string message) {
     if (task_cancel_requests_ != UINT16_MAX) ++task_cancel_requests_;
     // The first request to reach what the task awaits fixes the message it will see (asyncio:
     // it cancelled the awaited future with it, and a later cancel() finds that future already
-    // cancelled; T11). Not waiting, the last request's message is kept, as asyncio's is.
-    const bool delivered = waiting_on_ && waiting_on_->cancelled;
+    // cancelled; T11), whether the wait gave up or passed it on to the future or task awaited.
+    // Not waiting, the last request's message is kept, as asyncio's is.
+    const bool delivered = waiting_on_ && (waiting_on_->cancelled || passed_on_cancels_ > 0);
     if (!delivered && (!message.empty() || extras_)) extras().cancel_message = std::move(message);
     if (waiting_on_) {
+        // What is passed on to the awaited task is this request's message, as asyncio's
+        // cancel(msg) passes msg to its _fut_waiter, even when an earlier one fixed ours.
+        const std::string& passed_message = delivered ? message : cancel_message();
         struct Forwarding {
             TaskBase& t;
-            ~Forwarding() { t.set_flag(kForwardingCancel, false); }  // even if on_cancel throws
-        } forwarding{*this};
+            ForwardedCancel saved;
+            ~Forwarding() {  // even if on_cancel throws
+                t.set_flag(kForwardingCancel, false);
+                forwarded_cancel = saved;
+            }
+        } forwarding{*this, forwarded_cancel};
+        forwarded_cancel = {this, &passed_message};
         set_flag(kForwardingCancel, true);
         waiting_on_->on_cancel();
         if (waiting_on_ && !waiting_on_->cancelled) note_passed_on();

@@ -97,8 +97,13 @@ Coro<bool> wait_all_absorbing(std::vector<FutureBase*> futures) {
             TaskSetWaiter all(futures, TaskSetWaiter::Until::AllDone);
             co_await all;
             co_return cancelled_meanwhile;
-        } catch (const CancelledError&) {
+        } catch (const CancelledError& e) {
+            // The futures were cancelled already; this request is passed on as well, so one that
+            // handled the first cancel and went on still hears it (as asyncio's awaits pass
+            // every cancel() on to what they wait for).
             cancelled_meanwhile = true;
+            for (FutureBase* f : futures)
+                if (!f->done()) f->cancel(e.message());
         }
     }
 }

@@ -65,6 +65,8 @@ public:
     int cancelling() const noexcept { return int(task_cancel_requests_); }
     int uncancel() noexcept;
     const std::string& cancel_message() const noexcept;
+    // The message to pass on to what the task awaits: inside cancel(message), that request's.
+    const std::string& passed_on_cancel_message() const noexcept;
 
     std::string name() const;
     void set_name(std::string name) { extras().name = std::move(name); }
@@ -250,7 +252,7 @@ struct FutureAwaiter final : WaitNode, CompletionWaiter {
 
 template <class T, class S>
 void FutureAwaiter<T, S>::on_cancel() {
-    if (!woken && !cancelled && state->cancel(task->cancel_message())) return;
+    if (!woken && !cancelled && state->cancel(task->passed_on_cancel_message())) return;
     WaitNode::on_cancel();
 }
 

@@ -62,7 +62,8 @@ private:
 };
 
 // Waits until every future is done. Cancellations that arrive meanwhile do not cut the wait
-// short (the caller is already cleaning up); the result says whether any arrived.
+// short (the caller is already cleaning up, having cancelled the futures): each is passed on
+// to the futures not yet done; the result says whether any arrived.
 Coro<bool> wait_all_absorbing(std::vector<FutureBase*> futures);
 
 }  // namespace corio::detail

@@ -1,0 +1,184 @@
+// A second cancel() while the first is still being handled: which message the task sees (the
+// first to reach what it awaits, asyncio-rules.md T11), and that every request is passed on to
+// the tasks it waits for (G7: _GatheringFuture.cancel calls each unfinished child's
+// cancel(msg) every time), so a child that handled the first one still hears the next.
+#include <corio/testing.hpp>
+
+#include <string>
+#include <tuple>
+#include <vector>
+
+using namespace corio;
+using namespace std::chrono_literals;
+
+namespace {
+
+using Log = std::vector<std::string>;
+
+// Handles the first cancel and works on for 10 s, unless cancelled again.
+Coro<int> handles_first_cancel(Log* log) {
+    try {
+        co_await sleep(1h);
+    } catch (const CancelledError& e) {
+        log->push_back(std::string("first:") + e.what());
+    }
+    try {
+        co_await sleep(10s);
+    } catch (const CancelledError& e) {
+        log->push_back(std::string("second:") + e.what());
+        throw;
+    }
+    co_return 7;
+}
+
+Coro<int> fails_soon() {
+    co_await sleep(1s);
+    throw std::runtime_error("boom");
+}
+
+template <class T>
+Coro<std::string> cancel_message_of(Task<T> t) {
+    std::string m = "<no CancelledError>";
+    try {
+        co_await t;
+    } catch (const CancelledError& e) {
+        m = e.what();
+    }
+    co_return m;
+}
+
+Coro<int> await_future(Future<int> f) {
+    int v = co_await f;
+    co_return v;
+}
+
+double ms_since(Clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(get_running_loop().time() - t0).count();
+}
+
+}  // namespace
+
+CORIO_TEST(CancelRepeated, EveryCancelOfATaskAwaitingGatherReachesTheChildren) {
+    for (bool settled : {false, true}) {
+        corio::testing::MockClock clock;
+        const Clock::time_point t0 = get_running_loop().time();
+        Log log;
+        auto gathering = [&log, settled]() -> Coro<> {
+            if (settled) {
+                Coro<std::tuple<Outcome<int>>> g = gather(return_exceptions, handles_first_cancel(&log));
+                co_await std::move(g);
+            } else {
+                Coro<std::tuple<int>> g = gather(handles_first_cancel(&log));
+                co_await std::move(g);
+            }
+        };
+        Task<> t = create_task(gathering());
+        co_await sleep(1s);
+        t.cancel("one");
+        co_await sleep(1s);
+        t.cancel("two");  // the child goes on after "one": this one must reach it
+        Coro<std::string> ending = cancel_message_of(t);
+        std::string message = co_await std::move(ending);
+        EXPECT_EQ(ms_since(t0), 2000.0);
+        EXPECT_EQ(log, (Log{"first:one", "second:two"}));
+        EXPECT_EQ(message, "two");  // the child ended with it (G7: the child's CancelledError)
+    }
+}
+
+// corio's gather cancels and awaits the other children after the first failure (API.md): a
+// cancel of the awaiting task meanwhile is passed on to those still running.
+CORIO_TEST(CancelRepeated, ACancelWhileGatherAwaitsTheRestAfterAFailureReachesThem) {
+    corio::testing::MockClock clock;
+    const Clock::time_point t0 = get_running_loop().time();
+    Log log;
+    auto gathering = [&log]() -> Coro<> {
+        Coro<std::tuple<int, int>> g = gather(fails_soon(), handles_first_cancel(&log));
+        co_await std::move(g);
+    };
+    Task<> t = create_task(gathering());
+    co_await sleep(2s);  // boom at 1 s; the other child handled gather's cancel and goes on
+    EXPECT_FALSE(t.done());
+    t.cancel("stop");
+    Coro<std::string> ending = cancel_message_of(t);
+    std::string message = co_await std::move(ending);
+    EXPECT_EQ(ms_since(t0), 2000.0);
+    EXPECT_EQ(log, (Log{"first:", "second:stop"}));
+    EXPECT_EQ(message, "stop");
+}
+
+// wait_for(task, 0) cancels the task and waits for it: a cancel of the caller meanwhile is
+// passed on too.
+CORIO_TEST(CancelRepeated, ACancelWhileWaitForWindsATaskDownReachesIt) {
+    corio::testing::MockClock clock;
+    const Clock::time_point t0 = get_running_loop().time();
+    Log log;
+    Task<int> child = create_task(handles_first_cancel(&log));
+    co_await sleep(1s);
+    auto waiting = [&child]() -> Coro<int> {
+        Coro<int> w = wait_for(child, 0s);
+        int v = co_await std::move(w);
+        co_return v;
+    };
+    Task<int> t = create_task(waiting());
+    co_await sleep(1s);
+    t.cancel("stop");
+    Coro<std::string> ending = cancel_message_of(t);
+    std::string message = co_await std::move(ending);
+    EXPECT_EQ(ms_since(t0), 2000.0);
+    EXPECT_EQ(log, (Log{"first:", "second:stop"}));
+    EXPECT_EQ(message, "stop");
+}
+
+// T11: the first cancel cancelled the Future the task awaits, with its message; a later cancel()
+// finds it done and changes nothing the task sees.
+CORIO_TEST(CancelRepeated, ALaterCancelKeepsTheMessageTheAwaitedFutureWasCancelledWith) {
+    for (const char* later : {"", "second"}) {
+        Future<int> f = get_running_loop().create_future<int>();
+        Task<int> t = create_task(await_future(f));
+        co_await sleep(0s);
+        EXPECT_TRUE(t.cancel("first"));
+        EXPECT_TRUE(t.cancel(later));
+        Coro<std::string> ending = cancel_message_of(t);
+        std::string message = co_await std::move(ending);
+        EXPECT_EQ(message, "first") << "later cancel(\"" << later << "\")";
+        EXPECT_TRUE(f.cancelled());
+    }
+}
+
+// The same through wait_for: the user's cancel and the deadline in one tick, the user's first.
+CORIO_TEST(CancelRepeated, AUserCancelInTheTickOfAWaitForDeadlineKeepsItsMessage) {
+    corio::testing::MockClock clock;
+    Future<int> f = get_running_loop().create_future<int>();
+    auto waiting = [f]() -> Coro<int> {
+        Coro<int> w = wait_for(f, 1s);
+        int v = co_await std::move(w);
+        co_return v;
+    };
+    Task<int> t = create_task(waiting());
+    co_await sleep(1s);  // our timer was set first: we run first in the deadline's tick
+    t.cancel("user");
+    Coro<std::string> ending = cancel_message_of(t);
+    std::string message = co_await std::move(ending);
+    EXPECT_EQ(message, "user");
+}
+
+// The task awaited is told each request's own message, as asyncio's cancel(msg) passes msg to
+// the task it waits for, while the awaiting task keeps the first.
+CORIO_TEST(CancelRepeated, AnAwaitedTaskHearsEachRequestsOwnMessage) {
+    corio::testing::MockClock clock;
+    Log log;
+    Task<int> child = create_task(handles_first_cancel(&log));
+    auto awaiting = [&child]() -> Coro<int> {
+        int v = co_await child;
+        co_return v;
+    };
+    Task<int> t = create_task(awaiting());
+    co_await sleep(1s);
+    t.cancel("one");
+    co_await sleep(1s);
+    t.cancel("two");
+    Coro<std::string> ending = cancel_message_of(t);
+    std::string message = co_await std::move(ending);
+    EXPECT_EQ(log, (Log{"first:one", "second:two"}));
+    EXPECT_EQ(message, "two");  // the child's CancelledError came through
+}
