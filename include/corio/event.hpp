@@ -39,7 +39,7 @@ public:
 
     bool await_ready() const noexcept { return ev_.set_; }
     bool await_suspend(std::coroutine_handle<> h) {
-        if (!suspend(h)) return false;
+        if (!suspend(h)) return true;  // woken already, to take a pending cancellation
         ev_.waiters_.push_back(*this);
         return true;
     }

@@ -123,7 +123,7 @@ public:
 
     bool await_ready() const noexcept { return false; }
     bool await_suspend(std::coroutine_handle<> h) {
-        if (!suspend(h)) return false;
+        if (!suspend(h)) return true;  // woken already, to take a pending cancellation
         job_->waiter = this;
         job_->loop = task_loop();
         // Handing the job to a worker is the very last act: nothing of this frame is touched

@@ -102,7 +102,7 @@ public:
         return true;
     }
     bool await_suspend(std::coroutine_handle<> h) {
-        if (!suspend(h)) return false;
+        if (!suspend(h)) return true;  // woken already, to take a pending cancellation
         lock_.waiters_.push_back(*this);
         return true;
     }

@@ -149,7 +149,7 @@ public:
 
         bool await_ready() const noexcept { return !this->q->store_.empty() || this->q->shutdown_; }
         bool await_suspend(std::coroutine_handle<> h) {
-            if (!this->suspend(h)) return false;
+            if (!this->suspend(h)) return true;  // woken already, to take a pending cancellation
             this->link(this->q->getters_);
             return true;
         }
@@ -191,7 +191,7 @@ public:
 
         bool await_ready() const noexcept { return this->q->shutdown_ || this->q->has_room(); }
         bool await_suspend(std::coroutine_handle<> h) {
-            if (!this->suspend(h)) return false;
+            if (!this->suspend(h)) return true;  // woken already, to take a pending cancellation
             this->link(this->q->putters_);
             return true;
         }
@@ -232,7 +232,7 @@ public:
 
         bool await_ready() const noexcept { return this->q->unfinished_ == 0; }
         bool await_suspend(std::coroutine_handle<> h) {
-            if (!this->suspend(h)) return false;
+            if (!this->suspend(h)) return true;  // woken already, to take a pending cancellation
             this->link(this->q->joiners_);
             return true;
         }

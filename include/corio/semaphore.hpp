@@ -70,7 +70,7 @@ public:
         return true;
     }
     bool await_suspend(std::coroutine_handle<> h) {
-        if (!suspend(h)) return false;
+        if (!suspend(h)) return true;  // woken already, to take a pending cancellation
         sem_.waiters_.push_back(*this);
         return true;
     }

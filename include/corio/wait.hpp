@@ -110,7 +110,7 @@ private:
         State& state;
         bool await_ready() const noexcept { return state.has_news(); }
         bool await_suspend(std::coroutine_handle<> h) {
-            if (!suspend(h)) return false;
+            if (!suspend(h)) return true;  // woken already, to take a pending cancellation
             state.waiter = this;
             return true;
         }
@@ -241,7 +241,7 @@ struct ShieldAwaiter final : WaitNode, CompletionWaiter {
     Task<T> inner;
     bool await_ready() const noexcept { return inner.done(); }
     bool await_suspend(std::coroutine_handle<> h) {
-        if (!suspend(h)) return false;
+        if (!suspend(h)) return true;  // woken already, to take a pending cancellation
         inner.state()->add_waiter(*this);
         return true;
     }

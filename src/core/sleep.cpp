@@ -9,7 +9,7 @@ namespace detail {
 void SleepAwaiter::on_timer(TimerNode* t) noexcept { static_cast<SleepAwaiter*>(t)->wake(); }
 
 bool SleepAwaiter::await_suspend(std::coroutine_handle<> h) {
-    if (!suspend(h)) return false;
+    if (!suspend(h)) return true;  // woken already, to take a pending cancellation
     if (!fire) {
         wake();  // no timer: asyncio's bare yield, back on the next tick
     } else {

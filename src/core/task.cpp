@@ -169,11 +169,15 @@ bool WaitNode::suspend(std::coroutine_handle<> h) {
     TaskBase& t = require_task();
     task = &t;
     t.about_to_suspend();
+    t.suspended_at(*this, h);
     if (t.consume_pending_cancel()) {
+        // Delivered from here, but on the next tick (asyncio cancels the future the task
+        // yields, whose callback wakes it): what is already ready runs first, a timeout due now
+        // expires first, and a loop of awaits that each find a cancel pending cannot starve it.
         cancelled = true;
+        wake();
         return false;
     }
-    t.suspended_at(*this, h);
     return true;
 }
 

@@ -44,7 +44,7 @@ bool TaskSetWaiter::await_ready() { return satisfied(); }
 
 bool TaskSetWaiter::await_suspend(std::coroutine_handle<> h) {
     listeners_.resize(futures_.size());  // before suspend(): nothing to undo if it throws
-    if (!suspend(h)) return false;
+    if (!suspend(h)) return true;  // woken already, to take a pending cancellation
     loop_ = task->loop();
     done_count_ = 0;
     for (std::size_t i = 0; i < futures_.size(); ++i) {

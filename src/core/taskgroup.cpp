@@ -7,7 +7,7 @@ struct TaskGroup::EmptyWaiter final : detail::WaitNode {
     TaskGroup& group;
     bool await_ready() const noexcept { return group.children_.empty(); }
     bool await_suspend(std::coroutine_handle<> h) {
-        if (!suspend(h)) return false;
+        if (!suspend(h)) return true;  // woken already, to take a pending cancellation
         group.exit_waiter_ = this;
         return true;
     }

@@ -11,7 +11,7 @@
 namespace corio::detail {
 
 bool IoAwaiter::await_suspend(std::coroutine_handle<> h) {
-    if (!suspend(h)) return false;
+    if (!suspend(h)) return true;  // woken already, to take a pending cancellation
     backend_ = &task->loop()->backend();
     op.complete = &IoAwaiter::on_complete;
     op.user = this;

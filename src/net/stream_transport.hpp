@@ -136,7 +136,7 @@ private:
         WaitList& list;
         bool await_ready() const noexcept { return false; }
         bool await_suspend(std::coroutine_handle<> h) {
-            if (!suspend(h)) return false;
+            if (!suspend(h)) return true;  // woken already, to take a pending cancellation
             list.push_back(*this);
             return true;
         }

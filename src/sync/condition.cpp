@@ -18,7 +18,7 @@ public:
 
     bool await_ready() const noexcept { return false; }
     bool await_suspend(std::coroutine_handle<> h) {
-        if (!suspend(h)) return false;
+        if (!suspend(h)) return true;  // woken already, to take a pending cancellation
         cond_.waiters_.push_back(*this);
         return true;
     }

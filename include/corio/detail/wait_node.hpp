@@ -41,8 +41,9 @@ struct WaitNode {
     // The futures and tasks this node waits for, if any (for the task graph of introspection).
     virtual void collect_awaited(std::vector<const FutureBase*>&) const {}
 
-    // The first act of await_suspend. False means "do not suspend": a cancellation was already
-    // pending for this task, and it is delivered at this await.
+    // The first act of await_suspend. False: a cancellation was already pending for this task;
+    // the task is woken from here at once, to have it delivered on the next tick, so the awaiter
+    // suspends without taking a place anywhere (it returns true).
     bool suspend(std::coroutine_handle<> h);
     // Schedules the task to resume from here (never inline).
     void wake() noexcept;

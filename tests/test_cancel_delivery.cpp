@@ -1,8 +1,13 @@
-// A second cancel() while the first is still being handled: which message the task sees (the
-// first to reach what it awaits, asyncio-rules.md T11), and that every request is passed on to
-// the tasks it waits for (G7: _GatheringFuture.cancel calls each unfinished child's
-// cancel(msg) every time), so a child that handled the first one still hears the next.
+// How and when a cancellation is delivered. A request made while the task runs is delivered at
+// its next await, on the next tick (T6: asyncio cancels the future the task yields, whose
+// callback wakes it), so what is already ready runs first. A second cancel() while the first is
+// still being handled: the task sees the message of the first to reach what it awaits (T11),
+// and every request is passed on to the tasks it waits for (G7: _GatheringFuture.cancel calls
+// each unfinished child's cancel(msg) every time), so a child that handled the first one still
+// hears the next.
+#include <corio/taskgroup.hpp>
 #include <corio/testing.hpp>
+#include <corio/timeouts.hpp>
 
 #include <string>
 #include <tuple>
@@ -58,7 +63,7 @@ double ms_since(Clock::time_point t0) {
 
 }  // namespace
 
-CORIO_TEST(CancelRepeated, EveryCancelOfATaskAwaitingGatherReachesTheChildren) {
+CORIO_TEST(CancelDelivery, EveryCancelOfATaskAwaitingGatherReachesTheChildren) {
     for (bool settled : {false, true}) {
         corio::testing::MockClock clock;
         const Clock::time_point t0 = get_running_loop().time();
@@ -87,7 +92,7 @@ CORIO_TEST(CancelRepeated, EveryCancelOfATaskAwaitingGatherReachesTheChildren) {
 
 // corio's gather cancels and awaits the other children after the first failure (API.md): a
 // cancel of the awaiting task meanwhile is passed on to those still running.
-CORIO_TEST(CancelRepeated, ACancelWhileGatherAwaitsTheRestAfterAFailureReachesThem) {
+CORIO_TEST(CancelDelivery, ACancelWhileGatherAwaitsTheRestAfterAFailureReachesThem) {
     corio::testing::MockClock clock;
     const Clock::time_point t0 = get_running_loop().time();
     Log log;
@@ -108,7 +113,7 @@ CORIO_TEST(CancelRepeated, ACancelWhileGatherAwaitsTheRestAfterAFailureReachesTh
 
 // wait_for(task, 0) cancels the task and waits for it: a cancel of the caller meanwhile is
 // passed on too.
-CORIO_TEST(CancelRepeated, ACancelWhileWaitForWindsATaskDownReachesIt) {
+CORIO_TEST(CancelDelivery, ACancelWhileWaitForWindsATaskDownReachesIt) {
     corio::testing::MockClock clock;
     const Clock::time_point t0 = get_running_loop().time();
     Log log;
@@ -131,7 +136,7 @@ CORIO_TEST(CancelRepeated, ACancelWhileWaitForWindsATaskDownReachesIt) {
 
 // T11: the first cancel cancelled the Future the task awaits, with its message; a later cancel()
 // finds it done and changes nothing the task sees.
-CORIO_TEST(CancelRepeated, ALaterCancelKeepsTheMessageTheAwaitedFutureWasCancelledWith) {
+CORIO_TEST(CancelDelivery, ALaterCancelKeepsTheMessageTheAwaitedFutureWasCancelledWith) {
     for (const char* later : {"", "second"}) {
         Future<int> f = get_running_loop().create_future<int>();
         Task<int> t = create_task(await_future(f));
@@ -146,7 +151,7 @@ CORIO_TEST(CancelRepeated, ALaterCancelKeepsTheMessageTheAwaitedFutureWasCancell
 }
 
 // The same through wait_for: the user's cancel and the deadline in one tick, the user's first.
-CORIO_TEST(CancelRepeated, AUserCancelInTheTickOfAWaitForDeadlineKeepsItsMessage) {
+CORIO_TEST(CancelDelivery, AUserCancelInTheTickOfAWaitForDeadlineKeepsItsMessage) {
     corio::testing::MockClock clock;
     Future<int> f = get_running_loop().create_future<int>();
     auto waiting = [f]() -> Coro<int> {
@@ -164,7 +169,7 @@ CORIO_TEST(CancelRepeated, AUserCancelInTheTickOfAWaitForDeadlineKeepsItsMessage
 
 // The task awaited is told each request's own message, as asyncio's cancel(msg) passes msg to
 // the task it waits for, while the awaiting task keeps the first.
-CORIO_TEST(CancelRepeated, AnAwaitedTaskHearsEachRequestsOwnMessage) {
+CORIO_TEST(CancelDelivery, AnAwaitedTaskHearsEachRequestsOwnMessage) {
     corio::testing::MockClock clock;
     Log log;
     Task<int> child = create_task(handles_first_cancel(&log));
@@ -181,4 +186,58 @@ CORIO_TEST(CancelRepeated, AnAwaitedTaskHearsEachRequestsOwnMessage) {
     std::string message = co_await std::move(ending);
     EXPECT_EQ(log, (Log{"first:one", "second:two"}));
     EXPECT_EQ(message, "two");  // the child's CancelledError came through
+}
+
+CORIO_TEST(CancelDelivery, ASelfCancelIsDeliveredAfterWhatWasAlreadyReady) {
+    corio::testing::MockClock clock;
+    Log log;
+    auto cancels_itself = [&log]() -> Coro<> {
+        current_task().cancel();
+        try {
+            co_await sleep(1s);
+        } catch (const CancelledError&) {
+            log.push_back("A:cancelled");
+            throw;
+        }
+    };
+    auto other = [&log]() -> Coro<> {
+        log.push_back("B:ran");
+        co_return;
+    };
+    Task<> a = create_task(cancels_itself());
+    Task<> b = create_task(other());  // ready before A's step ends
+    Coro<std::string> ending = cancel_message_of(a);
+    co_await std::move(ending);
+    co_await b;
+    EXPECT_EQ(log, (Log{"B:ran", "A:cancelled"}));
+}
+
+// The expiry of a timeout(0) is due before the group's own cancel is delivered: the scope
+// expires and turns the CancelledError into TimeoutError (asyncio 3.11+).
+CORIO_TEST(CancelDelivery, ATimeoutDueNowExpiresBeforeAPendingCancelIsDelivered) {
+    corio::testing::MockClock clock;
+    bool expired = false;
+    auto scope = [&expired](Timeout& t) -> Coro<> {
+        auto body = [](TaskGroup& tg) -> Coro<> {
+            tg.cancel();
+            co_await sleep(1s);
+        };
+        Coro<> group = task_group(body);
+        try {
+            co_await std::move(group);
+        } catch (...) {
+            expired = t.expired();
+            throw;
+        }
+    };
+    bool timed_out = false;
+    try {
+        Coro<> limited = timeout(0s, scope);
+        co_await std::move(limited);
+    } catch (const TimeoutError&) {
+        timed_out = true;
+    }
+    EXPECT_TRUE(timed_out);
+    EXPECT_TRUE(expired);
+    EXPECT_EQ(current_task().cancelling(), 0);
 }
