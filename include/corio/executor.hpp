@@ -102,9 +102,11 @@ bool submit_job(ThreadPool& pool, ThreadJob* job) noexcept;
 ThreadPool* default_pool_for(ThreadJob* job) noexcept;
 void cancel_job(ThreadJob* job) noexcept;
 
-// The awaitable returned by to_thread / run_in_executor.
+void throw_thread_call_reused();
+
+// The awaitable returned by to_thread / run_in_executor: nothing runs until it is awaited, once.
 template <class R, class F>
-class ThreadCall final : public WaitNode {
+class [[nodiscard]] ThreadCall final : public WaitNode {
 public:
     // pool == nullptr: the default executor of the awaiting task's loop, looked up as the call
     // is submitted (shutdown_default_executor() may destroy it between the two).
@@ -123,6 +125,7 @@ public:
 
     bool await_ready() const noexcept { return false; }
     bool await_suspend(std::coroutine_handle<> h) {
+        if (!job_ || task) throw_thread_call_reused();  // moved from, or awaited before
         if (!suspend(h)) return true;  // woken already, to take a pending cancellation
         job_->waiter = this;
         job_->loop = task_loop();

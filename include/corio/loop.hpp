@@ -353,6 +353,7 @@ private:
     std::atomic<std::thread::id> owner_{std::this_thread::get_id()};
     bool stopping_ = false;
     std::atomic<bool> closed_{false};
+    bool callbacks_refused_ = false;  // under inbox_mutex_: close() is joining the default executor
     bool debug_ = false;
     bool task_stats_ = false;
     SuspendHook suspend_hook_;

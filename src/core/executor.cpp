@@ -1,6 +1,7 @@
 #include "corio/executor.hpp"
 
 #include <algorithm>
+#include <stdexcept>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -37,6 +38,11 @@ void ThreadJob::post_back() noexcept {
         }
     }
     release();  // the loop has closed, or is gone: nobody is waiting any more
+}
+
+void throw_thread_call_reused() {
+    // As a Coro awaited twice (asyncio: "cannot reuse already awaited coroutine").
+    throw std::logic_error("corio: awaiting a to_thread / run_in_executor call that was moved from or already awaited");
 }
 
 bool submit_job(ThreadPool& pool, ThreadJob* job) noexcept {

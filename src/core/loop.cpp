@@ -241,7 +241,8 @@ void EventLoop::push_threadsafe(std::uintptr_t item) {
     // The wake-up is written under the lock: close() takes it too, so the loop (and its
     // backend) cannot be torn down while another thread is still inside this call.
     std::lock_guard lock(inbox_mutex_);
-    if (closed_.load(std::memory_order_relaxed)) throw std::logic_error("Event loop is closed");
+    if (closed_.load(std::memory_order_relaxed) || (callbacks_refused_ && (item & kReadyKindMask) == kReadyCallback))
+        throw std::logic_error("Event loop is closed");
     inbox_.push_back(item);
     if (!inbox_nonempty_.exchange(true, std::memory_order_acq_rel)) backend_->wakeup();
 }
@@ -497,8 +498,23 @@ void EventLoop::close() {
         g->loop_closing();
     }
     signals_.reset();
-    // Its last completions land in the inbox. Joined here without running the loop, which is
-    // half closed (corio::run has shut it down before, with the loop running).
+    // The default executor is joined below without running the loop, which is half closed
+    // (corio::run has shut it down before, with the loop running). A call of its waiting for a
+    // callback of ours (run_coroutine_threadsafe's future) must get an answer instead of
+    // waiting for ever: from here other threads' callbacks are refused, as after close(), and
+    // those not run yet are dropped now (their futures see a broken promise) rather than after
+    // the join. The calls' own completions still land in the inbox.
+    std::vector<std::uintptr_t> refused;
+    {
+        std::lock_guard lock(inbox_mutex_);
+        callbacks_refused_ = true;
+        std::erase_if(inbox_, [&refused](std::uintptr_t item) {
+            if ((item & kReadyKindMask) != kReadyCallback) return false;
+            refused.push_back(item);
+            return true;
+        });
+    }
+    for (std::uintptr_t item : refused) drop_ready(item);
     default_executor_shut_down_ = true;
     if (std::unique_ptr<ThreadPool> pool = std::move(default_executor_)) pool->shutdown();
     {
