@@ -711,11 +711,12 @@ TEST(ExecutorLoopLifetime, CallFinishingAfterItsLoopIsDestroyedIsDropped) {
 // A pool shut down from another thread after the task has started to wait (here from the suspend
 // hook, which runs at that very point): the await fails with the pool's std::logic_error, and
 // the task is left waiting on nothing. A later cancel() is delivered at its next await and
-// touches neither the refused call nor the loop's count of outstanding work.
+// touches neither the refused call nor the loop's count of outstanding work. (to_thread: its
+// call is submitted as it is awaited; run_in_executor's as it is made.)
 CORIO_TEST(Executor, PoolShutDownAsTheTaskSuspendsFailsTheAwaitCleanly) {
     EventLoop& loop = get_running_loop();
-    ThreadPool pool(1);
-    auto call = run_in_executor(pool, [] { return 1; });
+    ThreadPool& pool = loop.default_executor();
+    auto call = to_thread([] { return 1; });
     loop.set_suspend_hook([&pool](detail::TaskBase&) { pool.shutdown(); });
     std::string refusal;
     try {

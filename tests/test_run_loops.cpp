@@ -117,11 +117,11 @@ Coro<int> exchange(std::size_t index, Mailbox* box) {
 
 std::atomic<bool> g_ctrl_c_watched{false};
 
-Coro<> done_at_once_or_wait_for_ctrl_c(std::size_t index, std::atomic<int>* cleaned_up) {
+Coro<> done_at_once_or_wait_for_ctrl_c(std::size_t index, std::atomic<int>* cleaned_up, int signal_number = SIGINT) {
     if (index == 0) co_return;
     // Loop 0 is done; once run_loops watches Ctrl-C again, press it.
     while (!g_ctrl_c_watched.load()) co_await sleep(1ms);
-    ::kill(::getpid(), SIGINT);
+    ::kill(::getpid(), signal_number);
     Event never;
     try {
         co_await never.wait();
@@ -149,6 +149,25 @@ TEST(RunLoops, CtrlCAfterLoopZeroIsDoneStillCancelsTheOthers) {
     EXPECT_EQ(cleaned_up.load(), 1);
     struct sigaction now {};
     ::sigaction(SIGINT, nullptr, &now);
+    EXPECT_EQ(now.sa_handler, SIG_DFL);
+}
+
+// The same with SIGTERM: reported as such (it was KeyboardInterrupt's default, SIGINT).
+TEST(RunLoops, SigtermAfterLoopZeroIsDoneIsReportedAsSigterm) {
+    g_ctrl_c_watched = false;
+    detail::run_loops_watching_hook = [] { g_ctrl_c_watched.store(true); };
+    std::atomic<int> cleaned_up{0};
+    int signal_number = 0;
+    try {
+        run_loops(2, [&](std::size_t i) { return done_at_once_or_wait_for_ctrl_c(i, &cleaned_up, SIGTERM); });
+    } catch (const KeyboardInterrupt& k) {
+        signal_number = k.signal();
+    }
+    detail::run_loops_watching_hook = nullptr;
+    EXPECT_EQ(signal_number, SIGTERM);
+    EXPECT_EQ(cleaned_up.load(), 1);
+    struct sigaction now {};
+    ::sigaction(SIGTERM, nullptr, &now);
     EXPECT_EQ(now.sa_handler, SIG_DFL);
 }
 

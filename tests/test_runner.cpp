@@ -454,6 +454,42 @@ TEST(Runner, CloseIsIdempotentAndRunAfterCloseThrows) {
     EXPECT_THROW(runner.get_loop(), std::logic_error);
 }
 
+// close() from inside its own loop is refused and changes nothing (asyncio raises before it
+// marks the runner closed): it used to close the runner half-way, leaving its task to be
+// destroyed pending instead of cancelled.
+Runner* g_closing_runner = nullptr;
+
+Coro<int> closes_its_own_runner(Log* log) {
+    auto hang = [log]() -> Coro<> {
+        try {
+            co_await sleep(1h);
+        } catch (const CancelledError&) {
+            log->push_back("cancelled");
+            throw;
+        }
+    };
+    Task<> t = create_task(hang());
+    co_await sleep(0s);
+    try {
+        g_closing_runner->close();
+    } catch (const std::logic_error&) {
+        log->push_back("refused");
+    }
+    co_return 5;
+}
+
+TEST(Runner, CloseFromInsideItsOwnLoopIsRefusedAndChangesNothing) {
+    Log log;
+    Runner runner;
+    g_closing_runner = &runner;
+    EXPECT_EQ(runner.run(closes_its_own_runner(&log)), 5);
+    EXPECT_EQ(log, (Log{"refused"}));
+    EXPECT_EQ(runner.run(answer()), 42);  // still usable
+    runner.close();
+    EXPECT_EQ(log, (Log{"refused", "cancelled"}));
+    g_closing_runner = nullptr;
+}
+
 // R4: a Runner never used closes cleanly, and close() before any run makes run() throw.
 TEST(Runner, CloseBeforeAnyRun) {
     Runner runner;

@@ -45,6 +45,7 @@ public:
     EventLoop* loop = nullptr;        // for the loop thread only: it may be gone when a call ends
     std::shared_ptr<LoopGate> gate;   // how the worker reaches the loop
     WaitNode* waiter = nullptr;       // touched on the loop thread only
+    bool back_on_loop = false;        // loop thread only: the call ended and came back
     std::exception_ptr error;         // what the call threw, or why the pool refused it
 
     // On the worker thread.
@@ -104,14 +105,34 @@ void cancel_job(ThreadJob* job) noexcept;
 
 void throw_thread_call_reused();
 
-// The awaitable returned by to_thread / run_in_executor: nothing runs until it is awaited, once.
+struct SubmitNow {};
+
+// The awaitable returned by to_thread / run_in_executor, awaited once. to_thread's call starts
+// when it is awaited (asyncio.to_thread is a coroutine); run_in_executor's at once.
 template <class R, class F>
 class [[nodiscard]] ThreadCall final : public WaitNode {
 public:
     // pool == nullptr: the default executor of the awaiting task's loop, looked up as the call
     // is submitted (shutdown_default_executor() may destroy it between the two).
     ThreadCall(ThreadPool* pool, F f) : pool_(pool), job_(new FnJob<R, F>(std::move(f))) {}
-    ThreadCall(ThreadCall&& o) noexcept : pool_(o.pool_), job_(std::exchange(o.job_, nullptr)) {}
+    // Submitted now, as asyncio's loop.run_in_executor() submits before it returns a future: a
+    // call never awaited still runs, and its result is dropped. **Throws** what the pool's
+    // refusal says (shut down), or std::logic_error without a running loop.
+    ThreadCall(ThreadPool& pool, F f, SubmitNow) : pool_(&pool), job_(new FnJob<R, F>(std::move(f))), submitted_(true) {
+        try {
+            job_->loop = &get_running_loop();
+        } catch (...) {
+            job_->release();
+            throw;
+        }
+        if (!submit_job(pool, job_)) {
+            std::exception_ptr refusal = job_->error;
+            job_->release();
+            std::rethrow_exception(refusal);
+        }
+    }
+    ThreadCall(ThreadCall&& o) noexcept
+        : pool_(o.pool_), job_(std::exchange(o.job_, nullptr)), submitted_(o.submitted_), awaited_(o.awaited_) {}
     ThreadCall(const ThreadCall&) = delete;
     ~ThreadCall() {
         if (job_) {
@@ -123,11 +144,17 @@ public:
         }
     }
 
-    bool await_ready() const noexcept { return false; }
+    // A call submitted at once may be back already.
+    bool await_ready() const noexcept { return submitted_ && job_ && !awaited_ && job_->back_on_loop; }
     bool await_suspend(std::coroutine_handle<> h) {
-        if (!job_ || task) throw_thread_call_reused();  // moved from, or awaited before
-        if (!suspend(h)) return true;  // woken already, to take a pending cancellation
+        if (!job_ || awaited_) throw_thread_call_reused();  // moved from, or awaited before
+        awaited_ = true;
+        if (!suspend(h)) {
+            if (submitted_) cancel_job(job_);  // the pending cancellation is this call's
+            return true;  // woken already, to take a pending cancellation
+        }
         job_->waiter = this;
+        if (submitted_) return true;  // the call is under way: its return wakes us
         job_->loop = task_loop();
         // Handing the job to a worker is the very last act: nothing of this frame is touched
         // after it (clang may otherwise write to the frame after the hand-off, llvm #56301).
@@ -139,6 +166,8 @@ public:
         return true;
     }
     R await_resume() {
+        if (!job_) throw_thread_call_reused();
+        awaited_ = true;  // also when it was ready at once
         job_->waiter = nullptr;  // done waiting: the destructor has nothing to cancel
         throw_if_cancelled();
         return job_->take();
@@ -158,6 +187,8 @@ private:
     EventLoop* task_loop() const noexcept;
     ThreadPool* pool_;
     FnJob<R, F>* job_;
+    bool submitted_ = false;
+    bool awaited_ = false;
 };
 
 template <class F, class... Args>
@@ -224,7 +255,7 @@ template <class F, class... Args>
 auto run_in_executor(ThreadPool& pool, F f, Args... args) {
     using R = detail::call_result_t<F, Args...>;
     auto call = detail::bind_call(std::move(f), std::move(args)...);
-    return detail::ThreadCall<R, decltype(call)>(&pool, std::move(call));
+    return detail::ThreadCall<R, decltype(call)>(pool, std::move(call), detail::SubmitNow{});
 }
 
 // Submits `coro` to `loop` (running on another thread) and returns a std::future of its result.

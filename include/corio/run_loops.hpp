@@ -48,9 +48,9 @@ public:
     // On loop `index`'s thread: pins it to one CPU (see RunLoopsOptions::pin_threads).
     void pin(std::size_t index) noexcept;
     // On the calling thread, once loop 0 is done: joins the other loops. With `handle_sigint`,
-    // Ctrl-C still cancels them meanwhile (loop 0's run no longer watches it); returns true if
-    // it did.
-    bool join_others(std::vector<std::thread>& threads, bool handle_sigint);
+    // Ctrl-C (or SIGTERM) still cancels them meanwhile (loop 0's run no longer watches it);
+    // returns the signal's number if one did, else 0.
+    int join_others(std::vector<std::thread>& threads, bool handle_sigint);
 
 private:
     struct Slot;
@@ -127,7 +127,7 @@ auto run_loops(std::size_t count, F make_main, RunLoopsOptions options = {},
     }
     const bool handle_sigint = options.options.handle_sigint;
     run_one(0, std::move(options.options));
-    if (set.join_others(threads, handle_sigint)) throw KeyboardInterrupt();
+    if (int signal_number = set.join_others(threads, handle_sigint)) throw KeyboardInterrupt(signal_number);
     // Ctrl-C first: it is why the others were cancelled.
     for (auto& e : errors) {
         if (!e) continue;

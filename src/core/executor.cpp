@@ -17,6 +17,7 @@ namespace detail {
 void ThreadJob::finished_on_loop(void* self) noexcept {
     auto* job = static_cast<ThreadJob*>(self);
     job->loop->external_work_finished();
+    job->back_on_loop = true;
     if (job->waiter) job->waiter->wake();
     job->release();
 }

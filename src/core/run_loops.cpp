@@ -67,13 +67,13 @@ void LoopSet::stop_all() noexcept {
 
 void (*run_loops_watching_hook)() = nullptr;
 
-bool LoopSet::join_others(std::vector<std::thread>& threads, bool handle_sigint) {
+int LoopSet::join_others(std::vector<std::thread>& threads, bool handle_sigint) {
     bool stopping;
     {
         std::lock_guard lock(shared_->mutex);
         stopping = shared_->stopping;
     }
-    bool interrupted = false;
+    int interrupted_by = 0;
     if (handle_sigint && !stopping && !threads.empty()) {
         // A loop of the caller's own watches Ctrl-C while a worker joins the threads; Ctrl-C
         // cancels its main, which stops every loop, and its shutdown then waits for the join.
@@ -91,8 +91,8 @@ bool LoopSet::join_others(std::vector<std::thread>& threads, bool handle_sigint)
         };
         try {
             run(watch(this, &threads));
-        } catch (const KeyboardInterrupt&) {
-            interrupted = true;
+        } catch (const KeyboardInterrupt& k) {
+            interrupted_by = k.signal();
         } catch (...) {
             // The watch could not run (no thread for the join, ...): stop the loops and join
             // them here, as a joinable std::thread must not be destroyed.
@@ -104,7 +104,7 @@ bool LoopSet::join_others(std::vector<std::thread>& threads, bool handle_sigint)
     }
     for (auto& t : threads)
         if (t.joinable()) t.join();
-    return interrupted;
+    return interrupted_by;
 }
 
 void LoopSet::pin(std::size_t index) noexcept {

@@ -155,6 +155,9 @@ void Runner::shutdown_asyncgens() {
 
 void Runner::close() {
     if (closed_) return;
+    // Refused before anything changes, as asyncio's Runner.close() raises before it marks
+    // itself closed: the runner stays usable, and a later close() still cancels its tasks.
+    if (loop_ && loop_->is_running()) throw std::logic_error("Cannot close a running event loop");
     closed_ = true;
     if (!loop_) return;
     // The loop closes even when the shutdown could not run (on a thread its io_uring ring
