@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include <corio/corio.hpp>
 
@@ -27,6 +28,20 @@ inline std::string tag(std::string what, corio::Clock::time_point t0) {
     what += '@';
     what += std::to_string(int(ms_since(t0)));
     return what;
+}
+
+// Installs a handler on the running loop that copies every report into `out` (which outlives
+// the loop: the handler stays for the shutdown, when the loop is gone it is gone too).
+inline void capture_reports(std::vector<corio::ExceptionContext>* out) {
+    corio::get_running_loop().set_exception_handler(
+        [out](corio::EventLoop&, const corio::ExceptionContext& c) { out->push_back(c); });
+}
+
+// "[message] [message] ...": every report's message, for a failure's explanation.
+inline std::string all_messages(const std::vector<corio::ExceptionContext>& reports) {
+    std::string s;
+    for (const auto& r : reports) s += "[" + r.message + "] ";
+    return s;
 }
 
 }  // namespace corio_test
