@@ -116,6 +116,33 @@ TEST(RunDebug, NeverAwaitedCoroIsReportedInDebugMode) {
     EXPECT_EQ(never_awaited.size(), 1u) << all_messages(reports);
 }
 
+namespace {
+Coro<> forget_a_thread_call(std::vector<ExceptionContext>* out, int* calls) {
+    capture_reports(out);
+    {
+        auto forgotten = to_thread([calls] { ++*calls; });  // never runs: never awaited
+    }
+    auto awaited = to_thread([calls] { ++*calls; });
+    co_await std::move(awaited);
+}
+}  // namespace
+
+// D5 for to_thread, which starts when awaited as asyncio.to_thread (a coroutine) does: one
+// dropped unawaited never runs, and debug mode says so as asyncio's RuntimeWarning does
+// ("coroutine 'to_thread' was never awaited").
+TEST(RunDebug, NeverAwaitedToThreadIsReportedInDebugMode) {
+    std::vector<ExceptionContext> reports;
+    int calls = 0;
+    RunOptions options;
+    options.debug = true;
+    corio::run(forget_a_thread_call(&reports, &calls), std::move(options));
+    EXPECT_EQ(calls, 1);
+    std::vector<std::string> never_awaited;
+    for (const auto& r : reports)
+        if (r.message.find("was never awaited") != std::string::npos) never_awaited.push_back(r.message);
+    EXPECT_EQ(never_awaited, (std::vector<std::string>{"coroutine 'to_thread' was never awaited"})) << all_messages(reports);
+}
+
 // D5 / API.md: the report names the coroutine function ("coroutine 'forgotten_coroutine' ...").
 TEST(RunDebug, NeverAwaitedReportNamesTheCoroutineFunction) {
     std::vector<ExceptionContext> reports;

@@ -104,6 +104,8 @@ ThreadPool* default_pool_for(ThreadJob* job) noexcept;
 void cancel_job(ThreadJob* job) noexcept;
 
 void throw_thread_call_reused();
+// Debug mode: a to_thread call dropped without being awaited never ran.
+void report_thread_call_never_awaited() noexcept;
 
 struct SubmitNow {};
 
@@ -135,6 +137,7 @@ public:
         : pool_(o.pool_), job_(std::exchange(o.job_, nullptr)), submitted_(o.submitted_), awaited_(o.awaited_) {}
     ThreadCall(const ThreadCall&) = delete;
     ~ThreadCall() {
+        if (job_ && !submitted_ && !awaited_) report_thread_call_never_awaited();
         if (job_) {
             if (job_->waiter == this) {  // frame destroyed mid-wait (its loop is closing)
                 job_->waiter = nullptr;

@@ -46,6 +46,16 @@ void throw_thread_call_reused() {
     throw std::logic_error("corio: awaiting a to_thread / run_in_executor call that was moved from or already awaited");
 }
 
+void report_thread_call_never_awaited() noexcept {
+    EventLoop* loop = running_loop();
+    if (!loop || !loop->get_debug()) return;
+    // asyncio's RuntimeWarning for its to_thread coroutine.
+    ExceptionContext c;
+    c.message = "coroutine 'to_thread' was never awaited";
+    if (TaskBase* t = loop->current_task()) c.task_name = t->name();
+    loop->call_exception_handler(c);
+}
+
 bool submit_job(ThreadPool& pool, ThreadJob* job) noexcept {
     job->gate = job->loop->job_gate();
     job->loop->external_work_started();
