@@ -449,16 +449,17 @@ TEST(Runner, CloseIsIdempotentAndRunAfterCloseThrows) {
 // destroyed pending instead of cancelled.
 Runner* g_closing_runner = nullptr;
 
+Coro<> hangs_until_cancelled(Log* log) {
+    try {
+        co_await sleep(1h);
+    } catch (const CancelledError&) {
+        log->push_back("cancelled");
+        throw;
+    }
+}
+
 Coro<int> closes_its_own_runner(Log* log) {
-    auto hang = [log]() -> Coro<> {
-        try {
-            co_await sleep(1h);
-        } catch (const CancelledError&) {
-            log->push_back("cancelled");
-            throw;
-        }
-    };
-    Task<> t = create_task(hang());
+    Task<> t = create_task(hangs_until_cancelled(log));  // outlives this run
     co_await sleep(0s);
     try {
         g_closing_runner->close();
