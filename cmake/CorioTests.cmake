@@ -50,7 +50,7 @@ unset(_corio_stems)
 set(CORIO_SHUFFLE_SEEDS 3 CACHE STRING "How many seeds the shuffled-ready-queue campaign runs per suite")
 if(NOT CORIO_SANITIZE STREQUAL "thread")
   foreach(stem IN ITEMS test_cancel_everywhere test_stress_shutdown test_stress_processes test_subprocess
-                        test_sockets test_signals)
+                        test_sockets test_socket_addresses test_socket_fds test_signals)
     if(TARGET ${stem})
       foreach(seed RANGE 1 ${CORIO_SHUFFLE_SEEDS})
         add_test(NAME shuffle.${stem}.seed${seed} COMMAND ${stem})

@@ -1,9 +1,13 @@
 // Helpers shared by the I/O suites.
 #pragma once
 
+#include <corio/backend.hpp>
 #include <corio/coro.hpp>
+#include <corio/loop.hpp>
 #include <corio/sleep.hpp>
 #include <corio/socket.hpp>
+
+#include <gtest/gtest.h>
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -46,6 +50,24 @@ inline int open_fds() { return int(open_fd_set().size()); }
 // A few loop ticks (never a real sleep): lets finished tasks release what they hold.
 inline corio::Coro<> settle() {
     for (int i = 0; i < 10; ++i) co_await corio::sleep(std::chrono::milliseconds(0));
+}
+
+// GTEST_SKIP returns from the function it is in: a coroutine cannot hold it.
+inline void skip_test(const std::string& why) { GTEST_SKIP() << why; }
+
+// Runs the scenario `make()` in its own coroutine (so that everything it opened is gone when
+// it returns) and checks that no fd and no backend operation is left behind.
+template <class F>
+corio::Coro<> without_leaks(F make) {
+    int fds_before = open_fds();
+    std::size_t ops_before = corio::get_running_loop().backend().pending();
+    {
+        corio::Coro<> scenario = make();
+        co_await std::move(scenario);
+    }
+    co_await settle();
+    EXPECT_EQ(open_fds(), fds_before) << "fds leaked";
+    EXPECT_EQ(corio::get_running_loop().backend().pending(), ops_before) << "backend operations left behind";
 }
 
 // A connected pair of non-blocking Unix sockets (stream, or SOCK_DGRAM / SOCK_SEQPACKET).

@@ -6,8 +6,6 @@
 #include <corio/socket.hpp>
 #include <corio/streams.hpp>
 
-#include <gtest/gtest.h>
-
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -17,9 +15,6 @@
 namespace corio_test {
 
 using namespace corio;
-
-// GTEST_SKIP returns from the function it is in: a coroutine cannot hold it.
-inline void skip_test(const std::string& why) { GTEST_SKIP() << why; }
 
 inline Coro<> echo_handler(StreamReader reader, StreamWriter writer) {
     for (;;) {

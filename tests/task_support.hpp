@@ -86,6 +86,11 @@ inline Coro<int> value_after(Clock::duration d, int v) {
 
 inline Coro<> nap(Clock::duration d) { co_await sleep(d); }
 
+inline Coro<int> fail_after(Clock::duration d, std::string what) {
+    co_await sleep(d);
+    throw std::runtime_error(what);
+}
+
 template <class E>
 Coro<> raise_after(Clock::duration d) {
     co_await sleep(d);

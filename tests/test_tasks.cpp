@@ -20,11 +20,6 @@ using namespace corio_test;
 
 namespace {
 
-Coro<int> fail_after(Clock::duration d, std::string what) {
-    co_await sleep(d);
-    throw std::runtime_error(what);
-}
-
 Coro<> push(std::vector<std::string>* log, std::string s) {
     log->push_back(std::move(s));
     co_return;

@@ -1,1 +1,1 @@
-set(CORIO_TSAN_TESTS test_executor test_executor_lifecycle test_loop test_run_loops test_stress_threads test_stress_shutdown)
+set(CORIO_TSAN_TESTS test_executor test_executor_lifecycle test_executor_shutdown test_loop test_loop_manual test_run_loops test_stress_threads test_stress_shutdown)

@@ -1,0 +1,298 @@
+// Sockets and their fds: a socket or datagram endpoint closed between runs, or a socket released
+// to a new owner who closes it, leaves the backend nothing stale for the next file with that
+// number; an operation refused as it is submitted; every queued datagram received; a sock_* call
+// made before a close() fails with EBADF; and operations waiting on one socket served in the
+// order they came. Loopback and Unix socket pairs only.
+#include <corio/datagram.hpp>
+#include <corio/socket.hpp>
+#include <corio/testing.hpp>
+
+#include "net_support.hpp"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+#include <utility>
+#include <vector>
+
+using namespace corio;
+using namespace std::chrono_literals;
+
+// --------------------------------------------------------------------------------------------
+// An fd number that comes back for a new socket is a new file to the backend
+
+namespace {
+
+using corio_test::unix_socket_pair;
+
+// A receive that waits (so that the backend knows the fd), then gives up.
+Coro<> recv_then_give_up(Socket* s) {
+    Task<std::string> receiving = create_task(sock_recv(*s, 10));
+    for (int i = 0; i < 3; ++i) co_await sleep(0ms);
+    receiving.cancel();
+    try {
+        co_await receiving;
+    } catch (const CancelledError&) {
+    }
+}
+
+// On a new pair whose first socket should get `expected_fd`: what a waiting receive gets.
+Coro<std::string> recv_on_a_new_pair(int expected_fd) {
+    corio::testing::MockClock clock;  // a hang shows as a timeout, at once
+    auto [a, b] = unix_socket_pair();
+    EXPECT_EQ(a.fileno(), expected_fd) << "the new socket should reuse the number";
+    Task<std::string> receiving = create_task(sock_recv(a, 10));
+    for (int i = 0; i < 3; ++i) co_await sleep(0ms);
+    Coro<> sending = sock_sendall(b, "hello");
+    co_await std::move(sending);
+    Coro<std::string> bounded = wait_for(std::move(receiving), 5s);
+    try {
+        co_return co_await std::move(bounded);
+    } catch (const TimeoutError&) {
+    }
+    co_return "timeout";
+}
+
+struct SocketHolder {
+    Socket s;
+    Socket peer;
+};
+
+Coro<> open_and_wait_once(SocketHolder* h) {
+    auto [a, b] = unix_socket_pair();
+    h->s = std::move(a);
+    h->peer = std::move(b);
+    Coro<> waiting = recv_then_give_up(&h->s);
+    co_await std::move(waiting);
+}
+
+}  // namespace
+
+TEST(SocketClose, ASocketClosedBetweenRunsLeavesTheBackendNothingStale) {
+    Runner runner;
+    SocketHolder h;
+    runner.run(open_and_wait_once(&h));
+    int fd = h.s.fileno();
+    h.s.close();  // while the loop does not run: its backend must forget the fd all the same
+    h.peer.close();
+    std::string got = runner.run(recv_on_a_new_pair(fd));
+    EXPECT_EQ(got, "hello");
+}
+
+
+namespace {
+Coro<> recvfrom_then_give_up(DatagramEndpoint* ep) {
+    corio::testing::MockClock clock;
+    Coro<std::pair<std::string, SocketAddress>> receiving = ep->recvfrom();
+    Coro<std::pair<std::string, SocketAddress>> bounded = wait_for(std::move(receiving), 50ms);
+    EXPECT_THROW(co_await std::move(bounded), TimeoutError);
+}
+
+Coro<std::string> datagram_on_a_new_endpoint(int expected_fd) {
+    corio::testing::MockClock clock;  // a hang shows as a timeout, at once
+    Socket s = Socket::create(AF_INET, SOCK_DGRAM);
+    EXPECT_EQ(s.fileno(), expected_fd) << "the new socket should reuse the number";
+    s.bind(SocketAddress("127.0.0.1", 0));
+    DatagramEndpoint ep(std::move(s));
+    DatagramOptions sender_options;
+    sender_options.remote_addr = ep.getsockname();
+    DatagramEndpoint sender = co_await create_datagram_endpoint(sender_options);
+    Coro<> sending = sender.send("hello");
+    co_await std::move(sending);
+    Coro<std::pair<std::string, SocketAddress>> bounded = wait_for(ep.recvfrom(), 5s);
+    try {
+        auto got = co_await std::move(bounded);
+        co_return got.first;
+    } catch (const TimeoutError&) {
+    }
+    co_return "timeout";
+}
+}  // namespace
+
+// The same through DatagramEndpoint, whose socket was made before any loop ran: its operations
+// note the loop as sock_* do, so close() between runs still tells that loop's backend.
+TEST(SocketClose, ADatagramEndpointClosedBetweenRunsLeavesTheBackendNothingStale) {
+    Socket s = Socket::create(AF_INET, SOCK_DGRAM);
+    s.bind(SocketAddress("127.0.0.1", 0));
+    int fd = s.fileno();
+    DatagramEndpoint ep(std::move(s));
+    Runner runner;
+    runner.run(recvfrom_then_give_up(&ep));
+    ep.close();
+    std::string got = runner.run(datagram_on_a_new_endpoint(fd));
+    EXPECT_EQ(got, "hello");
+}
+
+
+namespace {
+Coro<std::string> recv_once(Socket* s, Socket* peer) {
+    Task<std::string> receiving = create_task(sock_recv(*s, 10));
+    for (int i = 0; i < 3; ++i) co_await sleep(0ms);  // waits in the backend: it knows the fd
+    Coro<> sending = sock_sendall(*peer, "x");
+    co_await std::move(sending);
+    std::string got = co_await receiving;
+    co_return got;
+}
+}  // namespace
+
+// Socket::release() hands the fd to its new owner, who may close it with ::close: the backend
+// forgot it first, so the next file with that number is not left waiting forever.
+// An operation the backend refuses at once (a closed socket: epoll says EBADF when it is
+// submitted) leaves the task waiting on nothing: a later cancel is delivered, not handed to the
+// awaiter that went with the failed call's frame.
+CORIO_TEST(SocketFaults, AnOperationRefusedAtSubmitLeavesTheTaskFreeToBeCancelled) {
+    auto [a, b] = unix_socket_pair();
+    a.close();
+    bool refused = false;
+    try {
+        Coro<std::string> reading = sock_recv(a, 10);
+        co_await std::move(reading);
+    } catch (const std::system_error&) {
+        refused = true;
+    }
+    EXPECT_TRUE(refused);
+    current_task().cancel();
+    bool cancelled = false;
+    try {
+        co_await sleep(0s);
+    } catch (const CancelledError&) {
+        cancelled = true;
+    }
+    current_task().uncancel();
+    EXPECT_TRUE(cancelled);
+}
+
+// A message socket gives one message a read: a read shorter than asked for does not mean the
+// socket is drained (epoll used to wait for a next message that never came, with two queued).
+CORIO_TEST(SocketFaults, EveryQueuedDatagramIsReceived) {
+    corio::testing::MockClock clock;  // a receive that waited for a next edge would time out
+    for (int type : {SOCK_DGRAM, SOCK_SEQPACKET}) {
+        auto [a, b] = unix_socket_pair(type);
+        Coro<std::string> idle = wait_for(sock_recv(b, 100), 1s);  // registers b with the backend
+        bool timed_out = false;
+        try {
+            co_await std::move(idle);
+        } catch (const TimeoutError&) {
+            timed_out = true;
+        }
+        EXPECT_TRUE(timed_out);
+        CO_ASSERT_EQ(::send(a.fileno(), "one", 3, 0), 3);
+        CO_ASSERT_EQ(::send(a.fileno(), "two", 3, 0), 3);
+        Coro<std::string> first = wait_for(sock_recv(b, 100), 5s);
+        std::string got1 = co_await std::move(first);
+        Coro<std::string> second = wait_for(sock_recv(b, 100), 5s);
+        std::string got2 = co_await std::move(second);
+        EXPECT_EQ(got1, "one") << "type " << type;
+        EXPECT_EQ(got2, "two") << "type " << type;
+    }
+}
+
+// A sock_* call takes the fd when it runs (asyncio's take the socket object): one made before a
+// close() and run after it used to receive on the socket that got the fd number meanwhile.
+CORIO_TEST(SocketFdReuse, ARecvMadeBeforeTheCloseAndRunAfterItFailsWithEbadf) {
+    auto [a, b] = unix_socket_pair();
+    Task<std::string> receiving = create_task(sock_recv(a, 100));
+    a.close();
+    auto [newcomer, peer] = unix_socket_pair();  // likely a's fd number
+    CO_ASSERT_EQ(::send(peer.fileno(), "for-newcomer", 12, 0), 12);
+    int error = 0;
+    try {
+        co_await receiving;
+    } catch (const std::system_error& e) {
+        error = e.code().value();
+    }
+    EXPECT_EQ(error, EBADF);
+    char buffer[100];
+    EXPECT_EQ(::recv(newcomer.fileno(), buffer, sizeof buffer, MSG_DONTWAIT), 12) << "the closed socket's receive took its bytes";
+}
+
+CORIO_TEST(SocketFdReuse, AReleasedFdClosedByItsNewOwnerDoesNotStrandTheNextFile) {
+    auto [a, b] = unix_socket_pair();
+    Coro<std::string> first = recv_once(&a, &b);
+    std::string got_first = co_await std::move(first);
+    EXPECT_EQ(got_first, "x");
+    int fd = a.release();
+    ::close(fd);
+    b.close();
+    Coro<std::string> receiving = recv_on_a_new_pair(fd);
+    std::string got = co_await std::move(receiving);
+    EXPECT_EQ(got, "hello");
+}
+
+namespace {
+// Three receivers wait on one socket, in order, before anything arrives; then one write brings
+// the bytes (stream) or three datagrams come.
+Coro<std::vector<std::string>> three_waiting_receivers(int type) {
+    auto [a, b] = unix_socket_pair(type);
+    std::vector<Task<std::string>> receivers;
+    for (int i = 0; i < 3; ++i) {
+        receivers.push_back(create_task(sock_recv(b, type == SOCK_STREAM ? 1 : 100)));
+        co_await sleep(0s);  // each waits before the next starts
+    }
+    if (type == SOCK_STREAM) {
+        EXPECT_EQ(::send(a.fileno(), "123", 3, 0), 3);
+    } else {
+        for (const char* d : {"1", "2", "3"}) EXPECT_EQ(::send(a.fileno(), d, 1, 0), 1);
+    }
+    std::vector<std::string> got;
+    for (auto& r : receivers) got.push_back(co_await r);
+    co_return got;
+}
+}  // namespace
+
+// Receivers waiting on one socket take what arrives in the order they began to wait, as on
+// epoll (and in asyncio, whose sock_recv waiters queue on the fd's reader). io_uring woke them
+// newest first: "2", "3", "1".
+CORIO_TEST(SockOrder, ReceiversWaitingOnOneSocketAreServedInTheOrderTheyCame) {
+    for (int type : {SOCK_STREAM, SOCK_DGRAM}) {
+        Coro<std::vector<std::string>> running = three_waiting_receivers(type);
+        std::vector<std::string> got = co_await std::move(running);
+        EXPECT_EQ(got, (std::vector<std::string>{"1", "2", "3"})) << "type " << type;
+    }
+}
+
+// Two datagrams waiting to be sent to a full receiver leave in the order they were sent.
+CORIO_TEST(SockOrder, DatagramsWaitingForAFullReceiverLeaveInOrder) {
+    auto [a, b] = unix_socket_pair(SOCK_DGRAM);
+    std::string filler(1000, 'f');
+    int queued = 0;
+    while (::send(a.fileno(), filler.data(), filler.size(), MSG_DONTWAIT) > 0) ++queued;
+    CO_ASSERT_GT(queued, 0);
+    DatagramEndpoint sender(std::move(a));
+    Task<> first = create_task(sender.send("first"));
+    co_await sleep(0s);
+    Task<> second = create_task(sender.send("second"));
+    for (int i = 0; i < 3; ++i) co_await sleep(0s);
+    EXPECT_FALSE(first.done());
+    EXPECT_FALSE(second.done());
+    std::vector<std::string> tail;
+    for (int i = 0; i < queued + 2; ++i) {
+        std::string got = co_await sock_recv(b, 2000);
+        if (got != filler) tail.push_back(got);
+    }
+    co_await first;
+    co_await second;
+    EXPECT_EQ(tail, (std::vector<std::string>{"first", "second"}));
+}
+
+// A receiver cancelled while it waits behind another leaves its place to the next one, and
+// nothing it would have taken is lost.
+CORIO_TEST(SockOrder, AReceiverCancelledInTheQueueLeavesTheOthersInOrder) {
+    auto [a, b] = unix_socket_pair();
+    Task<std::string> first = create_task(sock_recv(b, 1));
+    co_await sleep(0s);
+    Task<std::string> second = create_task(sock_recv(b, 1));
+    co_await sleep(0s);
+    Task<std::string> third = create_task(sock_recv(b, 1));
+    co_await sleep(0s);
+    second.cancel();
+    for (int i = 0; i < 5 && !second.done(); ++i) co_await sleep(0s);
+    EXPECT_TRUE(second.cancelled());
+    CO_ASSERT_EQ(::send(a.fileno(), "12", 2, 0), 2);
+    std::string got_first = co_await first;
+    std::string got_third = co_await third;
+    EXPECT_EQ(got_first, "1");
+    EXPECT_EQ(got_third, "2");
+}
