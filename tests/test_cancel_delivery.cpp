@@ -9,6 +9,7 @@
 #include <corio/testing.hpp>
 #include <corio/timeouts.hpp>
 
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -240,4 +241,74 @@ CORIO_TEST(CancelDelivery, ATimeoutDueNowExpiresBeforeAPendingCancelIsDelivered)
     EXPECT_TRUE(timed_out);
     EXPECT_TRUE(expired);
     EXPECT_EQ(current_task().cancelling(), 0);
+}
+
+namespace {
+Coro<int> handles_the_cancel_and_returns() {
+    try {
+        co_await sleep(1h);
+    } catch (const CancelledError&) {
+    }
+    co_return 5;
+}
+}  // namespace
+
+// A request passed on to an awaited task that handled it and returned did not reach the
+// awaiting task: a later cancel(), before the task resumes, sets the message it sees (asyncio
+// finds the awaited task done and keeps the later message).
+CORIO_TEST(CancelDelivery, ALaterCancelAfterTheAwaitedTaskHandledTheFirstSetsTheMessage) {
+    corio::testing::MockClock clock;
+    Task<int> child = create_task(handles_the_cancel_and_returns());
+    auto awaiting = [&child]() -> Coro<int> {
+        int v = co_await child;
+        co_return v;
+    };
+    Task<int> t = create_task(awaiting());
+    co_await sleep(1s);
+    t.cancel("a");  // passed on to the child, which returns 5
+    while (!child.done()) co_await sleep(0s);
+    t.cancel("b");
+    Coro<std::string> ending = cancel_message_of(t);
+    std::string message = co_await std::move(ending);
+    EXPECT_EQ(message, "b");
+    EXPECT_EQ(t.cancelling(), 2);
+}
+
+namespace {
+std::optional<Task<>> g_gathering;
+
+// Awaits the task that gathers it: an await cycle, which a cancel goes round.
+Coro<int> awaits_its_gatherer(int* cancelled) {
+    co_await sleep(1s);
+    try {
+        Task<> gathering = *g_gathering;
+        co_await gathering;
+    } catch (const CancelledError&) {
+        ++*cancelled;
+        throw;
+    }
+    co_return 0;
+}
+
+Coro<> gathers(int* cancelled) {
+    Coro<std::tuple<int>> g = gather(awaits_its_gatherer(cancelled));
+    co_await std::move(g);
+}
+}  // namespace
+
+// The request gather passes on comes back to it round the cycle: refused there, as cancel()
+// refuses such an echo, so the child stops waiting and the cycle unwinds (it bounced between
+// the two for ever, the child never woken).
+CORIO_TEST(CancelDelivery, AGatherInAnAwaitCycleEndsWhenCancelled) {
+    corio::testing::MockClock clock;
+    int cancelled = 0;
+    g_gathering = create_task(gathers(&cancelled));
+    co_await sleep(2s);
+    g_gathering->cancel("stop");
+    Coro<std::string> ending = cancel_message_of(*g_gathering);
+    std::string message = co_await std::move(ending);
+    EXPECT_EQ(message, "stop");
+    EXPECT_EQ(cancelled, 1);
+    EXPECT_EQ(g_gathering->cancelling(), 1);
+    g_gathering.reset();
 }

@@ -286,6 +286,33 @@ TEST(RunDebug, ASwallowAfterACancelAChildHandledIsStillReported) {
 }
 
 namespace {
+// The same, with the first request taken back (uncancel()) while the child still had it: the
+// child's handling of it absorbed nothing of this task's, and the later swallow is reported.
+Coro<> cancel_take_back_cancel_and_collect(std::vector<ExceptionContext>* out) {
+    capture_reports(out);
+    get_running_loop().set_debug(true);
+    Task<int> t = create_task(child_absorbs_then_swallows(), "parent");
+    co_await sleep(0s);
+    co_await sleep(0s);
+    t.cancel();  // passed on to the child
+    t.uncancel();
+    co_await sleep(0s);
+    co_await sleep(0s);
+    t.cancel();  // a fresh request, delivered into the parent's sleep
+    try {
+        co_await t;
+    } catch (const CancelledError&) {
+    }
+}
+}  // namespace
+
+TEST(RunDebug, ASwallowAfterARequestTakenBackWhileAChildHadItIsStillReported) {
+    std::vector<ExceptionContext> reports;
+    corio::run(cancel_take_back_cancel_and_collect(&reports));
+    EXPECT_EQ(swallowed_reports(reports, "parent"), 1u) << all_messages(reports);
+}
+
+namespace {
 std::size_t still_running_reports(const std::vector<ExceptionContext>& reports, const std::string& task) {
     std::size_t n = 0;
     for (const auto& r : reports)

@@ -6,16 +6,23 @@
 // uses latches, never sleeps (a spin has a safety bound, so a broken build fails, not hangs).
 #include <corio/testing.hpp>
 
+#include "executor_support.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <future>
 #include <latch>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 using namespace corio;
 using namespace std::chrono_literals;
+using corio_test::kSafetyBound;
+using corio_test::LoopSignal;
 
 namespace {
 
@@ -41,7 +48,48 @@ Coro<int> calls_back_into(EventLoop* loop, bool* submitting, std::latch* go, std
     co_return r;
 }
 
+bool g_forever_started = false;
+Coro<int> forever() {
+    g_forever_started = true;
+    co_await sleep(std::chrono::hours(1));
+    co_return 42;
+}
+
+// The same, but the coroutine the worker posted has started on the loop: the worker waits for
+// the done callback of its task, which close() abandons.
+Coro<int> starts_a_task_and_waits(EventLoop* loop, bool* submitting, std::atomic<int>* outcome) {
+    auto call = to_thread([loop, outcome] {
+        std::future<int> f = run_coroutine_threadsafe(forever(), *loop);
+        try {
+            outcome->store(f.get());
+        } catch (const std::future_error&) {
+            outcome->store(-1);
+        }
+        return 0;
+    });
+    *submitting = true;
+    int r = co_await std::move(call);
+    co_return r;
+}
+
 }  // namespace
+
+TEST(ExecutorLoopClose, ClosingALoopAnswersAWorkerWaitingForATaskItStartedThere) {
+    std::atomic<int> outcome{0};
+    g_forever_started = false;
+    {
+        EventLoop loop;
+        int reports = 0;
+        loop.set_exception_handler([&reports](EventLoop&, const ExceptionContext&) { ++reports; });
+        bool submitting = false;
+        Task<int> task;
+        loop.call_soon([&] { task = create_task(starts_a_task_and_waits(&loop, &submitting, &outcome)); });
+        loop.run_until([&] { return submitting && g_forever_started; });  // runs until the worker's task sleeps
+        loop.close();  // it used to wait for ever for the worker
+        EXPECT_EQ(reports, 2);  // both tasks, pending for ever
+    }
+    EXPECT_EQ(outcome.load(), -1);
+}
 
 TEST(ExecutorLoopClose, ClosingALoopWhoseWorkerWaitsOnItAnswersTheWorker) {
     std::latch go(1);
@@ -123,12 +171,73 @@ CORIO_TEST(RunInExecutor, ACallNeverAwaitedStillRuns) {
     co_return;
 }
 
+// As asyncio's future would say: a call never awaited that fails is reported, not lost.
+CORIO_TEST(RunInExecutor, AFailingCallNeverAwaitedIsReported) {
+    std::vector<ExceptionContext> reports;
+    EventLoop::ExceptionHandler harness = get_running_loop().get_exception_handler();
+    get_running_loop().set_exception_handler([&reports](EventLoop&, const ExceptionContext& c) { reports.push_back(c); });
+    ThreadPool pool(1);
+    LoopSignal ran;
+    {
+        auto dropped = run_in_executor(pool, [&ran]() -> int {
+            ran.set_from_any_thread();
+            throw std::runtime_error("lost");
+        });
+    }
+    co_await ran.future();
+    const auto bound = std::chrono::steady_clock::now() + kSafetyBound;
+    while (get_running_loop().external_work() != 0 && std::chrono::steady_clock::now() < bound) co_await sleep(0s);
+    get_running_loop().set_exception_handler(harness);
+    CO_ASSERT_EQ(reports.size(), 1u);
+    EXPECT_NE(reports[0].message.find("never retrieved"), std::string::npos) << reports[0].message;
+    EXPECT_TRUE(reports[0].exception != nullptr);
+}
+
 // A call already back when it is awaited gives its result at once.
 CORIO_TEST(RunInExecutor, ACallBackBeforeItIsAwaitedGivesItsResult) {
     ThreadPool pool(1);
-    auto call = run_in_executor(pool, [] { return 7; });
-    for (int i = 0; i < 100000 && get_running_loop().external_work() != 0; ++i) co_await sleep(0s);
+    LoopSignal ran;
+    auto call = run_in_executor(pool, [&ran] {
+        ran.set_from_any_thread();
+        return 7;
+    });
+    co_await ran.future();
+    // Its return follows at once through the inbox (the bound only turns a bug into a failure).
+    const auto bound = std::chrono::steady_clock::now() + kSafetyBound;
+    while (get_running_loop().external_work() != 0 && std::chrono::steady_clock::now() < bound) co_await sleep(0s);
     EXPECT_EQ(get_running_loop().external_work(), 0u);  // back on the loop
     int v = co_await std::move(call);
     EXPECT_EQ(v, 7);
+}
+
+namespace {
+int one() { return 1; }
+using OneCall = decltype(run_in_executor(std::declval<ThreadPool&>(), one));
+
+Coro<> make_call(std::optional<OneCall>* out, ThreadPool* pool) {
+    out->emplace(run_in_executor(*pool, one));
+    co_return;
+}
+
+Coro<std::string> await_call(std::optional<OneCall>* call) {
+    try {
+        int v = co_await std::move(**call);
+        co_return "got " + std::to_string(v);
+    } catch (const std::logic_error&) {
+        co_return "refused";
+    }
+}
+}  // namespace
+
+// A call made on one loop and awaited by a task of another is refused (asyncio's F5): its
+// return would wake the task from the first loop's thread, which the second never hears of.
+TEST(RunInExecutorLoops, ACallAwaitedOnAnotherLoopThanItsOwnIsRefused) {
+    ThreadPool pool(1);
+    std::optional<OneCall> call;
+    Runner made_on;
+    Runner awaited_on;
+    made_on.run(make_call(&call, &pool));
+    EXPECT_EQ(awaited_on.run(await_call(&call)), "refused");
+    call.reset();
+    pool.shutdown();
 }

@@ -46,6 +46,7 @@ public:
     std::shared_ptr<LoopGate> gate;   // how the worker reaches the loop
     WaitNode* waiter = nullptr;       // touched on the loop thread only
     bool back_on_loop = false;        // loop thread only: the call ended and came back
+    bool dropped_unawaited = false;   // loop thread only: its run_in_executor call went unawaited
     std::exception_ptr error;         // what the call threw, or why the pool refused it
 
     // On the worker thread.
@@ -104,8 +105,14 @@ ThreadPool* default_pool_for(ThreadJob* job) noexcept;
 void cancel_job(ThreadJob* job) noexcept;
 
 void throw_thread_call_reused();
+// A call made on one loop, awaited by a task of another: its return would wake the task from
+// the wrong thread (asyncio's F5, "attached to a different loop").
+void check_thread_call_loop(const ThreadJob& job);
 // Debug mode: a to_thread call dropped without being awaited never ran.
 void report_thread_call_never_awaited() noexcept;
+// A run_in_executor call dropped without being awaited: should it fail, nobody hears of it but
+// the exception handler ("Future exception was never retrieved", as asyncio's future says).
+void thread_call_dropped_unawaited(ThreadJob& job) noexcept;
 
 struct SubmitNow {};
 
@@ -137,7 +144,10 @@ public:
         : pool_(o.pool_), job_(std::exchange(o.job_, nullptr)), submitted_(o.submitted_), awaited_(o.awaited_) {}
     ThreadCall(const ThreadCall&) = delete;
     ~ThreadCall() {
-        if (job_ && !submitted_ && !awaited_) report_thread_call_never_awaited();
+        if (job_ && !awaited_) {
+            if (submitted_) thread_call_dropped_unawaited(*job_);
+            else report_thread_call_never_awaited();
+        }
         if (job_) {
             if (job_->waiter == this) {  // frame destroyed mid-wait (its loop is closing)
                 job_->waiter = nullptr;
@@ -151,6 +161,7 @@ public:
     bool await_ready() const noexcept { return submitted_ && job_ && !awaited_ && job_->back_on_loop; }
     bool await_suspend(std::coroutine_handle<> h) {
         if (!job_ || awaited_) throw_thread_call_reused();  // moved from, or awaited before
+        if (submitted_) check_thread_call_loop(*job_);
         awaited_ = true;
         if (!suspend(h)) {
             if (submitted_) cancel_job(job_);  // the pending cancellation is this call's
@@ -170,6 +181,7 @@ public:
     }
     R await_resume() {
         if (!job_) throw_thread_call_reused();
+        if (!awaited_ && submitted_) check_thread_call_loop(*job_);  // ready at once
         awaited_ = true;  // also when it was ready at once
         job_->waiter = nullptr;  // done waiting: the destructor has nothing to cancel
         throw_if_cancelled();

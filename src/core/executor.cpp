@@ -1,11 +1,11 @@
 #include "corio/executor.hpp"
 
 #include <algorithm>
-#include <stdexcept>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <stdexcept>
 #include <thread>
 
 #include "corio/loop.hpp"
@@ -14,10 +14,23 @@ namespace corio {
 
 namespace detail {
 
+namespace {
+void report_unretrieved(ThreadJob& job) noexcept {
+    if (!job.error) return;
+    job.loop->call_exception_handler({"Future exception was never retrieved (a run_in_executor call never awaited)", job.error, {}, {}, {}});
+}
+}  // namespace
+
+void thread_call_dropped_unawaited(ThreadJob& job) noexcept {
+    if (job.back_on_loop) report_unretrieved(job);
+    else job.dropped_unawaited = true;
+}
+
 void ThreadJob::finished_on_loop(void* self) noexcept {
     auto* job = static_cast<ThreadJob*>(self);
     job->loop->external_work_finished();
     job->back_on_loop = true;
+    if (job->dropped_unawaited) report_unretrieved(*job);
     if (job->waiter) job->waiter->wake();
     job->release();
 }
@@ -44,6 +57,11 @@ void ThreadJob::post_back() noexcept {
 void throw_thread_call_reused() {
     // As a Coro awaited twice (asyncio: "cannot reuse already awaited coroutine").
     throw std::logic_error("corio: awaiting a to_thread / run_in_executor call that was moved from or already awaited");
+}
+
+void check_thread_call_loop(const ThreadJob& job) {
+    if (job.loop != &get_running_loop())
+        throw std::logic_error("corio: a run_in_executor call awaited on another event loop than the one it was made on");
 }
 
 void report_thread_call_never_awaited() noexcept {

@@ -6,9 +6,12 @@ namespace corio::detail {
 
 namespace {
 
+// A child that awaits the gathering task would pass each cancel back to it: refused there.
 void cancel_pending(const std::vector<FutureBase*>& children, const std::string& message) {
-    for (FutureBase* f : children)
-        if (!f->done()) f->cancel(message);
+    require_task().pass_cancel_on([&] {
+        for (FutureBase* f : children)
+            if (!f->done()) f->cancel(message);
+    });
 }
 
 }  // namespace

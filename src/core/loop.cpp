@@ -500,10 +500,11 @@ void EventLoop::close() {
     signals_.reset();
     // The default executor is joined below without running the loop, which is half closed
     // (corio::run has shut it down before, with the loop running). A call of its waiting for a
-    // callback of ours (run_coroutine_threadsafe's future) must get an answer instead of
-    // waiting for ever: from here other threads' callbacks are refused, as after close(), and
-    // those not run yet are dropped now (their futures see a broken promise) rather than after
-    // the join. The calls' own completions still land in the inbox.
+    // callback of ours (run_coroutine_threadsafe's future, answered by a callback from the
+    // inbox, or by a done callback of the task it started, now abandoned) must get an answer
+    // instead of waiting for ever: from here other threads' callbacks are refused, as after
+    // close(), and every callback not run yet is dropped now rather than after the join (the
+    // futures see a broken promise). The calls' own completions still land in the inbox.
     std::vector<std::uintptr_t> refused;
     {
         std::lock_guard lock(inbox_mutex_);
@@ -515,6 +516,7 @@ void EventLoop::close() {
         });
     }
     for (std::uintptr_t item : refused) drop_ready(item);
+    drop_everything_ready();
     default_executor_shut_down_ = true;
     if (std::unique_ptr<ThreadPool> pool = std::move(default_executor_)) pool->shutdown();
     {
@@ -527,9 +529,17 @@ void EventLoop::close() {
         closed_.store(true, std::memory_order_relaxed);  // from here on, other threads are refused
     }
     drain_inbox();
-    while (ready_size() != 0) drop_ready(ready_pop());
-    for (std::uintptr_t item : tick_end_) drop_ready(item);
-    tick_end_.clear();
+    drop_everything_ready();
+}
+
+void EventLoop::drop_everything_ready() noexcept {
+    // A callback's captures, as they go, may schedule more: dropped in turn.
+    while (ready_size() != 0 || !tick_end_.empty()) {
+        while (ready_size() != 0) drop_ready(ready_pop());
+        std::vector<std::uintptr_t> tick_end;
+        tick_end.swap(tick_end_);
+        for (std::uintptr_t item : tick_end) drop_ready(item);
+    }
 }
 
 void EventLoop::default_exception_handler(const ExceptionContext& c) noexcept {

@@ -266,7 +266,9 @@ bool TaskBase::cancel(std::string message) {
     // it cancelled the awaited future with it, and a later cancel() finds that future already
     // cancelled; T11), whether the wait gave up or passed it on to the future or task awaited.
     // Not waiting, the last request's message is kept, as asyncio's is.
-    const bool delivered = waiting_on_ && (waiting_on_->cancelled || passed_on_cancels_ > 0);
+    // (A request passed on to an awaited task that has finished since, having handled it, did
+    // not reach us: asyncio's later cancel() finds that task done and sets its own message.)
+    const bool delivered = waiting_on_ && (waiting_on_->cancelled || (passed_on_cancels_ > 0 && !waiting_on_->woken));
     if (!delivered && (!message.empty() || extras_)) extras().cancel_message = std::move(message);
     if (waiting_on_) {
         // What is passed on to the awaited task is this request's message, as asyncio's

@@ -102,8 +102,10 @@ Coro<bool> wait_all_absorbing(std::vector<FutureBase*> futures) {
             // handled the first cancel and went on still hears it (as asyncio's awaits pass
             // every cancel() on to what they wait for).
             cancelled_meanwhile = true;
-            for (FutureBase* f : futures)
-                if (!f->done()) f->cancel(e.message());
+            require_task().pass_cancel_on([&] {
+                for (FutureBase* f : futures)
+                    if (!f->done()) f->cancel(e.message());
+            });
         }
     }
 }

@@ -114,9 +114,25 @@ public:
     }
     void passed_on_settled(bool came_back) noexcept {
         if (came_back && passed_on_cancels_ != 0) cancel_delivered();
+        // Never more than the requests still standing: one taken back by uncancel() meanwhile
+        // was not absorbed, and counting it would hide a later swallowed one.
         if (!came_back)
-            absorbed_cancels_ = std::uint16_t(std::min<unsigned>(absorbed_cancels_ + passed_on_cancels_, UINT16_MAX));
+            absorbed_cancels_ = std::uint16_t(std::min<unsigned>(absorbed_cancels_ + passed_on_cancels_, task_cancel_requests_));
         passed_on_cancels_ = 0;
+    }
+
+    // Runs `pass_on`, which cancels what this task waits for, as cancel() passes a request on:
+    // one that comes back to this task through an await cycle (a child awaiting it) is
+    // refused, so the cycle unwinds instead of bouncing for ever.
+    template <class F>
+    void pass_cancel_on(F&& pass_on) {
+        struct Forwarding {
+            TaskBase& t;
+            bool was;
+            ~Forwarding() { t.set_flag(kForwardingCancel, was); }
+        } forwarding{*this, flag(kForwardingCancel)};
+        set_flag(kForwardingCancel, true);
+        pass_on();
     }
 
     // Joins a TaskGroup (nullptr: leaves it); the group lists its children through extras().
@@ -238,6 +254,13 @@ struct FutureAwaiter final : WaitNode, CompletionWaiter {
         if (task) task->passed_on_settled(state->cancelled());
         if (cancelled) {
             state->remove_waiter(*this);
+            // The awaited future ended cancelled: its own CancelledError (the message of the
+            // request that cancelled it) is what the task sees, not a later request's, as
+            // asyncio's __step keeps the future's over its _must_cancel (T11).
+            if (state->cancelled()) {
+                task->cancel_delivered();
+                state->rethrow_if_failed();
+            }
             throw_if_cancelled();
         }
         // `co_await std::move(task)` moves the result out only if no other handle (ours aside)
