@@ -37,6 +37,21 @@ inline void capture_reports(std::vector<corio::ExceptionContext>* out) {
         [out](corio::EventLoop&, const corio::ExceptionContext& c) { out->push_back(c); });
 }
 
+// Installs a capturing exception handler on the running loop for one test, and puts the
+// harness's handler back afterwards (so that any later report still fails the test).
+struct CapturedReports {
+    CapturedReports() : loop(corio::get_running_loop()), previous(loop.get_exception_handler()) {
+        loop.set_exception_handler([this](corio::EventLoop&, const corio::ExceptionContext& c) { reports.push_back(c); });
+    }
+    ~CapturedReports() { loop.set_exception_handler(previous); }
+    CapturedReports(const CapturedReports&) = delete;
+    CapturedReports& operator=(const CapturedReports&) = delete;
+
+    corio::EventLoop& loop;
+    corio::EventLoop::ExceptionHandler previous;
+    std::vector<corio::ExceptionContext> reports;
+};
+
 // "[message] [message] ...": every report's message, for a failure's explanation.
 inline std::string all_messages(const std::vector<corio::ExceptionContext>& reports) {
     std::string s;

@@ -134,21 +134,6 @@ inline Coro<> slow_cleanup(Clock::duration d, Clock::duration cleanup, std::stri
     }
 }
 
-// Installs a capturing exception handler on the running loop for one test, and puts the
-// harness's handler back afterwards (so that any later report still fails the test).
-struct CapturedReports {
-    CapturedReports() : loop(get_running_loop()), previous(loop.get_exception_handler()) {
-        loop.set_exception_handler([this](EventLoop&, const ExceptionContext& c) { reports.push_back(c); });
-    }
-    ~CapturedReports() { loop.set_exception_handler(previous); }
-    CapturedReports(const CapturedReports&) = delete;
-    CapturedReports& operator=(const CapturedReports&) = delete;
-
-    EventLoop& loop;
-    EventLoop::ExceptionHandler previous;
-    std::vector<ExceptionContext> reports;
-};
-
 inline std::string what_of(const std::exception_ptr& e) {
     try {
         std::rethrow_exception(e);

@@ -259,13 +259,15 @@ Coro<int> child_absorbs_then_swallows() {
     }
     co_return v;
 }
-Coro<> cancel_twice_and_collect(std::vector<ExceptionContext>* out) {
+// With `take_back`, the first request is taken back (uncancel()) while the child still has it.
+Coro<> cancel_twice_and_collect(std::vector<ExceptionContext>* out, bool take_back = false) {
     capture_reports(out);
     get_running_loop().set_debug(true);
     Task<int> t = create_task(child_absorbs_then_swallows(), "parent");
     co_await sleep(0s);
     co_await sleep(0s);
     t.cancel();  // passed on to the child
+    if (take_back) t.uncancel();
     co_await sleep(0s);
     co_await sleep(0s);
     t.cancel();  // delivered into the parent's sleep
@@ -285,30 +287,11 @@ TEST(RunDebug, ASwallowAfterACancelAChildHandledIsStillReported) {
     EXPECT_NE(all_messages(reports).find("requested 1 time(s)"), std::string::npos) << all_messages(reports);
 }
 
-namespace {
 // The same, with the first request taken back (uncancel()) while the child still had it: the
 // child's handling of it absorbed nothing of this task's, and the later swallow is reported.
-Coro<> cancel_take_back_cancel_and_collect(std::vector<ExceptionContext>* out) {
-    capture_reports(out);
-    get_running_loop().set_debug(true);
-    Task<int> t = create_task(child_absorbs_then_swallows(), "parent");
-    co_await sleep(0s);
-    co_await sleep(0s);
-    t.cancel();  // passed on to the child
-    t.uncancel();
-    co_await sleep(0s);
-    co_await sleep(0s);
-    t.cancel();  // a fresh request, delivered into the parent's sleep
-    try {
-        co_await t;
-    } catch (const CancelledError&) {
-    }
-}
-}  // namespace
-
 TEST(RunDebug, ASwallowAfterARequestTakenBackWhileAChildHadItIsStillReported) {
     std::vector<ExceptionContext> reports;
-    corio::run(cancel_take_back_cancel_and_collect(&reports));
+    corio::run(cancel_twice_and_collect(&reports, true));
     EXPECT_EQ(swallowed_reports(reports, "parent"), 1u) << all_messages(reports);
 }
 

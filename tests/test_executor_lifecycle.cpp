@@ -6,6 +6,7 @@
 // uses latches, never sleeps (a spin has a safety bound, so a broken build fails, not hangs).
 #include <corio/testing.hpp>
 
+#include "core_support.hpp"
 #include "executor_support.hpp"
 
 #include <atomic>
@@ -173,9 +174,7 @@ CORIO_TEST(RunInExecutor, ACallNeverAwaitedStillRuns) {
 
 // As asyncio's future would say: a call never awaited that fails is reported, not lost.
 CORIO_TEST(RunInExecutor, AFailingCallNeverAwaitedIsReported) {
-    std::vector<ExceptionContext> reports;
-    EventLoop::ExceptionHandler harness = get_running_loop().get_exception_handler();
-    get_running_loop().set_exception_handler([&reports](EventLoop&, const ExceptionContext& c) { reports.push_back(c); });
+    std::optional<corio_test::CapturedReports> captured(std::in_place);
     ThreadPool pool(1);
     LoopSignal ran;
     {
@@ -187,7 +186,8 @@ CORIO_TEST(RunInExecutor, AFailingCallNeverAwaitedIsReported) {
     co_await ran.future();
     const auto bound = std::chrono::steady_clock::now() + kSafetyBound;
     while (get_running_loop().external_work() != 0 && std::chrono::steady_clock::now() < bound) co_await sleep(0s);
-    get_running_loop().set_exception_handler(harness);
+    std::vector<ExceptionContext> reports = std::move(captured->reports);
+    captured.reset();  // the harness's handler is back
     CO_ASSERT_EQ(reports.size(), 1u);
     EXPECT_NE(reports[0].message.find("never retrieved"), std::string::npos) << reports[0].message;
     EXPECT_TRUE(reports[0].exception != nullptr);

@@ -6,6 +6,8 @@
 // the CPython test (or the asyncio-rules.md / API.md rule) it pins.
 #include <corio/testing.hpp>
 
+#include "core_support.hpp"
+
 #include <atomic>
 #include <future>
 #include <latch>
@@ -15,21 +17,9 @@
 
 using namespace corio;
 using namespace std::chrono_literals;
+using corio_test::CapturedReports;
 
 namespace {
-
-struct CapturedReports {
-    CapturedReports() : loop(get_running_loop()), previous(loop.get_exception_handler()) {
-        loop.set_exception_handler([this](EventLoop&, const ExceptionContext& c) { reports.push_back(c); });
-    }
-    ~CapturedReports() { loop.set_exception_handler(previous); }
-    CapturedReports(const CapturedReports&) = delete;
-    CapturedReports& operator=(const CapturedReports&) = delete;
-
-    EventLoop& loop;
-    EventLoop::ExceptionHandler previous;
-    std::vector<ExceptionContext> reports;
-};
 
 Coro<> ticks(int n) {
     for (int i = 0; i < n; ++i) co_await sleep(0s);
