@@ -177,6 +177,36 @@ CORIO_TEST(Task, UncancelClearsPendingCancellationOfWokenTask) {
 }
 
 namespace {
+// Cancels itself, has a callback queued ahead of its wake-up take the request back, then awaits
+// a bare yield (sleep(0)) or a real sleep; says whether the await raised.
+Coro<bool> self_cancel_taken_back_before_next_tick(Clock::duration pause) {
+    AnyTask self = current_task();
+    self.cancel();
+    get_running_loop().call_soon([self]() mutable { self.uncancel(); });
+    try {
+        co_await sleep(pause);
+    } catch (const CancelledError&) {
+        co_return true;
+    }
+    co_return false;
+}
+}  // namespace
+
+// T10 (3.13): a cancel pending at a bare yield (sleep(0)) is not yet delivered (asyncio's
+// __step keeps _must_cancel and calls itself soon), so uncancel() back to zero before the next
+// tick drops it. At a real sleep it was delivered at once (asyncio cancels the sleep's future),
+// and taking the request back later does not undo that.
+CORIO_TEST(Task, UncancelBeforeTheNextTickTakesBackACancelPendingAtABareYield) {
+    Task<bool> at_yield = create_task(self_cancel_taken_back_before_next_tick(0s));
+    bool raised_at_yield = co_await at_yield;
+    EXPECT_FALSE(raised_at_yield);
+    EXPECT_EQ(at_yield.cancelling(), 0);
+    Task<bool> at_sleep = create_task(self_cancel_taken_back_before_next_tick(1ms));
+    bool raised_at_sleep = co_await at_sleep;
+    EXPECT_TRUE(raised_at_sleep);
+}
+
+namespace {
 Coro<> acquire_and_count(Lock* lock, int* inside) {
     LockGuard held = co_await lock->acquire();
     ++*inside;

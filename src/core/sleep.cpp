@@ -9,7 +9,13 @@ namespace detail {
 void SleepAwaiter::on_timer(TimerNode* t) noexcept { static_cast<SleepAwaiter*>(t)->wake(); }
 
 bool SleepAwaiter::await_suspend(std::coroutine_handle<> h) {
-    if (!suspend(h)) return true;  // woken already, to take a pending cancellation
+    if (!suspend(h)) {  // woken already, to take a pending cancellation
+        // asyncio's bare yield leaves the request pending (_must_cancel) until the next step,
+        // so uncancel() back to zero before then drops it (3.13); a real sleep's future was
+        // cancelled at once, which nothing takes back.
+        if (!fire) late_cancel = true;
+        return true;
+    }
     if (!fire) {
         wake();  // no timer: asyncio's bare yield, back on the next tick
     } else {
