@@ -94,13 +94,22 @@ Coro<> async_with(AsyncGenerator<T> manager, F body) {
     } catch (...) {
         error = std::current_exception();
     }
+    // A generator that yields again is closed before the error leaves (contextlib raises it in
+    // a try whose finally awaits gen.aclose()): its cleanup must not outlive this scope, whose
+    // locals it may use. An error from that cleanup replaces this one, as it would there.
+    const char* misuse = nullptr;
     if (!error) {
         auto more = co_await manager.next();
-        if (more) throw std::logic_error("generator didn't stop");
-        co_return;
+        if (!more) co_return;
+        misuse = "generator didn't stop";
+    } else {
+        auto more = co_await manager.athrow(error);  // finishing normally suppresses `error`
+        if (!more) co_return;
+        misuse = "generator didn't stop after athrow()";
     }
-    auto more = co_await manager.athrow(error);  // finishing normally suppresses `error`
-    if (more) throw std::logic_error("generator didn't stop after athrow()");
+    Coro<> closing = manager.aclose();
+    co_await std::move(closing);
+    throw std::logic_error(misuse);
 }
 
 // contextlib.AsyncExitStack: resources and callbacks closed in reverse order by aclose().
