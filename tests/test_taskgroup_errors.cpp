@@ -414,3 +414,35 @@ CORIO_TEST(TaskGroup, SplitAndContainsLookIntoNestedGroups) {
     CO_ASSERT_TRUE(m3.has_value());
     EXPECT_FALSE(r3.has_value());
 }
+
+namespace {
+Coro<> fails_after(Clock::duration d, std::string name, Log* log) {
+    co_await sleep(d);
+    log->push_back("child " + name + " raises");
+    throw std::runtime_error(name);
+}
+}  // namespace
+
+// F2 / TG4: the group hears of a child's end from a done callback, on a later step, so what was
+// already ready runs first: two children whose timers fire in the same tick both fail (asyncio
+// reports both), and the body's step already queued (after sleep(0)) runs before the group
+// cancels it. The sequence is CPython 3.11's for the same program.
+CORIO_TEST(TaskGroup, ChildrenFailingInTheSameTickAreAllReported) {
+    corio::testing::MockClock clock;
+    Log log;
+    std::string result = "no error";
+    try {
+        co_await task_group([&log](TaskGroup& tg) -> Coro<> {
+            tg.create_task(fails_after(1s, "1", &log));
+            tg.create_task(fails_after(1s, "2", &log));
+            co_await sleep(1s);
+            log.push_back("body after sleep");
+            co_await sleep(0s);
+            log.push_back("body after sleep(0)");
+        });
+    } catch (const ExceptionGroup& eg) {
+        result = shape(std::make_exception_ptr(eg));
+    }
+    log.push_back(result);
+    EXPECT_EQ(log, (Log{"body after sleep", "child 1 raises", "child 2 raises", "body after sleep(0)", "EG[1,2]"}));
+}

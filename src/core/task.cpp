@@ -439,7 +439,20 @@ void TaskBase::report_swallowed_cancel() noexcept {
 void TaskBase::finish_task(State s, std::exception_ptr e) noexcept {
     loop_->unregister_task(*this);
     finish(s, std::move(e));
-    if (TaskOwner* owner = this->owner()) owner->on_child_done(*this);
+    if (TaskOwner* owner = this->owner()) {
+        // The owner (a TaskGroup) hears of it on a later step, as asyncio's TaskGroup does from
+        // a done callback (F2): what was already ready runs first, so a sibling woken in the
+        // same tick still fails on its own instead of being cancelled by the first failure.
+        // A group destroyed meanwhile (loop teardown) has cleared the owner.
+        try {
+            AnyTask child(this);
+            loop_->call_soon([child]() {
+                if (TaskOwner* o = child.state()->owner()) o->on_child_done(*child.state());
+            });
+        } catch (...) {
+            owner->on_child_done(*this);  // no memory for the callback: told at once
+        }
+    }
     release();  // the loop's reference: may delete this
 }
 

@@ -29,7 +29,7 @@ struct TaskStats {
     std::uint64_t steps = 0;
 };
 
-// Who owns a task's outcome (a TaskGroup): told inline when a child completes.
+// Who owns a task's outcome (a TaskGroup): told on a later step when a child completes.
 struct TaskOwner {
     virtual void on_child_done(TaskBase& child) = 0;
 
