@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <source_location>
+#include <vector>
 
 #include "corio/coro.hpp"
 #include "corio/loop.hpp"
@@ -18,11 +19,16 @@ struct RunOptions {
     std::unique_ptr<IoBackend> backend{};  // the default backend when empty
     // On the main thread, for SIGINT and SIGTERM when they have their default disposition: the
     // first signal cancels the main task (its cleanup runs), and run() then throws
-    // KeyboardInterrupt (with the signal's number); a second one ends the process at once.
+    // KeyboardInterrupt (with the signal's number); a second one ends the process at once. One
+    // during the shutdown after main returned cancels what still runs, then run() throws it.
     bool handle_sigint = true;
     // Live introspection: `corio-ps PID` shows the tasks (also on with CORIO_INTROSPECT=1).
     bool introspect = false;
 };
+
+// asyncio.run(main()): makes a loop, runs `main`, then shuts everything down in asyncio's order.
+template <class T>
+T run(Coro<T> main, RunOptions options = {}, std::source_location where = std::source_location::current());
 
 class Runner {
 public:
@@ -46,20 +52,33 @@ public:
     EventLoop& get_loop();
 
 private:
+    template <class T>
+    friend T run(Coro<T> main, RunOptions options, std::source_location where);
+    struct Interrupts;
+
     EventLoop& prepare_run();
     void run_main(detail::TaskBase& main);
     void cancel_all_tasks();
     void shutdown_asyncgens();
+    // SIGINT and SIGTERM (handle_sigint): watched while main runs, where the first cancels it,
+    // and during close(), where the first cancels whatever still runs and close() then throws
+    // KeyboardInterrupt; a second signal ends the process.
+    void watch_signals(detail::TaskBase* main);
+    void unwatch_signals() noexcept;
 
     RunOptions options_;
     std::unique_ptr<EventLoop> loop_;
+    std::shared_ptr<Interrupts> interrupts_;
+    std::vector<int> watched_;
+    // corio::run closes the runner as soon as main is done: the signals stay watched in between.
+    bool closes_after_run_ = false;
     bool closed_ = false;
 };
 
-// asyncio.run(main()): makes a loop, runs `main`, then shuts everything down in asyncio's order.
 template <class T>
-T run(Coro<T> main, RunOptions options = {}, std::source_location where = std::source_location::current()) {
+T run(Coro<T> main, RunOptions options, std::source_location where) {
     Runner runner(std::move(options));
+    runner.closes_after_run_ = true;
     if constexpr (std::is_void_v<T>) {
         runner.run(std::move(main), where);
         runner.close();

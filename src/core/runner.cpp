@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_set>
 
@@ -41,47 +42,61 @@ EventLoop& Runner::prepare_run() {
     return get_loop();
 }
 
-void Runner::run_main(detail::TaskBase& main) {
-    // Shared with the handlers: a copy already queued by a signal may run after this returns
-    // (in the shutdown's ticks).
-    struct Interrupts {
-        int count = 0;
-        int last_signal = 0;
-    };
-    auto seen = std::make_shared<Interrupts>();
-    std::vector<int> watched;
-    if (options_.handle_sigint && ::gettid() == ::getpid()) {
-        for (int sig : {SIGINT, SIGTERM}) {
-            struct sigaction current {};
-            ::sigaction(sig, nullptr, &current);
-            if (current.sa_handler != SIG_DFL) continue;  // somebody else handles it (or ignores it)
-            AnyTask target(&main);
-            loop_->set_fallback_signal_handler(sig, [this, target, sig, seen]() mutable {
-                seen->last_signal = sig;
-                if (++seen->count == 1) {
-                    target.cancel();
-                    return;
+struct Runner::Interrupts {
+    int count = 0;
+    int last_signal = 0;
+};
+
+void Runner::watch_signals(detail::TaskBase* main) {
+    if (!watched_.empty() || !options_.handle_sigint || ::gettid() != ::getpid()) return;
+    // Shared with the handlers: a copy already queued by a signal may run after they are
+    // cleared (in the shutdown's ticks).
+    auto seen = interrupts_;
+    for (int sig : {SIGINT, SIGTERM}) {
+        struct sigaction current {};
+        ::sigaction(sig, nullptr, &current);
+        if (current.sa_handler != SIG_DFL) continue;  // somebody else handles it (or ignores it)
+        std::optional<AnyTask> target;
+        if (main) target.emplace(main);
+        loop_->set_fallback_signal_handler(sig, [this, target, sig, seen]() mutable {
+            seen->last_signal = sig;
+            if (++seen->count == 1) {
+                if (target && !target->done()) {
+                    target->cancel();
+                } else {
+                    // During the shutdown: what still runs (a slow cleanup) is cancelled again.
+                    loop_->tasks().for_each([](detail::TaskBase& t) { t.cancel({}); });
                 }
-                // A second signal: the user means it.
-                loop_->clear_fallback_signal_handler(sig);
-                ::raise(sig);
-            });
-            watched.push_back(sig);
+                return;
+            }
+            // A second signal: the user means it.
+            loop_->clear_fallback_signal_handler(sig);
+            ::raise(sig);
+        });
+        watched_.push_back(sig);
+    }
+}
+
+void Runner::unwatch_signals() noexcept {
+    for (int sig : watched_) loop_->clear_fallback_signal_handler(sig);
+    watched_.clear();
+}
+
+void Runner::run_main(detail::TaskBase& main) {
+    interrupts_ = std::make_shared<Interrupts>();
+    watch_signals(&main);
+    // corio::run's close() follows at once: unwatched there, so that no signal in between finds
+    // the default disposition.
+    struct Unwatch {
+        Runner& r;
+        ~Unwatch() {
+            if (!r.closes_after_run_) r.unwatch_signals();
         }
-    }
-    auto unwatch = [&] {
-        for (int sig : watched) loop_->clear_fallback_signal_handler(sig);
-    };
-    try {
-        loop_->run_until([&] { return main.done(); });
-    } catch (...) {
-        unwatch();
-        throw;
-    }
-    unwatch();
-    if (seen->count > 0 && main.cancelled() && main.uncancel() == 0) {
+    } unwatch{*this};
+    loop_->run_until([&] { return main.done(); });
+    if (interrupts_->count > 0 && main.cancelled() && main.uncancel() == 0) {
         main.mark_retrieved();
-        throw KeyboardInterrupt(seen->last_signal);
+        throw KeyboardInterrupt(interrupts_->last_signal);
     }
 }
 
@@ -162,16 +177,24 @@ void Runner::close() {
     if (!loop_) return;
     // The loop closes even when the shutdown could not run (on a thread its io_uring ring
     // refuses): its close() lets go of what the tasks still hold, and the error comes after.
+    // Ctrl-C is watched through the shutdown too (asyncio's runner puts back Python's handler,
+    // which raises KeyboardInterrupt): a signal that comes now cancels what still runs, and
+    // close() then throws KeyboardInterrupt; a second one ends the process.
+    if (!interrupts_) interrupts_ = std::make_shared<Interrupts>();
+    const int interrupts_before = interrupts_->count;
     std::exception_ptr failure;
     try {
+        watch_signals(nullptr);
         cancel_all_tasks();
         shutdown_asyncgens();
     } catch (...) {
         failure = std::current_exception();
     }
     loop_->shutdown_default_executor();
+    unwatch_signals();
     loop_->close();
     loop_.reset();
+    if (interrupts_->count > interrupts_before && !failure) throw KeyboardInterrupt(interrupts_->last_signal);
     if (failure) std::rethrow_exception(failure);
 }
 

@@ -1,0 +1,170 @@
+// The exception types' promises (docs/reference/errors.md, taskgroup.md, API.md): the exact
+// what() and message() of a TaskGroup's ExceptionGroup, which types are and are not
+// std::exceptions (and that `catch (const std::exception&)` cannot swallow a cancellation), and
+// the text corio::describe() gives for each kind of exception_ptr.
+#include <corio/testing.hpp>
+
+#include "core_support.hpp"
+#include "task_support.hpp"
+
+#include <chrono>
+#include <exception>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <vector>
+
+using namespace corio;
+using namespace std::chrono_literals;
+using namespace corio_test;
+
+// errors.md:5-9, API.md:110-112: the three "BaseException" types are not std::exceptions...
+static_assert(!std::is_base_of_v<std::exception, CancelledError>);
+static_assert(!std::is_base_of_v<std::exception, GeneratorExit>);
+static_assert(!std::is_base_of_v<std::exception, KeyboardInterrupt>);
+// ...and every other corio error is one (with the standard base the reference names).
+static_assert(std::is_base_of_v<std::runtime_error, TimeoutError>);
+static_assert(std::is_base_of_v<std::logic_error, InvalidStateError>);
+static_assert(std::is_base_of_v<std::system_error, ProcessLookupError>);
+static_assert(std::is_base_of_v<std::runtime_error, QueueEmpty>);
+static_assert(std::is_base_of_v<std::runtime_error, QueueFull>);
+static_assert(std::is_base_of_v<std::runtime_error, QueueShutDown>);
+static_assert(std::is_base_of_v<std::runtime_error, BrokenBarrierError>);
+static_assert(std::is_base_of_v<std::exception, ExceptionGroup>);
+static_assert(std::is_base_of_v<std::runtime_error, IncompleteReadError>);
+static_assert(std::is_base_of_v<std::runtime_error, LimitOverrunError>);
+
+namespace {
+
+Coro<> fails_with(Clock::duration d, std::string what) {
+    co_await sleep(d);
+    throw std::runtime_error(what);
+}
+
+// Sleeps inside `catch (const std::exception&)`, which must not see a cancellation.
+Coro<> catches_std_exceptions(bool* swallowed, bool* reached_end) {
+    try {
+        co_await sleep(10s);
+    } catch (const std::exception&) {
+        *swallowed = true;
+    }
+    *reached_end = true;
+}
+
+template <class E>
+std::exception_ptr ptr_to(E e) {
+    return std::make_exception_ptr(std::move(e));
+}
+
+}  // namespace
+
+// errors.md:105,118, taskgroup.md:20-21: what() "unhandled errors in a TaskGroup (2 sub-exceptions)", message() bare.
+CORIO_TEST(ErrorsInTasks, TaskGroupExceptionGroupWhatCountsSubExceptionsAndMessageIsBare) {
+    corio::testing::MockClock clock;
+    auto body = [](TaskGroup& tg) -> Coro<> {
+        (void)tg.create_task(fails_with(1s, "first"));
+        (void)tg.create_task(crash_on_cancel<ValueError>(10s));  // fails while being cancelled
+        co_return;
+    };
+    std::optional<ExceptionGroup> group;
+    try {
+        Coro<> grouping = task_group(body);
+        co_await std::move(grouping);
+    } catch (const ExceptionGroup& g) {
+        group.emplace(g);
+    }
+    CO_ASSERT_TRUE(group.has_value());
+    EXPECT_STREQ(group->what(), "unhandled errors in a TaskGroup (2 sub-exceptions)");
+    EXPECT_EQ(group->message(), "unhandled errors in a TaskGroup");
+    EXPECT_EQ(shape(std::make_exception_ptr(*group)), "EG[first,ValueError]");
+}
+
+// errors.md:105,118: what() is "message (N sub-exceptions)" for any group, message() alone.
+TEST(ErrorTypes, ExceptionGroupWhatIsMessageAndCount) {
+    ExceptionGroup g("three things broke", {ptr_to(std::runtime_error("a")), ptr_to(std::runtime_error("b")),
+                                            ptr_to(TimeoutError())});
+    EXPECT_STREQ(g.what(), "three things broke (3 sub-exceptions)");
+    EXPECT_EQ(g.message(), "three things broke");
+    const std::exception& as_std = g;  // an ExceptionGroup is caught as a std::exception
+    EXPECT_STREQ(as_std.what(), "three things broke (3 sub-exceptions)");
+}
+
+// errors.md:5-7, API.md:110-111: the three are not caught by `catch (const std::exception&)`.
+TEST(ErrorTypes, BaseExceptionTypesEscapeACatchOfStdException) {
+    auto escapes = [](auto thrown) {
+        try {
+            try {
+                throw thrown;
+            } catch (const std::exception&) {
+                return false;
+            }
+        } catch (...) {
+            return true;
+        }
+    };
+    EXPECT_TRUE(escapes(CancelledError("c")));
+    EXPECT_TRUE(escapes(GeneratorExit{}));
+    EXPECT_TRUE(escapes(KeyboardInterrupt{}));
+    EXPECT_FALSE(escapes(TimeoutError()));
+    EXPECT_FALSE(escapes(InvalidStateError("x")));
+    EXPECT_FALSE(escapes(QueueShutDown()));
+}
+
+// API.md:110-111, errors.md:5-7: a cancel inside `catch (const std::exception&)` still ends the task cancelled.
+CORIO_TEST(ErrorsInTasks, CatchOfStdExceptionCannotSwallowACancellation) {
+    corio::testing::MockClock clock;
+    bool swallowed = false;
+    bool reached_end = false;
+    Task<> task = create_task(catches_std_exceptions(&swallowed, &reached_end));
+    Coro<> waiting = ticks(2);
+    co_await std::move(waiting);
+    EXPECT_TRUE(task.cancel("stop"));
+    Coro<std::optional<std::string>> watching = cancelled_with(task);
+    std::optional<std::string> message = co_await std::move(watching);
+    EXPECT_EQ(message, "stop");
+    EXPECT_TRUE(task.cancelled());
+    EXPECT_FALSE(swallowed);
+    EXPECT_FALSE(reached_end);
+}
+
+// API.md:111-112: a TimeoutError is a std::exception, so that catch does see it.
+CORIO_TEST(ErrorsInTasks, CatchOfStdExceptionSeesTimeoutError) {
+    corio::testing::MockClock clock;
+    std::string caught;
+    try {
+        Coro<> napping = nap(10s);
+        auto limited = wait_for(std::move(napping), 1s);
+        co_await std::move(limited);
+    } catch (const std::exception& e) {
+        caught = e.what();
+    }
+    EXPECT_EQ(caught, "timed out");
+}
+
+// errors.md:143-145: describe() gives "no exception" for a null exception_ptr.
+TEST(Describe, NullIsNoException) { EXPECT_EQ(describe(nullptr), "no exception"); }
+
+// errors.md:143-144: "CancelledError(<message>)", the message empty by default.
+TEST(Describe, CancelledErrorShowsItsMessageInParentheses) {
+    EXPECT_EQ(describe(ptr_to(CancelledError("shutting down"))), "CancelledError(shutting down)");
+    EXPECT_EQ(describe(ptr_to(CancelledError())), "CancelledError()");
+}
+
+// errors.md:144: a GeneratorExit is described by its name.
+TEST(Describe, GeneratorExitIsItsName) { EXPECT_EQ(describe(ptr_to(GeneratorExit{})), "GeneratorExit"); }
+
+// errors.md:143: what() for any std::exception, corio's own and ExceptionGroup included.
+TEST(Describe, StdExceptionIsItsWhat) {
+    EXPECT_EQ(describe(ptr_to(std::runtime_error("boom"))), "boom");
+    EXPECT_EQ(describe(ptr_to(TimeoutError())), "timed out");
+    EXPECT_EQ(describe(ptr_to(QueueEmpty())), "queue is empty");
+    EXPECT_EQ(describe(ptr_to(ExceptionGroup("eg", {ptr_to(std::runtime_error("x"))}))),
+              std::string(ExceptionGroup("eg", {ptr_to(std::runtime_error("x"))}).what()));
+}
+
+// errors.md:144: anything else is "unknown exception".
+TEST(Describe, AnythingElseIsUnknownException) {
+    EXPECT_EQ(describe(ptr_to(42)), "unknown exception");
+    EXPECT_EQ(describe(ptr_to(std::string("not an exception type"))), "unknown exception");
+}

@@ -1,0 +1,236 @@
+// Smaller promises of gather, Outcome, sleep and wait (docs/reference/gather.md, sleep.md,
+// wait.md): which failure gather rethrows when several failed before it waited, that its
+// children start without the gather being awaited, gather() of nothing, a default Outcome; a
+// zero/negative sleep and a past sleep_until yield exactly one tick, a sleep's deadline is fixed
+// when sleep() is called; wait() lists a task given twice once.
+#include <corio/testing.hpp>
+
+#include "core_support.hpp"
+
+#include <chrono>
+#include <exception>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <vector>
+
+using namespace corio;
+using namespace std::chrono_literals;
+
+namespace {
+
+using Log = std::vector<std::string>;
+
+// Fails after `n` ticks.
+Coro<int> fail_after_ticks(int n, std::string what, Log* log) {
+    for (int i = 0; i < n; ++i) co_await sleep(0s);
+    log->push_back(what);
+    throw std::runtime_error(what);
+}
+
+Coro<int> logs_and_returns(int v, Log* log) {
+    log->push_back(corio_test::str("started ", v));
+    co_await sleep(0s);
+    log->push_back(corio_test::str("finished ", v));
+    co_return v;
+}
+
+Coro<> yield_ticks(int n) {
+    for (int i = 0; i < n; ++i) co_await sleep(0s);
+}
+
+Coro<int> value_after(Clock::duration d, int v) {
+    co_await sleep(d);
+    co_return v;
+}
+
+template <class A>
+Coro<std::string> failure_of(A aw) {
+    std::string out = "no failure";
+    try {
+        co_await std::move(aw);
+    } catch (const std::exception& e) {
+        out = e.what();
+    }
+    co_return out;
+}
+
+}  // namespace
+
+// gather.md:33-35: children that failed before gather waited: the first in argument order is rethrown.
+CORIO_TEST(GatherRules, FailuresBeforeTheWaitRethrowTheFirstInArgumentOrder) {
+    Log failed;
+    auto gathering = gather(fail_after_ticks(2, "A", &failed), fail_after_ticks(1, "B", &failed));
+    Coro<> letting_both_fail = yield_ticks(4);
+    co_await std::move(letting_both_fail);
+    EXPECT_EQ(failed, (Log{"B", "A"}));  // both done, B first, before gather is awaited
+    Coro<std::string> awaiting = failure_of(std::move(gathering));
+    std::string rethrown = co_await std::move(awaiting);
+    EXPECT_EQ(rethrown, "A");
+}
+
+// gather.md:32-34: by contrast, while gather waits, the first failure by completion order wins.
+CORIO_TEST(GatherRules, FailuresWhileWaitingRethrowTheFirstToComplete) {
+    Log failed;
+    auto gathering = gather(fail_after_ticks(2, "A", &failed), fail_after_ticks(1, "B", &failed));
+    Coro<std::string> awaiting = failure_of(std::move(gathering));
+    std::string rethrown = co_await std::move(awaiting);
+    EXPECT_EQ(rethrown, "B");
+}
+
+// gather.md:29-30: the Coros become tasks at the call: they run with the gather never awaited.
+CORIO_TEST(GatherRules, ChildrenRunThoughTheGatherIsNeverAwaited) {
+    Log log;
+    {
+        auto gathering = gather(logs_and_returns(1, &log), logs_and_returns(2, &log));
+        (void)gathering;  // dropped unawaited
+    }
+    Coro<> waiting = yield_ticks(3);
+    co_await std::move(waiting);
+    EXPECT_EQ(log, (Log{"started 1", "started 2", "finished 1", "finished 2"}));
+}
+
+// gather.md:29: they start before gather is awaited (the call alone scheduled them).
+CORIO_TEST(GatherRules, ChildrenStartBeforeTheGatherIsAwaited) {
+    Log log;
+    auto gathering = gather(logs_and_returns(1, &log), logs_and_returns(2, &log));
+    EXPECT_TRUE(log.empty());  // create_task never runs a step inline
+    Coro<> waiting = yield_ticks(1);
+    co_await std::move(waiting);
+    EXPECT_EQ(log, (Log{"started 1", "started 2"}));
+    auto results = co_await std::move(gathering);
+    EXPECT_EQ(results, std::make_tuple(1, 2));
+}
+
+// gather.md:47-48: gather() with no argument returns an empty tuple at once (no tick).
+CORIO_TEST(GatherRules, NoArgumentsGiveAnEmptyTupleAtOnce) {
+    bool other_ran = false;
+    get_running_loop().call_soon([&other_ran] { other_ran = true; });
+    auto gathering = gather();
+    auto results = co_await std::move(gathering);
+    static_assert(std::is_same_v<decltype(results), std::tuple<>>);
+    EXPECT_FALSE(other_ran);
+    auto outcomes_gathering = gather(return_exceptions);
+    auto outcomes = co_await std::move(outcomes_gathering);
+    static_assert(std::is_same_v<decltype(outcomes), std::tuple<>>);
+    EXPECT_FALSE(other_ran);
+    Coro<> waiting = yield_ticks(1);
+    co_await std::move(waiting);
+    EXPECT_TRUE(other_ran);
+}
+
+// gather.md:78-79: Outcome<T>() holds neither a value nor an error.
+TEST(OutcomeDefaults, DefaultOutcomeHoldsNeither) {
+    Outcome<int> o;
+    EXPECT_FALSE(o.has_value());
+    EXPECT_FALSE(bool(o));
+    EXPECT_EQ(o.error(), nullptr);
+    Outcome<std::string> s;
+    EXPECT_FALSE(s.has_value());
+    EXPECT_EQ(s.error(), nullptr);
+}
+
+// gather.md:79: Outcome<void>() is a success.
+TEST(OutcomeDefaults, DefaultVoidOutcomeIsASuccess) {
+    Outcome<void> o;
+    EXPECT_TRUE(o.has_value());
+    EXPECT_TRUE(bool(o));
+    EXPECT_EQ(o.error(), nullptr);
+    EXPECT_NO_THROW(o.value());
+    Outcome<void> failed(std::make_exception_ptr(std::runtime_error("x")));
+    EXPECT_FALSE(failed.has_value());
+    EXPECT_THROW(failed.value(), std::runtime_error);
+}
+
+namespace {
+// Queues "before" (which queues "after" for the following tick), awaits `aw`, logs "resumed".
+template <class A>
+Coro<Log> one_tick_of(A aw) {
+    Log log;
+    EventLoop& loop = get_running_loop();
+    loop.call_soon([&log, &loop] {
+        log.push_back("before");
+        loop.call_soon([&log] { log.push_back("after"); });
+    });
+    co_await std::move(aw);
+    log.push_back("resumed");
+    Coro<> next = yield_ticks(2);
+    co_await std::move(next);
+    co_return log;
+}
+}  // namespace
+
+// sleep.md:12-13: sleep(-1s) / sleep(0s) yield exactly one tick (ready work first, its follow-up after).
+CORIO_TEST(SleepRules, NegativeDelayYieldsExactlyOneTick) {
+    corio::testing::MockClock clock;
+    const auto t0 = clock.now();
+    auto napping = sleep(-1s);
+    Coro<Log> running = one_tick_of(std::move(napping));
+    Log log = co_await std::move(running);
+    EXPECT_EQ(log, (Log{"before", "resumed", "after"}));
+    EXPECT_EQ(clock.now(), t0);
+    auto zero = sleep(0s);
+    Coro<Log> running0 = one_tick_of(std::move(zero));
+    Log log0 = co_await std::move(running0);
+    EXPECT_EQ(log0, (Log{"before", "resumed", "after"}));
+}
+
+// sleep.md:32: sleep_until a deadline already past yields for exactly one tick, just the same.
+CORIO_TEST(SleepRules, PastSleepUntilYieldsExactlyOneTick) {
+    corio::testing::MockClock clock;
+    const auto t0 = clock.now();
+    auto napping = sleep_until(get_running_loop().time() - 5s);
+    Coro<Log> running = one_tick_of(std::move(napping));
+    Log log = co_await std::move(running);
+    EXPECT_EQ(log, (Log{"before", "resumed", "after"}));
+    EXPECT_EQ(clock.now(), t0);
+}
+
+// sleep.md:21: the deadline is fixed when sleep() is called: sleep(1s), await sleep(2s), await it: 2 s.
+CORIO_TEST(SleepRules, DeadlineIsFixedWhenSleepIsCalledNotWhenAwaited) {
+    corio::testing::MockClock clock;
+    const auto t0 = clock.now();
+    auto one_second = sleep(1s);
+    auto two_seconds = sleep(2s);
+    co_await std::move(two_seconds);
+    EXPECT_EQ(clock.seconds_since(t0), 2.0);
+    co_await std::move(one_second);
+    EXPECT_EQ(clock.seconds_since(t0), 2.0);
+    auto three_seconds = sleep(3s);  // due at 5 s
+    clock.advance(1s);               // 1 s passes before it is awaited
+    co_await std::move(three_seconds);
+    EXPECT_EQ(clock.seconds_since(t0), 5.0);
+}
+
+// wait.md:47-48: a task given twice is listed once, at its first place (all completed).
+CORIO_TEST(WaitRules, TaskGivenTwiceIsListedOnceAtItsFirstPlace) {
+    corio::testing::MockClock clock;
+    Task<int> a = create_task(value_after(1s, 1));
+    Task<int> b = create_task(value_after(2s, 2));
+    auto waiting = wait(std::vector<Task<int>>{b, a, b, a});
+    auto result = co_await std::move(waiting);
+    auto& [done, pending] = result;
+    CO_ASSERT_EQ(done.size(), 2u);
+    EXPECT_TRUE(done[0] == b);
+    EXPECT_TRUE(done[1] == a);
+    EXPECT_TRUE(pending.empty());
+}
+
+// wait.md:47-48: the same in `pending` when the wait ends early (first completed).
+CORIO_TEST(WaitRules, TaskGivenTwiceIsPendingOnce) {
+    corio::testing::MockClock clock;
+    Task<int> a = create_task(value_after(1s, 1));
+    Task<int> b = create_task(value_after(2s, 2));
+    Task<int> c = create_task(value_after(3s, 3));
+    auto waiting = wait(std::vector<Task<int>>{c, a, b, c, a, b}, std::nullopt, ReturnWhen::FirstCompleted);
+    auto result = co_await std::move(waiting);
+    auto& [done, pending] = result;
+    CO_ASSERT_EQ(done.size(), 1u);
+    EXPECT_TRUE(done[0] == a);
+    CO_ASSERT_EQ(pending.size(), 2u);
+    EXPECT_TRUE(pending[0] == c);
+    EXPECT_TRUE(pending[1] == b);
+    auto rest = gather(b, c);
+    co_await std::move(rest);
+}

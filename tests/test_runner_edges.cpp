@@ -1,0 +1,466 @@
+// corio::run's edges: SIGTERM gives KeyboardInterrupt(SIGTERM), a second signal during the
+// main task's cleanup ends the process by the default action, a signal during the shutdown
+// after main returned still gives KeyboardInterrupt (both in a forked child, so this
+// process is safe); the main task's name "main" and its created_at() with and without debug
+// mode; CORIO_DEBUG and RunOptions::introspect / CORIO_INTROSPECT; a stop() during the shutdown,
+// thrown once the loop is closed.
+#include <corio/debug.hpp>
+#include <corio/socket.hpp>
+#include <corio/testing.hpp>
+
+#include "core_support.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <source_location>
+#include <string>
+#include <vector>
+
+using namespace corio;
+using namespace std::chrono_literals;
+using corio_test::all_messages;
+using corio_test::capture_reports;
+
+namespace {
+
+// Sets (or, with nullptr, unsets) an environment variable for one test; puts the old value back.
+class ScopedEnv {
+public:
+    ScopedEnv(const char* name, const char* value) : name_(name) {
+        if (const char* old = std::getenv(name)) previous_ = old;
+        (void)(value ? ::setenv(name, value, 1) : ::unsetenv(name));
+    }
+    ~ScopedEnv() { (void)(previous_ ? ::setenv(name_.c_str(), previous_->c_str(), 1) : ::unsetenv(name_.c_str())); }
+    ScopedEnv(const ScopedEnv&) = delete;
+    ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+private:
+    std::string name_;
+    std::optional<std::string> previous_;
+};
+
+// What a forked child wrote to its pipe, and how it ended.
+struct ChildOutcome {
+    std::string output;
+    int status = 0;
+    bool finished = false;  // false: it overran the bound and was killed
+};
+
+// Runs `body(fd)` in a forked child that writes its observations to `fd`, then _exit(0)s; the
+// parent reads until the pipe closes, for at most 30 s (a hang fails, it does not hang us).
+ChildOutcome in_child(const std::function<void(int)>& body) {
+    ChildOutcome out;
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) return out;
+    std::fflush(stdout);
+    std::fflush(stderr);
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        ::close(p[0]);
+        try {
+            body(p[1]);
+        } catch (...) {
+            ::_exit(99);
+        }
+        ::_exit(0);
+    }
+    ::close(p[1]);
+    const auto give_up = std::chrono::steady_clock::now() + 30s;
+    char buf[256];
+    out.finished = true;
+    for (;;) {
+        pollfd pfd{p[0], POLLIN, 0};
+        using std::chrono::milliseconds;
+        const auto left = std::chrono::duration_cast<milliseconds>(give_up - std::chrono::steady_clock::now());
+        if (left.count() <= 0 || ::poll(&pfd, 1, int(left.count())) == 0) {
+            out.finished = false;
+            ::kill(pid, SIGKILL);
+            break;
+        }
+        const ssize_t n = ::read(p[0], buf, sizeof buf);
+        if (n <= 0) break;
+        out.output.append(buf, std::size_t(n));
+    }
+    ::close(p[0]);
+    ::waitpid(pid, &out.status, 0);
+    return out;
+}
+
+void say(int fd, const std::string& s) { (void)!::write(fd, s.data(), s.size()); }
+
+Coro<int> signal_then_wait(int sig, int fd) {
+    try {
+        ::raise(sig);  // as if sent from outside
+        auto s = sleep(1h);
+        co_await std::move(s);
+    } catch (const CancelledError&) {
+        say(fd, "cleanup;");
+        throw;
+    }
+    co_return 0;
+}
+
+// The first signal cancels main; its cleanup sends the second one, then awaits a while.
+Coro<int> second_signal_during_cleanup(int sig, int fd) {
+    bool cancelled = false;
+    try {
+        ::raise(sig);
+        auto s = sleep(1h);
+        co_await std::move(s);
+    } catch (const CancelledError&) {
+        cancelled = true;
+    }
+    if (cancelled) {
+        say(fd, "cleanup;");
+        ::raise(sig);
+        auto s = sleep(5s);
+        co_await std::move(s);
+        say(fd, "survived;");
+        throw CancelledError();
+    }
+    co_return 0;
+}
+
+// A task still running when main returns: cancelled by the shutdown, its cleanup takes a while
+// (an hour, unless cancelled again), and Ctrl-C comes during it. `second` sends another.
+Coro<> slow_to_shut_down(int sig, int fd, bool second) {
+    bool cancelled = false;
+    try {
+        auto s = sleep(1h);
+        co_await std::move(s);
+    } catch (const CancelledError&) {
+        cancelled = true;
+    }
+    if (!cancelled) co_return;
+    say(fd, "cleanup;");
+    ::raise(sig);
+    bool cancelled_again = false;
+    try {
+        auto s = sleep(1h);
+        co_await std::move(s);
+    } catch (const CancelledError&) {
+        cancelled_again = true;
+    }
+    if (!cancelled_again) co_return;
+    say(fd, "cancelled again;");
+    if (second) {
+        ::raise(sig);
+        auto s = sleep(1h);
+        co_await std::move(s);
+        say(fd, "survived;");
+    }
+    auto rest = sleep(0s);
+    co_await std::move(rest);
+    say(fd, "cleanup done;");
+}
+
+Coro<int> leaves_a_slow_task(int sig, int fd, bool second) {
+    create_task(slow_to_shut_down(sig, fd, second));
+    auto started = sleep(0s);
+    co_await std::move(started);
+    co_return 7;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Signals (runners.md:20-26, 54-58; errors.md:45-47)
+// ---------------------------------------------------------------------------------------------
+
+// runners.md:21, 54-56, errors.md:45-47: SIGTERM: cleanup, then KeyboardInterrupt(SIGTERM, "interrupted by SIGTERM").
+TEST(RunTermSignal, SigtermGivesKeyboardInterruptNamingSigterm) {
+    ChildOutcome child = in_child([](int fd) {
+        try {
+            (void)corio::run(signal_then_wait(SIGTERM, fd));
+            say(fd, "returned;");
+        } catch (const KeyboardInterrupt& k) {
+            say(fd, "signal=" + std::to_string(k.signal()) + ";what=" + k.what() + ";");
+        }
+        struct sigaction sa {};
+        ::sigaction(SIGTERM, nullptr, &sa);
+        say(fd, sa.sa_handler == SIG_DFL ? "default again;" : "still handled;");
+    });
+    ASSERT_TRUE(child.finished) << child.output;
+    ASSERT_TRUE(WIFEXITED(child.status)) << child.output;
+    EXPECT_EQ(WEXITSTATUS(child.status), 0) << child.output;
+    EXPECT_EQ(child.output,
+              "cleanup;signal=" + std::to_string(SIGTERM) + ";what=interrupted by SIGTERM;default again;");
+}
+
+// errors.md:45-47: after SIGINT, what() is "interrupted by SIGINT" and signal() is SIGINT.
+TEST(RunTermSignal, SigintGivesKeyboardInterruptNamingSigint) {
+    ChildOutcome child = in_child([](int fd) {
+        try {
+            (void)corio::run(signal_then_wait(SIGINT, fd));
+            say(fd, "returned;");
+        } catch (const KeyboardInterrupt& k) {
+            say(fd, "signal=" + std::to_string(k.signal()) + ";what=" + k.what() + ";");
+        }
+    });
+    ASSERT_TRUE(child.finished) << child.output;
+    ASSERT_TRUE(WIFEXITED(child.status)) << child.output;
+    EXPECT_EQ(child.output, "cleanup;signal=" + std::to_string(SIGINT) + ";what=interrupted by SIGINT;");
+}
+
+// runners.md:21-27: Ctrl-C (or SIGTERM) during the shutdown after main returned cancels what
+// still runs, lets the shutdown finish, then run() throws KeyboardInterrupt (asyncio's runner
+// puts back Python's handler, which raises it); it used to find the default disposition and
+// kill the process mid-cleanup. A second one ends the process.
+TEST(RunTermSignal, SignalDuringTheShutdownCancelsWhatRunsThenRaisesKeyboardInterrupt) {
+    for (int sig : {SIGINT, SIGTERM}) {
+        ChildOutcome child = in_child([sig](int fd) {
+            try {
+                int r = corio::run(leaves_a_slow_task(sig, fd, false));
+                say(fd, "returned " + std::to_string(r) + ";");
+            } catch (const KeyboardInterrupt& k) {
+                say(fd, "KeyboardInterrupt " + std::to_string(k.signal()) + ";");
+            }
+        });
+        ASSERT_TRUE(child.finished) << child.output;
+        ASSERT_TRUE(WIFEXITED(child.status)) << child.output;
+        EXPECT_EQ(child.output, "cleanup;cancelled again;cleanup done;KeyboardInterrupt " + std::to_string(sig) + ";");
+
+        ChildOutcome killed = in_child([sig](int fd) {
+            try {
+                (void)corio::run(leaves_a_slow_task(sig, fd, true));
+            } catch (const KeyboardInterrupt&) {
+                say(fd, "KeyboardInterrupt;");
+            }
+        });
+        ASSERT_TRUE(killed.finished) << killed.output;
+        ASSERT_TRUE(WIFSIGNALED(killed.status)) << killed.output;
+        EXPECT_EQ(WTERMSIG(killed.status), sig);
+        EXPECT_EQ(killed.output, "cleanup;cancelled again;");
+    }
+}
+
+// runners.md:26-27, 56-57: a second SIGINT/SIGTERM during main's cleanup kills the process by that signal.
+TEST(RunTermSignal, SecondSignalDuringCleanupEndsTheProcessByTheDefaultAction) {
+    for (int sig : {SIGINT, SIGTERM}) {
+        ChildOutcome child = in_child([sig](int fd) {
+            try {
+                (void)corio::run(second_signal_during_cleanup(sig, fd));
+                say(fd, "returned;");
+            } catch (const KeyboardInterrupt&) {
+                say(fd, "KeyboardInterrupt;");
+            }
+        });
+        ASSERT_TRUE(child.finished) << "signal " << sig << ": " << child.output;
+        EXPECT_TRUE(WIFSIGNALED(child.status)) << "signal " << sig << ": " << child.output;
+        if (WIFSIGNALED(child.status)) EXPECT_EQ(WTERMSIG(child.status), sig);
+        EXPECT_EQ(child.output, "cleanup;") << "signal " << sig;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The main task (runners.md:16, 77; task.md:77-80)
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+Coro<std::string> own_name() {
+    auto tick = sleep(0s);
+    co_await std::move(tick);
+    co_return current_task().name();
+}
+
+Coro<std::source_location> own_creation_site() {
+    auto tick = sleep(0s);
+    co_await std::move(tick);
+    co_return current_task().created_at();
+}
+
+Coro<> idle() { co_return; }
+
+// Where create_task was called for a child, and that call's line.
+Coro<std::pair<std::source_location, int>> child_creation_site() {
+    const int line = __LINE__ + 1;
+    Task<> child = create_task(idle());
+    co_await child;
+    co_return std::pair{child.created_at(), line};
+}
+}  // namespace
+
+// runners.md:16, 77: corio::run and Runner::run run main as a task named "main".
+TEST(RunMainTask, MainTaskIsNamedMain) {
+    EXPECT_EQ(corio::run(own_name()), "main");
+    Runner runner;
+    EXPECT_EQ(runner.run(own_name()), "main");
+    EXPECT_EQ(runner.run(own_name()), "main");
+}
+
+// task.md:77-78: in debug mode created_at() is where run (or create_task) was called.
+TEST(RunMainTask, CreatedAtIsTheCallSiteInDebugMode) {
+    ScopedEnv no_introspect("CORIO_INTROSPECT", nullptr);
+    RunOptions options;
+    options.debug = true;
+    const int line = __LINE__ + 1;
+    std::source_location at = corio::run(own_creation_site(), std::move(options));
+    EXPECT_STREQ(at.file_name(), __FILE__);
+    EXPECT_EQ(at.line(), std::uint_least32_t(line));
+
+    RunOptions debug_again;
+    debug_again.debug = true;
+    auto [child_at, child_line] = corio::run(child_creation_site(), std::move(debug_again));
+    EXPECT_STREQ(child_at.file_name(), __FILE__);
+    EXPECT_EQ(child_at.line(), std::uint_least32_t(child_line));
+}
+
+// task.md:78-79: without debug mode (nor introspection) created_at() is empty: file "", line 0.
+TEST(RunMainTask, CreatedAtIsEmptyWithoutDebugMode) {
+    ScopedEnv no_debug("CORIO_DEBUG", nullptr);
+    ScopedEnv no_introspect("CORIO_INTROSPECT", nullptr);
+    std::source_location at = corio::run(own_creation_site());
+    EXPECT_STREQ(at.file_name(), "");
+    EXPECT_EQ(at.line(), 0u);
+    auto [child_at, child_line] = corio::run(child_creation_site());
+    EXPECT_STREQ(child_at.file_name(), "");
+    EXPECT_EQ(child_at.line(), 0u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The environment (runners.md:48-49, 59-60; loop.md:91)
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+Coro<bool> debug_is_on() {
+    auto tick = sleep(0s);
+    co_await std::move(tick);
+    co_return get_running_loop().get_debug();
+}
+
+bool new_loop_debug() {
+    EventLoop loop;
+    const bool on = loop.get_debug();
+    loop.close();
+    return on;
+}
+}  // namespace
+
+// runners.md:48-49, loop.md:91: CORIO_DEBUG (not 0) turns debug mode on, in run() and in a hand-made EventLoop.
+TEST(RunEnvironment, CorioDebugTurnsDebugModeOn) {
+    for (const char* value : {"1", "yes"}) {
+        ScopedEnv debug("CORIO_DEBUG", value);
+        EXPECT_TRUE(corio::run(debug_is_on())) << "CORIO_DEBUG=" << value;
+        EXPECT_TRUE(new_loop_debug()) << "CORIO_DEBUG=" << value;
+    }
+}
+
+// runners.md:48-49: CORIO_DEBUG=0, or unset, leaves debug mode off.
+TEST(RunEnvironment, CorioDebugZeroOrUnsetLeavesDebugModeOff) {
+    {
+        ScopedEnv debug("CORIO_DEBUG", "0");
+        EXPECT_FALSE(corio::run(debug_is_on()));
+        EXPECT_FALSE(new_loop_debug());
+    }
+    {
+        ScopedEnv debug("CORIO_DEBUG", nullptr);
+        EXPECT_FALSE(corio::run(debug_is_on()));
+        EXPECT_FALSE(new_loop_debug());
+    }
+}
+
+namespace {
+// Asks the running loop's introspection endpoint for its task table ("" when nobody serves).
+Coro<std::string> task_table_over_the_socket() {
+    const std::string path = introspection_socket_path(::getpid());
+    if (!std::filesystem::exists(path)) co_return "";
+    Socket s = Socket::create(AF_UNIX, SOCK_STREAM);
+    Coro<> connecting = sock_connect(s, SocketAddress::unix_path(path));
+    co_await std::move(connecting);
+    Coro<> sending = sock_sendall(s, std::string("ps\n"));
+    co_await std::move(sending);
+    std::string answer;
+    for (;;) {
+        Coro<std::string> receiving = sock_recv(s, 4096);
+        std::string part = co_await std::move(receiving);
+        if (part.empty()) break;
+        answer += part;
+    }
+    co_return answer;
+}
+}  // namespace
+
+// runners.md:59-60: RunOptions::introspect serves the task table (with "main") on the socket, gone after the run.
+TEST(RunEnvironment, IntrospectOptionServesTheTaskTableDuringTheRun) {
+    ScopedEnv no_introspect("CORIO_INTROSPECT", nullptr);
+    RunOptions options;
+    options.introspect = true;
+    std::string table = corio::run(task_table_over_the_socket(), std::move(options));
+    EXPECT_NE(table.find("main"), std::string::npos) << table;
+    EXPECT_FALSE(std::filesystem::exists(introspection_socket_path(::getpid())));
+    EXPECT_EQ(corio::run(task_table_over_the_socket()), "");  // off by default
+}
+
+// runners.md:60: CORIO_INTROSPECT set (to anything but 0) turns it on; CORIO_INTROSPECT=0 does not.
+TEST(RunEnvironment, CorioIntrospectTurnsIntrospectionOn) {
+    {
+        ScopedEnv on("CORIO_INTROSPECT", "1");
+        std::string table = corio::run(task_table_over_the_socket());
+        EXPECT_NE(table.find("main"), std::string::npos) << table;
+    }
+    {
+        ScopedEnv off("CORIO_INTROSPECT", "0");
+        EXPECT_EQ(corio::run(task_table_over_the_socket()), "");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A stop() during the shutdown (runners.md:24-25)
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+// Cancelled by the shutdown, it stops the loop and keeps waiting.
+Coro<> stops_the_loop_when_cancelled(bool* stopped) {
+    bool cancelled = false;
+    try {
+        auto s = sleep(1h);
+        co_await std::move(s);
+    } catch (const CancelledError&) {
+        cancelled = true;
+    }
+    if (cancelled) {
+        *stopped = true;
+        get_running_loop().stop();
+        auto s = sleep(1h);
+        co_await std::move(s);
+    }
+}
+
+Coro<> leaves_a_stopper(Task<>* out, bool* stopped, std::vector<ExceptionContext>* reports) {
+    capture_reports(reports);
+    *out = create_task(stops_the_loop_when_cancelled(stopped), "stopper");
+    auto tick = sleep(0s);
+    co_await std::move(tick);
+}
+}  // namespace
+
+// runners.md:24-25: a stop() during the shutdown is thrown by run() only after the loop closed (task destroyed).
+TEST(RunShutdownStop, AStopDuringShutdownIsThrownAfterTheLoopIsClosed) {
+    Task<> stopper;
+    bool stopped = false;
+    std::vector<ExceptionContext> reports;
+    bool threw = false;
+    try {
+        corio::run(leaves_a_stopper(&stopper, &stopped, &reports));
+    } catch (const std::logic_error& e) {
+        threw = true;
+        EXPECT_STREQ(e.what(), "Event loop stopped before Future completed.");
+        ASSERT_TRUE(stopper);
+        EXPECT_TRUE(stopper.done());
+        EXPECT_TRUE(stopper.cancelled());
+        ASSERT_EQ(reports.size(), 1u) << all_messages(reports);
+        EXPECT_EQ(reports[0].message, "Task was destroyed but it is pending!");
+        EXPECT_EQ(reports[0].task_name, "stopper");
+    }
+    EXPECT_TRUE(stopped);
+    EXPECT_TRUE(threw) << "run() did not throw the stop";
+}
