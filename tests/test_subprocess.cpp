@@ -345,6 +345,25 @@ CORIO_TEST(Subprocess, MissingProgramIsASystemErrorAndLeaksNothing) {
     EXPECT_TRUE(empty.has_value());
 }
 
+// Popen's ValueError "embedded null byte": a NUL in the argv, the shell command, the environment
+// or the directory would cut the C string short and run something else ("safe\0; rm -rf ~").
+CORIO_TEST(Subprocess, EmbeddedNullByteIsRefusedBeforeAnythingRuns) {
+    using namespace std::string_literals;
+    int before = open_fds();
+    CO_CATCH(std::invalid_argument, in_argv, exec({"/bin/echo", "safe\0; false"s}, {.out = PIPE}));
+    CO_CATCH(std::invalid_argument, in_program, exec({"/bin/true\0x"s}));
+    Coro<Process> shell = create_subprocess_shell("echo one\0echo two"s, {.out = PIPE});
+    CO_CATCH(std::invalid_argument, in_command, std::move(shell));
+    CO_CATCH(std::invalid_argument, in_env, exec({"/bin/true"}, {.env = std::vector<std::string>{"A=x\0B=y"s}}));
+    CO_CATCH(std::invalid_argument, in_cwd, exec({"/bin/true"}, {.cwd = "/tmp\0/etc"s}));
+    for (auto* e : {&in_argv, &in_program, &in_command, &in_env, &in_cwd}) {
+        CO_ASSERT_TRUE(e->has_value());
+        EXPECT_NE(std::string((*e)->what()).find("embedded null byte"), std::string::npos) << (*e)->what();
+    }
+    EXPECT_EQ(open_fds(), before);
+    EXPECT_TRUE(live_children().empty());
+}
+
 CORIO_TEST(Subprocess, LargeOutputAndInputThroughPipes) {
     // More than a pipe's buffer both ways.
     Coro<Process> spawning_a = exec({"head", "-c", "3000000", "/dev/zero"}, {.out = PIPE});

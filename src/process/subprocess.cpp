@@ -154,6 +154,16 @@ namespace {
 Coro<Process> spawn_process(std::vector<std::string> argv, SubprocessOptions options) {
     if (argv.empty()) throw std::invalid_argument("create_subprocess_exec: empty argv");
     if (options.limit == 0) throw std::invalid_argument("create_subprocess_exec: the stream limit must be positive");
+    // Popen's "embedded null byte": as a C string it would end at the NUL, and run something
+    // other than what was asked.
+    auto refuse_nul = [](const std::string& s, const char* where) {
+        if (s.find('\0') != std::string::npos)
+            throw std::invalid_argument(std::string("create_subprocess_exec: embedded null byte in ") + where);
+    };
+    for (const auto& a : argv) refuse_nul(a, "argv");
+    if (options.env)
+        for (const auto& e : *options.env) refuse_nul(e, "env");
+    if (options.cwd) refuse_nul(*options.cwd, "cwd");
     EventLoop& loop = get_running_loop();
     FdGuard child_ends;
     FdGuard parent_ends;
