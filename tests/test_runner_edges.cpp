@@ -164,7 +164,7 @@ Coro<> slow_to_shut_down(int sig, int fd, bool second) {
 }
 
 Coro<int> leaves_a_slow_task(int sig, int fd, bool second) {
-    create_task(slow_to_shut_down(sig, fd, second));
+    Task<> background = create_task(slow_to_shut_down(sig, fd, second));  // still running when main returns
     auto started = sleep(0s);
     co_await std::move(started);
     co_return 7;

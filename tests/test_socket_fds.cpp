@@ -2,8 +2,10 @@
 // to a new owner who closes it, leaves the backend nothing stale for the next file with that
 // number; an operation refused as it is submitted; every queued datagram received; a sock_* call
 // made before a close() fails with EBADF; and operations waiting on one socket served in the
-// order they came. Loopback and Unix socket pairs only.
+// order they came; a socket moved to another loop (or thread), or released from another thread
+// while its loop runs, leaves that loop nothing stale either. Loopback and Unix socket pairs only.
 #include <corio/datagram.hpp>
+#include <corio/streams.hpp>
 #include <corio/socket.hpp>
 #include <corio/testing.hpp>
 
@@ -13,7 +15,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <latch>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -295,4 +299,115 @@ CORIO_TEST(SockOrder, AReceiverCancelledInTheQueueLeavesTheOthersInOrder) {
     std::string got_third = co_await third;
     EXPECT_EQ(got_first, "1");
     EXPECT_EQ(got_third, "2");
+}
+
+// --------------------------------------------------------------------------------------------
+// A socket that moves between loops
+
+namespace {
+Coro<> close_on_this_loop(Socket* s, bool as_streams) {
+    if (as_streams) {
+        StreamPair streams = make_streams(std::move(*s));
+        streams.second.close();
+        Coro<> closing = streams.second.wait_closed();
+        co_await std::move(closing);
+    } else {
+        Coro<> sending = sock_sendall(*s, "x");  // used here too: this loop notes it
+        co_await std::move(sending);
+        s->close();
+    }
+}
+}  // namespace
+
+// A socket used on loop A, then used (or made into streams) and closed on loop B: A forgets the
+// fd as B takes it, so a new socket given the same number on A is a new file to A's backend
+// (epoll kept A's stale registration, and the new socket's receive waited for ever).
+TEST(SocketLoops, ASocketMovedToAnotherLoopIsForgottenByTheFirst) {
+    for (bool as_streams : {false, true}) {
+        Runner a;
+        Runner b;
+        SocketHolder h;
+        a.run(open_and_wait_once(&h));
+        int fd = h.s.fileno();
+        b.run(close_on_this_loop(&h.s, as_streams));
+        h.peer.close();
+        std::string got = a.run(recv_on_a_new_pair(fd));
+        EXPECT_EQ(got, "hello") << (as_streams ? "make_streams" : "sock_sendall");
+    }
+}
+
+namespace {
+// Loop A's thread: uses a socket, lets the main thread take it, then, while A was busy, makes a
+// new socket and receives on it.
+struct Handover {
+    std::latch used{1};
+    std::latch taken{1};
+    Socket s;
+    Socket peer;
+};
+
+Coro<std::string> use_then_receive_on_a_new_socket(Handover* h) {
+    Coro<> waiting = recv_then_give_up(&h->s);
+    co_await std::move(waiting);
+    h->used.count_down();
+    h->taken.wait();  // blocks loop A while the main thread releases (or moves) and closes the socket
+    corio::testing::MockClock clock;  // a hang shows as a timeout, at once
+    auto [x, y] = unix_socket_pair();
+    Task<std::string> receiving = create_task(sock_recv(x, 10));
+    for (int i = 0; i < 3; ++i) co_await sleep(0ms);
+    Coro<> sending = sock_sendall(y, "hello");
+    co_await std::move(sending);
+    Coro<std::string> bounded = wait_for(std::move(receiving), 5s);
+    try {
+        co_return co_await std::move(bounded);
+    } catch (const TimeoutError&) {
+        co_return "timeout";
+    } catch (const std::system_error& e) {
+        co_return e.what();
+    }
+}
+}  // namespace
+
+// Socket::release() (or a move to this thread's loop) while the socket's loop runs on another
+// thread: that loop forgets the fd later, on its own thread, so it is given the original to
+// forget and close and the caller gets a duplicate. It was told the number only, and forgot
+// whichever new socket had taken it by then (its receive failed with ECANCELED).
+TEST(SocketLoops, ReleaseFromAnotherThreadLeavesThatLoopsNewSocketsAlone) {
+    for (bool release : {true, false}) {
+        Handover h;
+        auto [s, peer] = unix_socket_pair();
+        h.s = std::move(s);
+        h.peer = std::move(peer);
+        std::string got;
+        std::thread loop_a([&] { got = corio::run(use_then_receive_on_a_new_socket(&h)); });
+        h.used.wait();
+        if (release) {
+            int fd = h.s.release();
+            EXPECT_GE(fd, 0);
+            ::close(fd);  // the new owner closes it at once
+        } else {
+            Runner b;
+            b.run(close_on_this_loop(&h.s, false));
+        }
+        h.peer.close();
+        h.taken.count_down();
+        loop_a.join();
+        EXPECT_EQ(got, "hello") << (release ? "release()" : "used and closed on another loop");
+    }
+}
+
+// As sock_* do: streams over a closed (or moved-from) socket are refused, instead of swallowing
+// writes and never finishing their close.
+CORIO_TEST(SocketStreams, MakeStreamsOfAClosedSocketThrowsEbadf) {
+    auto [a, b] = unix_socket_pair();
+    a.close();
+    EXPECT_THROW(make_streams(std::move(a)), std::system_error);
+    Socket moved = std::move(b);
+    try {
+        (void)make_streams(std::move(b));
+        ADD_FAILURE() << "make_streams of a moved-from socket did not throw";
+    } catch (const std::system_error& e) {
+        EXPECT_EQ(e.code().value(), EBADF);
+    }
+    co_return;
 }

@@ -27,14 +27,16 @@ EventLoop* running_loop() noexcept;
 // touched from here: it forgets and closes the fd itself, through its inbox, so the number
 // cannot come back for another file first.
 void close_fd_on(EventLoop* loop, int fd) noexcept;
-// The same without closing: the fd leaves corio's hands (Socket::release()).
-void forget_fd_on(EventLoop* loop, int fd) noexcept;
+// The same without closing (the fd leaves `loop`'s hands: Socket::release(), a socket now used
+// on another loop). Returns the number to go on with: `fd`, or a duplicate when `loop` runs on
+// another thread, which forgets and closes the original itself (see forget_keeping's comment).
+int forget_keeping(EventLoop* loop, int fd) noexcept;
 void note_loop(Socket& s) noexcept;
 // The fd of a socket whose operation starts now, noting the loop it runs on (close() must tell
 // that loop's backend the fd is gone); a closed socket throws EBADF with `closed_message`.
 int fd_for_call(Socket& s, const char* closed_message = "the socket is closed");
-// Takes the fd out of `s` for another corio owner on the same loop (a stream's transport): the
-// backend's knowledge of it stays valid, so nothing is forgotten.
+// Takes the fd out of `s` for another corio owner on the running loop (a stream's transport):
+// that loop's knowledge of it stays valid; a loop that used it before forgets it.
 int hand_over_fd(Socket& s) noexcept;
 }  // namespace detail
 

@@ -1,6 +1,7 @@
 #include "corio/socket.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/un.h>
@@ -118,9 +119,13 @@ Socket Socket::create(int family, int type, int protocol) {
 }
 
 int Socket::release() noexcept {
-    if (fd_ >= 0) detail::forget_fd_on(loop_, fd_);
-    loop_ = nullptr;
-    return std::exchange(fd_, -1);
+    int fd = std::exchange(fd_, -1);
+    EventLoop* loop = std::exchange(loop_, nullptr);
+    if (fd < 0) return fd;
+    // The running loop may have used the fd too (through its number alone): forgetting an fd
+    // it never saw costs nothing.
+    if (EventLoop* running = detail::running_loop(); running && running != loop) running->backend().release_fd(fd);
+    return detail::forget_keeping(loop, fd);
 }
 
 void Socket::close() noexcept {
@@ -177,7 +182,9 @@ bool hand_to_loop(EventLoop* loop, int fd, bool close_it) noexcept {
     }
 }
 
-void forget_fd(EventLoop* loop, int fd, bool close_it) noexcept {
+}  // namespace
+
+void close_fd_on(EventLoop* loop, int fd) noexcept {
     EventLoop* running = running_loop();
     if (loop && loop != running) {
         std::unique_lock alive = EventLoop::lock_if_alive(loop);
@@ -185,7 +192,7 @@ void forget_fd(EventLoop* loop, int fd, bool close_it) noexcept {
         if (alive && !loop->is_closed()) {
             if (loop->owned_by_this_thread() && !loop->is_running()) {
                 loop->backend().release_fd(fd);
-            } else if (hand_to_loop(loop, fd, close_it)) {
+            } else if (hand_to_loop(loop, fd, true)) {
                 return;
             }
         }
@@ -193,20 +200,50 @@ void forget_fd(EventLoop* loop, int fd, bool close_it) noexcept {
     // The running loop may have used the fd too (through its number alone): forgetting an fd
     // it never saw costs nothing.
     if (running) running->backend().release_fd(fd);
-    if (close_it) ::close(fd);
+    ::close(fd);
 }
-}  // namespace
 
-void close_fd_on(EventLoop* loop, int fd) noexcept { forget_fd(loop, fd, true); }
-void forget_fd_on(EventLoop* loop, int fd) noexcept { forget_fd(loop, fd, false); }
+int forget_keeping(EventLoop* loop, int fd) noexcept {
+    EventLoop* running = running_loop();
+    if (!loop || loop == running) {
+        if (running) running->backend().release_fd(fd);
+        return fd;
+    }
+    std::unique_lock alive = EventLoop::lock_if_alive(loop);
+    if (!alive || loop->is_closed()) return fd;  // a closed loop's backend holds nothing more
+    if (loop->owned_by_this_thread() && !loop->is_running()) {
+        loop->backend().release_fd(fd);
+        return fd;
+    }
+    // Another thread's loop forgets on its own thread, later. By then the caller may have
+    // closed the fd and the number gone to another file, which the loop would forget instead:
+    // the loop gets the original to forget and close, the caller a duplicate (same socket).
+    int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (copy < 0) {
+        (void)hand_to_loop(loop, fd, false);  // no fd to spare: the old way, at the race's risk
+        return fd;
+    }
+    if (hand_to_loop(loop, fd, true)) return copy;
+    ::close(copy);  // refused: the loop holds nothing of it
+    return fd;
+}
 
 int hand_over_fd(Socket& s) noexcept {
-    s.loop_ = nullptr;
-    return std::exchange(s.fd_, -1);
+    // The new owner (a transport of the running loop) registers the fd afresh: a loop that
+    // used it before forgets it first. A view (no loop) keeps the registration it has.
+    int fd = std::exchange(s.fd_, -1);
+    EventLoop* loop = std::exchange(s.loop_, nullptr);
+    if (fd >= 0 && loop && loop != running_loop()) fd = forget_keeping(loop, fd);
+    return fd;
 }
 
 void note_loop(Socket& s) noexcept {
-    if (EventLoop* loop = running_loop()) s.loop_ = loop;
+    EventLoop* loop = running_loop();
+    if (!loop || s.loop_ == loop) return;
+    // Used on another loop than before: the one before forgets the fd now, or a later socket
+    // given the same number would find that loop's stale registration (epoll: never added).
+    if (s.loop_ && s.fd_ >= 0) s.fd_ = forget_keeping(s.loop_, s.fd_);
+    s.loop_ = loop;
 }
 
 }  // namespace detail

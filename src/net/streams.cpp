@@ -171,6 +171,8 @@ StreamPair make_streams(Socket socket, std::size_t limit) {
     // Streams live on a loop (their flushes and waits are its work), as asyncio's do.
     if (!detail::running_loop())
         throw std::logic_error("corio: make_streams() needs a running event loop (a stream belongs to the loop it is made on)");
+    // As sock_* do: streams over no socket would swallow writes and never finish closing.
+    if (socket.fileno() < 0) throw std::system_error(EBADF, std::generic_category(), "make_streams: the socket is closed");
     auto t = detail::make_fd_transport(detail::hand_over_fd(socket), true, limit);
     return StreamPair(StreamReader(t), StreamWriter(t));
 }
