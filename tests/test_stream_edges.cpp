@@ -8,12 +8,14 @@
 #include "stream_support.hpp"
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <array>
 #include <cerrno>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 using namespace corio;
 using namespace corio_test;
@@ -250,4 +252,42 @@ CORIO_TEST(ServerHost, EmptyHostListensOnAllIPv4Addresses) {
     co_await std::move(closing);
     Coro<> stopping = server.aclose();
     co_await std::move(stopping);
+}
+
+namespace {
+Coro<std::vector<std::string>> lines_until_at_eof(StreamReader reader) {
+    std::vector<std::string> lines;
+    while (!reader.at_eof()) {
+        Coro<std::string> line = reader.readline();
+        lines.push_back(co_await std::move(line));
+    }
+    co_return lines;
+}
+}  // namespace
+
+// streams.md (at_eof, asyncio's `while not reader.at_eof(): await reader.readline()`): the peer's
+// end that came right behind its last data is seen once that data is read, as asyncio's
+// transport, reading ahead, has seen it: no extra empty line (there was one, from the read that
+// found the end). The data is written and the end sent before the first read.
+CORIO_TEST(StreamEdges, AtEofIsTrueOnceTheDataBeforeThePeersEndIsRead) {
+    auto [a, b] = unix_socket_pair();
+    CO_ASSERT_EQ(::write(b.fileno(), "a\nb\n", 4), 4);
+    b.close();
+    Coro<std::vector<std::string>> reading = lines_until_at_eof(make_streams(std::move(a)).first);
+    std::vector<std::string> lines = co_await std::move(reading);
+    EXPECT_EQ(lines, (std::vector<std::string>{"a\n", "b\n"}));
+}
+
+// at_eof() while another task waits in a read asks nothing of the fd (that read takes what comes).
+CORIO_TEST(StreamEdges, AtEofWhileAReadWaitsIsFalseAndTakesNothing) {
+    auto [a, b] = unix_socket_pair();
+    StreamPair ours = make_streams(std::move(a));
+    Task<std::string> reading = create_task(ours.first.read(100));
+    auto started = sleep(std::chrono::milliseconds(0));
+    co_await std::move(started);
+    Coro<> sending = sock_sendall(b, "x");
+    co_await std::move(sending);
+    EXPECT_FALSE(ours.first.at_eof());
+    std::string got = co_await reading;
+    EXPECT_EQ(got, "x");
 }

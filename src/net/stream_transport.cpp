@@ -229,6 +229,19 @@ Coro<> StreamTransport::fill(std::shared_ptr<StreamTransport> self) {
     (void)self;
 }
 
+bool StreamTransport::at_eof() noexcept {
+    if (!eof_ && input_.empty() && !read_error_ && !reading_ && fd_ >= 0 && loop_usable()) {
+        try {
+            input_.prepare(kReadChunk);
+            long r = read_now(input_.tail(), std::min(input_.room(), kSpill), true);
+            if (r == 0 || (r < 0 && r != -EAGAIN)) note_read_end(r);
+        } catch (const std::bad_alloc&) {
+            // No room to read into: the next read finds out.
+        }
+    }
+    return eof_ && input_.empty() && !read_error_;
+}
+
 Coro<std::size_t> StreamTransport::read_into(std::shared_ptr<StreamTransport> self, char* data, std::size_t size) {
     check_loop();
     check_read_error();

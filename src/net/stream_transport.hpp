@@ -58,7 +58,10 @@ public:
         input_.consume(n);
         input_taken();
     }
-    bool at_eof() const noexcept { return eof_ && input_.empty() && !read_error_; }
+    // asyncio's at_eof(): the end was received and everything before it read. With nothing
+    // buffered the fd is asked without waiting: asyncio's transport reads ahead, so it has seen
+    // an end that came right behind the last data, where corio reads only when asked.
+    bool at_eof() noexcept;
     bool eof() const noexcept { return eof_; }
 
     // Reads once into the input buffer (or notes the end, or throws the error).
