@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -149,4 +150,44 @@ CORIO_TEST(DatagramOrder, ASendMadeWhileAnotherWaitsLeavesAfterIt) {
     co_await first;
     co_await second;
     EXPECT_EQ(after_the_filler, (std::vector<std::string>{"first", "second"}));
+}
+
+// asyncio's create_datagram_endpoint: a socket file left at a Unix local_addr by an earlier run is
+// stale and removed before the bind (it failed with EADDRINUSE); a file that is not a socket is
+// left alone, and the bind fails.
+CORIO_TEST(DatagramFaults, AStaleUnixSocketFileIsReplacedAnotherFileIsNot) {
+    std::string path = "/tmp/corio-test-dgram-" + std::to_string(::getpid()) + ".sock";
+    ::unlink(path.c_str());
+    {
+        DatagramOptions options;
+        options.local_addr = SocketAddress::unix_path(path);
+        Coro<DatagramEndpoint> creating = create_datagram_endpoint(options);
+        DatagramEndpoint first = co_await std::move(creating);
+        first.close();  // the file stays, as after a crash
+    }
+    DatagramOptions again;
+    again.local_addr = SocketAddress::unix_path(path);
+    Coro<DatagramEndpoint> recreating = create_datagram_endpoint(again);
+    std::exception_ptr error;
+    try {
+        DatagramEndpoint second = co_await std::move(recreating);
+        EXPECT_EQ(second.getsockname().host(), path);
+    } catch (...) {
+        error = std::current_exception();
+    }
+    EXPECT_EQ(os_error_of(error), 0);
+    ::unlink(path.c_str());
+
+    FILE* f = std::fopen(path.c_str(), "w");
+    CO_ASSERT_TRUE(f != nullptr);
+    std::fclose(f);
+    Coro<DatagramEndpoint> over_a_file = create_datagram_endpoint(again);
+    try {
+        (void)co_await std::move(over_a_file);
+    } catch (...) {
+        error = std::current_exception();
+    }
+    EXPECT_EQ(os_error_of(error), EADDRINUSE);
+    EXPECT_EQ(::access(path.c_str(), F_OK), 0) << "a file that is not a socket must stay";
+    ::unlink(path.c_str());
 }

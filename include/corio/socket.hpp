@@ -18,6 +18,7 @@ namespace corio {
 
 class EventLoop;
 class Socket;
+class SocketAddress;
 
 namespace detail {
 EventLoop* running_loop() noexcept;
@@ -38,6 +39,9 @@ int fd_for_call(Socket& s, const char* closed_message = "the socket is closed");
 // Takes the fd out of `s` for another corio owner on the running loop (a stream's transport):
 // that loop's knowledge of it stays valid; a loop that used it before forgets it.
 int hand_over_fd(Socket& s) noexcept;
+// Before binding a Unix path: a socket file left there by an earlier run is stale and removed,
+// as asyncio does (only a socket; abstract names have no file).
+void remove_stale_unix_socket(const SocketAddress& address) noexcept;
 }  // namespace detail
 
 // An IPv4, IPv6 or Unix-domain socket address.

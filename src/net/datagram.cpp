@@ -146,7 +146,10 @@ Coro<DatagramEndpoint> create_datagram_endpoint(DatagramOptions options) {
                                                 : AF_INET;
     Socket s = Socket::create(family, SOCK_DGRAM);
     if (options.reuse_port) s.set_option(SOL_SOCKET, SO_REUSEPORT, 1);
-    if (options.local_addr.family()) s.bind(options.local_addr);
+    if (options.local_addr.family()) {
+        detail::remove_stale_unix_socket(options.local_addr);
+        s.bind(options.local_addr);
+    }
     if (options.remote_addr.family()) co_await sock_connect(s, options.remote_addr);
     co_return DatagramEndpoint(std::move(s));
 }

@@ -174,10 +174,10 @@ Coro<Server> start_unix_server(ClientHandler handler, std::string path, ServerOp
     s->handler = std::move(handler);
     s->options = options;
     s->unix_path = path;
-    // A socket file left by an earlier run is stale: remove it, as asyncio does (only a socket).
+    SocketAddress address = SocketAddress::unix_path(path);
+    detail::remove_stale_unix_socket(address);
+    s->sockets.push_back(detail::listen_on(address, options));
     struct stat st {};
-    if (::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
-    s->sockets.push_back(detail::listen_on(SocketAddress::unix_path(path), options));
     if (::stat(path.c_str(), &st) == 0) {
         s->unix_dev = st.st_dev;
         s->unix_ino = st.st_ino;

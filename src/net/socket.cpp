@@ -4,11 +4,13 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <memory>
 #include <system_error>
@@ -235,6 +237,14 @@ int hand_over_fd(Socket& s) noexcept {
     EventLoop* loop = std::exchange(s.loop_, nullptr);
     if (fd >= 0 && loop && loop != running_loop()) fd = forget_keeping(loop, fd);
     return fd;
+}
+
+void remove_stale_unix_socket(const SocketAddress& address) noexcept {
+    if (address.family() != AF_UNIX) return;
+    const auto* un = reinterpret_cast<const sockaddr_un*>(address.native());
+    if (address.length() <= socklen_t(offsetof(sockaddr_un, sun_path)) || un->sun_path[0] == '\0') return;
+    struct stat st {};
+    if (::stat(un->sun_path, &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(un->sun_path);
 }
 
 void note_loop(Socket& s) noexcept {
