@@ -90,4 +90,22 @@ inline int os_error_of(const std::exception_ptr& e) {
     return 0;
 }
 
+// Sends `request` over a new connection to the Unix stream socket at `path` and returns all the
+// server answers, up to its end (the introspection endpoint's protocol).
+inline corio::Coro<std::string> unix_request(std::string path, std::string request) {
+    corio::Socket s = corio::Socket::create(AF_UNIX, SOCK_STREAM);
+    corio::Coro<> connecting = corio::sock_connect(s, corio::SocketAddress::unix_path(path));
+    co_await std::move(connecting);
+    corio::Coro<> sending = corio::sock_sendall(s, std::move(request));
+    co_await std::move(sending);
+    std::string answer;
+    for (;;) {
+        corio::Coro<std::string> receiving = corio::sock_recv(s, 4096);
+        std::string part = co_await std::move(receiving);
+        if (part.empty()) break;
+        answer += part;
+    }
+    co_return answer;
+}
+
 }  // namespace corio_test

@@ -7,6 +7,8 @@
 #include <corio/testing.hpp>
 #include <gtest/gtest-spi.h>
 
+#include "harness_support.hpp"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -20,44 +22,14 @@
 #include <vector>
 
 using namespace corio;
+using corio_test::any_contains;
+using corio_test::failures_of;
+using corio_test::joined;
 using namespace std::chrono_literals;
 
 namespace {
 
 using Log = std::vector<std::string>;
-
-// run_async_test's failures for `fixture` and `body`, intercepted (as tests/test_testing.cpp).
-std::vector<std::string> failures_of(corio::testing::AsyncTest& fixture, std::function<Coro<>()> body) {
-    ::testing::TestPartResultArray results;
-    {
-        ::testing::ScopedFakeTestPartResultReporter reporter(
-            ::testing::ScopedFakeTestPartResultReporter::INTERCEPT_ONLY_CURRENT_THREAD, &results);
-        corio::testing::run_async_test(fixture, std::move(body));
-    }
-    std::vector<std::string> out;
-    for (int i = 0; i < results.size(); ++i) out.emplace_back(results.GetTestPartResult(i).message());
-    return out;
-}
-
-struct PlainFixture : corio::testing::AsyncTest {
-    void TestBody() override {}
-};
-
-std::vector<std::string> failures_of(std::function<Coro<>()> body) {
-    PlainFixture fixture;
-    return failures_of(fixture, std::move(body));
-}
-
-bool any_contains(const std::vector<std::string>& messages, const std::string& part) {
-    return std::any_of(messages.begin(), messages.end(),
-                       [&](const std::string& m) { return m.find(part) != std::string::npos; });
-}
-
-std::string joined(const std::vector<std::string>& messages) {
-    std::string out;
-    for (auto& m : messages) out += m + "\n";
-    return out;
-}
 
 Coro<> forever(bool* cancelled) {
     try {

@@ -2,6 +2,8 @@
 // running loop.
 #include <corio/testing.hpp>
 
+#include "net_support.hpp"
+
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -101,23 +103,7 @@ CORIO_TEST(Introspection, CorioPsTalksToARunningLoop) {
     }
 }
 
-namespace {
-Coro<std::string> ask(std::string path, std::string request) {
-    Socket s = Socket::create(AF_UNIX, SOCK_STREAM);
-    Coro<> connecting = sock_connect(s, SocketAddress::unix_path(path));
-    co_await std::move(connecting);
-    Coro<> sending = sock_sendall(s, std::move(request));
-    co_await std::move(sending);
-    std::string answer;
-    for (;;) {
-        Coro<std::string> receiving = sock_recv(s, 4096);
-        std::string part = co_await std::move(receiving);
-        if (part.empty()) break;
-        answer += part;
-    }
-    co_return answer;
-}
-}  // namespace
+using corio_test::unix_request;
 
 // A client that connects and says nothing holds an fd, not the loop: another client is answered
 // meanwhile, and the silent one is sent nothing (the loop used to block in recv() for 500 ms on
@@ -129,7 +115,7 @@ CORIO_TEST(Introspection, AClientThatSaysNothingDoesNotHoldTheLoop) {
     Coro<> connecting = sock_connect(silent, SocketAddress::unix_path(path));
     co_await std::move(connecting);
     co_await sleep(0s);
-    Coro<std::string> asking = ask(path, "ps\n");
+    Coro<std::string> asking = unix_request(path, "ps\n");
     std::string table = co_await std::move(asking);
     EXPECT_TRUE(contains(table, "NAME")) << table;
     char c;
@@ -150,7 +136,7 @@ CORIO_TEST(Introspection, SilentClientsGiveTheirPlacesBack) {
         co_await std::move(connecting);
     }
     co_await sleep(10s);  // virtual: their deadlines pass
-    Coro<std::string> asking = ask(path, "ps\n");
+    Coro<std::string> asking = unix_request(path, "ps\n");
     std::string table = co_await std::move(asking);
     EXPECT_TRUE(contains(table, "NAME")) << table;
 }

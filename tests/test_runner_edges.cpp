@@ -9,6 +9,7 @@
 #include <corio/testing.hpp>
 
 #include "core_support.hpp"
+#include "net_support.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -373,19 +374,8 @@ namespace {
 Coro<std::string> task_table_over_the_socket() {
     const std::string path = introspection_socket_path(::getpid());
     if (!std::filesystem::exists(path)) co_return "";
-    Socket s = Socket::create(AF_UNIX, SOCK_STREAM);
-    Coro<> connecting = sock_connect(s, SocketAddress::unix_path(path));
-    co_await std::move(connecting);
-    Coro<> sending = sock_sendall(s, std::string("ps\n"));
-    co_await std::move(sending);
-    std::string answer;
-    for (;;) {
-        Coro<std::string> receiving = sock_recv(s, 4096);
-        std::string part = co_await std::move(receiving);
-        if (part.empty()) break;
-        answer += part;
-    }
-    co_return answer;
+    Coro<std::string> asking = corio_test::unix_request(path, "ps\n");
+    co_return co_await std::move(asking);
 }
 }  // namespace
 

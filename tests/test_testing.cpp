@@ -3,6 +3,8 @@
 #include <corio/testing.hpp>
 #include <gtest/gtest-spi.h>
 
+#include "harness_support.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -14,6 +16,9 @@
 #include <vector>
 
 using namespace corio;
+using corio_test::any_contains;
+using corio_test::failures_of;
+using corio_test::joined;
 
 namespace {
 
@@ -81,36 +86,6 @@ public:
 private:
     std::optional<std::string> previous_;
 };
-
-struct PlainFixture : corio::testing::AsyncTest {
-    void TestBody() override {}
-};
-
-// run_async_test's failures, intercepted: an overrun reports more than one, which
-// EXPECT_NONFATAL_FAILURE (exactly one) cannot take.
-std::vector<std::string> failures_of(std::function<Coro<>()> body) {
-    ::testing::TestPartResultArray results;
-    {
-        ::testing::ScopedFakeTestPartResultReporter reporter(
-            ::testing::ScopedFakeTestPartResultReporter::INTERCEPT_ONLY_CURRENT_THREAD, &results);
-        PlainFixture fixture;
-        corio::testing::run_async_test(fixture, std::move(body));
-    }
-    std::vector<std::string> out;
-    for (int i = 0; i < results.size(); ++i) out.emplace_back(results.GetTestPartResult(i).message());
-    return out;
-}
-
-bool any_contains(const std::vector<std::string>& messages, const std::string& part) {
-    return std::any_of(messages.begin(), messages.end(),
-                       [&](const std::string& m) { return m.find(part) != std::string::npos; });
-}
-
-std::string joined(const std::vector<std::string>& messages) {
-    std::string out;
-    for (auto& m : messages) out += m + "\n";
-    return out;
-}
 
 // Keeps one callback in the ready queue for as long as the loop runs, so that the loop's close()
 // drops it after the loop has started refusing other threads; its last copy then takes `delay`
