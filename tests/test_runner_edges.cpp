@@ -110,17 +110,22 @@ Coro<int> signal_then_wait(int sig, int fd) {
     co_return 0;
 }
 
-// The first signal cancels main; its cleanup sends the second one, then awaits a while.
-Coro<int> second_signal_during_cleanup(int sig, int fd) {
-    bool cancelled = false;
+// Sleeps for `d`; true if the sleep was cancelled.
+Coro<bool> cancelled_while_sleeping(Clock::duration d) {
     try {
-        ::raise(sig);
-        auto s = sleep(1h);
+        auto s = sleep(d);
         co_await std::move(s);
     } catch (const CancelledError&) {
-        cancelled = true;
+        co_return true;
     }
-    if (cancelled) {
+    co_return false;
+}
+
+// The first signal cancels main; its cleanup sends the second one, then awaits a while.
+Coro<int> second_signal_during_cleanup(int sig, int fd) {
+    ::raise(sig);
+    Coro<bool> first = cancelled_while_sleeping(1h);
+    if (co_await std::move(first)) {
         say(fd, "cleanup;");
         ::raise(sig);
         auto s = sleep(5s);
@@ -134,24 +139,12 @@ Coro<int> second_signal_during_cleanup(int sig, int fd) {
 // A task still running when main returns: cancelled by the shutdown, its cleanup takes a while
 // (an hour, unless cancelled again), and Ctrl-C comes during it. `second` sends another.
 Coro<> slow_to_shut_down(int sig, int fd, bool second) {
-    bool cancelled = false;
-    try {
-        auto s = sleep(1h);
-        co_await std::move(s);
-    } catch (const CancelledError&) {
-        cancelled = true;
-    }
-    if (!cancelled) co_return;
+    Coro<bool> first = cancelled_while_sleeping(1h);
+    if (!co_await std::move(first)) co_return;
     say(fd, "cleanup;");
     ::raise(sig);
-    bool cancelled_again = false;
-    try {
-        auto s = sleep(1h);
-        co_await std::move(s);
-    } catch (const CancelledError&) {
-        cancelled_again = true;
-    }
-    if (!cancelled_again) co_return;
+    Coro<bool> again = cancelled_while_sleeping(1h);
+    if (!co_await std::move(again)) co_return;
     say(fd, "cancelled again;");
     if (second) {
         ::raise(sig);
