@@ -446,3 +446,35 @@ CORIO_TEST(TaskGroup, ChildrenFailingInTheSameTickAreAllReported) {
     log.push_back(result);
     EXPECT_EQ(log, (Log{"body after sleep", "child 1 raises", "child 2 raises", "body after sleep(0)", "EG[1,2]"}));
 }
+
+namespace {
+Coro<> fails_at_once() {
+    co_await sleep(0s);
+    throw std::runtime_error("child failed");
+}
+}  // namespace
+
+// F2 / TG4: the group's done callback was added before the body awaited the child, so it runs
+// first: the group cancels the body, which sees CancelledError at `co_await child`, not the
+// child's error (CPython 3.11 prints the same for this program).
+CORIO_TEST(TaskGroup, ABodyAwaitingAFailingChildIsCancelledByTheGroupFirst) {
+    std::string seen = "nothing";
+    std::string result = "no error";
+    try {
+        co_await task_group([&seen](TaskGroup& tg) -> Coro<> {
+            Task<> child = tg.create_task(fails_at_once());
+            try {
+                co_await child;
+            } catch (const CancelledError&) {
+                seen = "CancelledError";
+                throw;
+            } catch (const std::exception& e) {
+                seen = e.what();
+            }
+        });
+    } catch (const ExceptionGroup& eg) {
+        result = shape(std::make_exception_ptr(eg));
+    }
+    EXPECT_EQ(seen, "CancelledError");
+    EXPECT_EQ(result, "EG[child failed]");
+}

@@ -438,21 +438,25 @@ void TaskBase::report_swallowed_cancel() noexcept {
 
 void TaskBase::finish_task(State s, std::exception_ptr e) noexcept {
     loop_->unregister_task(*this);
-    finish(s, std::move(e));
+    // The owner (a TaskGroup) hears of it from a callback queued before the task's waiters are
+    // woken, as asyncio's TaskGroup does from the done callback it added first (F2): what was
+    // already ready runs first (a sibling woken in the same tick fails on its own instead of
+    // being cancelled by the first failure), and the group acts before a body awaiting this
+    // child resumes (it sees CancelledError, not the child's error). A group destroyed
+    // meanwhile (loop teardown) has cleared the owner.
+    TaskOwner* tell_now = nullptr;
     if (TaskOwner* owner = this->owner()) {
-        // The owner (a TaskGroup) hears of it on a later step, as asyncio's TaskGroup does from
-        // a done callback (F2): what was already ready runs first, so a sibling woken in the
-        // same tick still fails on its own instead of being cancelled by the first failure.
-        // A group destroyed meanwhile (loop teardown) has cleared the owner.
         try {
             AnyTask child(this);
             loop_->call_soon([child]() {
                 if (TaskOwner* o = child.state()->owner()) o->on_child_done(*child.state());
             });
         } catch (...) {
-            owner->on_child_done(*this);  // no memory for the callback: told at once
+            tell_now = owner;  // no memory for the callback: told at once, once it is done
         }
     }
+    finish(s, std::move(e));
+    if (tell_now) tell_now->on_child_done(*this);
     release();  // the loop's reference: may delete this
 }
 
