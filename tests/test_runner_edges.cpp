@@ -157,6 +157,43 @@ Coro<> slow_to_shut_down(int sig, int fd, bool second) {
     say(fd, "cleanup done;");
 }
 
+// Cleanup that takes only a few ticks of ready work, with Ctrl-C in the middle: the loop may
+// not have read its signal pipe by the time the shutdown is over.
+Coro<> short_cleanup_interrupted(int fd) {
+    Coro<bool> waiting = cancelled_while_sleeping(1h);
+    if (!co_await std::move(waiting)) co_return;
+    ::raise(SIGINT);
+    for (int i = 0; i < 3; ++i) {
+        auto s = sleep(0s);
+        co_await std::move(s);
+    }
+    say(fd, "cleanup done;");
+}
+
+Coro<int> leaves_a_short_cleanup(int fd) {
+    Task<> background = create_task(short_cleanup_interrupted(fd));
+    auto started = sleep(0s);
+    co_await std::move(started);
+    co_return 7;
+}
+
+// Ctrl-C as main finishes: the handler runs in main's last tick (a pending receive makes the
+// loop read its pipe every tick), when there is no main left to cancel.
+Coro<> waits_on_a_socket(Socket* s) {
+    Coro<std::string> receiving = sock_recv(*s, 10);
+    (void)co_await std::move(receiving);
+}
+
+Coro<int> interrupted_as_it_returns(Socket* s) {
+    Task<> background = create_task(waits_on_a_socket(s));
+    auto started = sleep(0s);
+    co_await std::move(started);
+    ::raise(SIGINT);
+    auto last = sleep(0s);
+    co_await std::move(last);
+    co_return 7;
+}
+
 Coro<int> leaves_a_slow_task(int sig, int fd, bool second) {
     Task<> background = create_task(slow_to_shut_down(sig, fd, second));  // still running when main returns
     auto started = sleep(0s);
@@ -234,6 +271,67 @@ TEST(RunTermSignal, SignalDuringTheShutdownCancelsWhatRunsThenRaisesKeyboardInte
         ASSERT_TRUE(WIFSIGNALED(killed.status)) << killed.output;
         EXPECT_EQ(WTERMSIG(killed.status), sig);
         EXPECT_EQ(killed.output, "cleanup;cancelled again;");
+    }
+}
+
+// runners.md:21-27: a Ctrl-C during a shutdown too short for the loop to read its signal pipe is
+// still taken (it was dropped with the pipe, and run() returned normally).
+TEST(RunTermSignal, SignalDuringAShortShutdownIsNotLost) {
+    ChildOutcome child = in_child([](int fd) {
+        try {
+            int r = corio::run(leaves_a_short_cleanup(fd));
+            say(fd, "returned " + std::to_string(r) + ";");
+        } catch (const KeyboardInterrupt& k) {
+            say(fd, "KeyboardInterrupt " + std::to_string(k.signal()) + ";");
+        }
+    });
+    ASSERT_TRUE(child.finished) << child.output;
+    ASSERT_TRUE(WIFEXITED(child.status)) << child.output;
+    EXPECT_EQ(child.output, "cleanup done;KeyboardInterrupt " + std::to_string(SIGINT) + ";");
+}
+
+// A Ctrl-C handled as main finishes, with no main left to cancel, is KeyboardInterrupt all the
+// same (asyncio's _on_sigint raises it): from Runner::run, and from corio::run after the shutdown.
+// It used to cancel the other tasks and vanish.
+TEST(RunTermSignal, SignalHandledAsMainFinishesIsKeyboardInterrupt) {
+    for (bool through_run : {true, false}) {
+        ChildOutcome child = in_child([through_run](int fd) {
+            auto [s, peer] = corio_test::unix_socket_pair();
+            try {
+                if (through_run) {
+                    int r = corio::run(interrupted_as_it_returns(&s));
+                    say(fd, "returned " + std::to_string(r) + ";");
+                } else {
+                    Runner runner;
+                    try {
+                        int r = runner.run(interrupted_as_it_returns(&s));
+                        say(fd, "run returned " + std::to_string(r) + ";");
+                    } catch (const KeyboardInterrupt& k) {
+                        say(fd, "run: KeyboardInterrupt " + std::to_string(k.signal()) + ";");
+                    }
+                    runner.close();
+                    say(fd, "closed;");
+                }
+            } catch (const KeyboardInterrupt& k) {
+                say(fd, "KeyboardInterrupt " + std::to_string(k.signal()) + ";");
+            }
+        });
+        ASSERT_TRUE(child.finished) << child.output;
+        ASSERT_TRUE(WIFEXITED(child.status)) << child.output;
+        const std::string sigint = std::to_string(SIGINT);
+        EXPECT_EQ(child.output, through_run ? "KeyboardInterrupt " + sigint + ";" : "run: KeyboardInterrupt " + sigint + ";closed;");
+    }
+}
+
+// runners.md:24-25: close() after the loop was closed by hand does nothing more, whether Ctrl-C
+// is handled or not (watching it needed an open loop: "Event loop is closed").
+TEST(RunShutdownStop, CloseAfterTheLoopWasClosedByHandSucceeds) {
+    for (bool handle_sigint : {true, false}) {
+        RunOptions options;
+        options.handle_sigint = handle_sigint;
+        Runner runner(std::move(options));
+        runner.get_loop().close();
+        EXPECT_NO_THROW(runner.close()) << "handle_sigint=" << handle_sigint;
     }
 }
 

@@ -65,6 +65,9 @@ private:
     // KeyboardInterrupt; a second signal ends the process.
     void watch_signals(detail::TaskBase* main);
     void unwatch_signals() noexcept;
+    // Runs the handlers of signals already in the loop's pipe (the shutdown may have been too
+    // short for the loop to read it).
+    void take_pending_signals();
 
     RunOptions options_;
     std::unique_ptr<EventLoop> loop_;
@@ -72,6 +75,7 @@ private:
     std::vector<int> watched_;
     // corio::run closes the runner as soon as main is done: the signals stay watched in between.
     bool closes_after_run_ = false;
+    bool shutting_down_ = false;
     bool closed_ = false;
 };
 

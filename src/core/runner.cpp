@@ -45,6 +45,8 @@ EventLoop& Runner::prepare_run() {
 struct Runner::Interrupts {
     int count = 0;
     int last_signal = 0;
+    // The first signal found main done (or gone): run() or close() throws KeyboardInterrupt.
+    bool undelivered = false;
 };
 
 void Runner::watch_signals(detail::TaskBase* main) {
@@ -63,10 +65,11 @@ void Runner::watch_signals(detail::TaskBase* main) {
             if (++seen->count == 1) {
                 if (target && !target->done()) {
                     target->cancel();
-                } else {
-                    // During the shutdown: what still runs (a slow cleanup) is cancelled again.
-                    loop_->tasks().for_each([](detail::TaskBase& t) { t.cancel({}); });
+                    return;
                 }
+                seen->undelivered = true;
+                // During the shutdown: what still runs (a slow cleanup) is cancelled again.
+                if (shutting_down_) loop_->tasks().for_each([](detail::TaskBase& t) { t.cancel({}); });
                 return;
             }
             // A second signal: the user means it.
@@ -96,6 +99,12 @@ void Runner::run_main(detail::TaskBase& main) {
     loop_->run_until([&] { return main.done(); });
     if (interrupts_->count > 0 && main.cancelled() && main.uncancel() == 0) {
         main.mark_retrieved();
+        throw KeyboardInterrupt(interrupts_->last_signal);
+    }
+    // A signal handled as main finished (asyncio's _on_sigint raises KeyboardInterrupt then):
+    // corio::run's close() throws it, after the shutdown.
+    if (interrupts_->undelivered && !closes_after_run_) {
+        interrupts_->undelivered = false;
         throw KeyboardInterrupt(interrupts_->last_signal);
     }
 }
@@ -180,22 +189,40 @@ void Runner::close() {
     // Ctrl-C is watched through the shutdown too (asyncio's runner puts back Python's handler,
     // which raises KeyboardInterrupt): a signal that comes now cancels what still runs, and
     // close() then throws KeyboardInterrupt; a second one ends the process.
+    // KeyboardInterrupt wins over an error of the shutdown itself (a stop() during it).
     if (!interrupts_) interrupts_ = std::make_shared<Interrupts>();
-    const int interrupts_before = interrupts_->count;
+    shutting_down_ = true;
     std::exception_ptr failure;
     try {
-        watch_signals(nullptr);
+        if (!loop_->is_closed()) watch_signals(nullptr);  // a loop closed by hand runs nothing more
         cancel_all_tasks();
         shutdown_asyncgens();
     } catch (...) {
         failure = std::current_exception();
     }
     loop_->shutdown_default_executor();
+    try {
+        take_pending_signals();
+    } catch (...) {
+        if (!failure) failure = std::current_exception();
+    }
     unwatch_signals();
     loop_->close();
     loop_.reset();
-    if (interrupts_->count > interrupts_before && !failure) throw KeyboardInterrupt(interrupts_->last_signal);
+    if (interrupts_->undelivered) {
+        interrupts_->undelivered = false;
+        throw KeyboardInterrupt(interrupts_->last_signal);
+    }
     if (failure) std::rethrow_exception(failure);
+}
+
+void Runner::take_pending_signals() {
+    if (watched_.empty() || loop_->is_closed()) return;
+    loop_->read_pending_signals();
+    // The handlers it queued run before this marker (the ready queue is FIFO).
+    auto flushed = std::make_shared<bool>(false);
+    loop_->call_soon([flushed] { *flushed = true; });
+    loop_->run_until([&] { return *flushed; });
 }
 
 }  // namespace corio

@@ -160,6 +160,10 @@ void EventLoop::set_fallback_signal_handler(int sig, std::function<void()> handl
     signals_->fallback[sig] = std::move(handler);
 }
 
+void EventLoop::read_pending_signals() {
+    if (signals_ && signals_->reading && !is_closed()) backend_->poll(std::chrono::nanoseconds(0));
+}
+
 void EventLoop::clear_fallback_signal_handler(int sig) noexcept {
     if (!signals_ || !signals_->fallback.erase(sig)) return;
     // An application's handler stays (asyncio's runner leaves a loop handler alone too).
