@@ -402,3 +402,70 @@ CORIO_TEST(SocketStreams, MakeStreamsOfAClosedSocketThrowsEbadf) {
     }
     co_return;
 }
+
+namespace {
+struct CrossLoop {
+    std::latch used{1};
+    std::latch release_a{1};
+    std::latch a_stopped{1};
+    std::latch done{1};
+    Socket s;
+};
+
+// On loop A: uses the socket, hands it over, and keeps the loop running until released.
+Coro<> use_then_hand_over(CrossLoop* h) {
+    Coro<> sending = sock_sendall(h->s, "from A");
+    co_await std::move(sending);
+    h->used.count_down();
+    h->release_a.wait();
+}
+
+// On loop B: uses the socket (A forgets it), lets A stop if it still runs, closes the socket and
+// reads what the peer gets, up to the end.
+Coro<std::string> use_close_and_read(CrossLoop* h, Socket* peer, bool a_running) {
+    Coro<> sending = sock_sendall(h->s, "from B");
+    co_await std::move(sending);
+    if (a_running) h->release_a.count_down();
+    h->s.close();
+    std::string all;
+    for (;;) {
+        Coro<std::string> bounded = wait_for(sock_recv(*peer, 100), 5s);
+        std::string part;
+        try {
+            part = co_await std::move(bounded);
+        } catch (const TimeoutError&) {
+            co_return all + "<no end after 5 s>";
+        }
+        if (part.empty()) co_return all + "<end>";
+        all += part;
+    }
+}
+}  // namespace
+
+// A socket taken from loop A (running on another thread, or idle there) and closed on loop B
+// ends the connection: a running A gets the original to forget and close, which it does at its
+// next tick or as it stops (it kept it until it next ran), and the socket goes on with a
+// duplicate; an idle A is told the number only, and the socket keeps its fd.
+TEST(SocketLoops, ASocketTakenFromAnotherThreadsLoopEndsItsConnectionWhenClosed) {
+    for (bool a_running : {true, false}) {
+        CrossLoop h;
+        auto [s, peer] = unix_socket_pair();
+        h.s = std::move(s);
+        std::thread loop_a([&h] {
+            Runner a;
+            a.run(use_then_hand_over(&h));
+            h.a_stopped.count_down();
+            h.done.wait();
+        });
+        h.used.wait();
+        if (!a_running) {
+            h.release_a.count_down();
+            h.a_stopped.wait();  // A idles, open, on its thread
+        }
+        Runner b;
+        std::string got = b.run(use_close_and_read(&h, &peer, a_running));
+        h.done.count_down();
+        loop_a.join();
+        EXPECT_EQ(got, "from Afrom B<end>") << (a_running ? "A running" : "A idle");
+    }
+}

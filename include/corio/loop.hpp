@@ -151,6 +151,17 @@ public:
     // Keeps `loop` from being destroyed while the lock is held; an empty lock when it is gone
     // already. For another thread that must reach a loop it does not own.
     static std::unique_lock<std::mutex> lock_if_alive(const EventLoop* loop);
+    // For another thread's code letting go of an fd this loop may know (a socket closed,
+    // released or moved to another loop): the loop forgets it on its own thread (at its next
+    // tick, as it stops running, or when it next runs or closes), so nothing of it stays for a
+    // later file with that number. `Close`: the loop closes the fd after (the number cannot go
+    // to another file first, and io_uring cancels by a number that must still be open).
+    // `CloseIfRunning`: the same while the loop runs; an idle loop forgets the number only, and
+    // the fd stays the caller's. `Forget`: never closed (the number alone). True when the loop
+    // is to close the fd: the caller must not touch it again. Nothing is queued on a closed
+    // loop (false).
+    enum class FdHandOffMode { Close, CloseIfRunning, Forget };
+    bool hand_off_fd(int fd, FdHandOffMode mode) noexcept;
     bool is_closed() const noexcept { return closed_.load(std::memory_order_relaxed); }
     void close();
 
@@ -340,6 +351,13 @@ private:
     std::vector<std::uintptr_t> inbox_;
     std::vector<std::uintptr_t> inbox_spare_;
     std::atomic<bool> inbox_nonempty_{false};
+    struct FdHandOff {
+        int fd;
+        bool close_it;
+    };
+    std::vector<FdHandOff> fd_hand_offs_;  // under inbox_mutex_
+    std::vector<FdHandOff> fd_hand_offs_spare_;
+    void forget_handed_off_fds(std::vector<FdHandOff>& fds) noexcept;
 
     detail::TaskBase* current_task_ = nullptr;
     detail::IntrusiveList<detail::TaskBase, detail::AllTasksTag> tasks_;

@@ -24,9 +24,9 @@ namespace detail {
 EventLoop* running_loop() noexcept;
 // Closes `fd`, which `loop` may have used, after that loop's backend and the running loop's have
 // forgotten it: a stale registration would leave a new file with the same number waiting
-// forever. A loop of another thread's (running there, or idle and last run there) is not
-// touched from here: it forgets and closes the fd itself, through its inbox, so the number
-// cannot come back for another file first.
+// forever. A loop of another thread's is not touched from here: one running there forgets and
+// closes the fd itself (EventLoop::hand_off_fd), so the number cannot come back for another
+// file first; one idle there forgets it before it runs again, and the fd is closed at once.
 void close_fd_on(EventLoop* loop, int fd) noexcept;
 // The same without closing (the fd leaves `loop`'s hands: Socket::release(), a socket now used
 // on another loop). Returns the number to go on with: `fd`, or a duplicate when `loop` runs on

@@ -1,5 +1,7 @@
 #include "corio/loop.hpp"
 
+#include <unistd.h>
+
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -252,10 +254,36 @@ void EventLoop::drain_inbox() {
     {
         std::lock_guard lock(inbox_mutex_);
         std::swap(inbox_, inbox_spare_);
+        std::swap(fd_hand_offs_, fd_hand_offs_spare_);
         inbox_nonempty_.store(false, std::memory_order_release);
     }
+    forget_handed_off_fds(fd_hand_offs_spare_);
     for (std::uintptr_t item : inbox_spare_) ready_push(item);
     inbox_spare_.clear();
+}
+
+bool EventLoop::hand_off_fd(int fd, FdHandOffMode mode) noexcept {
+    // Decided under the lock that stopping takes too: a loop that runs now forgets (and
+    // closes) the fd at its next tick or as it stops, never later.
+    std::lock_guard lock(inbox_mutex_);
+    if (closed_.load(std::memory_order_relaxed)) return false;
+    const bool running = running_.load(std::memory_order_relaxed);
+    const bool close_it = mode == FdHandOffMode::Close || (mode == FdHandOffMode::CloseIfRunning && running);
+    try {
+        fd_hand_offs_.push_back({fd, close_it});
+    } catch (const std::bad_alloc&) {
+        return false;  // no memory: the loop keeps what it knew of the fd
+    }
+    if (!inbox_nonempty_.exchange(true, std::memory_order_acq_rel) && running) backend_->wakeup();
+    return close_it;
+}
+
+void EventLoop::forget_handed_off_fds(std::vector<FdHandOff>& fds) noexcept {
+    for (const FdHandOff& h : fds) {
+        backend_->release_fd(h.fd);
+        if (h.close_it) ::close(h.fd);
+    }
+    fds.clear();
 }
 
 void EventLoop::shuffle_ready(std::size_t n) noexcept {
@@ -442,7 +470,15 @@ EventLoop::RunningScope::RunningScope(EventLoop& l) : loop(l), previous(detail::
 }
 
 EventLoop::RunningScope::~RunningScope() {
-    loop.running_ = false;
+    std::vector<FdHandOff> handed;
+    {
+        // Other threads' hand-offs that came while it ran are dealt with before it idles: the
+        // fds they leave it to close would otherwise stay open until it runs again.
+        std::lock_guard lock(loop.inbox_mutex_);
+        loop.running_ = false;
+        std::swap(handed, loop.fd_hand_offs_);
+    }
+    loop.forget_handed_off_fds(handed);
     detail::t_running = previous;
 }
 
@@ -498,6 +534,14 @@ void EventLoop::close() {
         g->loop_closing();
     }
     signals_.reset();
+    {
+        std::vector<FdHandOff> handed;  // from other threads while it idled
+        {
+            std::lock_guard lock(inbox_mutex_);
+            std::swap(handed, fd_hand_offs_);
+        }
+        forget_handed_off_fds(handed);
+    }
     // The default executor is joined below without running the loop, which is half closed
     // (corio::run has shut it down before, with the loop running). A call of its waiting for a
     // callback of ours (run_coroutine_threadsafe's future, answered by a callback from the

@@ -126,7 +126,7 @@ int Socket::release() noexcept {
     if (fd < 0) return fd;
     // The running loop may have used the fd too (through its number alone): forgetting an fd
     // it never saw costs nothing.
-    if (EventLoop* running = detail::running_loop(); running && running != loop) running->backend().release_fd(fd);
+    if (EventLoop* running = detail::running_loop(); running && loop && running != loop) running->backend().release_fd(fd);
     return detail::forget_keeping(loop, fd);
 }
 
@@ -139,53 +139,6 @@ void Socket::close() noexcept {
 
 namespace detail {
 
-namespace {
-// An fd handed to another thread's loop. Whoever takes it out of the box (the loop running the
-// callback, the callback dropped unrun, or the caller whose hand-off failed) deals with it, so
-// it is closed exactly once.
-struct FdBox {
-    explicit FdBox(int fd) noexcept : fd(fd) {}
-    std::atomic<int> fd;
-};
-
-class FdHandOff {
-public:
-    FdHandOff(std::shared_ptr<FdBox> box, bool close_it) noexcept : box_(std::move(box)), close_(close_it) {}
-    FdHandOff(FdHandOff&&) noexcept = default;
-    FdHandOff(const FdHandOff&) = delete;
-    FdHandOff& operator=(const FdHandOff&) = delete;
-    ~FdHandOff() {
-        if (!box_ || !close_) return;
-        if (int fd = box_->fd.exchange(-1); fd >= 0) ::close(fd);  // dropped unrun by a closing loop
-    }
-    void operator()() noexcept {
-        int fd = box_->fd.exchange(-1);
-        if (fd < 0) return;
-        if (EventLoop* loop = running_loop()) loop->backend().release_fd(fd);
-        if (close_) ::close(fd);
-    }
-
-private:
-    std::shared_ptr<FdBox> box_;
-    bool close_;
-};
-
-// True when `loop` (another thread's) took the fd; false when it is still the caller's.
-bool hand_to_loop(EventLoop* loop, int fd, bool close_it) noexcept {
-    std::shared_ptr<FdBox> box;
-    try {
-        box = std::make_shared<FdBox>(fd);
-        loop->call_soon_threadsafe(FdHandOff(box, close_it));
-        return true;
-    } catch (...) {
-        // Refused (the loop closed meanwhile: it holds nothing of the fd) or out of memory. The
-        // callback, if it was made, may have closed the fd as it was dropped.
-        return box && box->fd.exchange(-1) < 0;
-    }
-}
-
-}  // namespace
-
 void close_fd_on(EventLoop* loop, int fd) noexcept {
     EventLoop* running = running_loop();
     if (loop && loop != running) {
@@ -194,8 +147,8 @@ void close_fd_on(EventLoop* loop, int fd) noexcept {
         if (alive && !loop->is_closed()) {
             if (loop->owned_by_this_thread() && !loop->is_running()) {
                 loop->backend().release_fd(fd);
-            } else if (hand_to_loop(loop, fd, true)) {
-                return;
+            } else if (loop->hand_off_fd(fd, EventLoop::FdHandOffMode::Close)) {
+                return;  // it forgets and closes the fd on its own thread
             }
         }
     }
@@ -217,16 +170,19 @@ int forget_keeping(EventLoop* loop, int fd) noexcept {
         loop->backend().release_fd(fd);
         return fd;
     }
-    // Another thread's loop forgets on its own thread, later. By then the caller may have
-    // closed the fd and the number gone to another file, which the loop would forget instead:
-    // the loop gets the original to forget and close, the caller a duplicate (same socket).
-    int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (copy < 0) {
-        (void)hand_to_loop(loop, fd, false);  // no fd to spare: the old way, at the race's risk
+    // Another thread's loop forgets on its own thread, later. One running there may meanwhile
+    // see the caller close the fd and the number go to another file, which it would forget
+    // instead: it gets the original to forget and close, the caller a duplicate (same socket,
+    // same close-on-exec flag, never 0-2). One idle there forgets before it runs anything
+    // again: the caller keeps its fd.
+    const int fd_flags = ::fcntl(fd, F_GETFD);
+    const int copy = ::fcntl(fd, fd_flags >= 0 && (fd_flags & FD_CLOEXEC) ? F_DUPFD_CLOEXEC : F_DUPFD, 3);
+    if (copy < 0) {  // no fd to spare: the number alone, at the race's risk
+        (void)loop->hand_off_fd(fd, EventLoop::FdHandOffMode::Forget);
         return fd;
     }
-    if (hand_to_loop(loop, fd, true)) return copy;
-    ::close(copy);  // refused: the loop holds nothing of it
+    if (loop->hand_off_fd(fd, EventLoop::FdHandOffMode::CloseIfRunning)) return copy;
+    ::close(copy);
     return fd;
 }
 

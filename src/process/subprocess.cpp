@@ -160,7 +160,7 @@ Coro<Process> spawn_process(std::vector<std::string> argv, SubprocessOptions opt
         if (s.find('\0') != std::string::npos)
             throw std::invalid_argument(std::string("create_subprocess_exec: embedded null byte in ") + where);
     };
-    for (const auto& a : argv) refuse_nul(a, "argv");
+    for (const auto& a : argv) refuse_nul(a, "the arguments");
     if (options.env)
         for (const auto& e : *options.env) refuse_nul(e, "env");
     if (options.cwd) refuse_nul(*options.cwd, "cwd");
