@@ -323,6 +323,42 @@ TEST(RunTermSignal, SignalHandledAsMainFinishesIsKeyboardInterrupt) {
     }
 }
 
+namespace {
+Coro<int> interrupted_in_the_last_step() {
+    auto s = sleep(0s);
+    co_await std::move(s);
+    ::raise(SIGINT);  // a Ctrl-C during main's last stretch of synchronous work
+    co_return 1;
+}
+
+Coro<int> short_main() {
+    auto s = sleep(1ms);
+    co_await std::move(s);
+    co_return 2;
+}
+}  // namespace
+
+// A Runner used for several runs: a Ctrl-C during main's last step is that run()'s
+// KeyboardInterrupt (asyncio raises it there); it stayed in the signal pipe, run() returned
+// normally, and the next run()'s main was cancelled by it.
+TEST(RunTermSignal, SignalInMainsLastStepBelongsToThatRun) {
+    ChildOutcome child = in_child([](int fd) {
+        Runner runner;
+        for (int round = 0; round < 2; ++round) {
+            try {
+                int r = round == 0 ? runner.run(interrupted_in_the_last_step()) : runner.run(short_main());
+                say(fd, "returned " + std::to_string(r) + ";");
+            } catch (const KeyboardInterrupt& k) {
+                say(fd, "KeyboardInterrupt " + std::to_string(k.signal()) + ";");
+            }
+        }
+        runner.close();
+    });
+    ASSERT_TRUE(child.finished) << child.output;
+    ASSERT_TRUE(WIFEXITED(child.status)) << child.output;
+    EXPECT_EQ(child.output, "KeyboardInterrupt " + std::to_string(SIGINT) + ";returned 2;");
+}
+
 // runners.md:24-25: close() after the loop was closed by hand does nothing more, whether Ctrl-C
 // is handled or not (watching it needed an open loop: "Event loop is closed").
 TEST(RunShutdownStop, CloseAfterTheLoopWasClosedByHandSucceeds) {

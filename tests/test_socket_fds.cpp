@@ -11,9 +11,11 @@
 
 #include "net_support.hpp"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <latch>
 #include <string>
@@ -468,4 +470,44 @@ TEST(SocketLoops, ASocketTakenFromAnotherThreadsLoopEndsItsConnectionWhenClosed)
         loop_a.join();
         EXPECT_EQ(got, "from Afrom B<end>") << (a_running ? "A running" : "A idle");
     }
+}
+
+// EventLoop::hand_off_fd from another thread just as the loop starts a run: the loop must wake
+// for it (it could have read its inbox flag down before the hand-off raised it, then slept with
+// the flag stuck up: the fd stayed open, and every later call_soon_threadsafe skipped its
+// wake-up too). Each round: the loop starts, the fd is handed off, its peer must see the end.
+TEST(SocketLoops, AnFdHandedOffAsTheLoopStartsIsClosedPromptly) {
+    EventLoop loop;
+    std::atomic<int> go{0};
+    std::atomic<bool> done{false};
+    std::atomic<bool> quit{false};
+    std::thread runner([&] {
+        int seen = 0;
+        for (;;) {
+            int g;
+            while ((g = go.load()) == seen && !quit.load()) std::this_thread::yield();
+            if (quit.load()) break;
+            seen = g;
+            loop.run_until([&] { return done.load(); });
+        }
+    });
+    int stranded = 0;
+    for (int round = 1; round <= 300 && stranded == 0; ++round) {
+        int sv[2];
+        ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        done = false;
+        go.store(round);
+        for (volatile int k = 0; k < (round % 64) * 4; k = k + 1) {
+        }
+        if (!loop.hand_off_fd(sv[0], EventLoop::FdHandOffMode::Close)) ::close(sv[0]);
+        pollfd p{sv[1], POLLIN, 0};
+        if (::poll(&p, 1, 5000) == 0) ++stranded;  // the end never came
+        loop.call_soon_threadsafe([&] { done = true; });
+        if (stranded) loop.backend().wakeup();  // so that a failure ends instead of hanging
+        while (loop.is_running() || !done.load()) std::this_thread::yield();
+        ::close(sv[1]);
+    }
+    quit = true;
+    runner.join();
+    EXPECT_EQ(stranded, 0);
 }

@@ -210,8 +210,8 @@ public:
     void clear_fallback_signal_handler(int sig) noexcept;
     // Reads the signal pipe now, without waiting, and queues the handlers of what came (while
     // work is ready the loop asks the kernel only one tick in 64): the runner's last look
-    // before it lets Ctrl-C go back to its default.
-    void read_pending_signals();
+    // before it lets Ctrl-C go back to its default. True when a signal came.
+    bool read_pending_signals();
 
     IoBackend& backend() noexcept { return *backend_; }
     // Throws std::logic_error once shutdown_default_executor() has been called (asyncio's

@@ -24,9 +24,10 @@ namespace detail {
 EventLoop* running_loop() noexcept;
 // Closes `fd`, which `loop` may have used, after that loop's backend and the running loop's have
 // forgotten it: a stale registration would leave a new file with the same number waiting
-// forever. A loop of another thread's is not touched from here: one running there forgets and
-// closes the fd itself (EventLoop::hand_off_fd), so the number cannot come back for another
-// file first; one idle there forgets it before it runs again, and the fd is closed at once.
+// forever. A loop of another thread's is not touched from here: it forgets and closes the fd
+// itself (EventLoop::hand_off_fd), at its next tick or as it stops if it runs, else when it
+// next runs or closes, so the number cannot come back for another file first (and io_uring can
+// still cancel by it what the loop has in flight on the fd).
 void close_fd_on(EventLoop* loop, int fd) noexcept;
 // The same without closing (the fd leaves `loop`'s hands: Socket::release(), a socket now used
 // on another loop). Returns the number to go on with: `fd`, or a duplicate when `loop` runs on
@@ -90,6 +91,9 @@ public:
     // A new non-blocking, close-on-exec socket; throws std::system_error.
     static Socket create(int family, int type, int protocol = 0);
 
+    // May change when the socket is used on another loop while its loop runs on another
+    // thread (that loop gets the original to forget and close; the socket goes on with a
+    // duplicate): take it afresh rather than keep it.
     int fileno() const noexcept { return fd_; }
     explicit operator bool() const noexcept { return fd_ >= 0; }
     // Gives the fd up without closing it; the loops that used it forget it first, so that the

@@ -267,14 +267,17 @@ bool EventLoop::hand_off_fd(int fd, FdHandOffMode mode) noexcept {
     // closes) the fd at its next tick or as it stops, never later.
     std::lock_guard lock(inbox_mutex_);
     if (closed_.load(std::memory_order_relaxed)) return false;
-    const bool running = running_.load(std::memory_order_relaxed);
-    const bool close_it = mode == FdHandOffMode::Close || (mode == FdHandOffMode::CloseIfRunning && running);
+    const bool close_it = mode == FdHandOffMode::Close ||
+                          (mode == FdHandOffMode::CloseIfRunning && running_.load(std::memory_order_relaxed));
     try {
         fd_hand_offs_.push_back({fd, close_it});
     } catch (const std::bad_alloc&) {
         return false;  // no memory: the loop keeps what it knew of the fd
     }
-    if (!inbox_nonempty_.exchange(true, std::memory_order_acq_rel) && running) backend_->wakeup();
+    // Woken whenever the flag goes up, as push_threadsafe does: a loop starting to run may
+    // have read the flag down already, and would otherwise sleep with it stuck up (every later
+    // push_threadsafe would then skip its wake-up too).
+    if (!inbox_nonempty_.exchange(true, std::memory_order_acq_rel)) backend_->wakeup();
     return close_it;
 }
 

@@ -97,6 +97,8 @@ void Runner::run_main(detail::TaskBase& main) {
         }
     } unwatch{*this};
     loop_->run_until([&] { return main.done(); });
+    // A signal still in the pipe is this run's (a later run would find it, and be cancelled).
+    if (!closes_after_run_) take_pending_signals();
     if (interrupts_->count > 0 && main.cancelled() && main.uncancel() == 0) {
         main.mark_retrieved();
         throw KeyboardInterrupt(interrupts_->last_signal);
@@ -217,8 +219,7 @@ void Runner::close() {
 }
 
 void Runner::take_pending_signals() {
-    if (watched_.empty() || loop_->is_closed()) return;
-    loop_->read_pending_signals();
+    if (watched_.empty() || loop_->is_closed() || !loop_->read_pending_signals()) return;
     // The handlers it queued run before this marker (the ready queue is FIFO).
     auto flushed = std::make_shared<bool>(false);
     loop_->call_soon([flushed] { *flushed = true; });

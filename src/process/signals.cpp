@@ -11,6 +11,7 @@
 #include <functional>
 #include <mutex>
 #include <cerrno>
+#include <cstdint>
 #include <map>
 #include <set>
 #include <system_error>
@@ -77,6 +78,7 @@ struct SignalState {
     int write_fd = -1;
     IoOperation op;
     unsigned char buffer[64];
+    std::uint64_t bytes_read = 0;  // read_pending_signals() tells whether any came
     bool reading = false;
     std::map<int, std::function<void()>> handlers;
     std::map<int, struct sigaction> previous;
@@ -104,6 +106,7 @@ struct SignalState {
         self->reading = false;
         self->loop->internal_io_finished();
         if (r == -ECANCELED) return;
+        if (r > 0) self->bytes_read += std::uint64_t(r);
         for (long i = 0; i < r; ++i) {
             auto it = self->handlers.find(self->buffer[i]);
             if (it == self->handlers.end()) continue;
@@ -160,8 +163,11 @@ void EventLoop::set_fallback_signal_handler(int sig, std::function<void()> handl
     signals_->fallback[sig] = std::move(handler);
 }
 
-void EventLoop::read_pending_signals() {
-    if (signals_ && signals_->reading && !is_closed()) backend_->poll(std::chrono::nanoseconds(0));
+bool EventLoop::read_pending_signals() {
+    if (!signals_ || !signals_->reading || is_closed()) return false;
+    const std::uint64_t before = signals_->bytes_read;
+    backend_->poll(std::chrono::nanoseconds(0));
+    return signals_->bytes_read != before;
 }
 
 void EventLoop::clear_fallback_signal_handler(int sig) noexcept {
