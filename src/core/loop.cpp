@@ -1,7 +1,5 @@
 #include "corio/loop.hpp"
 
-#include <unistd.h>
-
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -260,33 +258,6 @@ void EventLoop::drain_inbox() {
     forget_handed_off_fds(fd_hand_offs_spare_);
     for (std::uintptr_t item : inbox_spare_) ready_push(item);
     inbox_spare_.clear();
-}
-
-bool EventLoop::hand_off_fd(int fd, FdHandOffMode mode) noexcept {
-    // Decided under the lock that stopping takes too: a loop that runs now forgets (and
-    // closes) the fd at its next tick or as it stops, never later.
-    std::lock_guard lock(inbox_mutex_);
-    if (closed_.load(std::memory_order_relaxed)) return false;
-    const bool close_it = mode == FdHandOffMode::Close ||
-                          (mode == FdHandOffMode::CloseIfRunning && running_.load(std::memory_order_relaxed));
-    try {
-        fd_hand_offs_.push_back({fd, close_it});
-    } catch (const std::bad_alloc&) {
-        return false;  // no memory: the loop keeps what it knew of the fd
-    }
-    // Woken whenever the flag goes up, as push_threadsafe does: a loop starting to run may
-    // have read the flag down already, and would otherwise sleep with it stuck up (every later
-    // push_threadsafe would then skip its wake-up too).
-    if (!inbox_nonempty_.exchange(true, std::memory_order_acq_rel)) backend_->wakeup();
-    return close_it;
-}
-
-void EventLoop::forget_handed_off_fds(std::vector<FdHandOff>& fds) noexcept {
-    for (const FdHandOff& h : fds) {
-        backend_->release_fd(h.fd);
-        if (h.close_it) ::close(h.fd);
-    }
-    fds.clear();
 }
 
 void EventLoop::shuffle_ready(std::size_t n) noexcept {
