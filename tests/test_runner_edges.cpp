@@ -384,7 +384,9 @@ TEST(RunTermSignal, SecondSignalDuringCleanupEndsTheProcessByTheDefaultAction) {
         });
         ASSERT_TRUE(child.finished) << "signal " << sig << ": " << child.output;
         EXPECT_TRUE(WIFSIGNALED(child.status)) << "signal " << sig << ": " << child.output;
-        if (WIFSIGNALED(child.status)) EXPECT_EQ(WTERMSIG(child.status), sig);
+        if (WIFSIGNALED(child.status)) {
+            EXPECT_EQ(WTERMSIG(child.status), sig);
+        }
         EXPECT_EQ(child.output, "cleanup;") << "signal " << sig;
     }
 }

@@ -49,7 +49,9 @@ Coro<> recv_then_give_up(Socket* s) {
 Coro<std::string> recv_on_a_new_pair(int expected_fd) {
     corio::testing::MockClock clock;  // a hang shows as a timeout, at once
     auto [a, b] = unix_socket_pair();
-    if (expected_fd >= 0) EXPECT_EQ(a.fileno(), expected_fd) << "the new socket should reuse the number";
+    if (expected_fd >= 0) {
+        EXPECT_EQ(a.fileno(), expected_fd) << "the new socket should reuse the number";
+    }
     Task<std::string> receiving = create_task(sock_recv(a, 10));
     for (int i = 0; i < 3; ++i) co_await sleep(0ms);
     Coro<> sending = sock_sendall(b, "hello");
@@ -497,8 +499,8 @@ TEST(SocketLoops, AnFdHandedOffAsTheLoopStartsIsClosedPromptly) {
         ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
         done = false;
         go.store(round);
-        for (volatile int k = 0; k < (round % 64) * 4; k = k + 1) {
-        }
+        // A varying head start, so that the hand-off meets the loop at every point of its start.
+        for (int k = 0; k < (round % 64) * 4; ++k) std::atomic_signal_fence(std::memory_order_seq_cst);
         if (!loop.hand_off_fd(sv[0], EventLoop::FdHandOffMode::Close)) ::close(sv[0]);
         pollfd p{sv[1], POLLIN, 0};
         if (::poll(&p, 1, 5000) == 0) ++stranded;  // the end never came
