@@ -68,6 +68,10 @@ private:
     // Runs the handlers of signals already in the loop's pipe (the shutdown may have been too
     // short for the loop to read it).
     void take_pending_signals();
+    // corio::run after main failed: close(), and a Ctrl-C during that shutdown replaces main's
+    // error (asyncio's runner raises KeyboardInterrupt out of its __exit__); a shutdown error
+    // does not.
+    void close_after_failure();
 
     RunOptions options_;
     std::unique_ptr<EventLoop> loop_;
@@ -83,13 +87,18 @@ template <class T>
 T run(Coro<T> main, RunOptions options, std::source_location where) {
     Runner runner(std::move(options));
     runner.closes_after_run_ = true;
-    if constexpr (std::is_void_v<T>) {
-        runner.run(std::move(main), where);
-        runner.close();
-    } else {
-        T result = runner.run(std::move(main), where);
-        runner.close();
-        return result;
+    try {
+        if constexpr (std::is_void_v<T>) {
+            runner.run(std::move(main), where);
+            runner.close();
+        } else {
+            T result = runner.run(std::move(main), where);
+            runner.close();
+            return result;
+        }
+    } catch (...) {
+        runner.close_after_failure();
+        throw;
     }
 }
 

@@ -218,6 +218,15 @@ void Runner::close() {
     if (failure) std::rethrow_exception(failure);
 }
 
+void Runner::close_after_failure() {
+    try {
+        close();
+    } catch (const KeyboardInterrupt&) {
+        throw;
+    } catch (...) {
+    }
+}
+
 void Runner::take_pending_signals() {
     if (watched_.empty() || loop_->is_closed() || !loop_->read_pending_signals()) return;
     // The handlers it queued run before this marker (the ready queue is FIFO).
