@@ -77,48 +77,53 @@ public:
 
     // co_await lock.acquire() -> LockGuard.
     Awaiter acquire() noexcept;
-    // Unlocks, or hands the lock to the first waiter. Throws std::logic_error when unlocked.
+    // Unlocks, or hands the lock to the first waiter. Throws std::logic_error when nobody holds
+    // it: unlocked, or handed to a waiter that has not run yet (asyncio's lock is unlocked then).
     void release();
     bool locked() const noexcept { return locked_; }
 
 private:
     friend class Awaiter;
+    friend class Condition;
+    // Held by a task that has run since it got it (Condition's "acquired" checks).
+    bool held() const noexcept { return locked_ && !handed_to_; }
+
     bool locked_ = false;
+    // Woken with the lock and not run yet: the lock's holder-to-be, which a second release()
+    // must not rob and a destroyed lock must let go of.
+    Awaiter* handed_to_ = nullptr;
     detail::WaitList waiters_;
 };
 
 class Lock::Awaiter final : public detail::ListedWaitNode {
 public:
-    explicit Awaiter(Lock& lock) noexcept : lock_(lock) {}
+    explicit Awaiter(Lock& lock) noexcept : lock_(&lock) {}
     // Movable until awaited, so that wait_for(lock.acquire(), t) can take it.
     Awaiter(Awaiter&& other) noexcept : ListedWaitNode(std::move(other)), lock_(other.lock_) {}
-    // Only a frame destroyed mid-wait (loop shutdown) gets here still linked.
-    ~Awaiter() { lock_.waiters_.remove(*this); }
+    // A frame destroyed mid-wait (loop shutdown) gets here still linked, or handed the lock.
+    ~Awaiter();
 
     // While anyone waits the lock is locked (hand-off), so "unlocked" alone means "free".
     bool await_ready() noexcept {
-        if (lock_.locked_) return false;
-        lock_.locked_ = true;
+        if (lock_->locked_) return false;
+        lock_->locked_ = true;
         return true;
     }
     bool await_suspend(std::coroutine_handle<> h) {
         if (!suspend(h)) return true;  // woken already, to take a pending cancellation
-        lock_.waiters_.push_back(*this);
+        lock_->waiters_.push_back(*this);
         return true;
     }
-    LockGuard await_resume() {
-        if (cancelled) {
-            if (granted_) lock_.release();  // handed over, but we will not run: pass it on
-            throw_if_cancelled();
-        }
-        return LockGuard(lock_);
+    // A waiter of a destroyed lock can still be cancelled; one it had been handed to gets an
+    // empty guard.
+    LockGuard await_resume();
+    void detach() noexcept override {
+        if (lock_) lock_->waiters_.remove(*this);
     }
-    void detach() noexcept override { lock_.waiters_.remove(*this); }
 
 private:
     friend class Lock;
-    Lock& lock_;
-    bool granted_ = false;
+    Lock* lock_;  // null once the lock is destroyed
 };
 
 inline Lock::Awaiter Lock::acquire() noexcept { return Awaiter(*this); }

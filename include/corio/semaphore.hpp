@@ -34,7 +34,7 @@ public:
     // std::logic_error past its initial value.
     void release();
     // True when acquire() would suspend: no free permit, or earlier tasks still in line.
-    bool locked() const noexcept { return value_ == 0 || !waiters_.empty() || handed_ > 0; }
+    bool locked() const noexcept { return value_ == 0 || !waiters_.empty() || !handed_.empty(); }
     int value() const noexcept { return value_; }
 
 protected:
@@ -48,8 +48,10 @@ private:
     int value_;
     int bound_;
     bool bounded_;
-    int handed_ = 0;  // waiters handed a permit that have not run yet
     detail::WaitList waiters_;
+    // Waiters handed a permit that have not run yet: still linked, so that a destroyed
+    // semaphore can tell them it is gone.
+    detail::WaitList handed_;
 };
 
 class BoundedSemaphore : public Semaphore {
@@ -59,28 +61,33 @@ public:
 
 class Semaphore::Awaiter final : public detail::ListedWaitNode {
 public:
-    explicit Awaiter(Semaphore& sem) noexcept : sem_(sem) {}
+    explicit Awaiter(Semaphore& sem) noexcept : sem_(&sem) {}
     // Movable until awaited, so that wait_for(sem.acquire(), t) can take it.
     Awaiter(Awaiter&& other) noexcept : ListedWaitNode(std::move(other)), sem_(other.sem_) {}
+    // A frame destroyed mid-wait (loop shutdown) gets here still linked, or handed a permit.
     ~Awaiter();
 
     bool await_ready() noexcept {
-        if (sem_.locked()) return false;
-        --sem_.value_;
+        if (sem_->locked()) return false;
+        --sem_->value_;
         return true;
     }
     bool await_suspend(std::coroutine_handle<> h) {
         if (!suspend(h)) return true;  // woken already, to take a pending cancellation
-        sem_.waiters_.push_back(*this);
+        sem_->waiters_.push_back(*this);
         return true;
     }
+    // A waiter of a destroyed semaphore can still be cancelled; one it had handed a permit to
+    // gets an empty guard.
     SemaphoreGuard await_resume();
-    void detach() noexcept override { sem_.waiters_.remove(*this); }
+    void detach() noexcept override {
+        if (sem_) sem_->waiters_.remove(*this);
+    }
 
 private:
     friend class Semaphore;
-    Semaphore& sem_;
-    bool granted_ = false;
+    Semaphore* sem_;  // null once the semaphore is destroyed
+    bool granted_ = false;  // linked in sem_->handed_
 };
 
 inline Semaphore::Awaiter Semaphore::acquire() noexcept { return Awaiter(*this); }

@@ -37,7 +37,7 @@ Condition::~Condition() {
 }
 
 Coro<bool> Condition::wait() {
-    if (!locked()) throw std::logic_error("cannot wait on un-acquired lock");
+    if (!lock_->held()) throw std::logic_error("cannot wait on un-acquired lock");
     release();
 
     std::exception_ptr error;
@@ -74,7 +74,7 @@ Coro<bool> Condition::wait() {
 }
 
 void Condition::notify(int n) {
-    if (!locked()) throw std::logic_error("cannot notify on un-acquired lock");
+    if (!lock_->held()) throw std::logic_error("cannot notify on un-acquired lock");
     wake_waiters(n);
 }
 

@@ -20,20 +20,43 @@ void report_release_error(std::exception_ptr error) noexcept {
 }  // namespace detail
 
 Lock::~Lock() {
-    // Waiters left on a dying lock can never be woken; unlink them so that their frames,
-    // if ever destroyed, do not touch this list.
-    while (waiters_.pop_front()) {
-    }
+    // Waiters left on a dying lock can never be woken; they are told it is gone, so that a
+    // cancellation (or their frame's destruction) does not touch it.
+    while (auto* w = static_cast<Awaiter*>(waiters_.pop_front())) w->lock_ = nullptr;
+    if (handed_to_) handed_to_->lock_ = nullptr;
 }
 
 void Lock::release() {
-    if (!locked_) throw std::logic_error("Lock is not acquired.");
+    if (!locked_ || handed_to_) throw std::logic_error("Lock is not acquired.");
     if (auto* next = static_cast<Awaiter*>(waiters_.pop_front())) {
-        next->granted_ = true;  // stays locked: ownership moves to `next`
+        handed_to_ = next;  // stays locked: ownership moves to `next`
         next->wake();
     } else {
         locked_ = false;
     }
+}
+
+Lock::Awaiter::~Awaiter() {
+    if (!lock_) return;
+    lock_->waiters_.remove(*this);
+    if (lock_->handed_to_ == this) {
+        // Handed the lock but never to run: passed on, as the guard it never got would have.
+        lock_->handed_to_ = nullptr;
+        lock_->release();
+    }
+}
+
+LockGuard Lock::Awaiter::await_resume() {
+    if (!lock_) {
+        throw_if_cancelled();
+        return LockGuard();
+    }
+    if (lock_->handed_to_ == this) {
+        lock_->handed_to_ = nullptr;
+        if (cancelled) lock_->release();  // handed over, but we will not run: pass it on
+    }
+    throw_if_cancelled();
+    return LockGuard(*lock_);
 }
 
 }  // namespace corio

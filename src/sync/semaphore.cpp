@@ -13,8 +13,10 @@ Semaphore::Semaphore(int value, bool bounded)
 }
 
 Semaphore::~Semaphore() {
-    while (waiters_.pop_front()) {
-    }
+    // Waiters left on a dying semaphore can never be woken; they are told it is gone, so that a
+    // cancellation (or their frame's destruction) does not touch it.
+    for (detail::WaitList* list : {&waiters_, &handed_})
+        while (auto* w = static_cast<Awaiter*>(list->pop_front())) w->sem_ = nullptr;
 }
 
 void Semaphore::release() {
@@ -30,7 +32,7 @@ void Semaphore::release() {
 void Semaphore::hand_to_first() noexcept {
     auto* next = static_cast<Awaiter*>(waiters_.pop_front());
     next->granted_ = true;
-    ++handed_;
+    handed_.push_back(*next);
     next->wake();
 }
 
@@ -43,16 +45,31 @@ void Semaphore::hand_out_free_permits() noexcept {
     }
 }
 
-Semaphore::Awaiter::~Awaiter() { sem_.waiters_.remove(*this); }
+Semaphore::Awaiter::~Awaiter() {
+    if (!sem_) return;
+    if (!granted_) {
+        sem_->waiters_.remove(*this);
+        return;
+    }
+    // Handed a permit but never to run: given back, as the guard it never got would have.
+    sem_->handed_.remove(*this);
+    ++sem_->value_;
+    sem_->hand_out_free_permits();
+}
 
 SemaphoreGuard Semaphore::Awaiter::await_resume() {
+    if (!sem_) {
+        throw_if_cancelled();
+        return SemaphoreGuard();
+    }
     if (granted_) {
-        --sem_.handed_;
-        if (cancelled) ++sem_.value_;  // handed a permit, but we will not run: give it back
-        sem_.hand_out_free_permits();
+        granted_ = false;
+        sem_->handed_.remove(*this);
+        if (cancelled) ++sem_->value_;  // handed a permit, but we will not run: give it back
+        sem_->hand_out_free_permits();
     }
     throw_if_cancelled();
-    return SemaphoreGuard(sem_);
+    return SemaphoreGuard(*sem_);
 }
 
 }  // namespace corio
