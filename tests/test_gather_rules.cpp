@@ -2,10 +2,12 @@
 // wait.md): which failure gather rethrows when several failed before it waited, that its
 // children start without the gather being awaited, gather() of nothing, a default Outcome; a
 // zero/negative sleep and a past sleep_until yield exactly one tick, a sleep's deadline is fixed
-// when sleep() is called; wait() lists a task given twice once.
+// when sleep() is called; wait() lists a task given twice once; cancelling the task awaiting
+// gather reaches the children at once.
 #include <corio/testing.hpp>
 
 #include "core_support.hpp"
+#include "task_support.hpp"
 
 #include <chrono>
 #include <exception>
@@ -233,4 +235,83 @@ CORIO_TEST(WaitRules, TaskGivenTwiceIsPendingOnce) {
     EXPECT_TRUE(pending[1] == b);
     auto rest = gather(b, c);
     co_await std::move(rest);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cancelling the task that awaits gather (gather.md "Cancellation"; asyncio-rules T4, G7)
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+Coro<> gathers_one(Task<> child) {
+    Coro<std::tuple<std::monostate>> all = gather(child);
+    (void)co_await std::move(all);
+}
+
+Coro<int> commits_when_given(Future<int> given, Log* log) {
+    int v = co_await given;
+    log->push_back("committed");
+    co_return v;
+}
+
+Coro<> gathers_one_int(Task<int> child) {
+    Coro<std::tuple<int>> all = gather(child);
+    (void)co_await std::move(all);
+}
+
+Coro<> gathers_one_within(Task<> child, Clock::duration limit) {
+    Coro<std::tuple<std::monostate>> all = gather(child);
+    (void)co_await wait_for(std::move(all), limit);
+}
+
+}  // namespace
+
+// asyncio: task.cancel() cancels its _fut_waiter, the gathering future, whose cancel() cancels
+// every unfinished child in the same call: the child's cancelling() is 1 at once (it was 0 until
+// the gathering task's next step).
+CORIO_TEST(GatherCancelled, CancelReachesTheChildrenAtOnce) {
+    corio::testing::MockClock clock;
+    Task<> child = create_task(corio_test::nap(10s));
+    Task<> gathering = create_task(gathers_one(child));
+    auto settle = sleep(10ms);
+    co_await std::move(settle);
+    EXPECT_TRUE(gathering.cancel("stop"));
+    EXPECT_EQ(child.cancelling(), 1);
+    Coro<std::string> ended = corio_test::outcome(gathering);
+    EXPECT_EQ(co_await std::move(ended), "CancelledError");
+    EXPECT_TRUE(child.cancelled());
+}
+
+// A child whose awaited result came in the same tick as the cancel is cancelled all the same,
+// as in asyncio (python3: c.cancelled() True, log []); it used to run on and commit.
+CORIO_TEST(GatherCancelled, ChildWokenInTheSameTickIsCancelledToo) {
+    corio::testing::MockClock clock;
+    EventLoop& loop = get_running_loop();
+    Future<int> given = loop.create_future<int>();
+    Log log;
+    Task<int> child = create_task(commits_when_given(given, &log));
+    Task<> gathering = create_task(gathers_one_int(child));
+    auto settle = sleep(10ms);
+    co_await std::move(settle);
+    Handle both = loop.call_soon([given, gathering]() mutable {
+        given.set_result(1);
+        AnyTask(gathering).cancel();
+    });
+    Coro<std::string> ended = corio_test::outcome(gathering);
+    EXPECT_EQ(co_await std::move(ended), "CancelledError");
+    EXPECT_TRUE(child.cancelled());
+    EXPECT_EQ(log, Log{});
+}
+
+// The same through wait_for: the cancel passes through the timeout to the gather's children.
+CORIO_TEST(GatherCancelled, CancelThroughWaitForReachesTheChildrenAtOnce) {
+    corio::testing::MockClock clock;
+    Task<> child = create_task(corio_test::nap(10s));
+    Task<> gathering = create_task(gathers_one_within(child, 5s));
+    auto settle = sleep(10ms);
+    co_await std::move(settle);
+    gathering.cancel();
+    EXPECT_EQ(child.cancelling(), 1);
+    Coro<std::string> ended = corio_test::outcome(gathering);
+    EXPECT_EQ(co_await std::move(ended), "CancelledError");
 }

@@ -19,10 +19,18 @@ void cancel_pending(const std::vector<FutureBase*>& children, const std::string&
 Coro<> gather_wait(std::vector<FutureBase*> children, bool return_exceptions) {
     std::exception_ptr cancelled;
     const FutureBase* first_failure = nullptr;
+    bool passed_to_children = false;
     try {
         TaskSetWaiter waiter(children, return_exceptions ? TaskSetWaiter::Until::AllDone
                                                          : TaskSetWaiter::Until::FirstFailure);
+        waiter.pass_cancel_on_to_futures();
         co_await waiter;
+        if (waiter.cancel_passed_on()) {
+            // The children have our cancel (asyncio's _cancel_requested): it comes back to us.
+            passed_to_children = true;
+            require_task().passed_on_settled(true);
+            throw CancelledError(waiter.passed_cancel_message());
+        }
         if (!return_exceptions) {
             for (FutureBase* f : waiter.completion_order())
                 if (f->state() != FutureBase::State::Succeeded) {
@@ -45,7 +53,7 @@ Coro<> gather_wait(std::vector<FutureBase*> children, bool return_exceptions) {
         // _done_callback: a real failure (an error raised while cancelling) is not turned into
         // a CancelledError, nor, under a timeout, into a TimeoutError.
         CleanupAfterCancel cleaning;
-        cancel_pending(children, require_task().cancel_message());
+        if (!passed_to_children) cancel_pending(children, require_task().cancel_message());
         std::vector<FutureBase*> order;
         for (FutureBase* f : children)
             if (f->done() && f->state() != FutureBase::State::Succeeded) order.push_back(f);

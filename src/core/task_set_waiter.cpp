@@ -84,6 +84,22 @@ void TaskSetWaiter::fire(TimerNode* t) noexcept {
     self->wake();
 }
 
+void TaskSetWaiter::on_cancel() {
+    if (pass_cancel_ && !woken && !cancelled) {
+        // Inside TaskBase::cancel: a future that passes it back to us (an await cycle) refuses.
+        const std::string& message = task->passed_on_cancel_message();
+        bool reached = false;
+        for (FutureBase* f : futures_)
+            if (!f->done() && f->cancel(message)) reached = true;
+        if (reached) {
+            cancel_passed_ = true;
+            passed_message_ = message;
+            return;
+        }
+    }
+    WaitNode::on_cancel();
+}
+
 void TaskSetWaiter::detach() noexcept {
     for (std::size_t i = 0; i < listeners_.size(); ++i) futures_[i]->remove_waiter(listeners_[i]);
     if (TimerNode::armed()) loop_->remove_timer(*this);

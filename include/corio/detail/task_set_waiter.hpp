@@ -4,6 +4,7 @@
 
 #include <coroutine>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "corio/clock.hpp"
@@ -35,6 +36,13 @@ public:
     // Futures that completed while we waited, in completion order.
     const std::vector<FutureBase*>& completion_order() const noexcept { return completed_; }
     bool timed_out() const noexcept { return timed_out_; }
+    // gather's wait: a cancel of the waiting task is passed on to the unfinished futures at
+    // once, and the wait goes on until they end (asyncio's _GatheringFuture.cancel, rules T4
+    // and G7); cancel_passed_on() then tells the caller to throw CancelledError, with the
+    // message of the last request passed on (the one the futures ended with).
+    void pass_cancel_on_to_futures() noexcept { pass_cancel_ = true; }
+    bool cancel_passed_on() const noexcept { return cancel_passed_; }
+    const std::string& passed_cancel_message() const noexcept { return passed_message_; }
     void collect_awaited(std::vector<const FutureBase*>& out) const override {
         for (FutureBase* f : futures_)
             if (!f->done()) out.push_back(f);
@@ -49,6 +57,7 @@ private:
     bool satisfied() const noexcept;
     bool satisfied_by(const FutureBase& f) const noexcept;
     void detach() noexcept override;
+    void on_cancel() override;
     static void fire(TimerNode* t) noexcept;
 
     std::vector<FutureBase*> futures_;
@@ -59,6 +68,9 @@ private:
     EventLoop* loop_ = nullptr;
     std::size_t done_count_ = 0;  // kept as children finish: checking stays O(1) per completion
     bool timed_out_ = false;
+    bool pass_cancel_ = false;
+    bool cancel_passed_ = false;
+    std::string passed_message_;
 };
 
 // Waits until every future is done. Cancellations that arrive meanwhile do not cut the wait
