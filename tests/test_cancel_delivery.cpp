@@ -151,7 +151,8 @@ CORIO_TEST(CancelDelivery, ALaterCancelKeepsTheMessageTheAwaitedFutureWasCancell
     }
 }
 
-// The same through wait_for: the user's cancel and the deadline in one tick, the user's first.
+// The same through wait_for: the user's cancel and the deadline in one tick, the user's first
+// (a callback whose timer was set before the deadline's; python3: the message is "user").
 CORIO_TEST(CancelDelivery, AUserCancelInTheTickOfAWaitForDeadlineKeepsItsMessage) {
     corio::testing::MockClock clock;
     Future<int> f = get_running_loop().create_future<int>();
@@ -160,12 +161,31 @@ CORIO_TEST(CancelDelivery, AUserCancelInTheTickOfAWaitForDeadlineKeepsItsMessage
         int v = co_await std::move(w);
         co_return v;
     };
-    Task<int> t = create_task(waiting());
-    co_await sleep(1s);  // our timer was set first: we run first in the deadline's tick
-    t.cancel("user");
+    Task<int> t;
+    TimerHandle user = get_running_loop().call_later(1s, [&t] { t.cancel("user"); });
+    t = create_task(waiting());
     Coro<std::string> ending = cancel_message_of(t);
     std::string message = co_await std::move(ending);
     EXPECT_EQ(message, "user");
+}
+
+// A task woken by its own sleep at the deadline acts a tick later (asyncio's timer handle sets
+// the sleep's future, the task runs next): the expiry has cancelled the awaited future by then,
+// and its message-less CancelledError is what the waiting task sees (python3: '').
+CORIO_TEST(CancelDelivery, AUserCancelFromASleepEndingAtTheDeadlineComesAfterTheExpiry) {
+    corio::testing::MockClock clock;
+    Future<int> f = get_running_loop().create_future<int>();
+    auto waiting = [f]() -> Coro<int> {
+        Coro<int> w = wait_for(f, 1s);
+        int v = co_await std::move(w);
+        co_return v;
+    };
+    Task<int> t = create_task(waiting());
+    co_await sleep(1s);  // our timer was set first, yet we run a tick after the expiry
+    t.cancel("user");
+    Coro<std::string> ending = cancel_message_of(t);
+    std::string message = co_await std::move(ending);
+    EXPECT_EQ(message, "");
 }
 
 // The task awaited is told each request's own message, as asyncio's cancel(msg) passes msg to

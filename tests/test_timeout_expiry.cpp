@@ -272,8 +272,11 @@ CORIO_TEST(Timeout, RescheduledBeforeItsDueExpiryRunsItDoesNotExpire) {
         expired = cm.expired();
     });
     Task<> body = create_task(std::move(scoped));
-    co_await sleep(6ms);  // the late tick has run: the expiry is queued, behind the sleeper
-    if (scope && !body.done()) scope->reschedule(std::nullopt);
+    // Due in the late tick too, and set before the deadline: it runs before the queued expiry
+    // (python3, the same program: "ok", expired() False).
+    TimerHandle taking_back = loop.call_later(6ms, [&scope, &body] {
+        if (scope && !body.done()) scope->reschedule(std::nullopt);
+    });
     std::string r = co_await outcome(body);
     EXPECT_EQ(r, "ok");
     EXPECT_FALSE(expired);
@@ -318,4 +321,57 @@ TEST(TimeoutOutsideTask, EnterOutsideATaskThrowsLogicError) {
     // test_timeouts.py::test_timeout_without_task
     Timeout t(std::nullopt);
     EXPECT_THROW(t.enter(), std::logic_error);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ties: a timeout and a sleep due at the same time act in the order their timers were set, as
+// in asyncio, where both take one tick from the timer to the task (the timer's handle sets a
+// future or cancels the task, and the task runs in the next tick). A sleep used to wake its
+// task straight from the timer, a tick ahead of any timeout.
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+// Enters timeout(1s) around a 10 s sleep and logs the TimeoutError.
+Coro<> times_out_after_a_second(Log* log) {
+    try {
+        co_await timeout(1s, [](Timeout&) -> Coro<> { co_await sleep(10s); });
+    } catch (const TimeoutError&) {
+        log->push_back("A timed out");
+    }
+}
+
+Coro<> wakes_after_a_second(Log* log) {
+    co_await sleep(1s);
+    log->push_back("B woke");
+}
+
+Coro<> body_with_an_inner_timeout(TaskGroup& tg) {
+    tg.create_task(fail_after(1s, "child"));
+    co_await timeout(1s, [](Timeout&) -> Coro<> { co_await sleep(10s); });
+}
+
+}  // namespace
+
+// python3 (a loop whose clock jumps to the next timer): ['A timeout', 'B woke'].
+CORIO_TEST(TimeoutTie, ATimeoutSetBeforeASleepOfTheSameDeadlineActsFirst) {
+    corio::testing::MockClock clock;
+    Log log;
+    Task<> a = create_task(times_out_after_a_second(&log));
+    auto entered = sleep(0s);  // A is inside its timeout: its timer was set first
+    co_await std::move(entered);
+    Task<> b = create_task(wakes_after_a_second(&log));
+    co_await a;
+    co_await b;
+    EXPECT_EQ(log, (Log{"A timed out", "B woke"}));
+}
+
+// The body's timeout (set before the child's sleep) and a child failing at the same deadline:
+// CPython 3.11-3.13 give EG[TimeoutError], the child cancelled by the group's abort before it
+// resumes (corio gave EG[child, TimeoutError]).
+CORIO_TEST(TimeoutTie, AnInnerTimeoutAndAChildFailingAtTheSameDeadline) {
+    corio::testing::MockClock clock;
+    Coro<> group = task_group(body_with_an_inner_timeout);
+    std::string r = co_await outcome(std::move(group));
+    EXPECT_EQ(r, "EG[TimeoutError]");
 }

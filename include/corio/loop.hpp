@@ -32,6 +32,7 @@ class Future;
 namespace detail {
 class TaskBase;
 class ThreadJob;
+struct WaitNode;
 struct AllTasksTag;
 struct AsyncGenTag;
 struct AsyncGenRecord;
@@ -227,6 +228,12 @@ public:
     void call_at_tick_end(detail::Callback fn);
     // A task's next step goes on the ready queue (no allocation in steady state).
     void schedule(detail::TaskBase& task) { ready_push(std::uintptr_t(&task) | kReadyTask); }
+    // A timer of a task's await (a sleep, a wait's deadline) is due: the task is woken from the
+    // ready queue, not from the timer, so that it resumes a tick later, as asyncio's does (its
+    // timer handle sets a future, whose callback then schedules the task). Ties with a timeout
+    // or a call_later due at the same time then go in the order the timers were set.
+    // (node.woken is set already: a cancel meanwhile does not schedule it twice.)
+    void schedule_timer_wake(detail::WaitNode& node) { ready_push(std::uintptr_t(&node) | kReadyTimerWake); }
     // An executor call that finished on another thread comes back to the loop; throws
     // std::logic_error once the loop is closed. Pool threads call it through job_gate() only.
     void schedule_threadsafe(detail::ThreadJob& job) { push_threadsafe(std::uintptr_t(&job) | kReadyThreadJob); }
@@ -295,11 +302,17 @@ public:
 
 private:
     void check_thread_slow() const;
-    // A ready-queue entry is one word: the object, with its kind in the two low bits (every
+    // A ready-queue entry is one word: the object, with its kind in the three low bits (every
     // object queued is at least 8-byte aligned). A million ready tasks cost 8 MB of queue, not
     // 16 as a {function, argument} pair would.
-    enum : std::uintptr_t { kReadyTask = 0, kReadyCallback = 1, kReadyTimerCallback = 2, kReadyThreadJob = 3 };
-    static constexpr std::uintptr_t kReadyKindMask = 3;
+    enum : std::uintptr_t {
+        kReadyTask = 0,
+        kReadyCallback = 1,
+        kReadyTimerCallback = 2,
+        kReadyThreadJob = 3,
+        kReadyTimerWake = 4,
+    };
+    static constexpr std::uintptr_t kReadyKindMask = 7;
     // A stop() is spent however a run ends, an exception included.
     struct SpendStop {
         bool& stopping;

@@ -278,6 +278,7 @@ void EventLoop::run_ready(std::uintptr_t item) noexcept {
         case kReadyCallback: detail::run_callback_node(p); break;
         case kReadyTimerCallback: detail::run_timer_callback(p); break;
         case kReadyThreadJob: detail::ThreadJob::finished_on_loop(p); break;
+        case kReadyTimerWake: static_cast<detail::WaitNode*>(p)->task->schedule(); break;
     }
 }
 
@@ -299,6 +300,7 @@ void EventLoop::drop_ready(std::uintptr_t item) noexcept {
     void* p = reinterpret_cast<void*>(item & ~kReadyKindMask);
     switch (item & kReadyKindMask) {
         case kReadyTask: break;  // abandoned with the loop's other tasks
+        case kReadyTimerWake: break;  // in an abandoned task's frame
         case kReadyCallback: static_cast<detail::CallbackNode*>(p)->release(); break;
         case kReadyTimerCallback: static_cast<detail::TimerCallbackNode*>(p)->release(); break;
         case kReadyThreadJob: {

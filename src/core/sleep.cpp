@@ -6,7 +6,7 @@ namespace corio {
 
 namespace detail {
 
-void SleepAwaiter::on_timer(TimerNode* t) noexcept { static_cast<SleepAwaiter*>(t)->wake(); }
+void SleepAwaiter::on_timer(TimerNode* t) noexcept { static_cast<SleepAwaiter*>(t)->wake_from_timer(); }
 
 bool SleepAwaiter::await_suspend(std::coroutine_handle<> h) {
     if (!suspend(h)) {  // woken already, to take a pending cancellation

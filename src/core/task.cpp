@@ -186,6 +186,11 @@ void WaitNode::wake() noexcept {
     task->schedule();
 }
 
+void WaitNode::wake_from_timer() noexcept {
+    woken = true;
+    task->loop()->schedule_timer_wake(*this);
+}
+
 void WaitNode::throw_if_cancelled() const {
     if (cancelled) {
         task->cancel_delivered();

@@ -81,7 +81,7 @@ void TaskSetWaiter::fire(TimerNode* t) noexcept {
     auto* self = static_cast<TaskSetWaiter*>(t);
     self->timed_out_ = true;
     self->detach();
-    self->wake();
+    self->wake_from_timer();
 }
 
 void TaskSetWaiter::on_cancel() {

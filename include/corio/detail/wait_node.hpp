@@ -47,6 +47,8 @@ struct WaitNode {
     bool suspend(std::coroutine_handle<> h);
     // Schedules the task to resume from here (never inline).
     void wake() noexcept;
+    // The same from a timer: woken now, scheduled by the ready queue (EventLoop::schedule_timer_wake).
+    void wake_from_timer() noexcept;
     void throw_if_cancelled() const;
 
 protected:
