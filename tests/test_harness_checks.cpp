@@ -192,7 +192,7 @@ TEST(HarnessFixtureOrder, TearDownRunsAfterABodyThatThrew) {
         co_return;
     });
     EXPECT_EQ(log, (Log{"setup", "body", "teardown"}));
-    EXPECT_TRUE(any_contains(failures, "the test threw: body broke")) << joined(failures);
+    EXPECT_TRUE(any_contains(failures, "the test threw: body broke (std::runtime_error)")) << joined(failures);
 }
 
 // testing.md:66: TearDownAsync runs even when a CO_ASSERT in the body failed and returned.

@@ -22,16 +22,36 @@ namespace corio {
 
 namespace detail {
 
+template <class>
+inline constexpr bool always_false = false;
+
 template <class R>
 Coro<> aclose_of(R& r) {
     if constexpr (requires { r.aclose(); })
         return r.aclose();
-    else
+    else if constexpr (requires { r->aclose(); })
         return r->aclose();  // a pointer-like holder of a resource
+    else
+        static_assert(always_false<R>,
+                      "async_with: the resource needs a `corio::Coro<> aclose()` member (asyncio's __aexit__), "
+                      "or must be a pointer or handle to one that has it");
 }
 
+// No type when the body does not take an R& (the other async_with overload may fit).
+template <class F, class R, class = void>
+struct with_result {};
+
 template <class F, class R>
-using with_result_t = typename std::invoke_result_t<F&, R&>::value_type;
+struct with_result<F, R, std::enable_if_t<std::is_invocable_v<F&, R&>>> {
+    using body_result = std::invoke_result_t<F&, R&>;
+    static_assert(is_coro<body_result>::value,
+                  "async_with: the body must return a corio::Coro<T>: write `-> corio::Coro<>` (or Coro<T>) on "
+                  "the lambda, and end it with co_return");
+    using type = typename body_result::value_type;
+};
+
+template <class F, class R>
+using with_result_t = typename with_result<F, R>::type;
 
 template <class R, class F>
 Coro<with_result_t<F, R>> with_resource(R& resource, F& body) {

@@ -219,9 +219,18 @@ auto bind_call(F f, Args... args) {
 }
 
 template <class F, class... Args>
-using call_result_t = std::conditional_t<std::is_invocable_v<F&, std::stop_token, Args&&...>,
-                                         std::invoke_result<F&, std::stop_token, Args&&...>,
-                                         std::invoke_result<F&, Args&&...>>::type;
+struct call_result {
+    static constexpr bool takes_stop_token = std::is_invocable_v<F&, std::stop_token, Args&&...>;
+    static_assert(takes_stop_token || std::is_invocable_v<F&, Args&&...>,
+                  "to_thread / run_in_executor: the function cannot be called with these arguments. They are "
+                  "copied (or moved) into the call: a parameter taken by non-const reference needs std::ref(x) "
+                  "(x must then outlive the call) or a pointer");
+    using type = std::conditional_t<takes_stop_token, std::invoke_result<F&, std::stop_token, Args&&...>,
+                                    std::invoke_result<F&, Args&&...>>::type;
+};
+
+template <class F, class... Args>
+using call_result_t = typename call_result<F, Args...>::type;
 
 }  // namespace detail
 

@@ -16,6 +16,7 @@
 #include <exception>
 #include <source_location>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "corio/coro.hpp"
@@ -72,6 +73,9 @@ private:
 // async with TaskGroup() as tg: <body>
 template <class F>
 Coro<> task_group(F body) {
+    static_assert(std::is_same_v<std::invoke_result_t<F&, TaskGroup&>, Coro<>>,
+                  "task_group: the body must be a coroutine taking TaskGroup& and returning corio::Coro<>: "
+                  "[&](corio::TaskGroup& tg) -> corio::Coro<> { ...; co_return; }");
     TaskGroup tg(detail::require_task());
     std::exception_ptr error;
     try {

@@ -22,15 +22,28 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cxxabi.h>
 #include <cstdlib>
 #include <functional>
 #include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <typeinfo>
 #include <vector>
 
 #include "corio/corio.hpp"
+
+namespace corio::detail {
+// "corio::TimeoutError" for a failure's message: what() alone ("timed out") hides the type.
+inline std::string type_name_of(const std::type_info& type) {
+    int status = 0;
+    char* readable = abi::__cxa_demangle(type.name(), nullptr, nullptr, &status);
+    std::string name = status == 0 && readable ? readable : type.name();
+    std::free(readable);
+    return name;
+}
+}  // namespace corio::detail
 
 namespace corio::testing {
 
@@ -181,6 +194,7 @@ inline std::string format_report(const ExceptionContext& c) {
 }
 
 // Open file descriptors of this process (the leak guard compares them around each test).
+
 inline std::vector<std::string> open_fds() {
     std::vector<std::string> out;
     if (DIR* d = ::opendir("/proc/self/fd")) {
@@ -311,7 +325,7 @@ inline void run_async_test(AsyncTest& fixture, std::function<Coro<>()> make_body
     } catch (const CancelledError& e) {
         ADD_FAILURE() << "the test was cancelled: " << e.what();
     } catch (const std::exception& e) {
-        ADD_FAILURE() << "the test threw: " << e.what();
+        ADD_FAILURE() << "the test threw: " << e.what() << " (" << corio::detail::type_name_of(typeid(e)) << ")";
     } catch (...) {
         ADD_FAILURE() << "the test threw an unknown exception";
     }

@@ -63,7 +63,16 @@ private:
 namespace detail {
 
 template <class F>
-using timeout_body_result_t = typename std::invoke_result_t<F&, Timeout&>::value_type;
+struct timeout_body_result {
+    using body_result = std::invoke_result_t<F&, Timeout&>;
+    static_assert(is_coro<body_result>::value,
+                  "timeout / timeout_at: the body must take Timeout& and return a corio::Coro<T>: "
+                  "[&](corio::Timeout& t) -> corio::Coro<> { ...; co_return; }");
+    using type = typename body_result::value_type;
+};
+
+template <class F>
+using timeout_body_result_t = typename timeout_body_result<F>::type;
 
 template <class F>
 Coro<timeout_body_result_t<F>> timeout_scope(std::optional<Clock::time_point> at,

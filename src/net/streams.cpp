@@ -109,7 +109,10 @@ Coro<std::string> read_exactly(std::shared_ptr<StreamTransport> t, std::size_t n
 }
 
 std::shared_ptr<StreamTransport> require(const std::shared_ptr<StreamTransport>& t) {
-    if (!t) throw std::logic_error("corio: this stream is not connected");
+    if (!t)
+        throw std::logic_error(
+            "corio: this stream is not connected (a default-constructed or moved-from stream, or a subprocess pipe "
+            "not asked for: set SubprocessOptions::in / out / err to corio::PIPE)");
     return t;
 }
 
