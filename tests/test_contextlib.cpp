@@ -357,3 +357,53 @@ CORIO_TEST(AsyncExitStack, WorksAsAnAsyncWithResource) {
     if (!supported) co_return;
     EXPECT_EQ(log, (Log{"open a@0", "body a", "callback@0", "close a@1000", "after with"}));
 }
+
+namespace {
+// A resource whose __aexit__ takes two seconds (a server waiting for its handlers, say).
+struct SlowToClose {
+    Coro<> aclose() { co_await sleep(2s); }
+};
+Coro<SlowToClose> open_slow_to_close() { co_return SlowToClose{}; }
+
+Coro<> uses_a_slow_to_close_resource() {
+    auto body = [](SlowToClose&) -> Coro<> { co_await sleep(1h); };
+    Coro<> using_it = async_with(open_slow_to_close(), body);
+    co_await std::move(using_it);
+}
+
+Coro<> closes_a_stack_slowly() {
+    AsyncExitStack stack;
+    stack.push_async_callback([]() -> Coro<> { co_await sleep(2s); });
+    try {
+        co_await sleep(1h);
+    } catch (const CancelledError&) {
+    }
+    co_await stack.aclose();
+    throw CancelledError();
+}
+}  // namespace
+
+// Debug mode waits for an aclose() or a stack's exits after a cancellation, as it waits for
+// serve_forever's clean-up: a two-second __aexit__ is no swallowed cancellation (it was
+// reported as "still running 1 s after" its CancelledError; python3 -X dev is quiet).
+CORIO_TEST(AsyncWith, DebugModeWaitsForASlowCloseAfterACancellation) {
+    corio::testing::MockClock clock;
+    corio_test::CapturedReports captured;
+    get_running_loop().set_debug(true);
+    Task<> with = create_task(uses_a_slow_to_close_resource(), "with");
+    Task<> stack = create_task(closes_a_stack_slowly(), "stack");
+    auto started = sleep(0s);
+    co_await std::move(started);
+    with.cancel();
+    stack.cancel();
+    for (Task<>* t : {&with, &stack}) {
+        try {
+            co_await *t;
+        } catch (const CancelledError&) {
+        }
+    }
+    get_running_loop().set_debug(false);
+    EXPECT_TRUE(with.cancelled());
+    EXPECT_TRUE(stack.cancelled());
+    EXPECT_TRUE(captured.reports.empty()) << all_messages(captured.reports);
+}

@@ -82,7 +82,10 @@ CORIO_TEST(GatherRules, FailuresWhileWaitingRethrowTheFirstToComplete) {
 }
 
 // gather.md:29-30: the Coros become tasks at the call: they run with the gather never awaited.
+// Not a forgotten coroutine either: debug mode reports nothing (asyncio's gather returns a future).
 CORIO_TEST(GatherRules, ChildrenRunThoughTheGatherIsNeverAwaited) {
+    corio_test::CapturedReports captured;
+    get_running_loop().set_debug(true);
     Log log;
     {
         auto gathering = gather(logs_and_returns(1, &log), logs_and_returns(2, &log));
@@ -91,6 +94,8 @@ CORIO_TEST(GatherRules, ChildrenRunThoughTheGatherIsNeverAwaited) {
     Coro<> waiting = yield_ticks(3);
     co_await std::move(waiting);
     EXPECT_EQ(log, (Log{"started 1", "started 2", "finished 1", "finished 2"}));
+    get_running_loop().set_debug(false);
+    EXPECT_TRUE(captured.reports.empty()) << corio_test::all_messages(captured.reports);
 }
 
 // gather.md:29: they start before gather is awaited (the call alone scheduled them).
@@ -314,4 +319,114 @@ CORIO_TEST(GatherCancelled, CancelThroughWaitForReachesTheChildrenAtOnce) {
     EXPECT_EQ(child.cancelling(), 1);
     Coro<std::string> ended = corio_test::outcome(gathering);
     EXPECT_EQ(co_await std::move(ended), "CancelledError");
+}
+
+namespace {
+// Catches its cancellation, unwinds for a tick, then lets the same message go on.
+Coro<> rethrows_its_cancel_a_tick_later() {
+    std::string message;
+    bool cancelled = false;
+    try {
+        auto s = sleep(1h);
+        co_await std::move(s);
+    } catch (const CancelledError& e) {
+        cancelled = true;
+        message = e.what();
+    }
+    auto tick = sleep(0s);
+    co_await std::move(tick);
+    if (cancelled) throw CancelledError(message);
+}
+
+Coro<std::string> message_gather_ends_with(bool with_outcomes) {
+    try {
+        if (with_outcomes) {
+            Coro<std::tuple<Outcome<void>>> all = gather(return_exceptions, rethrows_its_cancel_a_tick_later());
+            (void)co_await std::move(all);
+        } else {
+            Coro<std::tuple<std::monostate>> all = gather(rethrows_its_cancel_a_tick_later());
+            (void)co_await std::move(all);
+        }
+    } catch (const CancelledError& e) {
+        co_return e.what();
+    }
+    co_return "<no CancelledError>";
+}
+
+Coro<int> swallows_its_cancel_and_returns() {
+    try {
+        auto s = sleep(1h);
+        co_await std::move(s);
+    } catch (const CancelledError&) {
+        co_return 5;
+    }
+    co_return 0;
+}
+
+// Gathers a child that swallows its cancel, then waits on `ev`; logs the messages it sees.
+Coro<> gathers_then_waits(Event* ev, Log* log) {
+    try {
+        Coro<std::tuple<int>> all = gather(swallows_its_cancel_and_returns());
+        (void)co_await std::move(all);
+    } catch (const CancelledError& e) {
+        log->push_back(std::string("gather: ") + e.what());
+    }
+    try {
+        auto waiting = ev->wait();
+        co_await std::move(waiting);
+    } catch (const CancelledError& e) {
+        log->push_back(std::string("event: ") + e.what());
+    }
+}
+
+Coro<> one_tick() {
+    auto tick = sleep(0s);
+    co_await std::move(tick);
+}
+
+}  // namespace
+
+// Two cancels before the child ends: gather raises the child's own CancelledError, which has
+// the first message (T11: the second found the child's wait cancelled already); python3: 'm1',
+// with and without return_exceptions. It raised the last message passed on.
+CORIO_TEST(GatherCancelled, TwoCancelsEndWithTheChildsOwnCancelledError) {
+    for (bool with_outcomes : {false, true}) {
+        Task<std::string> gathering = create_task(message_gather_ends_with(with_outcomes));
+        for (int i = 0; i < 2; ++i) {
+            Coro<> tick = one_tick();
+            co_await std::move(tick);
+        }
+        gathering.cancel("m1");
+        gathering.cancel("m2");
+        std::string message = co_await gathering;
+        EXPECT_EQ(message, "m1") << "return_exceptions: " << with_outcomes;
+    }
+}
+
+// A cancel passed on to the children, then another after the gather was woken: the passed-on
+// one is settled on that way out too, so a later cancel of the task keeps its own message
+// (python3: the event wait ends with 'third'; it ended with 'second').
+CORIO_TEST(GatherCancelled, ALaterCancelAfterTheGatherKeepsItsOwnMessage) {
+    Event ev;
+    Log log;
+    Task<> t = create_task(gathers_then_waits(&ev, &log));
+    for (int i = 0; i < 2; ++i) {
+        Coro<> tick = one_tick();
+        co_await std::move(tick);
+    }
+    t.cancel("first");
+    Coro<> swallowed = one_tick();  // the child swallows it and returns; t's wake-up is queued
+    co_await std::move(swallowed);
+    t.cancel("second");
+    for (int i = 0; i < 3; ++i) {
+        Coro<> tick = one_tick();
+        co_await std::move(tick);
+    }
+    t.cancel("third");
+    try {
+        co_await t;
+    } catch (const CancelledError&) {
+    }
+    CO_ASSERT_EQ(log.size(), 2u);
+    EXPECT_EQ(log[1], "event: third");
 }

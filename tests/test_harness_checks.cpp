@@ -64,6 +64,28 @@ TEST(HarnessChecks, ATaskLeftRunningFailsTheTestAndIsCancelled) {
     EXPECT_TRUE(cancelled);
 }
 
+// A failure of the harness's own (here: a body that threw) is reported at the test, not inside
+// testing.hpp, and names the exception's type.
+TEST(HarnessChecks, AFailureOfTheHarnessPointsAtTheTest) {
+    ::testing::TestPartResultArray results;
+    {
+        ::testing::ScopedFakeTestPartResultReporter reporter(
+            ::testing::ScopedFakeTestPartResultReporter::INTERCEPT_ONLY_CURRENT_THREAD, &results);
+        corio_test::PlainFixture fixture;
+        corio::testing::run_async_test(fixture, []() -> Coro<> {
+            throw TimeoutError();
+            co_return;
+        });
+    }
+    ASSERT_EQ(results.size(), 1);
+    const ::testing::TestPartResult& failure = results.GetTestPartResult(0);
+    const ::testing::TestInfo* here = ::testing::UnitTest::GetInstance()->current_test_info();
+    ASSERT_NE(failure.file_name(), nullptr);
+    EXPECT_STREQ(failure.file_name(), here->file());
+    EXPECT_EQ(failure.line_number(), here->line());
+    EXPECT_NE(std::string(failure.message()).find("(corio::TimeoutError)"), std::string::npos) << failure.message();
+}
+
 // testing.md:15-16, API.md:218: an exception never retrieved reaches the handler and fails the test.
 TEST(HarnessChecks, AnUnretrievedTaskExceptionFailsTheTest) {
     auto failures = failures_of([]() -> Coro<> {

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <source_location>
 #include <stdexcept>
 
 using namespace corio;
@@ -193,4 +194,28 @@ CORIO_TEST(SyncHandOff, WaiterInLineOnADestroyedSemaphoreCanBeCancelled) {
     sem.reset();
     waiter.cancel();
     CO_EXPECT_THROWS(CancelledError, waiter);
+}
+
+namespace {
+Coro<> holds_a_permit(Semaphore* sem) {
+    SemaphoreGuard held = co_await sem->acquire();
+}
+}  // namespace
+
+// A loop closed while a task it had handed a permit to has not run yet: the task's frame dies
+// with the permit, which goes back (the semaphore outlives the loop). The abandoned awaiter was
+// unlinked from the wrong list, and the semaphore then kept a pointer into the freed frame
+// (ASan heap-use-after-free when it was destroyed) and stayed locked for good.
+TEST(SyncHandOffAtClose, APermitHandedToATaskAbandonedByCloseComesBack) {
+    Semaphore sem(0);
+    {
+        EventLoop loop;
+        Task<> taker = detail::spawn(loop, holds_a_permit(&sem), "taker", std::source_location::current());
+        int ticks = 0;
+        loop.run_until([&ticks] { return ticks++ >= 1; });  // it queues on the semaphore
+        sem.release();                                      // handed to it; it has not run
+        loop.close();
+    }
+    EXPECT_EQ(sem.value(), 1);
+    EXPECT_FALSE(sem.locked());
 }

@@ -16,6 +16,7 @@
 
 #include "corio/coro.hpp"
 #include "corio/detail/awaitable_traits.hpp"
+#include "corio/detail/wait_node.hpp"
 #include "corio/generator.hpp"
 
 namespace corio {
@@ -67,8 +68,13 @@ Coro<with_result_t<F, R>> with_resource(R& resource, F& body) {
     } catch (...) {
         error = std::current_exception();
     }
-    Coro<> closing = aclose_of(resource);
-    co_await std::move(closing);
+    {
+        // __aexit__ may take its time (a server waiting for its handlers): after a cancellation,
+        // debug mode's swallowed-cancel check waits for it, as it waits for serve_forever's.
+        CleanupAfterCancel cleaning;
+        Coro<> closing = aclose_of(resource);
+        co_await std::move(closing);
+    }
     if (error) std::rethrow_exception(error);
     if constexpr (!std::is_void_v<T>) co_return std::move(*result);
 }

@@ -152,7 +152,7 @@ private:
     }
     void reset() noexcept {
         if (h_) {
-            if (!h_.promise().started) detail::report_never_awaited(h_.promise());
+            if (!h_.promise().started && !h_.promise().quiet_when_dropped) detail::report_never_awaited(h_.promise());
             h_.destroy();
             h_ = {};
         }

@@ -153,6 +153,14 @@ std::vector<Task<task_value_t<A>>> to_tasks(std::vector<A> items) {
     return out;
 }
 
+// The children run as tasks whether or not the gather is awaited (asyncio's gather returns a
+// future): dropping it unawaited is no forgotten coroutine, and debug mode says nothing.
+template <class C>
+C quiet_when_dropped(C gathering) noexcept {
+    gathering.handle().promise().quiet_when_dropped = true;
+    return gathering;
+}
+
 }  // namespace detail
 
 // Coros become tasks at once (asyncio wraps them in gather's call); Tasks are used as they are.
@@ -160,22 +168,24 @@ template <detail::TaskLike... A>
 Coro<std::tuple<detail::gathered_t<detail::task_value_t<A>>...>> gather(A... aws) {
     // A braced list: its elements are evaluated left to right (a call's arguments are not, and
     // g++ made the tasks right to left), so the children are scheduled in argument order.
-    return detail::gather_tuple(std::tuple<Task<detail::task_value_t<A>>...>{detail::to_task(std::move(aws))...});
+    return detail::quiet_when_dropped(
+        detail::gather_tuple(std::tuple<Task<detail::task_value_t<A>>...>{detail::to_task(std::move(aws))...}));
 }
 
 template <detail::TaskLike... A>
 Coro<std::tuple<Outcome<detail::task_value_t<A>>...>> gather(return_exceptions_t, A... aws) {
-    return detail::gather_tuple_outcomes(std::tuple<Task<detail::task_value_t<A>>...>{detail::to_task(std::move(aws))...});
+    return detail::quiet_when_dropped(
+        detail::gather_tuple_outcomes(std::tuple<Task<detail::task_value_t<A>>...>{detail::to_task(std::move(aws))...}));
 }
 
 template <detail::TaskLike A>
 Coro<std::vector<detail::gathered_t<detail::task_value_t<A>>>> gather(std::vector<A> aws) {
-    return detail::gather_range(detail::to_tasks(std::move(aws)));
+    return detail::quiet_when_dropped(detail::gather_range(detail::to_tasks(std::move(aws))));
 }
 
 template <detail::TaskLike A>
 Coro<std::vector<Outcome<detail::task_value_t<A>>>> gather(return_exceptions_t, std::vector<A> aws) {
-    return detail::gather_range_outcomes(detail::to_tasks(std::move(aws)));
+    return detail::quiet_when_dropped(detail::gather_range_outcomes(detail::to_tasks(std::move(aws))));
 }
 
 }  // namespace corio

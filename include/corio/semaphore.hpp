@@ -81,7 +81,7 @@ public:
     // gets an empty guard.
     SemaphoreGuard await_resume();
     void detach() noexcept override {
-        if (sem_) sem_->waiters_.remove(*this);
+        if (sem_ && !granted_) sem_->waiters_.remove(*this);  // a granted one is in handed_
     }
 
 private:

@@ -213,6 +213,10 @@ inline std::vector<std::string> open_fds() {
 }
 
 inline void run_async_test(AsyncTest& fixture, std::function<Coro<>()> make_body) {
+    // The harness's own failures (a leak, a throw, the time limit) point at the test.
+    const ::testing::TestInfo* test = ::testing::UnitTest::GetInstance()->current_test_info();
+    const char* test_file = test && test->file() ? test->file() : __FILE__;
+    const int test_line = test && test->file() ? test->line() : __LINE__;
     const std::vector<std::string> fds_before = open_fds();
     std::vector<std::string> reports;
     Runner runner;
@@ -302,7 +306,8 @@ inline void run_async_test(AsyncTest& fixture, std::function<Coro<>()> make_body
                 names += ' ';
                 names += t.name();
             }
-            ADD_FAILURE() << "the test left " << left.size() << " task(s) running:" << names;
+            ADD_FAILURE_AT(test_file, test_line)
+                << "the test left " << left.size() << " task(s) running:" << names;
             for (auto& t : left) t.cancel();
             for (auto& t : left) {
                 while (!t.done()) co_await sleep(Clock::duration::zero());
@@ -315,19 +320,22 @@ inline void run_async_test(AsyncTest& fixture, std::function<Coro<>()> make_body
         for (int i = 0; i < 5000 && l.external_work() != 0; ++i) co_await sleep(std::chrono::milliseconds(1));
         co_await sleep(Clock::duration::zero());
         if (l.external_work() != 0)
-            ADD_FAILURE() << "the test left " << l.external_work() << " thread call(s) running";
+            ADD_FAILURE_AT(test_file, test_line)
+                << "the test left " << l.external_work() << " thread call(s) running";
         if (l.pending_io() != 0)
-            ADD_FAILURE() << "the test left " << l.pending_io() << " I/O operation(s) in the backend";
+            ADD_FAILURE_AT(test_file, test_line)
+                << "the test left " << l.pending_io() << " I/O operation(s) in the backend";
         if (error) std::rethrow_exception(error);
     };
     try {
         runner.run(body());
     } catch (const CancelledError& e) {
-        ADD_FAILURE() << "the test was cancelled: " << e.what();
+        ADD_FAILURE_AT(test_file, test_line) << "the test was cancelled: " << e.what();
     } catch (const std::exception& e) {
-        ADD_FAILURE() << "the test threw: " << e.what() << " (" << corio::detail::type_name_of(typeid(e)) << ")";
+        ADD_FAILURE_AT(test_file, test_line)
+            << "the test threw: " << e.what() << " (" << corio::detail::type_name_of(typeid(e)) << ")";
     } catch (...) {
-        ADD_FAILURE() << "the test threw an unknown exception";
+        ADD_FAILURE_AT(test_file, test_line) << "the test threw an unknown exception";
     }
     stop_watchdog();
     runner.close();
@@ -339,20 +347,21 @@ inline void run_async_test(AsyncTest& fixture, std::function<Coro<>()> make_body
         return out.str();
     };
     if (timed_out) {
-        ADD_FAILURE() << "the test ran longer than " << to_seconds(limit) << " s";
+        ADD_FAILURE_AT(test_file, test_line) << "the test ran longer than " << to_seconds(limit) << " s";
     } else if (took > limit) {
         // Nothing is left to cancel while the runner shuts down; the overrun still fails the test.
-        ADD_FAILURE() << "the test ran longer than " << to_seconds(limit) << " s (" << to_seconds(took)
-                      << " s, closing its loop included)";
+        ADD_FAILURE_AT(test_file, test_line)
+            << "the test ran longer than " << to_seconds(limit) << " s (" << to_seconds(took)
+            << " s, closing its loop included)";
     }
-    for (auto& r : reports) ADD_FAILURE() << "reported by the event loop: " << r;
+    for (auto& r : reports) ADD_FAILURE_AT(test_file, test_line) << "reported by the event loop: " << r;
     // Nothing may outlive the test's loop: every socket, pipe and process fd is closed.
     const std::vector<std::string> fds_after = open_fds();
     if (fds_after != fds_before) {
         std::string diff;
         for (auto& f : fds_after)
             if (!std::binary_search(fds_before.begin(), fds_before.end(), f)) diff += "\n  leaked fd " + f;
-        if (!diff.empty()) ADD_FAILURE() << "the test leaked file descriptors:" << diff;
+        if (!diff.empty()) ADD_FAILURE_AT(test_file, test_line) << "the test leaked file descriptors:" << diff;
     }
 }
 

@@ -3,6 +3,7 @@
 namespace corio {
 
 Coro<> AsyncExitStack::aclose() {
+    detail::CleanupAfterCancel cleaning;  // the exits may take their time after a cancellation
     std::exception_ptr error;
     while (!exits_.empty()) {
         std::unique_ptr<Exit> exit = std::move(exits_.back());

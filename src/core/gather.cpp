@@ -14,23 +14,38 @@ void cancel_pending(const std::vector<FutureBase*>& children, const std::string&
     });
 }
 
+// The CancelledError a child ended with (asyncio's gather raises a child's own,
+// fut._make_cancelled_error()).
+std::exception_ptr cancellation_of(FutureBase& f) {
+    try {
+        f.rethrow_if_failed();
+    } catch (const CancelledError&) {
+        return std::current_exception();
+    } catch (...) {
+    }
+    return nullptr;
+}
+
 }  // namespace
 
 Coro<> gather_wait(std::vector<FutureBase*> children, bool return_exceptions) {
     std::exception_ptr cancelled;
     const FutureBase* first_failure = nullptr;
+    // Our cancel went to the children (asyncio's _cancel_requested): it comes back to us as a
+    // child's CancelledError, or is absorbed by a child whose error goes out instead. Settled
+    // once that is known (TaskBase::passed_on_settled), on every way out of the cancelled path.
     bool passed_to_children = false;
     try {
         TaskSetWaiter waiter(children, return_exceptions ? TaskSetWaiter::Until::AllDone
                                                          : TaskSetWaiter::Until::FirstFailure);
         waiter.pass_cancel_on_to_futures();
+        struct NotePassed {  // also when a later cancel makes the await throw
+            const TaskSetWaiter& w;
+            bool& passed;
+            ~NotePassed() { passed = w.cancel_passed_on(); }
+        } note{waiter, passed_to_children};
         co_await waiter;
-        if (waiter.cancel_passed_on()) {
-            // The children have our cancel (asyncio's _cancel_requested): it comes back to us.
-            passed_to_children = true;
-            require_task().passed_on_settled(true);
-            throw CancelledError(waiter.passed_cancel_message());
-        }
+        if (waiter.cancel_passed_on()) throw CancelledError(waiter.passed_cancel_message());
         if (!return_exceptions) {
             for (FutureBase* f : waiter.completion_order())
                 if (f->state() != FutureBase::State::Succeeded) {
@@ -58,29 +73,46 @@ Coro<> gather_wait(std::vector<FutureBase*> children, bool return_exceptions) {
         for (FutureBase* f : children)
             if (f->done() && f->state() != FutureBase::State::Succeeded) order.push_back(f);
         for (;;) {
+            // Already cancelling: wait on, but pass each new request on at once (asyncio's
+            // _GatheringFuture.cancel calls every unfinished child's cancel(msg) each time), so
+            // a child that handled the first one still hears this one.
             TaskSetWaiter rest(children, TaskSetWaiter::Until::AllDone);
+            rest.pass_cancel_on_to_futures();
             bool interrupted = false;
             try {
                 co_await rest;
-            } catch (const CancelledError& again) {
-                // Already cancelling: wait on, but pass the new request on (asyncio's
-                // _GatheringFuture.cancel calls every unfinished child's cancel(msg) each time),
-                // so a child that handled the first one still hears this one.
-                interrupted = true;
-                cancel_pending(children, again.message());
+            } catch (const CancelledError&) {
+                interrupted = true;  // no child left to take it (all had just finished)
                 cancelled = std::current_exception();
             }
+            passed_to_children = passed_to_children || rest.cancel_passed_on();
             order.insert(order.end(), rest.completion_order().begin(), rest.completion_order().end());
             if (!interrupted) break;
         }
         // asyncio's gather looks at every child's exception: none is reported as never retrieved.
         for (FutureBase* f : children) f->mark_retrieved();
+        // The CancelledError that goes out is a child's own when our cancel reached the children:
+        // the first to end cancelled without return_exceptions (it completed asyncio's gather),
+        // the last one with it; unless, without return_exceptions, a child failed before.
+        FutureBase* decides = nullptr;
         if (!return_exceptions) {
             for (FutureBase* f : order) {
-                if (f->state() == FutureBase::State::Failed) f->rethrow_if_failed();
-                if (f->state() == FutureBase::State::Cancelled) break;
+                if (f->state() == FutureBase::State::Failed) {
+                    require_task().passed_on_settled(false);
+                    f->rethrow_if_failed();
+                }
+                if (f->state() == FutureBase::State::Cancelled) {
+                    decides = f;
+                    break;
+                }
             }
+        } else {
+            for (FutureBase* f : order)
+                if (f->state() == FutureBase::State::Cancelled) decides = f;
         }
+        require_task().passed_on_settled(true);
+        if (passed_to_children && decides)
+            if (std::exception_ptr own = cancellation_of(*decides)) cancelled = std::move(own);
         std::rethrow_exception(cancelled);
     }
     if (first_failure) {

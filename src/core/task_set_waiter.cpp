@@ -92,8 +92,8 @@ void TaskSetWaiter::on_cancel() {
         for (FutureBase* f : futures_)
             if (!f->done() && f->cancel(message)) reached = true;
         if (reached) {
+            if (!cancel_passed_) passed_message_ = message;  // the first fixes it (T11)
             cancel_passed_ = true;
-            passed_message_ = message;
             return;
         }
     }

@@ -29,6 +29,8 @@ struct PromiseBase : RecycledFrame {
     // never both, so the two share their bytes.
     enum class Outcome : std::uint8_t { None, Value, Error };
     Outcome outcome = Outcome::None;
+    // Dropped unawaited, it is not reported as never awaited (a gather, whose children run anyway).
+    bool quiet_when_dropped = false;
 
     // Leaves the frame at final_suspend or co_yield.
     std::coroutine_handle<> transfer_out() noexcept {

@@ -38,8 +38,8 @@ public:
     bool timed_out() const noexcept { return timed_out_; }
     // gather's wait: a cancel of the waiting task is passed on to the unfinished futures at
     // once, and the wait goes on until they end (asyncio's _GatheringFuture.cancel, rules T4
-    // and G7); cancel_passed_on() then tells the caller to throw CancelledError, with the
-    // message of the last request passed on (the one the futures ended with).
+    // and G7); cancel_passed_on() then tells the caller to throw CancelledError (with the first
+    // request's message, when no future ended with a CancelledError of its own to throw).
     void pass_cancel_on_to_futures() noexcept { pass_cancel_ = true; }
     bool cancel_passed_on() const noexcept { return cancel_passed_; }
     const std::string& passed_cancel_message() const noexcept { return passed_message_; }
