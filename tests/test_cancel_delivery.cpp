@@ -53,6 +53,12 @@ Coro<std::string> cancel_message_of(Task<T> t) {
     co_return m;
 }
 
+Coro<int> waits_a_second_for(Future<int> f) {
+    Coro<int> w = wait_for(f, 1s);
+    int v = co_await std::move(w);
+    co_return v;
+}
+
 Coro<int> await_future(Future<int> f) {
     int v = co_await f;
     co_return v;
@@ -156,14 +162,9 @@ CORIO_TEST(CancelDelivery, ALaterCancelKeepsTheMessageTheAwaitedFutureWasCancell
 CORIO_TEST(CancelDelivery, AUserCancelInTheTickOfAWaitForDeadlineKeepsItsMessage) {
     corio::testing::MockClock clock;
     Future<int> f = get_running_loop().create_future<int>();
-    auto waiting = [f]() -> Coro<int> {
-        Coro<int> w = wait_for(f, 1s);
-        int v = co_await std::move(w);
-        co_return v;
-    };
     Task<int> t;
     TimerHandle user = get_running_loop().call_later(1s, [&t] { t.cancel("user"); });
-    t = create_task(waiting());
+    t = create_task(waits_a_second_for(f));
     Coro<std::string> ending = cancel_message_of(t);
     std::string message = co_await std::move(ending);
     EXPECT_EQ(message, "user");
@@ -175,12 +176,7 @@ CORIO_TEST(CancelDelivery, AUserCancelInTheTickOfAWaitForDeadlineKeepsItsMessage
 CORIO_TEST(CancelDelivery, AUserCancelFromASleepEndingAtTheDeadlineComesAfterTheExpiry) {
     corio::testing::MockClock clock;
     Future<int> f = get_running_loop().create_future<int>();
-    auto waiting = [f]() -> Coro<int> {
-        Coro<int> w = wait_for(f, 1s);
-        int v = co_await std::move(w);
-        co_return v;
-    };
-    Task<int> t = create_task(waiting());
+    Task<int> t = create_task(waits_a_second_for(f));
     co_await sleep(1s);  // our timer was set first, yet we run a tick after the expiry
     t.cancel("user");
     Coro<std::string> ending = cancel_message_of(t);

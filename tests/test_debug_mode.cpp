@@ -222,36 +222,6 @@ TEST(RunDebug, ACancelPassedOnToAChildThatHandledItIsNotASwallowedCancellation) 
 }
 
 namespace {
-// Turns its cancellation into an error, as a job that reports its interruption does.
-Coro<int> converts_its_cancel() {
-    try {
-        co_await sleep(10s);
-    } catch (const CancelledError&) {
-        throw std::runtime_error("aborted");
-    }
-    co_return 0;
-}
-Coro<int> handles_what_gather_rethrows() {
-    Coro<std::tuple<int, int>> both = gather(converts_its_cancel(), converts_its_cancel());
-    try {
-        (void)co_await std::move(both);
-    } catch (const std::runtime_error&) {
-        co_return 5;
-    }
-    co_return 0;
-}
-}  // namespace
-
-// D4: the cancel gather passed on to its children came back as a child's error, not as a
-// CancelledError: the task that handles that error and returns swallowed nothing (python3 -X dev
-// is quiet too). It was reported, gather having counted the cancel delivered too early.
-TEST(RunDebug, ACancelGatherPassedOnThatCameBackAsAnErrorIsNotASwallowedCancellation) {
-    std::vector<ExceptionContext> reports;
-    corio::run(cancel_and_collect(&reports, handles_what_gather_rethrows, "parent"));
-    EXPECT_EQ(swallowed_reports(reports, "parent"), 0u) << all_messages(reports);
-}
-
-namespace {
 // The task cancels itself while running: the cancel waits for its next await, which is on a
 // child; the child handles it and returns a value.
 Coro<int> cancels_itself_then_awaits_a_child() {

@@ -2,16 +2,22 @@
 
 #include "corio/detail/task_set_waiter.hpp"
 
+#include <optional>
+#include <unordered_set>
+
 namespace corio::detail {
 
 namespace {
 
 // A child that awaits the gathering task would pass each cancel back to it: refused there.
-void cancel_pending(const std::vector<FutureBase*>& children, const std::string& message) {
+// True when a child took it.
+bool cancel_pending(const std::vector<FutureBase*>& children, const std::string& message) {
+    bool reached = false;
     require_task().pass_cancel_on([&] {
         for (FutureBase* f : children)
-            if (!f->done()) f->cancel(message);
+            if (!f->done() && f->cancel(message)) reached = true;
     });
+    return reached;
 }
 
 // The CancelledError a child ended with (asyncio's gather raises a child's own,
@@ -31,23 +37,20 @@ std::exception_ptr cancellation_of(FutureBase& f) {
 Coro<> gather_wait(std::vector<FutureBase*> children, bool return_exceptions) {
     std::exception_ptr cancelled;
     const FutureBase* first_failure = nullptr;
-    // Our cancel went to the children (asyncio's _cancel_requested): it comes back to us as a
-    // child's CancelledError, or is absorbed by a child whose error goes out instead. Settled
-    // once that is known (TaskBase::passed_on_settled), on every way out of the cancelled path.
-    bool passed_to_children = false;
+    // The children in the order they ended, for the cancelled path: those done before the wait
+    // (in argument order), then as the waits saw them.
+    std::vector<FutureBase*> order;
+    for (FutureBase* f : children)
+        if (f->done()) order.push_back(f);
+    std::optional<TaskSetWaiter> first;
+    first.emplace(children, return_exceptions ? TaskSetWaiter::Until::AllDone : TaskSetWaiter::Until::FirstFailure);
+    first->pass_cancel_on_to_futures();
     try {
-        TaskSetWaiter waiter(children, return_exceptions ? TaskSetWaiter::Until::AllDone
-                                                         : TaskSetWaiter::Until::FirstFailure);
-        waiter.pass_cancel_on_to_futures();
-        struct NotePassed {  // also when a later cancel makes the await throw
-            const TaskSetWaiter& w;
-            bool& passed;
-            ~NotePassed() { passed = w.cancel_passed_on(); }
-        } note{waiter, passed_to_children};
-        co_await waiter;
-        if (waiter.cancel_passed_on()) throw CancelledError(waiter.passed_cancel_message());
+        TaskSetWaiter& waiting = *first;  // a named lvalue: g++ 12 copies the operand `*first`
+        co_await waiting;
+        if (first->cancel_passed_on()) throw CancelledError(first->passed_cancel_message());
         if (!return_exceptions) {
-            for (FutureBase* f : waiter.completion_order())
+            for (FutureBase* f : first->completion_order())
                 if (f->state() != FutureBase::State::Succeeded) {
                     first_failure = f;
                     break;
@@ -68,10 +71,29 @@ Coro<> gather_wait(std::vector<FutureBase*> children, bool return_exceptions) {
         // _done_callback: a real failure (an error raised while cancelling) is not turned into
         // a CancelledError, nor, under a timeout, into a TimeoutError.
         CleanupAfterCancel cleaning;
-        if (!passed_to_children) cancel_pending(children, require_task().cancel_message());
-        std::vector<FutureBase*> order;
-        for (FutureBase* f : children)
-            if (f->done() && f->state() != FutureBase::State::Succeeded) order.push_back(f);
+        // Our cancel went to the children (asyncio's _cancel_requested): it comes back to us as a
+        // child's CancelledError, or is absorbed by a child whose error goes out instead. Settled
+        // once that is known (TaskBase::passed_on_settled), on every way out of this path.
+        bool passed_to_children = first->cancel_passed_on();
+        // A child had failed, which woke us, and our cancel came only then: asyncio's gather was
+        // done with that error, and the task's cancel replaces it (its _must_cancel), as while
+        // gather waits for the failed child's siblings below.
+        bool failure_came_first = false;
+        if (!return_exceptions && !passed_to_children)
+            for (FutureBase* f : first->completion_order())
+                if (f->state() != FutureBase::State::Succeeded) {
+                    failure_came_first = f->state() == FutureBase::State::Failed;
+                    break;
+                }
+        order.insert(order.end(), first->completion_order().begin(), first->completion_order().end());
+        first.reset();
+        std::unordered_set<FutureBase*> seen(order.begin(), order.end());
+        for (FutureBase* f : children)  // ended between our wake-up and now
+            if (f->done() && seen.insert(f).second) order.push_back(f);
+        if (!passed_to_children && cancel_pending(children, require_task().cancel_message())) {
+            require_task().note_passed_on();
+            passed_to_children = true;
+        }
         for (;;) {
             // Already cancelling: wait on, but pass each new request on at once (asyncio's
             // _GatheringFuture.cancel calls every unfinished child's cancel(msg) each time), so
@@ -86,16 +108,17 @@ Coro<> gather_wait(std::vector<FutureBase*> children, bool return_exceptions) {
                 cancelled = std::current_exception();
             }
             passed_to_children = passed_to_children || rest.cancel_passed_on();
-            order.insert(order.end(), rest.completion_order().begin(), rest.completion_order().end());
+            for (FutureBase* f : rest.completion_order())
+                if (seen.insert(f).second) order.push_back(f);
             if (!interrupted) break;
         }
         // asyncio's gather looks at every child's exception: none is reported as never retrieved.
         for (FutureBase* f : children) f->mark_retrieved();
-        // The CancelledError that goes out is a child's own when our cancel reached the children:
-        // the first to end cancelled without return_exceptions (it completed asyncio's gather),
-        // the last one with it; unless, without return_exceptions, a child failed before.
+        // The CancelledError that goes out is a child's own when one ended cancelled: the first
+        // to end badly without return_exceptions (it completed asyncio's gather), the last
+        // cancelled one with it; unless, without return_exceptions, a child failed first.
         FutureBase* decides = nullptr;
-        if (!return_exceptions) {
+        if (!return_exceptions && !failure_came_first) {
             for (FutureBase* f : order) {
                 if (f->state() == FutureBase::State::Failed) {
                     require_task().passed_on_settled(false);
@@ -106,7 +129,7 @@ Coro<> gather_wait(std::vector<FutureBase*> children, bool return_exceptions) {
                     break;
                 }
             }
-        } else {
+        } else if (return_exceptions) {
             for (FutureBase* f : order)
                 if (f->state() == FutureBase::State::Cancelled) decides = f;
         }

@@ -271,6 +271,10 @@ void EventLoop::shuffle_ready(std::size_t n) noexcept {
     }
 }
 
+// An entry keeps its kind in the object pointer's three low bits.
+static_assert(alignof(detail::TaskBase) >= 8 && alignof(detail::WaitNode) >= 8 && alignof(detail::CallbackNode) >= 8 &&
+              alignof(detail::ThreadJob) >= 8);
+
 void EventLoop::run_ready(std::uintptr_t item) noexcept {
     void* p = reinterpret_cast<void*>(item & ~kReadyKindMask);
     switch (item & kReadyKindMask) {
