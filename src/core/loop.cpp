@@ -271,10 +271,6 @@ void EventLoop::shuffle_ready(std::size_t n) noexcept {
     }
 }
 
-// An entry keeps its kind in the object pointer's three low bits.
-static_assert(alignof(detail::TaskBase) >= 8 && alignof(detail::WaitNode) >= 8 && alignof(detail::CallbackNode) >= 8 &&
-              alignof(detail::ThreadJob) >= 8);
-
 void EventLoop::run_ready(std::uintptr_t item) noexcept {
     void* p = reinterpret_cast<void*>(item & ~kReadyKindMask);
     switch (item & kReadyKindMask) {
@@ -289,14 +285,10 @@ void EventLoop::run_ready(std::uintptr_t item) noexcept {
 // Debug mode: a callback that holds the loop too long is reported, as a task step is (asyncio
 // times every handle). Task steps time themselves (they know their task's name).
 void EventLoop::run_ready_timed(std::uintptr_t item) noexcept {
-    if ((item & kReadyKindMask) == kReadyTask) {
-        run_ready(item);
-        return;
-    }
-    auto t0 = Clock::now();
+    if ((item & kReadyKindMask) == kReadyTask) return run_ready(item);
+    const auto t0 = Clock::now();
     run_ready(item);
-    auto took = Clock::now() - t0;
-    if (took >= slow_callback_duration) detail::report_slow_callback(*this, took);
+    if (const auto took = Clock::now() - t0; took >= slow_callback_duration) detail::report_slow_callback(*this, took);
 }
 
 // The loop is closing: what will never run lets go of what it holds.

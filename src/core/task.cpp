@@ -186,6 +186,9 @@ void WaitNode::wake() noexcept {
     task->schedule();
 }
 
+// A ready-queue entry keeps its kind in the object pointer's three low bits.
+static_assert(alignof(TaskBase) >= 8 && alignof(WaitNode) >= 8);
+
 void WaitNode::wake_from_timer() noexcept {
     woken = true;
     task->loop()->schedule_timer_wake(*this);
