@@ -444,19 +444,25 @@ Coro<int> sleeps_long() {
     co_return 0;
 }
 
-// Gathers `a` and `b`; `a`'s done callback (added after the gather began) cancels this task.
-Coro<std::string> gathers_until_a_callback_cancels(Task<int> a, Task<int> b) {
-    AnyTask me = current_task();
+// "ok", "CancelledError:<message>" or the error's what().
+Coro<std::string> how_it_ends(Coro<std::tuple<int, int>> gathering) {
     try {
-        Coro<std::tuple<int, int>> both = gather(a, b);
-        a.add_done_callback([me]() mutable { me.cancel("late"); });
-        (void)co_await std::move(both);
+        (void)co_await std::move(gathering);
     } catch (const CancelledError& e) {
         co_return std::string("CancelledError:") + e.what();
     } catch (const std::exception& e) {
         co_return e.what();
     }
     co_return "ok";
+}
+
+// Gathers `a` and `b`; `a`'s done callback (added after the gather began) cancels this task.
+Coro<std::string> gathers_until_a_callback_cancels(Task<int> a, Task<int> b) {
+    AnyTask me = current_task();
+    Coro<std::tuple<int, int>> both = gather(a, b);
+    a.add_done_callback([me]() mutable { me.cancel("late"); });
+    Coro<std::string> ending = how_it_ends(std::move(both));
+    co_return co_await std::move(ending);
 }
 
 // Cancelled, fails a tick later (the first to be cancelled is the second child, which ends at once).
@@ -477,15 +483,9 @@ Coro<int> fails_a_tick_after_its_cancel() {
 }
 
 Coro<std::string> gathers_a_slow_failer_and_a_sleeper() {
-    try {
-        Coro<std::tuple<int, int>> both = gather(fails_a_tick_after_its_cancel(), sleeps_long());
-        (void)co_await std::move(both);
-    } catch (const CancelledError& e) {
-        co_return std::string("CancelledError:") + e.what();
-    } catch (const std::exception& e) {
-        co_return e.what();
-    }
-    co_return "ok";
+    Coro<std::tuple<int, int>> both = gather(fails_a_tick_after_its_cancel(), sleeps_long());
+    Coro<std::string> ending = how_it_ends(std::move(both));
+    co_return co_await std::move(ending);
 }
 }  // namespace
 

@@ -61,6 +61,18 @@ Coro<bool> take_lock(Lock* lock) {
     co_return empty;
 }
 
+// A waiter handed a primitive that is gone since: cancelled, it throws CancelledError; let run,
+// it gets an empty guard.
+Coro<> cancel_or_let_run(Task<bool> waiter, bool cancel) {
+    if (cancel) {
+        waiter.cancel();
+        CO_EXPECT_THROWS(CancelledError, waiter);
+    } else {
+        const bool empty_guard = co_await waiter;
+        EXPECT_TRUE(empty_guard);
+    }
+}
+
 Coro<bool> take_permit(Semaphore* sem) {
     SemaphoreGuard held = co_await sem->acquire();
     const bool empty = !held;
@@ -150,13 +162,8 @@ CORIO_TEST(SyncHandOff, WaiterHandedADestroyedLockCanBeCancelledOrRun) {
         co_await std::move(queued);
         lock->release();  // handed to `waiter`, which has not run
         lock.reset();
-        if (cancel) {
-            waiter.cancel();
-            CO_EXPECT_THROWS(CancelledError, waiter);
-        } else {
-            const bool empty_guard = co_await waiter;
-            EXPECT_TRUE(empty_guard);
-        }
+        Coro<> ending = cancel_or_let_run(waiter, cancel);
+        co_await std::move(ending);
     }
 }
 
@@ -169,13 +176,8 @@ CORIO_TEST(SyncHandOff, WaiterHandedAPermitOfADestroyedSemaphoreCanBeCancelledOr
         co_await std::move(queued);
         sem->release();  // handed to `waiter`
         sem.reset();
-        if (cancel) {
-            waiter.cancel();
-            CO_EXPECT_THROWS(CancelledError, waiter);
-        } else {
-            const bool empty_guard = co_await waiter;
-            EXPECT_TRUE(empty_guard);
-        }
+        Coro<> ending = cancel_or_let_run(waiter, cancel);
+        co_await std::move(ending);
     }
 }
 
