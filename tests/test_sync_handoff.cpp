@@ -196,6 +196,15 @@ namespace {
 Coro<> holds_a_permit(Semaphore* sem) {
     SemaphoreGuard held = co_await sem->acquire();
 }
+
+Coro<> holds_the_lock(Lock* lock) {
+    LockGuard held = co_await lock->acquire();
+}
+
+Coro<> takes_the_lock_for_good(Lock* lock) {
+    LockGuard held = co_await lock->acquire();
+    held.dismiss();
+}
 }  // namespace
 
 // A loop closed while a task it had handed a permit to has not run yet: the task's frame dies
@@ -214,4 +223,24 @@ TEST(SyncHandOffAtClose, APermitHandedToATaskAbandonedByCloseComesBack) {
     }
     EXPECT_EQ(sem.value(), 1);
     EXPECT_FALSE(sem.locked());
+}
+
+// The same for a lock: the task it was handed to dies with the loop, and passes it on, as the
+// guard it never got would have (to the other waiter, which dies too): the lock, which outlives
+// the loop, ends unlocked. It stayed locked for good.
+TEST(SyncHandOffAtClose, ALockHandedToATaskAbandonedByCloseIsPassedOn) {
+    Lock lock;
+    {
+        EventLoop loop;
+        const auto here = std::source_location::current();
+        Task<> holder = detail::spawn(loop, takes_the_lock_for_good(&lock), "holder", here);
+        Task<> first = detail::spawn(loop, holds_the_lock(&lock), "first", here);
+        Task<> second = detail::spawn(loop, holds_the_lock(&lock), "second", here);
+        int ticks = 0;
+        loop.run_until([&ticks] { return ticks++ >= 1; });  // the holder has it, the others queue
+        lock.release();                                     // handed to `first`; it has not run
+        EXPECT_THROW(lock.release(), std::logic_error);
+        loop.close();
+    }
+    EXPECT_FALSE(lock.locked());
 }

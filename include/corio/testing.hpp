@@ -194,7 +194,6 @@ inline std::string format_report(const ExceptionContext& c) {
 }
 
 // Open file descriptors of this process (the leak guard compares them around each test).
-
 inline std::vector<std::string> open_fds() {
     std::vector<std::string> out;
     if (DIR* d = ::opendir("/proc/self/fd")) {
