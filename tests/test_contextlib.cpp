@@ -371,6 +371,24 @@ Coro<> uses_a_slow_to_close_resource() {
     co_await std::move(using_it);
 }
 
+// The same through @asynccontextmanager's form: its cleanup after the co_yield takes two seconds.
+AsyncGenerator<int> slow_to_close_manager() {
+    std::exception_ptr error;
+    try {
+        co_yield 1;
+    } catch (...) {
+        error = std::current_exception();
+    }
+    co_await sleep(2s);
+    if (error) std::rethrow_exception(error);
+}
+
+Coro<> uses_a_slow_to_close_manager() {
+    auto body = [](int&) -> Coro<> { co_await sleep(1h); };
+    Coro<> using_it = async_with(slow_to_close_manager(), body);
+    co_await std::move(using_it);
+}
+
 Coro<> closes_a_stack_slowly() {
     AsyncExitStack stack;
     stack.push_async_callback([]() -> Coro<> { co_await sleep(2s); });
@@ -383,20 +401,23 @@ Coro<> closes_a_stack_slowly() {
 }
 }  // namespace
 
-// Debug mode waits for an aclose() or a stack's exits after a cancellation, as it waits for
-// serve_forever's clean-up: a two-second __aexit__ is no swallowed cancellation (it was
-// reported as "still running 1 s after" its CancelledError; python3 -X dev is quiet).
+// Debug mode waits for an aclose(), a stack's exits or a generator manager's cleanup after a
+// cancellation, as it waits for serve_forever's clean-up: a two-second __aexit__ is no
+// swallowed cancellation (it was reported as "still running 1 s after" its CancelledError;
+// python3 -X dev is quiet).
 CORIO_TEST(AsyncWith, DebugModeWaitsForASlowCloseAfterACancellation) {
     corio::testing::MockClock clock;
     corio_test::CapturedReports captured;
     get_running_loop().set_debug(true);
     Task<> with = create_task(uses_a_slow_to_close_resource(), "with");
     Task<> stack = create_task(closes_a_stack_slowly(), "stack");
+    Task<> manager = create_task(uses_a_slow_to_close_manager(), "manager");
     auto started = sleep(0s);
     co_await std::move(started);
     with.cancel();
     stack.cancel();
-    for (Task<>* t : {&with, &stack}) {
+    manager.cancel();
+    for (Task<>* t : {&with, &stack, &manager}) {
         try {
             co_await *t;
         } catch (const CancelledError&) {
@@ -405,5 +426,6 @@ CORIO_TEST(AsyncWith, DebugModeWaitsForASlowCloseAfterACancellation) {
     get_running_loop().set_debug(false);
     EXPECT_TRUE(with.cancelled());
     EXPECT_TRUE(stack.cancelled());
+    EXPECT_TRUE(manager.cancelled());
     EXPECT_TRUE(captured.reports.empty()) << all_messages(captured.reports);
 }

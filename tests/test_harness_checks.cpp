@@ -246,6 +246,43 @@ TEST(HarnessFixtureOrder, TearDownRunsWhenSetUpThrewAndTheBodyDoesNot) {
 }
 
 namespace {
+struct ThrowingTearDown : corio::testing::AsyncTest {
+    Coro<> TearDownAsync() override {
+        auto tick = sleep(0s);
+        co_await std::move(tick);
+        throw std::runtime_error("teardown broke");
+    }
+    void TestBody() override {}
+};
+}  // namespace
+
+// A TearDownAsync that throws fails the test, and the body's own failure is reported too (only
+// the teardown's was: its throw skipped the rest).
+TEST(HarnessFixtureOrder, ATearDownThatThrowsAfterABodyThatThrewReportsBoth) {
+    ThrowingTearDown fixture;
+    auto failures = failures_of(fixture, []() -> Coro<> {
+        throw std::runtime_error("body broke");
+        co_return;
+    });
+    EXPECT_TRUE(any_contains(failures, "the test threw: body broke (std::runtime_error)")) << joined(failures);
+    EXPECT_TRUE(any_contains(failures, "TearDownAsync threw: teardown broke (std::runtime_error)")) << joined(failures);
+}
+
+// ... and the checks after it still run: a task left behind is reported, not cancelled quietly.
+TEST(HarnessFixtureOrder, ATearDownThatThrowsDoesNotSkipTheChecks) {
+    ThrowingTearDown fixture;
+    bool cancelled = false;
+    auto failures = failures_of(fixture, [&cancelled]() -> Coro<> {
+        (void)create_task(forever(&cancelled), "straggler");
+        auto tick = sleep(0s);
+        co_await std::move(tick);
+    });
+    EXPECT_TRUE(any_contains(failures, "the test threw: teardown broke (std::runtime_error)")) << joined(failures);
+    EXPECT_TRUE(any_contains(failures, "the test left 1 task(s) running: straggler")) << joined(failures);
+    EXPECT_TRUE(cancelled);
+}
+
+namespace {
 // A CORIO_TEST_F fixture: SetUpAsync prepares a member the body reads; TearDownAsync sees the
 // body's work; GoogleTest's TearDown (after the whole run) sees TearDownAsync's.
 class PreparedValueFixture : public corio::testing::AsyncTest {

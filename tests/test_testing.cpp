@@ -183,6 +183,50 @@ TEST(TestingTimeLimit, OverrunWhileTheLoopClosesFailsWithoutAborting) {
 }
 
 namespace {
+// A TearDownAsync that waits for ever (the event nobody sets), with or without a cancellation.
+struct HangingTearDown : corio::testing::AsyncTest {
+    Coro<> TearDownAsync() override {
+        Event never;
+        auto waiting = never.wait();
+        co_await std::move(waiting);
+    }
+    void TestBody() override {}
+};
+}  // namespace
+
+// The limit's cancel ends the body; a teardown that then waits for ever used to hang the test
+// for ever (the watchdog cancelled once). The cancel is repeated until the test's task ends.
+TEST(TestingTimeLimit, ATearDownThatHangsAfterTheLimitStillEndsTheTest) {
+    ScopedTimeLimit limit("0.2");
+    const auto t0 = std::chrono::steady_clock::now();
+    HangingTearDown fixture;
+    auto failures = failures_of(fixture, []() -> Coro<> {
+        Event never;
+        auto waiting = never.wait();
+        co_await std::move(waiting);
+    });
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+    EXPECT_TRUE(any_contains(failures, "ran longer than 0.2 s")) << joined(failures);
+}
+
+// The first run of a sweep cancels nothing: its failure says so (it printed the "no suspension"
+// marker as a suspension number, 18446744073709551615).
+TEST(TestingCancelSweep, AFailureOfTheFirstRunIsNotCalledACancelledOne) {
+    auto failures = failures_of([]() -> Coro<> {
+        auto scenario = []() -> Coro<> {
+            auto tick = sleep(0s);
+            co_await std::move(tick);
+            throw std::runtime_error("scenario broke");
+        };
+        auto nothing_to_check = []() -> Coro<> { co_return; };
+        Coro<corio::testing::CancelSweep> sweeping = corio::testing::cancel_at_every_suspension(scenario, nothing_to_check);
+        co_await std::move(sweeping);
+    });
+    EXPECT_TRUE(any_contains(failures, "the first run (not cancelled) failed: scenario broke")) << joined(failures);
+    EXPECT_FALSE(any_contains(failures, "18446744073709551615")) << joined(failures);
+}
+
+namespace {
 AsyncGenerator<int> counting_up(bool* cleaned_up) {
     bool closing = false;
     try {

@@ -123,6 +123,8 @@ Coro<> async_with(AsyncGenerator<T> manager, F body) {
     // A generator that yields again is closed before the error leaves (contextlib raises it in
     // a try whose finally awaits gen.aclose()): its cleanup must not outlive this scope, whose
     // locals it may use. An error from that cleanup replaces this one, as it would there.
+    // Debug mode waits for this __aexit__ after a cancellation, as for the class form's.
+    detail::CleanupAfterCancel cleaning;
     const char* misuse = nullptr;
     if (!error) {
         auto more = co_await manager.next();

@@ -43,6 +43,17 @@ inline std::string type_name_of(const std::type_info& type) {
     std::free(readable);
     return name;
 }
+
+// "timed out (corio::TimeoutError)": what a test threw, for its failure message.
+inline std::string thrown_text(const std::exception_ptr& e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        return std::string(x.what()) + " (" + type_name_of(typeid(x)) + ")";
+    } catch (...) {
+        return "an unknown exception";
+    }
+}
 }  // namespace corio::detail
 
 namespace corio::testing {
@@ -99,7 +110,8 @@ Coro<CancelSweep> cancel_at_every_suspension(Make make, Check check) {
     CancelSweep sweep;
     const detail::TaskBase* target = nullptr;
     std::size_t seen = 0;
-    std::size_t cancel_at = ~std::size_t(0);
+    constexpr std::size_t kNoCancel = ~std::size_t(0);  // the first run counts, cancels nothing
+    std::size_t cancel_at = kNoCancel;
     bool while_suspended = false;
     AnyTask running;
     const detail::TaskBase* driver = current_task().state();
@@ -141,9 +153,13 @@ Coro<CancelSweep> cancel_at_every_suspension(Make make, Check check) {
         Coro<> checking = check();
         co_await std::move(checking);
         if (failure) {
-            ADD_FAILURE() << "cancel_at_every_suspension: the run cancelled at suspension " << cancel_at
-                          << (while_suspended ? " (while waiting there)" : " (right at the await)")
-                          << " failed: " << detail::describe(failure);
+            if (cancel_at == kNoCancel)
+                ADD_FAILURE() << "cancel_at_every_suspension: the first run (not cancelled) failed: "
+                              << detail::describe(failure);
+            else
+                ADD_FAILURE() << "cancel_at_every_suspension: the run cancelled at suspension " << cancel_at
+                              << (while_suspended ? " (while waiting there)" : " (right at the await)")
+                              << " failed: " << detail::describe(failure);
             std::rethrow_exception(failure);
         }
     };
@@ -234,14 +250,21 @@ inline void run_async_test(AsyncTest& fixture, std::function<Coro<>()> make_body
         std::unique_lock lock(m);
         if (cv.wait_for(lock, limit, [&] { return finished; })) return;
         timed_out = true;
-        // An exception escaping a std::thread ends the process: the overrun is reported as a
-        // failure instead, whether or not the cancellation could be delivered.
-        try {
-            loop.call_soon_threadsafe([&main] {
-                if (main) main.cancel("the test's time limit ran out");
-            });
-        } catch (...) {
-        }
+        // Cancelled once, a test can still hang (a TearDownAsync, a generator's cleanup or a
+        // task left behind that waits for ever): the cancel is repeated until the test's task
+        // ends, as a limit must end the test. An exception escaping a std::thread ends the
+        // process: the overrun is reported as a failure instead, whether or not the
+        // cancellation could be delivered.
+        const auto again = std::clamp<std::chrono::milliseconds>(limit / 4, std::chrono::milliseconds(10),
+                                                                 std::chrono::seconds(1));
+        do {
+            try {
+                loop.call_soon_threadsafe([&main] {
+                    if (main) main.cancel("the test's time limit ran out");
+                });
+            } catch (...) {
+            }
+        } while (!cv.wait_for(lock, again, [&] { return finished; }));
     });
     // The watchdog must be gone before Runner::close() closes and destroys the loop it posts to
     // (also when something below throws: a joinable std::thread's destructor ends the process).
@@ -270,8 +293,17 @@ inline void run_async_test(AsyncTest& fixture, std::function<Coro<>()> make_body
         } catch (...) {
             error = std::current_exception();
         }
-        Coro<> teardown = fixture.TearDownAsync();
-        co_await std::move(teardown);
+        // A TearDownAsync that throws fails the test too, without hiding the body's failure
+        // or skipping the checks below.
+        try {
+            Coro<> teardown = fixture.TearDownAsync();
+            co_await std::move(teardown);
+        } catch (...) {
+            if (!error)
+                error = std::current_exception();
+            else
+                ADD_FAILURE_AT(test_file, test_line) << "TearDownAsync threw: " << detail::thrown_text(std::current_exception());
+        }
         // A generator the test left early is closed by a task of its own, started as it was
         // dropped: that is the test's cleanup still running, not a task left behind. Closing one
         // may drop another (nested generators): look again until none is left. The time limit
@@ -330,11 +362,8 @@ inline void run_async_test(AsyncTest& fixture, std::function<Coro<>()> make_body
         runner.run(body());
     } catch (const CancelledError& e) {
         ADD_FAILURE_AT(test_file, test_line) << "the test was cancelled: " << e.what();
-    } catch (const std::exception& e) {
-        ADD_FAILURE_AT(test_file, test_line)
-            << "the test threw: " << e.what() << " (" << corio::detail::type_name_of(typeid(e)) << ")";
     } catch (...) {
-        ADD_FAILURE_AT(test_file, test_line) << "the test threw an unknown exception";
+        ADD_FAILURE_AT(test_file, test_line) << "the test threw: " << detail::thrown_text(std::current_exception());
     }
     stop_watchdog();
     runner.close();
