@@ -1,5 +1,6 @@
 // StreamTransport: reads (direct, vectored with a spill area, or through the backend), writes
-// (direct, held for the next one, or flushed through the backend), drain, half-close and close.
+// (direct, held for the next one, or flushed through the backend), drain and half-close;
+// stream_close.cpp has the close.
 #include "stream_transport.hpp"
 
 #include <netinet/in.h>
@@ -22,24 +23,10 @@ namespace corio {
 namespace detail {
 
 namespace {
-constexpr std::size_t kReadChunk = 64 * 1024;
-// What one read may take beyond the caller's memory (uvloop reads 256 KiB at a time): a read
-// that comes back short says the socket is drained, so that an edge-triggered reader needs no
-// second syscall to find out.
-constexpr std::size_t kSpill = 256 * 1024;
 // A write is kept back (copied) to leave with the next one only while it is small: a syscall
 // costs less than copying a bigger one (W4 100 KiB, whose 64 KiB half was held: +8-13 % req/s
 // with this limit; 10 KiB unchanged).
 constexpr std::size_t kMaxHeldWrite = 16 * 1024;
-
-// The thread's spill area. It holds bytes only during one synchronous readv: they are copied
-// into the reader's buffer before anything else runs, so one area serves every connection (it
-// is never handed to a backend, which could fill it for several reads before they are copied).
-char* spill_area() {
-    thread_local std::unique_ptr<char[]> area;
-    if (!area) area.reset(new char[kSpill]);
-    return area.get();
-}
 
 long direct_write(bool is_socket, int fd, iovec* iov, int count) noexcept {
     for (;;) {
@@ -68,6 +55,14 @@ struct LoopTokenService final : EventLoop::Service {
     std::shared_ptr<LoopToken> token;
 };
 }  // namespace
+
+// One area serves every connection: it is never handed to a backend, which could fill it for
+// several reads before they are copied.
+char* spill_area() {
+    thread_local std::unique_ptr<char[]> area;
+    if (!area) area.reset(new char[kSpill]);
+    return area.get();
+}
 
 std::shared_ptr<LoopToken> running_loop_token() {
     EventLoop& loop = get_running_loop();
@@ -230,6 +225,8 @@ Coro<> StreamTransport::fill(std::shared_ptr<StreamTransport> self) {
 }
 
 bool StreamTransport::at_eof() noexcept {
+    // Closed by our own close(): reads give end of stream (asyncio's connection_lost feeds eof).
+    if (fd_ < 0 && closed_ && !read_error_) eof_ = true;
     if (!eof_ && input_.empty() && !read_error_ && !reading_ && fd_ >= 0 && loop_usable()) {
         try {
             input_.prepare(kReadChunk);
@@ -460,117 +457,6 @@ void StreamTransport::write_eof() {
     eof_requested_ = true;
     flush_held();
     if (!write_in_flight_ && buffered() == 0) after_output_progress();
-}
-
-bool StreamTransport::idle_loop_is_ours() const noexcept {
-    if (!token_->open) return false;
-    std::unique_lock alive = EventLoop::lock_if_alive(loop_);
-    return alive && !loop_->is_closed() && !loop_->is_running() && loop_->owned_by_this_thread();
-}
-
-namespace {
-thread_local bool t_handing_a_close = false;
-
-// A close handed to the stream's loop. Dropped unrun by the loop as it closes, it closes the
-// stream there and then (nobody else can touch it any more): the fd must not stay open until
-// the last handle goes. Not when the hand-off itself fails: the caller closes then.
-struct CloseOnItsLoop {
-    std::shared_ptr<StreamTransport> transport;
-    void operator()() { std::exchange(transport, nullptr)->close(); }
-    CloseOnItsLoop(std::shared_ptr<StreamTransport> t) noexcept : transport(std::move(t)) {}
-    CloseOnItsLoop(CloseOnItsLoop&&) noexcept = default;
-    CloseOnItsLoop& operator=(CloseOnItsLoop&&) = delete;
-    ~CloseOnItsLoop() {
-        if (!transport || t_handing_a_close) return;
-        try {
-            transport->close();
-        } catch (...) {
-        }
-    }
-};
-}  // namespace
-
-bool StreamTransport::close_through_loop() noexcept {
-    std::unique_lock alive = EventLoop::lock_if_alive(loop_);
-    if (!alive || loop_->is_closed()) return false;
-    t_handing_a_close = true;
-    bool handed = true;
-    try {
-        loop_->call_soon_threadsafe(CloseOnItsLoop(shared_from_this()));
-    } catch (...) {
-        handed = false;  // the loop closed meanwhile: nothing else touches the stream now
-    }
-    t_handing_a_close = false;
-    return handed;
-}
-
-void StreamTransport::close() {
-    if (!loop_usable()) {
-        // Closing must not fail, it is how a connection is cleaned up. The loop's own state
-        // (its backend, the tasks that wait for the close) is touched only on its thread:
-        // another thread hands the close to the loop while it is open. Its own thread, running
-        // another loop, closes it here.
-        if (token_->open && !idle_loop_is_ours() && close_through_loop()) return;
-        // Its loop is closed or gone: what can leave without it does, then the fd closes.
-        if (closing_) return;
-        closing_ = true;
-        close_fd();
-        return;
-    }
-    if (closing_) return;
-    closing_ = true;
-    flush_held();
-    if (!write_in_flight_ && buffered() == 0) close_fd();
-}
-
-void StreamTransport::close_fd() noexcept {
-    if (fd_ >= 0) {
-        flush_directly();
-        // Whether the loop runs or not: a registration left behind would make the next file
-        // with this number wait forever.
-        close_fd_on(token_->open ? loop_ : nullptr, fd_);
-        fd_ = -1;
-    }
-    if (!closed_) {
-        closed_ = true;
-        wake_all(drain_waiters_);
-        wake_all(closed_waiters_);
-    }
-}
-
-// asyncio's transport reads whenever bytes come, whoever waits, so a reset closes it (and
-// wait_closed() returns) while nobody reads; here a waiting reader's read notices the reset,
-// and while none waits, wait_closed() watches for it. As in asyncio, an end of stream leaves
-// the connection open (half-closed), and a full input buffer (twice the limit) stops the watch.
-Coro<> StreamTransport::wait_closed(std::shared_ptr<StreamTransport> self) {
-    if (!closed_) check_loop();
-    bool watch = true;
-    while (!closed_) {
-        if (watch && unwatched()) {
-            Coro<bool> watching = watch_for_loss();
-            watch = co_await std::move(watching);
-            continue;
-        }
-        StateWaiter w(closed_waiters_);
-        co_await w;
-    }
-    (void)self;
-}
-
-Coro<bool> StreamTransport::watch_for_loss() {
-    IoAwaiter io;
-    io.return_errors = true;
-    io.op.kind = IoOperation::Kind::PollIn;
-    io.op.fd = fd_;
-    long r = co_await io;
-    if (r == -ECANCELED) co_return false;  // our close(), or the fd released: no end of stream
-    if (!unwatched()) co_return true;      // a reader came, or the buffer is full
-    if (r == 0) {
-        input_.prepare(kReadChunk);
-        r = read_now(input_.tail(), std::min(input_.room(), kSpill), true);
-    }
-    if (r <= 0 && r != -EAGAIN) note_read_end(r);
-    co_return true;
 }
 
 std::shared_ptr<StreamTransport> make_fd_transport(int fd, bool is_socket, std::size_t limit) {

@@ -26,6 +26,15 @@ struct LoopToken {
 // The running loop's token; std::logic_error when no loop is running.
 std::shared_ptr<LoopToken> running_loop_token();
 
+inline constexpr std::size_t kReadChunk = 64 * 1024;
+// What one read may take beyond the caller's memory (uvloop reads 256 KiB at a time): a read
+// that comes back short says the socket is drained, so that an edge-triggered reader needs no
+// second syscall to find out.
+inline constexpr std::size_t kSpill = 256 * 1024;
+// The thread's spill area (kSpill bytes; std::bad_alloc). It holds bytes only during one
+// synchronous read: they are copied into a reader's buffer, or dropped, before anything else runs.
+char* spill_area();
+
 // One connection's fd and buffers, shared by its reader and writer.
 class StreamTransport : public std::enable_shared_from_this<StreamTransport> {
 public:
@@ -163,6 +172,7 @@ private:
     // Sends what is buffered and not in the backend's hands, now, as far as the socket takes it
     // without blocking: the fd is about to close, or the loop went away, before a flush ran.
     void flush_directly() noexcept;
+    void discard_unread_input() noexcept;
     void close_fd() noexcept;
     // 0: the end; < 0 (but -ECANCELED, our own close): the error, kept for every later read.
     void note_read_end(long r) noexcept;

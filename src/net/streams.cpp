@@ -190,7 +190,11 @@ Coro<StreamPair> connect_to(SocketAddress address, ConnectOptions options) {
 }  // namespace
 
 Coro<StreamPair> open_connection(std::string host, std::uint16_t port, ConnectOptions options) {
-    std::vector<SocketAddress> addresses = co_await detail::resolve(host, port, SOCK_STREAM);
+    // "" names no host to connect to (asyncio: socket.gaierror); only a server takes it for
+    // every address, so it is not read as 0.0.0.0 here (which Linux connects to this host).
+    Coro<std::vector<SocketAddress>> resolving =
+        host.empty() ? getaddrinfo(host, port, AF_UNSPEC, SOCK_STREAM) : detail::resolve(host, port, SOCK_STREAM);
+    std::vector<SocketAddress> addresses = co_await std::move(resolving);
     std::exception_ptr last;
     for (const auto& a : addresses) {
         try {
