@@ -173,3 +173,28 @@ CORIO_TEST(SemaphoreBounds, ReleaseAtIntMaxThrowsValueOverflow) {
     }
     EXPECT_EQ(sem.value(), INT_MAX);  // the guard's release brought it back to the top, no further
 }
+
+namespace {
+const std::string& the_name() {
+    static const std::string name = "corio";
+    return name;
+}
+int& the_counter() {
+    static int counter = 41;
+    return ++counter;
+}
+}  // namespace
+
+// executor.md: a function that returns a reference gives the awaiting task a copy of the value
+// (asyncio accepts any callable; it did not compile: std::optional<const std::string&>).
+CORIO_TEST(ToThreadResults, AFunctionReturningAReferenceGivesACopy) {
+    auto naming = to_thread(the_name);
+    auto name = co_await std::move(naming);
+    static_assert(std::is_same_v<decltype(name), std::string>);
+    EXPECT_EQ(name, "corio");
+    ThreadPool pool(1);
+    auto counting = run_in_executor(pool, the_counter);
+    auto count = co_await std::move(counting);
+    static_assert(std::is_same_v<decltype(count), int>);
+    EXPECT_EQ(count, 42);
+}

@@ -240,6 +240,26 @@ TEST(LoopThreads, ALoopMayRunOnOneThreadThenOnAnother) {
     EXPECT_EQ(runner.run(round_trip_on_a_socket_pair()), "ping");
 }
 
+// A run on the main thread watches Ctrl-C through the loop's signal pipe. The pipe's read ends
+// with the watch, so the loop may then run on another thread: on io_uring the read stayed in the
+// ring, and the other thread's run was refused ("I/O in flight").
+TEST(LoopThreads, ALoopThatWatchedCtrlCMayThenRunOnAnotherThread) {
+    Runner runner;
+    EXPECT_EQ(runner.run(round_trip_on_a_socket_pair()), "ping");
+    std::string got;
+    std::string refused;
+    std::thread other([&] {
+        try {
+            got = runner.run(round_trip_on_a_socket_pair());
+        } catch (const std::exception& e) {
+            refused = e.what();
+        }
+    });
+    other.join();
+    EXPECT_EQ(refused, "");
+    EXPECT_EQ(got, "ping");
+}
+
 // A loop whose I/O is still in the kernel of a deferred io_uring ring cannot move: the run on
 // the other thread says so, and the loop goes on where it ran, losing nothing. Elsewhere
 // (epoll) the move just works.

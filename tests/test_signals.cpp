@@ -124,6 +124,50 @@ CORIO_TEST(Signals, AddingAgainReplacesTheHandler) {
     EXPECT_TRUE(loop.remove_signal_handler(SIGUSR1));
 }
 
+// Removing the last handler stops the loop's read of its signal pipe (so that an idle loop
+// keeps nothing in the backend); a handler added again at once, before that read's cancel has
+// come back, is still told of its signal. (No Ctrl-C watch: it would keep the read going.)
+namespace {
+Coro<std::size_t> add_remove_add_again() {
+    EventLoop& loop = get_running_loop();
+    Event fired;
+    loop.add_signal_handler(SIGUSR1, [] {});
+    auto tick = sleep(0s);
+    co_await std::move(tick);
+    EXPECT_TRUE(loop.remove_signal_handler(SIGUSR1));
+    loop.add_signal_handler(SIGUSR1, [&] { fired.set(); });
+    ::raise(SIGUSR1);
+    co_await wait_bounded(&fired);
+    EXPECT_TRUE(loop.remove_signal_handler(SIGUSR1));
+    // The loop asks the backend at least one tick in 64 while work is ready; the cancel of
+    // an io_uring read completes on a later call than the one that submits it.
+    for (int i = 0; i < 64 * 4 && loop.backend().pending() != 0; ++i) {
+        auto tick = sleep(0s);
+        co_await std::move(tick);
+    }
+    co_return loop.backend().pending();
+}
+
+Coro<> add_and_remove() {
+    EventLoop& loop = get_running_loop();
+    loop.add_signal_handler(SIGUSR1, [] {});
+    EXPECT_TRUE(loop.remove_signal_handler(SIGUSR1));
+    co_return;
+}
+}  // namespace
+
+TEST(SignalPipeRead, AHandlerAddedRightAfterTheLastWasRemovedStillRuns) {
+    Runner runner(RunOptions{.handle_sigint = false});
+    EXPECT_EQ(runner.run(add_remove_add_again()), 0u) << "the loop kept I/O of its own in the backend";
+}
+
+// A run that ends right after the last handler went leaves no read of the pipe in the backend.
+TEST(SignalPipeRead, TheReadStopsWhenARunEndsRightAfterTheLastHandlerWent) {
+    Runner runner(RunOptions{.handle_sigint = false});
+    runner.run(add_and_remove());
+    EXPECT_EQ(runner.get_loop().backend().pending(), 0u);
+}
+
 CORIO_TEST(Signals, RemoveRestoresThePreviousDisposition) {
     EventLoop& loop = get_running_loop();
     struct sigaction ignore {}, saved {};

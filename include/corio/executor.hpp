@@ -229,8 +229,10 @@ struct call_result {
                                     std::invoke_result<F&, Args&&...>>::type;
 };
 
+// What the awaiting task gets: a copy when f returns a reference (the referent is another
+// thread's business once the call is over), as asyncio hands back the object itself.
 template <class F, class... Args>
-using call_result_t = typename call_result<F, Args...>::type;
+using call_result_t = std::remove_cvref_t<typename call_result<F, Args...>::type>;
 
 }  // namespace detail
 

@@ -331,6 +331,10 @@ private:
     void drop_everything_ready() noexcept;
     void install_signal(int sig);
     void uninstall_signal(int sig) noexcept;
+    // A signal-pipe read cancelled with the last signal is collected (a poll) while the loop
+    // does not run: the next run may be on another thread, which an io_uring ring with I/O in
+    // flight refuses.
+    void collect_stopped_signal_read() noexcept;
     static void run_ready(std::uintptr_t item) noexcept;
     void run_ready_timed(std::uintptr_t item) noexcept;
     static void drop_ready(std::uintptr_t item) noexcept;

@@ -451,6 +451,7 @@ EventLoop::RunningScope::~RunningScope() {
         std::swap(handed, loop.fd_hand_offs_);
     }
     loop.forget_handed_off_fds(handed);
+    if (loop.signals_) loop.collect_stopped_signal_read();
     detail::t_running = previous;
 }
 

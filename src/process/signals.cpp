@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <mutex>
 #include <cerrno>
@@ -15,6 +16,7 @@
 #include <map>
 #include <set>
 #include <system_error>
+#include <utility>
 
 #include "corio/loop.hpp"
 
@@ -80,6 +82,7 @@ struct SignalState {
     unsigned char buffer[64];
     std::uint64_t bytes_read = 0;  // read_pending_signals() tells whether any came
     bool reading = false;
+    bool stopping = false;  // the read was cancelled because no signal is handled any more
     std::map<int, std::function<void()>> handlers;
     std::map<int, struct sigaction> previous;
     // The runner's own handlers (Ctrl-C): what a signal falls back to when the application's
@@ -101,11 +104,26 @@ struct SignalState {
         loop->backend().submit(op);
     }
 
+    // No signal is handled any more: the read stops, so that the loop keeps nothing of its own
+    // in the backend (an io_uring loop with I/O in flight cannot move to another thread).
+    void stop_read() noexcept {
+        if (!reading || stopping) return;
+        try {
+            loop->backend().cancel(op);
+            stopping = true;
+        } catch (...) {
+            // The ring refused the cancel: the read stays, as it always did.
+        }
+    }
+
     static void on_read(IoOperation* op, long r) noexcept {
         auto* self = static_cast<SignalState*>(op->user);
         self->reading = false;
         self->loop->internal_io_finished();
-        if (r == -ECANCELED) return;
+        const bool stopped = std::exchange(self->stopping, false);
+        if (r == -ECANCELED && !stopped) return;  // the loop closes
+        // Stopped, it starts again if a signal was added while the cancel was on its way.
+        if (self->previous.empty()) return;
         if (r > 0) self->bytes_read += std::uint64_t(r);
         for (long i = 0; i < r; ++i) {
             auto it = self->handlers.find(self->buffer[i]);
@@ -188,8 +206,8 @@ void EventLoop::install_signal(int sig) {
         signals_->loop = this;
         signals_->read_fd = fds[0];
         signals_->write_fd = fds[1];
-        signals_->start_read();
     }
+    if (!signals_->reading) signals_->start_read();  // new, or stopped with the last signal
     if (signals_->previous.count(sig)) return;
     struct sigaction sa {};
     sa.sa_handler = &detail::on_signal;
@@ -199,6 +217,7 @@ void EventLoop::install_signal(int sig) {
     struct sigaction& old = signals_->previous[sig];
     if (!detail::claim_signal(sig, signals_->write_fd)) {
         signals_->previous.erase(sig);
+        if (signals_->previous.empty()) signals_->stop_read();
         throw std::logic_error("add_signal_handler: signal " + std::to_string(sig) +
                                " is already handled by another event loop");
     }
@@ -206,6 +225,7 @@ void EventLoop::install_signal(int sig) {
         int error = errno;
         detail::release_signal(sig, signals_->write_fd);
         signals_->previous.erase(sig);
+        if (signals_->previous.empty()) signals_->stop_read();
         throw std::system_error(error, std::generic_category(), "sigaction");
     }
 }
@@ -218,6 +238,21 @@ void EventLoop::uninstall_signal(int sig) noexcept {
         ::sigaction(sig, &it->second, nullptr);
         detail::release_signal(sig, signals_->write_fd);
         signals_->previous.erase(it);
+    }
+    if (!signals_->previous.empty()) return;
+    signals_->stop_read();
+    // Between runs (the runner's Ctrl-C handling goes as a run ends), now; during one, its next
+    // poll, or the end of the run.
+    if (!running_) collect_stopped_signal_read();
+}
+
+void EventLoop::collect_stopped_signal_read() noexcept {
+    for (int i = 0; i < 100 && signals_ && signals_->stopping; ++i) {
+        try {
+            backend_->poll(std::chrono::milliseconds(i == 0 ? 0 : 1));
+        } catch (...) {
+            break;
+        }
     }
 }
 
