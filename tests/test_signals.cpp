@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <memory>
 #include <set>
+#include <string>
 #include <thread>
 
 using namespace corio;
@@ -159,6 +160,59 @@ Coro<> add_and_remove() {
 TEST(SignalPipeRead, AHandlerAddedRightAfterTheLastWasRemovedStillRuns) {
     Runner runner(RunOptions{.handle_sigint = false});
     EXPECT_EQ(runner.run(add_remove_add_again()), 0u) << "the loop kept I/O of its own in the backend";
+}
+
+// A signal that came while a handler was installed, but was not read before the last handler
+// went, is dropped (asyncio finds no handler for it): a handler added later does not get it. The
+// stopped read left its byte in the pipe, and the restarted read gave it to the new handler.
+namespace {
+Coro<int> stale_signal_after_the_last_handler_went() {
+    EventLoop& loop = get_running_loop();
+    int later = 0;
+    loop.add_signal_handler(SIGUSR1, [] {});
+    ::raise(SIGUSR1);  // its byte waits in the pipe
+    EXPECT_TRUE(loop.remove_signal_handler(SIGUSR1));
+    for (int i = 0; i < 64 * 4 && loop.backend().pending() != 0; ++i) {
+        auto tick = sleep(0s);
+        co_await std::move(tick);
+    }
+    loop.add_signal_handler(SIGUSR1, [&later] { ++later; });
+    for (int i = 0; i < 64 * 4; ++i) {  // the backend is asked at least once in 64 ticks
+        auto tick = sleep(0s);
+        co_await std::move(tick);
+    }
+    EXPECT_TRUE(loop.remove_signal_handler(SIGUSR1));
+    co_return later;
+}
+
+// Loop `a` holds SIGUSR1: `b`'s attempt fails, and must leave nothing in b's backend.
+Coro<int> seven() { co_return 7; }
+}  // namespace
+
+TEST(SignalPipeRead, ASignalThatCameBeforeTheLastHandlerWentIsNotGivenToALaterOne) {
+    Runner runner(RunOptions{.handle_sigint = false});
+    EXPECT_EQ(runner.run(stale_signal_after_the_last_handler_went()), 0);
+}
+
+TEST(SignalPipeRead, ARefusedFirstHandlerLeavesNoReadInTheBackend) {
+    Runner a(RunOptions{.handle_sigint = false});
+    Runner b(RunOptions{.handle_sigint = false});
+    a.get_loop().add_signal_handler(SIGUSR1, [] {});
+    EXPECT_THROW(b.get_loop().add_signal_handler(SIGUSR1, [] {}), std::logic_error);
+    EXPECT_EQ(b.get_loop().backend().pending(), 0u);
+    int got = 0;
+    std::string refused;
+    std::thread other([&] {  // an io_uring ring with I/O in it refuses this
+        try {
+            got = b.run(seven());
+        } catch (const std::exception& e) {
+            refused = e.what();
+        }
+    });
+    other.join();
+    EXPECT_EQ(refused, "");
+    EXPECT_EQ(got, 7);
+    EXPECT_TRUE(a.get_loop().remove_signal_handler(SIGUSR1));
 }
 
 // A run that ends right after the last handler went leaves no read of the pipe in the backend.

@@ -335,6 +335,7 @@ private:
     // does not run: the next run may be on another thread, which an io_uring ring with I/O in
     // flight refuses.
     void collect_stopped_signal_read() noexcept;
+    void stop_signal_read_if_unused() noexcept;  // with no signal handled any more
     static void run_ready(std::uintptr_t item) noexcept;
     void run_ready_timed(std::uintptr_t item) noexcept;
     static void drop_ready(std::uintptr_t item) noexcept;

@@ -207,7 +207,14 @@ void EventLoop::install_signal(int sig) {
         signals_->read_fd = fds[0];
         signals_->write_fd = fds[1];
     }
-    if (!signals_->reading) signals_->start_read();  // new, or stopped with the last signal
+    if (!signals_->reading) {  // new, or stopped with the last signal
+        // What came while no signal was handled is dropped, as the running read would have
+        // dropped it (asyncio's _handle_signal finds no handler): not given to this one.
+        if (signals_->previous.empty())
+            while (::read(signals_->read_fd, signals_->buffer, sizeof signals_->buffer) > 0) {
+            }
+        signals_->start_read();
+    }
     if (signals_->previous.count(sig)) return;
     struct sigaction sa {};
     sa.sa_handler = &detail::on_signal;
@@ -217,7 +224,7 @@ void EventLoop::install_signal(int sig) {
     struct sigaction& old = signals_->previous[sig];
     if (!detail::claim_signal(sig, signals_->write_fd)) {
         signals_->previous.erase(sig);
-        if (signals_->previous.empty()) signals_->stop_read();
+        stop_signal_read_if_unused();
         throw std::logic_error("add_signal_handler: signal " + std::to_string(sig) +
                                " is already handled by another event loop");
     }
@@ -225,7 +232,7 @@ void EventLoop::install_signal(int sig) {
         int error = errno;
         detail::release_signal(sig, signals_->write_fd);
         signals_->previous.erase(sig);
-        if (signals_->previous.empty()) signals_->stop_read();
+        stop_signal_read_if_unused();
         throw std::system_error(error, std::generic_category(), "sigaction");
     }
 }
@@ -239,6 +246,10 @@ void EventLoop::uninstall_signal(int sig) noexcept {
         detail::release_signal(sig, signals_->write_fd);
         signals_->previous.erase(it);
     }
+    stop_signal_read_if_unused();
+}
+
+void EventLoop::stop_signal_read_if_unused() noexcept {
     if (!signals_->previous.empty()) return;
     signals_->stop_read();
     // Between runs (the runner's Ctrl-C handling goes as a run ends), now; during one, its next
