@@ -11,6 +11,7 @@
 #include <memory>
 #include <source_location>
 #include <string>
+#include <utility>
 #include <vector>
 
 using namespace corio;
@@ -286,4 +287,58 @@ CORIO_TEST(Loop, RunningALoopInsideARunningLoopThrows) {
 // get_running_loop() outside any loop throws.
 TEST(LoopManual, GetRunningLoopOutsideALoopThrows) {
     EXPECT_THROW(get_running_loop(), std::logic_error);
+}
+
+namespace {
+// A periodic object that keeps the handles of its own callbacks, which capture it.
+struct KeepsItsOwnHandles {
+    TimerHandle timer;
+    Handle soon;
+};
+
+// Arms a timer as it is destroyed (a connection's capture that re-arms something as it goes).
+struct ArmsATimerAsItGoes {
+    EventLoop* loop;
+    std::shared_ptr<int> sentinel;
+    ArmsATimerAsItGoes(EventLoop* l, std::shared_ptr<int> s) : loop(l), sentinel(std::move(s)) {}
+    ArmsATimerAsItGoes(ArmsATimerAsItGoes&& o) noexcept
+        : loop(std::exchange(o.loop, nullptr)), sentinel(std::move(o.sentinel)) {}
+    ~ArmsATimerAsItGoes() {
+        if (!loop) return;
+        try {
+            loop->call_later(1h, [s = sentinel] {});
+        } catch (...) {
+        }
+    }
+    void operator()() const {}
+};
+}  // namespace
+
+// Closing drops a timer and a callback that never ran together with their captures, also when
+// the captures hold the nodes' own handles: that cycle was never freed (asyncio's close and gc
+// free it).
+TEST(LoopClose, CallbacksWhoseCapturesHoldTheirOwnHandlesAreFreed) {
+    std::weak_ptr<KeepsItsOwnHandles> gone;
+    {
+        EventLoop loop;
+        auto object = std::make_shared<KeepsItsOwnHandles>();
+        gone = object;
+        object->timer = loop.call_later(1h, [object] {});
+        object->soon = loop.call_soon([object] {});
+        object.reset();
+        loop.close();
+    }
+    EXPECT_TRUE(gone.expired());
+}
+
+// A timer armed while close() drops what never ran (by a dropped callback's capture, as it is
+// destroyed) is dropped too; it leaked.
+TEST(LoopClose, ATimerArmedWhileTheLoopClosesIsDropped) {
+    auto sentinel = std::make_shared<int>(0);
+    {
+        EventLoop loop;
+        loop.call_soon(ArmsATimerAsItGoes(&loop, sentinel));
+        loop.close();
+    }
+    EXPECT_EQ(sentinel.use_count(), 1) << "the timer armed during close() kept its captures";
 }

@@ -273,3 +273,62 @@ CORIO_TEST(GeneratorNeverStarted, DroppedUnstartedOutOfDebugModeIsNotReported) {
     co_await std::move(tick);
     EXPECT_TRUE(captured.reports.empty()) << all_messages(captured.reports);
 }
+
+namespace {
+Coro<> fails_after_a_tick() {
+    auto tick = sleep(0s);
+    co_await std::move(tick);
+    throw std::runtime_error("boom");
+}
+Coro<> awaits_the_task(Task<> t) { co_await t; }
+Coro<> awaits_the_future(Future<int> f) { co_await f; }
+}  // namespace
+
+// The awaited task failed and its waiter is cancelled before it resumes: the waiter gets
+// CancelledError, and the failure counts as retrieved (asyncio's task.cancel() calls cancel()
+// on the done future it waits for, which clears its log flag). It was reported as "Task
+// exception was never retrieved".
+CORIO_TEST(NeverRetrieved, AFailureWhoseWaiterWasCancelledBeforeItResumedIsNotReported) {
+    corio_test::CapturedReports captured;
+    Task<> waiter;
+    {
+        Task<> failing = create_task(fails_after_a_tick());
+        waiter = create_task(awaits_the_task(failing));
+        failing.add_done_callback([waiter]() mutable { waiter.cancel(); });
+    }
+    bool cancelled = false;
+    try {
+        co_await waiter;
+    } catch (const CancelledError&) {
+        cancelled = true;
+    }
+    EXPECT_TRUE(cancelled);
+    auto tick = sleep(0s);
+    co_await std::move(tick);
+    EXPECT_TRUE(captured.reports.empty()) << all_messages(captured.reports);
+}
+
+// The same with a Future that fails while the task waits on it ("Future exception was never
+// retrieved").
+CORIO_TEST(NeverRetrieved, AFutureFailureWhoseWaiterWasCancelledBeforeItResumedIsNotReported) {
+    corio_test::CapturedReports captured;
+    Task<> waiter;
+    {
+        Future<int> f = get_running_loop().create_future<int>();
+        waiter = create_task(awaits_the_future(f));
+        auto tick = sleep(0s);
+        co_await std::move(tick);
+        f.set_exception(std::runtime_error("boom"));
+        waiter.cancel();
+    }
+    bool cancelled = false;
+    try {
+        co_await waiter;
+    } catch (const CancelledError&) {
+        cancelled = true;
+    }
+    EXPECT_TRUE(cancelled);
+    auto tick = sleep(0s);
+    co_await std::move(tick);
+    EXPECT_TRUE(captured.reports.empty()) << all_messages(captured.reports);
+}

@@ -1,6 +1,7 @@
 // ExceptionGroup and except*, task cancellation, cleanup on cancel, shield, Ctrl-C.
 #include <corio/corio.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <exception>
 #include <iostream>
@@ -30,12 +31,14 @@ void log_error(const std::exception_ptr& e) {
 }
 // [end error-types]
 
+// Both fail in the same tick (a group's reaction to a failure comes a tick later, as in
+// asyncio): the group holds both errors, and each except* clause has one.
 corio::Coro<> may_fail_a() {
-    co_await corio::sleep(1ms);
+    co_await corio::sleep(0s);
     throw ValueError("bad value in a");
 }
 corio::Coro<> may_fail_b() {
-    co_await corio::sleep(2ms);
+    co_await corio::sleep(0s);
     throw TypeError("bad type in b");
 }
 
@@ -139,7 +142,9 @@ corio::Coro<> shield_demo() {
     } catch (const corio::CancelledError&) {
         steps.push_back("outer cancelled");
     }
-    co_await corio::sleep(40ms);  // the save goes on and finishes
+    // The save goes on and finishes (waited for, not timed: a loaded machine may take longer).
+    for (int i = 0; i < 5000 && std::find(steps.begin(), steps.end(), "saved") == steps.end(); ++i)
+        co_await corio::sleep(1ms);
 }
 
 corio::Coro<int> checks() {
@@ -153,9 +158,11 @@ corio::Coro<int> checks() {
     bool has_value_error = eg.contains<ValueError>();          // looks into nested groups too
     bool has_logic_error = eg.contains<std::logic_error>();   // false
     // [end contains]
-    // may_fail_a fails first, and the group cancels may_fail_b: one error in the group.
-    bool ok = logged == std::vector<std::string>{"bad value in a"} && cleaned_up &&
-              steps == std::vector<std::string>{"flushed", "cancelled", "outer cancelled", "saved"} &&
+    // The outer cancellation and the save's end race only if the machine stalls for 20 ms.
+    const std::vector<std::string> in_order{"flushed", "cancelled", "outer cancelled", "saved"};
+    const std::vector<std::string> save_first{"flushed", "cancelled", "saved", "outer cancelled"};
+    bool ok = logged == std::vector<std::string>{"bad value in a", "bad type in b"} && cleaned_up &&
+              (steps == in_order || steps == save_first) &&
               has_value_error && !has_logic_error;
     co_return ok ? 0 : 1;
 }
@@ -179,7 +186,7 @@ int main() {
         return corio::run(serve());  // Ctrl-C cancels serve(); its cleanup runs; then...
     } catch (const corio::KeyboardInterrupt&) {
         std::cout << "interrupted: shut down cleanly\n";  // ...run() throws KeyboardInterrupt
-        return logged.size() == 1 ? 0 : 1;
+        return logged.size() == 2 ? 0 : 1;
     }
 }
 // [end ctrl-c]

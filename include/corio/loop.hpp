@@ -328,6 +328,7 @@ private:
     void ready_push(std::uintptr_t item) { ready_.push(item); }
     void push_threadsafe(std::uintptr_t item);
     // close(): drops the ready queue and the tick-end callbacks, unrun.
+    void drop_timers() noexcept;
     void drop_everything_ready() noexcept;
     void install_signal(int sig);
     void uninstall_signal(int sig) noexcept;

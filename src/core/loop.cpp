@@ -66,6 +66,14 @@ void run_callback(EventLoop& loop, Callback& fn) noexcept {
     }
 }
 
+// Its captures go now, not with the last handle: they may hold that handle themselves (an
+// object that keeps the handle of its own timer), which would never go.
+template <class Node>
+void let_go_of(Node* n) noexcept {
+    Callback spent = std::move(n->fn);
+    n->release();
+}
+
 // Runs once (the node is scheduled once); cancelled() stays false after the run, as in asyncio,
 // and a cancel() afterwards only marks it.
 template <class Node>
@@ -75,8 +83,7 @@ void run_node_once(Node* n) noexcept {
         run_callback(*n->loop, n->fn);
         n->running = false;
     }
-    Callback spent = std::move(n->fn);  // its captures go now, not with the last handle
-    n->release();
+    let_go_of(n);
 }
 
 void run_callback_node(void* p) noexcept { run_node_once(static_cast<CallbackNode*>(p)); }
@@ -297,76 +304,14 @@ void EventLoop::drop_ready(std::uintptr_t item) noexcept {
     switch (item & kReadyKindMask) {
         case kReadyTask: break;  // abandoned with the loop's other tasks
         case kReadyTimerWake: break;  // in an abandoned task's frame
-        case kReadyCallback: static_cast<detail::CallbackNode*>(p)->release(); break;
-        case kReadyTimerCallback: static_cast<detail::TimerCallbackNode*>(p)->release(); break;
+        case kReadyCallback: detail::let_go_of(static_cast<detail::CallbackNode*>(p)); break;
+        case kReadyTimerCallback: detail::let_go_of(static_cast<detail::TimerCallbackNode*>(p)); break;
         case kReadyThreadJob: {
             auto* job = static_cast<detail::ThreadJob*>(p);
             job->waiter = nullptr;
             detail::ThreadJob::finished_on_loop(job);
             break;
         }
-    }
-}
-
-// --- timers: a binary heap whose nodes know their index, so cancelling is O(log n) and the
-// heap never holds a pointer to a node that is gone.
-
-void EventLoop::add_timer(detail::TimerNode& node) {
-    node.seq = ++timer_seq_;
-    // 2^32 armed timers would take 96 GiB of nodes: the 32-bit index cannot overflow first.
-    timers_.push_back(&node);  // first: if it throws, the node stays unarmed (heap_index npos)
-    node.heap_index = std::uint32_t(timers_.size() - 1);
-    heap_up(node.heap_index);
-}
-
-void EventLoop::remove_timer(detail::TimerNode& node) noexcept {
-    if (node.heap_index == detail::TimerNode::npos) return;
-    std::size_t i = node.heap_index;
-    std::size_t last = timers_.size() - 1;
-    if (i != last) {
-        timers_[i] = timers_[last];
-        timers_[i]->heap_index = std::uint32_t(i);
-        timers_.pop_back();
-        heap_down(i);
-        heap_up(i);
-    } else {
-        timers_.pop_back();
-    }
-    node.heap_index = detail::TimerNode::npos;
-}
-
-void EventLoop::heap_up(std::size_t i) noexcept {
-    while (i > 0) {
-        std::size_t parent = (i - 1) / 2;
-        if (!earlier(timers_[i], timers_[parent])) break;
-        std::swap(timers_[i], timers_[parent]);
-        timers_[i]->heap_index = std::uint32_t(i);
-        timers_[parent]->heap_index = std::uint32_t(parent);
-        i = parent;
-    }
-}
-
-void EventLoop::heap_down(std::size_t i) noexcept {
-    std::size_t n = timers_.size();
-    for (;;) {
-        std::size_t l = 2 * i + 1, r = l + 1, best = i;
-        if (l < n && earlier(timers_[l], timers_[best])) best = l;
-        if (r < n && earlier(timers_[r], timers_[best])) best = r;
-        if (best == i) break;
-        std::swap(timers_[i], timers_[best]);
-        timers_[i]->heap_index = std::uint32_t(i);
-        timers_[best]->heap_index = std::uint32_t(best);
-        i = best;
-    }
-}
-
-void EventLoop::fire_due_timers() {
-    if (timers_.empty()) return;
-    Clock::time_point now = time();
-    while (!timers_.empty() && timers_.front()->when <= now) {
-        detail::TimerNode* t = timers_.front();
-        remove_timer(*t);
-        t->fire(t);
     }
 }
 
@@ -487,13 +432,7 @@ void EventLoop::close() {
     // below destroys. Callbacks that will never run still own their nodes.
     // Released after the heap is emptied: a callback's captures may cancel or set timers as
     // they are destroyed (a connection that cancels its idle timer).
-    while (!timers_.empty()) {
-        std::vector<detail::TimerNode*> dropped;
-        dropped.swap(timers_);
-        for (detail::TimerNode* t : dropped) t->heap_index = detail::TimerNode::npos;
-        for (detail::TimerNode* t : dropped)
-            if (t->fire == &EventLoop::fire_timer_callback) static_cast<detail::TimerCallbackNode*>(t)->release();
-    }
+    drop_timers();
     // Tasks still pending here can never finish: asyncio's "Task was destroyed but it is
     // pending!". corio::run and Runner cancel and await every task before they close.
     while (detail::TaskBase* t = tasks_.front()) {
@@ -533,7 +472,11 @@ void EventLoop::close() {
         });
     }
     for (std::uintptr_t item : refused) drop_ready(item);
-    drop_everything_ready();
+    // Abandoned frames and dropped captures may have armed timers meanwhile.
+    do {
+        drop_everything_ready();
+        drop_timers();
+    } while (ready_size() != 0 || !tick_end_.empty());
     default_executor_shut_down_ = true;
     if (std::unique_ptr<ThreadPool> pool = std::move(default_executor_)) pool->shutdown();
     {
@@ -547,6 +490,16 @@ void EventLoop::close() {
     }
     drain_inbox();
     drop_everything_ready();
+}
+
+void EventLoop::drop_timers() noexcept {
+    while (!timers_.empty()) {
+        std::vector<detail::TimerNode*> dropped;
+        dropped.swap(timers_);
+        for (detail::TimerNode* t : dropped) t->heap_index = detail::TimerNode::npos;
+        for (detail::TimerNode* t : dropped)
+            if (t->fire == &EventLoop::fire_timer_callback) detail::let_go_of(static_cast<detail::TimerCallbackNode*>(t));
+    }
 }
 
 void EventLoop::drop_everything_ready() noexcept {

@@ -276,6 +276,10 @@ struct FutureAwaiter final : WaitNode, CompletionWaiter {
 template <class T, class S>
 void FutureAwaiter<T, S>::on_cancel() {
     if (!woken && !cancelled && state->cancel(task->passed_on_cancel_message())) return;
+    // Done, its wake-up on the way: the task gets CancelledError instead of what the future
+    // holds. asyncio's task.cancel() still calls the future's cancel(), which marks a failure
+    // retrieved: no "exception was never retrieved" report for it.
+    if (woken && state->done()) state->mark_retrieved();
     WaitNode::on_cancel();
 }
 
