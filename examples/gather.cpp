@@ -2,6 +2,7 @@
 //   results = await asyncio.gather(*[fetch_data(url) for url in urls], return_exceptions=True)
 #include <corio/corio.hpp>
 
+#include <algorithm>
 #include <iostream>
 #include <stdexcept>
 #include <string>
@@ -9,8 +10,12 @@
 
 using namespace std::chrono_literals;
 
+int in_flight = 0, most_in_flight = 0;
+
 corio::Coro<std::string> fetch_data(std::string url) {
+    most_in_flight = std::max(most_in_flight, ++in_flight);
     co_await corio::sleep(100ms);
+    --in_flight;
     if (url == "url2") throw std::runtime_error("connection reset while fetching " + url);
     co_return "data for " + url;
 }
@@ -31,9 +36,11 @@ corio::Coro<int> fetch_multiple() {
         else
             std::cout << urls[i] << ": error: " << corio::describe(results[i].error()) << "\n";
     }
-    // Concurrent, not sequential: three 100 ms fetches take about 100 ms, not 300 ms.
-    std::cout << "took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms\n";
-    co_return (ok == 2 && took < 250ms) ? 0 : 1;
+    // Concurrent, not sequential: three 100 ms fetches take about 100 ms, not 300 ms (all three
+    // were in flight at once; the time is shown, not checked, as a loaded machine stretches it).
+    std::cout << "took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms, "
+              << most_in_flight << " fetches at once\n";
+    co_return (ok == 2 && most_in_flight == 3) ? 0 : 1;
 }
 
 int main() { return corio::run(fetch_multiple()); }

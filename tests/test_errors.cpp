@@ -8,6 +8,7 @@
 #include "task_support.hpp"
 
 #include <chrono>
+#include <csignal>
 #include <exception>
 #include <stdexcept>
 #include <string>
@@ -161,6 +162,12 @@ TEST(Describe, StdExceptionIsItsWhat) {
     EXPECT_EQ(describe(ptr_to(QueueEmpty())), "queue is empty");
     EXPECT_EQ(describe(ptr_to(ExceptionGroup("eg", {ptr_to(std::runtime_error("x"))}))),
               std::string(ExceptionGroup("eg", {ptr_to(std::runtime_error("x"))}).what()));
+}
+
+// errors.md:144: KeyboardInterrupt (no std::exception) by name and signal; it was "unknown exception".
+TEST(Describe, KeyboardInterruptNamesItsSignal) {
+    EXPECT_EQ(describe(ptr_to(KeyboardInterrupt(SIGINT))), "KeyboardInterrupt(interrupted by SIGINT)");
+    EXPECT_EQ(describe(ptr_to(KeyboardInterrupt(SIGTERM))), "KeyboardInterrupt(interrupted by SIGTERM)");
 }
 
 // errors.md:144: anything else is "unknown exception".

@@ -203,8 +203,10 @@ CORIO_TEST(NetFaults, AcceptLoopOutOfFdsBacksOffAndResumes) {
     std::size_t at_start = reports.size();
     co_await sleep(1s);
     std::size_t in_window = reports.size() - at_start;
-    EXPECT_GE(in_window, 3u);
     EXPECT_LT(in_window, 50u);
+    // And it goes on retrying (waited for: a loaded machine may fit fewer in the window).
+    for (int i = 0; i < 100 && reports.size() - at_start < 3; ++i) co_await sleep(100ms);
+    EXPECT_GE(reports.size() - at_start, 3u);
     for (std::size_t i = 1; i < reports.size(); ++i)
         EXPECT_GE(reports[i] - reports[i - 1], 80ms) << "accept retries are not spaced out";
     EXPECT_EQ(served, kRoom) << "the server held more connections than it had fds for";

@@ -51,7 +51,7 @@ inline std::string thrown_text(const std::exception_ptr& e) {
     } catch (const std::exception& x) {
         return std::string(x.what()) + " (" + type_name_of(typeid(x)) + ")";
     } catch (...) {
-        return "an unknown exception";
+        return describe(e);  // corio's exceptions that are no std::exception, by name
     }
 }
 }  // namespace corio::detail

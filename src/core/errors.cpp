@@ -48,6 +48,8 @@ std::string describe(const std::exception_ptr& e) {
         return x.what();
     } catch (const GeneratorExit&) {
         return "GeneratorExit";
+    } catch (const KeyboardInterrupt& k) {
+        return std::string("KeyboardInterrupt(") + k.what() + ")";
     } catch (...) {
         return "unknown exception";
     }
