@@ -90,3 +90,23 @@ TEST(RunnerLastTick, OneMoreTickRunsBeforeRunReturns) {
     runner.close();
     EXPECT_EQ(log, (Log{"callback", "done callback", "its callback, a tick later"}));
 }
+
+namespace {
+Coro<> stops_the_loop_and_returns(Log* log) {
+    EventLoop& loop = get_running_loop();
+    loop.call_soon([log] { log->push_back("callback"); });
+    loop.stop();
+    co_return;
+}
+}  // namespace
+
+// A stop() in main's last tick ends the run after that tick, as asyncio's loop stops before
+// main's done callback runs: no extra tick (what main scheduled runs in the next run, or the close).
+TEST(RunnerLastTick, AStopInMainsLastTickEndsTheRunThere) {
+    Log log;
+    Runner runner(RunOptions{.handle_sigint = false});
+    runner.run(stops_the_loop_and_returns(&log));
+    EXPECT_EQ(log, (Log{}));
+    runner.close();
+    EXPECT_EQ(log, (Log{"callback"}));
+}

@@ -243,15 +243,17 @@ public:
 
     // Runs ticks until `done()` holds; stop() ends it after the current tick, with an error
     // unless that tick made `done()` hold. A stop() is spent however the run ends, so it never
-    // leaks into the next run (asyncio's run_forever resets it in `finally`).
+    // leaks into the next run (asyncio's run_forever resets it in `finally`). True when a stop()
+    // came in the last tick.
     template <class Pred>
-    void run_until(Pred done) {
+    bool run_until(Pred done) {
         RunningScope scope(*this);
         SpendStop spend{stopping_};
         while (!done()) {
             run_once();  // a stop() made before the run still lets one tick run (asyncio's L7)
             if (stopping_ && !done()) throw std::logic_error("Event loop stopped before Future completed.");
         }
+        return stopping_;
     }
     void run_once();
 

@@ -96,12 +96,14 @@ void Runner::run_main(detail::TaskBase& main) {
             if (!r.closes_after_run_) r.unwatch_signals();
         }
     } unwatch{*this};
-    loop_->run_until([&] { return main.done(); });
     // asyncio stops the run from main's first done callback, which runs a tick later: the whole
     // of that tick runs first (what main's last step woke, started or scheduled, the timers
-    // then due), and only then the shutdown cancels what is left.
-    loop_->stop();
-    loop_->run_forever();
+    // then due), and only then the shutdown cancels what is left. Unless a stop() came in main's
+    // last tick: the loop stops after it, and that callback never runs.
+    if (!loop_->run_until([&] { return main.done(); })) {
+        loop_->stop();
+        loop_->run_forever();
+    }
     // A signal still in the pipe is this run's (a later run would find it, and be cancelled).
     if (!closes_after_run_) take_pending_signals();
     if (interrupts_->count > 0 && main.cancelled() && main.uncancel() == 0) {
