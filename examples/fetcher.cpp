@@ -83,7 +83,8 @@ corio::Coro<std::optional<std::string>> fetch(Throttle* throttle, std::uint16_t 
         body = co_await std::move(limited);
         std::printf("  page %2d: %zu bytes\n", page, body->size());
     } catch (const corio::TimeoutError&) {
-        std::printf("  page %2d: timed out after %lld ms\n", page, static_cast<long long>(kRequestTimeout.count()));
+        std::printf("  page %2d: timed out after %lld ms\n", page,
+                    static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(kRequestTimeout).count()));
     }
     --throttle->in_flight;
     co_return body;

@@ -332,3 +332,32 @@ CORIO_TEST(NeverRetrieved, AFutureFailureWhoseWaiterWasCancelledBeforeItResumedI
     co_await std::move(tick);
     EXPECT_TRUE(captured.reports.empty()) << all_messages(captured.reports);
 }
+
+namespace {
+Coro<> awaits_it_shielded(Task<> t) {
+    auto shielded = shield(t);
+    co_await std::move(shielded);
+}
+}  // namespace
+
+// The same through shield(): asyncio's shield has read the inner task's exception in its done
+// callback when the cancellation comes.
+CORIO_TEST(NeverRetrieved, AShieldedFailureWhoseWaiterWasCancelledBeforeItResumedIsNotReported) {
+    corio_test::CapturedReports captured;
+    Task<> waiter;
+    {
+        Task<> failing = create_task(fails_after_a_tick());
+        waiter = create_task(awaits_it_shielded(failing));
+        failing.add_done_callback([waiter]() mutable { waiter.cancel(); });
+    }
+    bool cancelled = false;
+    try {
+        co_await waiter;
+    } catch (const CancelledError&) {
+        cancelled = true;
+    }
+    EXPECT_TRUE(cancelled);
+    auto tick = sleep(0s);
+    co_await std::move(tick);
+    EXPECT_TRUE(captured.reports.empty()) << all_messages(captured.reports);
+}

@@ -250,7 +250,13 @@ struct ShieldAwaiter final : WaitNode, CompletionWaiter {
         return detail::take_result<T>(*inner.typed(), false);
     }
     void on_future_done(FutureBase&) override { wake(); }
-    // The default on_cancel: stop waiting at once. The inner task runs on (the loop keeps it).
+    // As the default (stop waiting at once; the inner task runs on, the loop keeps it), but an
+    // inner task already done, whose wake-up is on its way, counts as retrieved: asyncio's
+    // shield has read its exception in its done callback, and the cancellation replaces it.
+    void on_cancel() override {
+        if (woken && inner.done()) inner.state()->mark_retrieved();
+        WaitNode::on_cancel();
+    }
     void detach() noexcept override { inner.state()->remove_waiter(*this); }
     void collect_awaited(std::vector<const FutureBase*>& out) const override { out.push_back(inner.state()); }
 };
