@@ -281,21 +281,24 @@ Coro<> fails_after_a_tick() {
     throw std::runtime_error("boom");
 }
 Coro<> awaits_the_task(Task<> t) { co_await t; }
+Coro<> awaits_it_shielded(Task<> t) {
+    auto shielded = shield(t);
+    co_await std::move(shielded);
+}
 Coro<> awaits_the_future(Future<int> f) { co_await f; }
-}  // namespace
 
-// The awaited task failed and its waiter is cancelled before it resumes: the waiter gets
-// CancelledError, and the failure counts as retrieved (asyncio's task.cancel() calls cancel()
-// on the done future it waits for, which clears its log flag). It was reported as "Task
-// exception was never retrieved".
-CORIO_TEST(NeverRetrieved, AFailureWhoseWaiterWasCancelledBeforeItResumedIsNotReported) {
-    corio_test::CapturedReports captured;
-    Task<> waiter;
-    {
-        Task<> failing = create_task(fails_after_a_tick());
-        waiter = create_task(awaits_the_task(failing));
-        failing.add_done_callback([waiter]() mutable { waiter.cancel(); });
-    }
+// A waiter made by `make` from a task that fails after a tick, and cancelled by that task's done
+// callback: after the failure woke it, before it resumes.
+template <class Make>
+Task<> waiter_cancelled_as_it_is_woken(Make make) {
+    Task<> failing = create_task(fails_after_a_tick());
+    Task<> waiter = create_task(make(failing));
+    failing.add_done_callback([waiter]() mutable { waiter.cancel(); });
+    return waiter;
+}
+
+// The waiter ends cancelled, and nothing is reported (by a tick later, when a report would come).
+Coro<> expect_cancelled_quietly(Task<> waiter, const corio_test::CapturedReports* captured) {
     bool cancelled = false;
     try {
         co_await waiter;
@@ -305,7 +308,26 @@ CORIO_TEST(NeverRetrieved, AFailureWhoseWaiterWasCancelledBeforeItResumedIsNotRe
     EXPECT_TRUE(cancelled);
     auto tick = sleep(0s);
     co_await std::move(tick);
-    EXPECT_TRUE(captured.reports.empty()) << all_messages(captured.reports);
+    EXPECT_TRUE(captured->reports.empty()) << all_messages(captured->reports);
+}
+}  // namespace
+
+// The awaited task failed and its waiter is cancelled before it resumes: the waiter gets
+// CancelledError, and the failure counts as retrieved (asyncio's task.cancel() calls cancel()
+// on the done future it waits for, which clears its log flag). It was reported as "Task
+// exception was never retrieved".
+CORIO_TEST(NeverRetrieved, AFailureWhoseWaiterWasCancelledBeforeItResumedIsNotReported) {
+    corio_test::CapturedReports captured;
+    Coro<> checking = expect_cancelled_quietly(waiter_cancelled_as_it_is_woken(awaits_the_task), &captured);
+    co_await std::move(checking);
+}
+
+// The same through shield(): asyncio's shield has read the inner task's exception in its done
+// callback when the cancellation comes.
+CORIO_TEST(NeverRetrieved, AShieldedFailureWhoseWaiterWasCancelledBeforeItResumedIsNotReported) {
+    corio_test::CapturedReports captured;
+    Coro<> checking = expect_cancelled_quietly(waiter_cancelled_as_it_is_woken(awaits_it_shielded), &captured);
+    co_await std::move(checking);
 }
 
 // The same with a Future that fails while the task waits on it ("Future exception was never
@@ -321,43 +343,6 @@ CORIO_TEST(NeverRetrieved, AFutureFailureWhoseWaiterWasCancelledBeforeItResumedI
         f.set_exception(std::runtime_error("boom"));
         waiter.cancel();
     }
-    bool cancelled = false;
-    try {
-        co_await waiter;
-    } catch (const CancelledError&) {
-        cancelled = true;
-    }
-    EXPECT_TRUE(cancelled);
-    auto tick = sleep(0s);
-    co_await std::move(tick);
-    EXPECT_TRUE(captured.reports.empty()) << all_messages(captured.reports);
-}
-
-namespace {
-Coro<> awaits_it_shielded(Task<> t) {
-    auto shielded = shield(t);
-    co_await std::move(shielded);
-}
-}  // namespace
-
-// The same through shield(): asyncio's shield has read the inner task's exception in its done
-// callback when the cancellation comes.
-CORIO_TEST(NeverRetrieved, AShieldedFailureWhoseWaiterWasCancelledBeforeItResumedIsNotReported) {
-    corio_test::CapturedReports captured;
-    Task<> waiter;
-    {
-        Task<> failing = create_task(fails_after_a_tick());
-        waiter = create_task(awaits_it_shielded(failing));
-        failing.add_done_callback([waiter]() mutable { waiter.cancel(); });
-    }
-    bool cancelled = false;
-    try {
-        co_await waiter;
-    } catch (const CancelledError&) {
-        cancelled = true;
-    }
-    EXPECT_TRUE(cancelled);
-    auto tick = sleep(0s);
-    co_await std::move(tick);
-    EXPECT_TRUE(captured.reports.empty()) << all_messages(captured.reports);
+    Coro<> checking = expect_cancelled_quietly(waiter, &captured);
+    co_await std::move(checking);
 }
