@@ -1,7 +1,8 @@
 // Datagram endpoints closed under their operations: an operation takes the endpoint's fd when it
 // runs, not when it is made, and one waiting when the endpoint closes ends with ECANCELED. Either
 // way nothing is sent from, or received on, another socket that got the fd number meanwhile.
-// And sends leave in the order they were made, on both backends. Unix datagram sockets only.
+// And sends leave in the order they were made, on both backends; a long Unix datagram arrives
+// whole, and a connected endpoint sends only to its peer. Unix datagram sockets, and UDP on loopback.
 #include <corio/datagram.hpp>
 #include <corio/sleep.hpp>
 #include <corio/socket.hpp>
@@ -190,4 +191,43 @@ CORIO_TEST(DatagramFaults, AStaleUnixSocketFileIsReplacedAnotherFileIsNot) {
     EXPECT_EQ(os_error_of(error), EADDRINUSE);
     EXPECT_EQ(::access(path.c_str(), F_OK), 0) << "a file that is not a socket must stay";
     ::unlink(path.c_str());
+}
+
+// A Unix datagram may be longer than UDP's 64 KiB: recvfrom() cut a 100,000-byte one to 65,536
+// without a word; asyncio reads up to 256 KiB, and so does recvfrom() by default now. What it
+// returns holds the datagram's length, not the buffer's.
+CORIO_TEST(DatagramSizes, AUnixDatagramLongerThan64KiBArrivesWhole) {
+    auto [a, b] = unix_socket_pair(SOCK_DGRAM);
+    const std::string big(100000, 'b');
+    CO_ASSERT_EQ(::send(a.fileno(), big.data(), big.size(), 0), ssize_t(big.size()));
+    CO_ASSERT_EQ(::send(a.fileno(), "small", 5, 0), 5);
+    DatagramEndpoint receiver(std::move(b));
+    std::pair<std::string, SocketAddress> first = co_await receiver.recvfrom();
+    EXPECT_EQ(first.first.size(), big.size());
+    EXPECT_TRUE(first.first == big);
+    std::pair<std::string, SocketAddress> second = co_await receiver.recvfrom();
+    EXPECT_EQ(second.first, "small");
+    EXPECT_LT(second.first.capacity(), 1000u) << "the receive buffer went out with the datagram";
+}
+
+// asyncio's transport.sendto(data, addr) on a connected endpoint raises ValueError unless addr
+// is the peer; corio sent the datagram to the other address, whose answers the connected socket
+// then drops.
+CORIO_TEST(DatagramConnected, SendtoAnotherAddressThanThePeerIsRefused) {
+    DatagramOptions server_options{.local_addr = {"127.0.0.1", 0}};
+    DatagramEndpoint server = co_await create_datagram_endpoint(server_options);
+    Socket stranger = Socket::create(AF_INET, SOCK_DGRAM);
+    stranger.bind(SocketAddress("127.0.0.1", 0));
+    DatagramOptions client_options{.remote_addr = server.getsockname()};
+    DatagramEndpoint client = co_await create_datagram_endpoint(client_options);
+
+    CO_CATCH(std::invalid_argument, refused, client.sendto("astray", stranger.getsockname()));
+    EXPECT_TRUE(refused.has_value());
+    Coro<> to_the_peer = client.sendto("to the peer", server.getsockname());
+    co_await std::move(to_the_peer);
+    std::pair<std::string, SocketAddress> got = co_await server.recvfrom();
+    EXPECT_EQ(got.first, "to the peer");
+    EXPECT_EQ(got.second, client.getsockname());
+    char buffer[16];
+    EXPECT_LT(::recv(stranger.fileno(), buffer, sizeof buffer, MSG_DONTWAIT), 0) << "the refused datagram went out";
 }

@@ -219,6 +219,57 @@ CORIO_TEST(SocketFdReuse, ARecvMadeBeforeTheCloseAndRunAfterItFailsWithEbadf) {
     EXPECT_EQ(::recv(newcomer.fileno(), buffer, sizeof buffer, MSG_DONTWAIT), 12) << "the closed socket's receive took its bytes";
 }
 
+namespace {
+Coro<> sendall_keeping_its_error(Socket* s, std::size_t size, int* error) {
+    try {
+        Coro<> sending = sock_sendall(*s, std::string(size, 'A'));
+        co_await std::move(sending);
+    } catch (const std::system_error& e) {
+        *error = e.code().value();
+    }
+}
+
+long read_everything_waiting(int fd) {
+    char buffer[1 << 16];
+    long total = 0;
+    for (long n; (n = ::recv(fd, buffer, sizeof buffer, MSG_DONTWAIT)) > 0;) total += n;
+    return total;
+}
+}  // namespace
+
+// sock_sendall took the fd number once for all its sends: a close between two of them (after
+// one completed, before the task resumed) sent the rest to the socket that got the number
+// meanwhile, on both backends (found by the datagram and socket hunt).
+CORIO_TEST(SocketFdReuse, ASendallWhoseSocketClosesBetweenTwoSendsSendsNothingMore) {
+    auto [a, peer] = unix_socket_pair();
+    const int a_fd = a.fileno();
+    int error = 0;
+    Task<> sending = create_task(sendall_keeping_its_error(&a, std::size_t(4) << 20, &error));
+    for (int i = 0; i < 3; ++i) co_await sleep(0ms);  // the buffer fills, the sendall waits
+    CO_ASSERT_GT(read_everything_waiting(peer.fileno()), 0);
+    // The next send goes in the tick the peer has room; this task, woken before the sender,
+    // sees its bytes arrive before the sender resumes.
+    char byte;
+    for (int ticks = 0; ::recv(peer.fileno(), &byte, 1, MSG_PEEK | MSG_DONTWAIT) != 1; ++ticks) {
+        CO_ASSERT_LT(ticks, 100000);  // else the sendall never went on
+        co_await sleep(0ms);
+    }
+    a.close();
+    auto [newcomer, newcomer_peer] = unix_socket_pair();
+    EXPECT_EQ(newcomer.fileno(), a_fd) << "the scenario needs the fd number back";
+    for (int i = 0; i < 10 && !sending.done(); ++i) co_await sleep(0ms);
+    EXPECT_TRUE(sending.done()) << "the sendall went on after its socket closed";
+    EXPECT_EQ(error, ECANCELED);
+    EXPECT_EQ(read_everything_waiting(newcomer_peer.fileno()), 0) << "the rest went to the socket that got the fd number";
+    if (!sending.done()) {
+        sending.cancel();
+        try {
+            co_await sending;
+        } catch (const CancelledError&) {
+        }
+    }
+}
+
 CORIO_TEST(SocketFdReuse, AReleasedFdClosedByItsNewOwnerDoesNotStrandTheNextFile) {
     auto [a, b] = unix_socket_pair();
     Coro<std::string> first = recv_once(&a, &b);

@@ -10,6 +10,7 @@
 #include "net_support.hpp"
 
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -223,6 +224,36 @@ CORIO_TEST(SockOps, ConnectRefusedAndRecvOnResetPeer) {
     CO_CATCH(std::system_error, reset, sock_recv(a, 10));
     CO_ASSERT_TRUE(reset.has_value());
     EXPECT_EQ(reset->code().value(), ECONNRESET);
+}
+
+// A connect cancelled while the kernel still works on it (its SYN dropped by a full backlog),
+// then retried: io_uring gave the kernel's EALREADY at once; asyncio, and epoll, wait for the
+// first attempt and connect (found by the datagram and socket hunt). Takes the kernel's first
+// SYN retransmission, about a second.
+CORIO_TEST(SockOps, AConnectRetriedAfterACancelledOneWaitsForItAndConnects) {
+    Socket listener = Socket::create(AF_INET, SOCK_STREAM);
+    listener.bind(SocketAddress("127.0.0.1", 0));
+    listener.listen(0);
+    const SocketAddress address = listener.getsockname();
+    Socket filler = Socket::create(AF_INET, SOCK_STREAM);
+    ::connect(filler.fileno(), address.native(), address.length());  // EINPROGRESS
+    pollfd established{filler.fileno(), POLLOUT, 0};
+    CO_ASSERT_EQ(::poll(&established, 1, 5000), 1);  // the kernel's handshake; the backlog is now full
+
+    Socket client = Socket::create(AF_INET, SOCK_STREAM);
+    Task<> first = create_task(sock_connect(client, address));
+    for (int i = 0; i < 3; ++i) co_await sleep(0ms);
+    CO_ASSERT_FALSE(first.done());  // else the backlog did not hold the connect back
+    first.cancel();
+    CO_CATCH(CancelledError, cancelled, first);
+    EXPECT_TRUE(cancelled.has_value());
+
+    std::pair<Socket, SocketAddress> queued = co_await sock_accept(listener);  // room for one more
+    Task<std::pair<Socket, SocketAddress>> accepting = create_task(sock_accept(listener));
+    Coro<> retried = sock_connect(client, address);
+    co_await std::move(retried);
+    std::pair<Socket, SocketAddress> accepted = co_await accepting;
+    EXPECT_EQ(accepted.second, client.getsockname());
 }
 
 CORIO_TEST(SockOps, CancelledRecvLeavesTheSocketUsable) {

@@ -34,8 +34,10 @@ public:
     DatagramEndpoint& operator=(const DatagramEndpoint&) = delete;
     ~DatagramEndpoint() { close(); }
 
-    // One datagram and who sent it.
-    Coro<std::pair<std::string, SocketAddress>> recvfrom(std::size_t max_size = 65536);
+    // One datagram and who sent it; a longer one is truncated to max_size (asyncio's 256 KiB:
+    // a Unix datagram may be longer than UDP's 64 KiB).
+    Coro<std::pair<std::string, SocketAddress>> recvfrom(std::size_t max_size = 256 * 1024);
+    // On a connected endpoint, only to its peer (std::invalid_argument otherwise).
     Coro<> sendto(std::string data, SocketAddress address);
     // For an endpoint made with a remote_addr.
     Coro<> send(std::string data);

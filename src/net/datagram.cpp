@@ -8,24 +8,71 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <memory>
+#include <optional>
+#include <stdexcept>
 #include <system_error>
+#include <vector>
 
 namespace corio {
 
 namespace detail {
 struct DatagramState {
-    explicit DatagramState(Socket s) : sock(std::move(s)) {}
+    explicit DatagramState(Socket s) : sock(std::move(s)) {
+        // A connected endpoint sends only to its peer (asyncio's ValueError otherwise).
+        try {
+            peer = sock.getpeername();
+        } catch (const std::system_error&) {
+        }
+    }
     Socket sock;
+    std::optional<SocketAddress> peer;
     // On a completion backend a send is made here and retried after readiness waits: sends
     // take turns, so that one made while others wait does not overtake them (epoll's own
     // queue of writers keeps that order).
     Lock send_turn;
+    // Receive buffers, kept for the next receive: a datagram is read into one (max_size bytes,
+    // 256 KiB by default, never zero-filled) and copied out at its own length, so that a
+    // string handed to the caller does not carry max_size bytes of capacity.
+    struct Scratch {
+        std::unique_ptr<char[]> bytes;
+        std::size_t size = 0;
+    };
+    std::vector<Scratch> spare;
 };
 }  // namespace detail
 
 namespace {
 
 using detail::DatagramState;
+
+// Lends a receive buffer of at least `size` bytes for one receive (which may outlive the
+// endpoint's handle: the operation holds the state).
+class LentScratch {
+public:
+    LentScratch(std::shared_ptr<DatagramState> state, std::size_t size) : state_(std::move(state)) {
+        auto& spare = state_->spare;
+        auto fits = std::find_if(spare.begin(), spare.end(), [size](const auto& b) { return b.size >= size; });
+        if (fits != spare.end()) {
+            scratch_ = std::move(*fits);
+            spare.erase(fits);
+        } else {
+            scratch_.bytes = std::make_unique_for_overwrite<char[]>(size);
+            scratch_.size = size;
+        }
+    }
+    LentScratch(const LentScratch&) = delete;
+    LentScratch& operator=(const LentScratch&) = delete;
+    ~LentScratch() {
+        constexpr std::size_t kKept = 4;  // receives pending at once, per endpoint
+        if (state_->spare.size() < kKept) state_->spare.push_back(std::move(scratch_));
+    }
+    char* data() const noexcept { return scratch_.bytes.get(); }
+
+private:
+    std::shared_ptr<DatagramState> state_;
+    DatagramState::Scratch scratch_;
+};
 
 constexpr const char* kClosed = "the datagram endpoint is closed";
 
@@ -37,20 +84,19 @@ int open_fd(const std::shared_ptr<DatagramState>& state) {
 
 Coro<std::pair<std::string, SocketAddress>> recv_datagram(std::shared_ptr<DatagramState> state, std::size_t max_size) {
     const int fd = open_fd(state);
-    std::string data(max_size, '\0');
+    LentScratch buffer(state, max_size);
     SocketAddress from;
     detail::IoAwaiter io;
     io.op.kind = IoOperation::Kind::RecvFrom;
     io.keep_completed = true;
     io.op.fd = fd;
-    io.op.buffer = data.data();
-    io.op.length = data.size();
+    io.op.buffer = buffer.data();
+    io.op.length = max_size;
     io.op.address = from.native();
     io.op.address_length = sizeof(sockaddr_storage);
     long n = co_await io;
-    data.resize(std::size_t(n));
     from.set_length(io.op.address_length);
-    co_return std::pair<std::string, SocketAddress>(std::move(data), from);
+    co_return std::pair<std::string, SocketAddress>(std::string(buffer.data(), std::size_t(n)), from);
 }
 
 // A completion backend is not given datagram sends to retry: io_uring, meeting EAGAIN from a
@@ -59,6 +105,12 @@ Coro<std::pair<std::string, SocketAddress>> recv_datagram(std::shared_ptr<Datagr
 // is made here, and only readiness is waited for; epoll's own path does the same.
 Coro<> send_datagram(std::shared_ptr<DatagramState> state, std::string data, SocketAddress to, bool connected) {
     const int fd = open_fd(state);
+    if (!connected && state->peer) {
+        if (to != *state->peer)
+            throw std::invalid_argument("sendto: the endpoint is connected to " + state->peer->to_string() +
+                                        ", it cannot send to " + to.to_string());
+        connected = true;
+    }
     detail::IoAwaiter io;
     io.op.kind = connected ? IoOperation::Kind::Send : IoOperation::Kind::SendTo;
     io.op.fd = fd;

@@ -292,6 +292,10 @@ Coro<> sock_sendall_on(Socket* s, std::string data) {
     const int fd = fd_for_call(*s);
     std::size_t sent = 0;
     while (sent < data.size()) {
+        // Closed (or released) between two chunks, after one completed and before this task
+        // resumed: the fd number may already be another socket's, which must not get the rest.
+        if (sent != 0 && s->fileno() != fd)
+            throw std::system_error(ECANCELED, std::generic_category(), "sock_sendall: the socket was closed");
         IoAwaiter io;
         io.op.kind = IoOperation::Kind::Send;
         io.op.fd = fd;
@@ -341,7 +345,23 @@ Coro<> sock_connect_on(Socket* s, SocketAddress address) {
     io.op.fd = fd;
     io.op.address = address.native();
     io.op.address_length = address.length();
-    co_await io;
+    io.return_errors = true;
+    long r = co_await io;
+    // EALREADY: an earlier connect, cancelled or timed out, is still in progress in the kernel.
+    // asyncio takes it as "not yet" (a BlockingIOError) and waits, as epoll's path happens to.
+    if (r != -EALREADY) {
+        if (r < 0) throw std::system_error(int(-r), std::generic_category());
+        co_return;
+    }
+    IoAwaiter writable;
+    writable.op.kind = IoOperation::Kind::PollOut;
+    writable.op.fd = fd;
+    co_await writable;
+    if (s->fileno() != fd) throw std::system_error(ECANCELED, std::generic_category(), "sock_connect: the socket was closed");
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+    if (err != 0) throw std::system_error(err, std::generic_category());
 }
 
 }  // namespace detail
