@@ -9,6 +9,7 @@
 
 #include <future>
 #include <memory>
+#include <optional>
 #include <source_location>
 #include <string>
 #include <utility>
@@ -341,4 +342,64 @@ TEST(LoopClose, ATimerArmedWhileTheLoopClosesIsDropped) {
         loop.close();
     }
     EXPECT_EQ(sentinel.use_count(), 1) << "the timer armed during close() kept its captures";
+}
+
+namespace {
+Coro<> sleep_long() { co_await sleep(1h); }
+
+// A generator whose next() runs a TaskGroup with two children still running.
+AsyncGenerator<int> group_in_a_generator(bool* started) {
+    co_await task_group([started](TaskGroup& g) -> Coro<> {
+        g.create_task(sleep_long());
+        g.create_task(sleep_long());
+        co_await sleep(0ms);
+        *started = true;
+        co_await sleep(1h);
+    });
+    co_yield 1;
+}
+
+Coro<> consume_a_local(bool* started) {
+    AsyncGenerator<int> numbers = group_in_a_generator(started);
+    auto first = numbers.next();
+    co_await std::move(first);
+}
+
+Coro<> consume(AsyncGenerator<int>* numbers) {
+    auto first = numbers->next();
+    co_await std::move(first);
+}
+}  // namespace
+
+// A TaskGroup in an async generator's frame outlived its children when the loop closed: the
+// loop abandoned (and freed) them first, then destroyed the generator, whose group walked its
+// list of freed children (ASan: heap-use-after-free; found by the TaskGroup hunt).
+TEST(LoopClose, ATaskGroupInAGeneratorOutlivesItsAbandonedChildren) {
+    bool started = false;
+    std::vector<std::string> reports;
+    {
+        EventLoop loop;
+        loop.set_exception_handler([&](EventLoop&, const ExceptionContext& c) { reports.push_back(c.message); });
+        Task<> consumer = detail::spawn(loop, consume_a_local(&started), "consumer", std::source_location::current());
+        loop.run_until([&] { return started; });
+        loop.close();
+        EXPECT_TRUE(consumer.cancelled());
+    }
+    EXPECT_EQ(reports.size(), 3u);  // "Task was destroyed but it is pending!": the consumer, two children
+}
+
+// The same with the generator held outside the task, and dropped after close().
+TEST(LoopClose, AGeneratorDroppedAfterCloseLetsGoOfItsGroupsAbandonedChildren) {
+    bool started = false;
+    std::optional<AsyncGenerator<int>> numbers;
+    {
+        EventLoop loop;
+        loop.set_exception_handler([](EventLoop&, const ExceptionContext&) {});
+        numbers.emplace(group_in_a_generator(&started));
+        Task<> consumer = detail::spawn(loop, consume(&*numbers), "consumer", std::source_location::current());
+        loop.run_until([&] { return started; });
+        loop.close();
+        numbers.reset();
+    }
+    EXPECT_TRUE(started);
 }

@@ -57,6 +57,7 @@ private:
     }
     void adopt(detail::TaskBase& child);
     void on_child_done(detail::TaskBase& child) override;
+    void forget_child(detail::TaskBase& child) noexcept override;
     void abort();
 
     detail::TaskBase* parent_;

@@ -480,6 +480,7 @@ void TaskBase::abandon() noexcept {
         root_ = {};
     }
     loop_->unregister_task(*this);
+    if (TaskOwner* owner = this->owner()) owner->forget_child(*this);
     mark_retrieved();
     // Whoever waits for the task hears that it was cancelled, as with any cancellation: tasks
     // (themselves abandoned next), done callbacks (dropped unrun by the closing loop, which ends a

@@ -29,6 +29,10 @@ void TaskGroup::adopt(detail::TaskBase& child) {
     children_.push_back(child.set_owner(this));
 }
 
+void TaskGroup::forget_child(detail::TaskBase& child) noexcept {
+    children_.remove(child.set_owner(nullptr));
+}
+
 void TaskGroup::abort() {
     aborting_ = true;
     children_.for_each([](detail::TaskExtras& c) {

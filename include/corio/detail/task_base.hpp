@@ -32,6 +32,9 @@ struct TaskStats {
 // Who owns a task's outcome (a TaskGroup): told on a later step when a child completes.
 struct TaskOwner {
     virtual void on_child_done(TaskBase& child) = 0;
+    // The closing loop abandons the child, which may be freed before the owner goes (a group
+    // in an async generator's frame, destroyed after the tasks): the owner lets go of it.
+    virtual void forget_child(TaskBase& child) noexcept = 0;
 
 protected:
     ~TaskOwner() = default;
