@@ -379,6 +379,35 @@ TEST(RunDebug, ATaskStillRunningAfterItsCancellationIsReported) {
 }
 
 namespace {
+Coro<> cancel_then_turn_debug_off(std::vector<ExceptionContext>* out) {
+    corio::testing::MockClock clock;
+    capture_reports(out);
+    get_running_loop().set_debug(true);
+    bool stop = false;
+    Task<> worker = create_task(swallowing_worker(&stop), "worker");
+    co_await sleep(0s);
+    worker.cancel();
+    co_await sleep(0s);  // the CancelledError is thrown into it: the check is armed
+    get_running_loop().set_debug(false);
+    co_await sleep(3s);  // virtual time
+    stop = true;
+    worker.cancel();
+    try {
+        co_await worker;
+    } catch (const CancelledError&) {
+    }
+}
+}  // namespace
+
+// The check armed while debug mode was on does not report once it is turned off (found by the
+// introspection and debug hunt).
+TEST(RunDebug, NoStillRunningReportAfterDebugModeIsTurnedOff) {
+    std::vector<ExceptionContext> reports;
+    corio::run(cancel_then_turn_debug_off(&reports));
+    EXPECT_EQ(still_running_reports(reports, "worker"), 0u) << all_messages(reports);
+}
+
+namespace {
 // A child that takes three seconds to wind down once cancelled, then lets the cancellation go.
 Coro<> slow_to_wind_down() { return cleans_up_then_rethrows(3s); }
 Coro<> waits_in_a_group() {

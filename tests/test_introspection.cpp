@@ -2,13 +2,17 @@
 // running loop.
 #include <corio/testing.hpp>
 
+#include "core_support.hpp"
 #include "net_support.hpp"
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <filesystem>
+#include <locale>
+#include <regex>
 
 using namespace corio;
 using namespace std::chrono_literals;
@@ -141,6 +145,149 @@ CORIO_TEST(Introspection, SilentClientsGiveTheirPlacesBack) {
     EXPECT_TRUE(contains(table, "NAME")) << table;
 }
 
+// Names are the program's (or a peer's) text: the table and tree escape control characters and
+// bytes that are not UTF-8, so a name cannot break a row or reach the terminal as an escape
+// sequence, and the JSON stays valid UTF-8 (U+FFFD for such bytes). Found by the introspection
+// hunt: "\x1b[31m" coloured corio-ps's output and "\xff" made Python's json.loads fail.
+CORIO_TEST(Introspection, NamesAreEscapedInTheTableTheTreeAndTheJson) {
+    Task<> bad = create_task(sleepy_worker(), "bad\xff\xfe");
+    Task<> painted = create_task(sleepy_worker(), "ctl\x1b[31m\nrow");
+    co_await sleep(0s);
+    for (const std::string& shown : {format_task_table(), format_task_tree()}) {
+        EXPECT_TRUE(contains(shown, "bad\\xff\\xfe")) << shown;
+        EXPECT_TRUE(contains(shown, "ctl\\x1b[31m\\nrow")) << shown;
+        EXPECT_FALSE(contains(shown, "\x1b")) << "a raw escape reached the output";
+        EXPECT_FALSE(contains(shown, "\xff")) << "a byte that is not UTF-8 reached the output";
+    }
+    std::string json = format_task_json();
+    EXPECT_TRUE(contains(json, "\"name\":\"bad\\ufffd\\ufffd\"")) << json;
+    EXPECT_TRUE(contains(json, "\"name\":\"ctl\\u001b[31m\\nrow\"")) << json;
+    for (Task<>* t : {&bad, &painted}) {
+        t->cancel();
+        try {
+            co_await *t;
+        } catch (const CancelledError&) {
+        }
+    }
+}
+
+namespace {
+// A locale that writes 1502 as "1.502" and 0.25 as "0,25".
+struct GermanStyleNumbers : std::numpunct<char> {
+    char do_decimal_point() const override { return ','; }
+    char do_thousands_sep() const override { return '.'; }
+    std::string do_grouping() const override { return "\3"; }
+};
+struct GlobalLocale {
+    std::locale previous = std::locale::global(std::locale(std::locale::classic(), new GermanStyleNumbers));
+    ~GlobalLocale() { std::locale::global(previous); }
+};
+Coro<> nothing() { co_return; }
+}  // namespace
+
+// The JSON (and the table and tree) wrote numbers in the program's global locale: "id":1.502
+// and "age_s":0,0081 are not JSON.
+CORIO_TEST(Introspection, NumbersIgnoreTheProgramsLocale) {
+    get_running_loop().set_debug(true);  // ages and times are kept
+    for (int i = 0; i < 1100; ++i) {
+        Task<> done = create_task(nothing());
+        co_await done;
+    }
+    Task<> late = create_task(sleepy_worker(), "late");
+    co_await sleep(0s);
+    std::string json, table;
+    {
+        GlobalLocale german;
+        json = format_task_json();
+        table = format_task_table();
+    }
+    EXPECT_FALSE(std::regex_search(json, std::regex("\"id\":[0-9]+\\.[0-9]"))) << json;
+    EXPECT_FALSE(std::regex_search(json, std::regex("\"age_s\":-?[0-9]+,[0-9]"))) << json;
+    EXPECT_TRUE(std::regex_search(json, std::regex("\"id\":1[0-9]{3},\"name\":\"late\""))) << json;
+    EXPECT_FALSE(std::regex_search(table, std::regex("^1\\.[0-9]{3} ", std::regex::multiline))) << table;
+    late.cancel();
+    try {
+        co_await late;
+    } catch (const CancelledError&) {
+    }
+}
+
+namespace {
+Coro<> await_shared(Task<>* shared) { co_await *shared; }
+}  // namespace
+
+// Two tasks awaiting one: the tree shows it under the first and says "shown above" under the
+// second. It said "(shown above: a cycle)", sending whoever chased a hang after a deadlock that
+// was not there (find_await_cycles rightly found none).
+CORIO_TEST(Introspection, ATaskAwaitedByTwoIsShownAboveNotCalledACycle) {
+    Task<> shared = create_task(sleepy_worker(), "shared-fetch");
+    Task<> a = create_task(await_shared(&shared), "user-A");
+    Task<> b = create_task(await_shared(&shared), "user-B");
+    co_await sleep(0s);
+    std::string tree = format_task_tree();
+    EXPECT_TRUE(contains(tree, "(shown above)\n")) << tree;
+    EXPECT_FALSE(contains(tree, "cycle")) << tree;
+    shared.cancel();
+    for (Task<>* t : {&a, &b, &shared}) {
+        try {
+            co_await *t;
+        } catch (const CancelledError&) {
+        }
+    }
+}
+
+namespace {
+// The process's file limit lowered to its lowest free fd, so that the next accept() fails with
+// EMFILE, then put back.
+struct OutOfFds {
+    rlimit previous{};
+    OutOfFds() {
+        ::getrlimit(RLIMIT_NOFILE, &previous);
+        int lowest_free = ::dup(0);
+        ::close(lowest_free);
+        rlimit lowered = previous;
+        lowered.rlim_cur = rlim_t(lowest_free);
+        ::setrlimit(RLIMIT_NOFILE, &lowered);
+    }
+    void end() { ::setrlimit(RLIMIT_NOFILE, &previous); }
+    ~OutOfFds() { end(); }
+};
+}  // namespace
+
+// Out of fds, the endpoint's accept failed and was made again at once: the connection stayed
+// queued and the listener readable, and the idle loop spun at 100 % (found by the introspection
+// hunt). It now waits a second between tries, as asyncio's accept loop does, and serves the
+// client once fds are free. Under MockClock a spinning loop never idles, so the virtual 3.5 s
+// below would never pass.
+CORIO_TEST(Introspection, OutOfFdsTheEndpointWaitsBetweenTriesInsteadOfSpinning) {
+    corio::testing::MockClock clock;
+    corio_test::CapturedReports captured;
+    enable_introspection();
+    Socket client = Socket::create(AF_UNIX, SOCK_STREAM);
+    {
+        OutOfFds limit;
+        Coro<> connecting = sock_connect(client, SocketAddress::unix_path(introspection_socket_path(::getpid())));
+        co_await std::move(connecting);
+        co_await sleep(3500ms);  // virtual
+        limit.end();
+    }
+    std::size_t tries = 0;
+    for (const auto& r : captured.reports)
+        if (contains(r.message, "introspection endpoint could not accept")) ++tries;
+    EXPECT_GE(tries, 3u);
+    EXPECT_LE(tries, 5u);
+    Coro<> asking = sock_sendall(client, "ps\n");
+    co_await std::move(asking);
+    std::string answer;
+    for (;;) {
+        Coro<std::string> receiving = sock_recv(client, 4096);
+        std::string part = co_await std::move(receiving);
+        if (part.empty()) break;
+        answer += part;
+    }
+    EXPECT_TRUE(contains(answer, "NAME")) << answer;
+}
+
 namespace {
 Coro<bool> plain_path_is_served() {
     enable_introspection();
@@ -165,4 +312,29 @@ TEST(IntrospectionTool, ReportsAnUnreachableProgram) {
     int status = ::pclose(f);
     EXPECT_NE(status, 0);
     EXPECT_TRUE(contains(std::string(buf, n), "cannot reach")) << buf;
+}
+
+namespace {
+Coro<int> seven() { co_return 7; }
+}  // namespace
+
+// CORIO_INTROSPECT is a debugging aid set from outside: a socket that cannot be made (here a
+// directory that does not exist; a path another user holds in /tmp) made run() throw before
+// main ran. The program now runs, and the loop reports why there is no endpoint.
+TEST(IntrospectionLoops, AnEndpointThatCannotBeMadeDoesNotStopAProgramRunWithTheVariable) {
+    const char* had_dir = std::getenv("XDG_RUNTIME_DIR");
+    std::string previous_dir = had_dir ? had_dir : "";
+    ::setenv("XDG_RUNTIME_DIR", "/nonexistent-corio-test-dir", 1);
+    ::setenv("CORIO_INTROSPECT", "1", 1);
+    int result = -1;
+    EXPECT_NO_THROW(result = corio::run(seven()));
+    EXPECT_EQ(result, 7);
+    ::unsetenv("CORIO_INTROSPECT");
+    RunOptions asked;
+    asked.introspect = true;  // asked for in the code: still an error
+    EXPECT_THROW(corio::run(seven(), std::move(asked)), std::system_error);
+    if (had_dir)
+        ::setenv("XDG_RUNTIME_DIR", previous_dir.c_str(), 1);
+    else
+        ::unsetenv("XDG_RUNTIME_DIR");
 }

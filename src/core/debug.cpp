@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <locale>
+#include <string_view>
 #include <typeinfo>
 
 #include "corio/task.hpp"
@@ -81,6 +83,7 @@ void report_slow_callback(EventLoop& loop, std::chrono::nanoseconds took) noexce
 std::string format_call_graph(const detail::TaskBase& task) {
     TaskInfo info = detail::describe_task(task);
     std::ostringstream out;
+    out.imbue(std::locale::classic());
     out << "  * Task " << info.name << " (" << info.state;
     if (!info.created_file.empty()) out << ", created at " << info.created_file << ":" << info.created_line;
     out << ")";
@@ -150,9 +153,41 @@ std::string seconds(double s) {
     return buf;
 }
 
+// The length of the well-formed UTF-8 sequence at in[i], or 0 (a stray or truncated byte, an
+// overlong form, a surrogate, beyond U+10FFFF).
+std::size_t utf8_length(const std::string& in, std::size_t i) {
+    const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(in[k]); };
+    const unsigned char b = byte(i);
+    if (b < 0x80) return 1;
+    std::size_t n = b >= 0xf0 && b <= 0xf4 ? 4 : b >= 0xe0 ? (b <= 0xef ? 3 : 0) : b >= 0xc2 ? 2 : 0;
+    if (n == 0 || i + n > in.size()) return 0;
+    for (std::size_t k = 1; k < n; ++k)
+        if ((byte(i + k) & 0xc0) != 0x80) return 0;
+    const unsigned char second = byte(i + 1);
+    if (b == 0xe0 && second < 0xa0) return 0;  // overlong
+    if (b == 0xed && second >= 0xa0) return 0;  // a surrogate
+    if (b == 0xf0 && second < 0x90) return 0;  // overlong
+    if (b == 0xf4 && second >= 0x90) return 0;  // beyond U+10FFFF
+    return n;
+}
+
+// JSON strings must be UTF-8: a byte that is not is given as U+FFFD, as Python's
+// errors="replace" does.
 std::string json_escape(const std::string& in) {
     std::string out;
-    for (char c : in) {
+    for (std::size_t i = 0; i < in.size();) {
+        const char c = in[i];
+        const std::size_t n = utf8_length(in, i);
+        if (n == 0) {
+            out += "\\ufffd";
+            i += 1;
+            continue;
+        }
+        if (n > 1) {
+            out.append(in, i, n);
+            i += n;
+            continue;
+        }
         switch (c) {
             case '"': out += "\\\""; break;
             case '\\': out += "\\\\"; break;
@@ -166,17 +201,55 @@ std::string json_escape(const std::string& in) {
                     out += c;
                 }
         }
+        i += 1;
     }
     return out;
 }
 
-std::string task_label(const TaskInfo& t) { return "Task " + t.name + " #" + std::to_string(t.id); }
+// A name as the table and tree show it, on one line of a terminal: control characters and bytes
+// that are not UTF-8 are written as escapes (a name made of a peer's text cannot move the
+// cursor, colour the screen or break the row), at most `width` characters, padded to it.
+std::string shown_name(const std::string& in, std::size_t width) {
+    std::string out;
+    std::size_t shown = 0;
+    for (std::size_t i = 0; i < in.size() && shown < width;) {
+        const std::size_t n = utf8_length(in, i);
+        const auto b = static_cast<unsigned char>(in[i]);
+        if (n == 1 && b >= 0x20 && b != 0x7f) {
+            out += in[i];
+        } else if (n > 1) {
+            out.append(in, i, n);
+        } else {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, b == '\n' ? "\\n" : "\\x%02x", b);
+            if (shown + std::string_view(buf).size() > width) break;
+            out += buf;
+            shown += std::string_view(buf).size() - 1;
+        }
+        shown += 1;
+        i += n ? n : 1;
+    }
+    if (width != std::string::npos) out.append(width - std::min(width, shown), ' ');
+    return out;
+}
+
+std::string task_label(const TaskInfo& t) {
+    return "Task " + shown_name(t.name, std::string::npos) + " #" + std::to_string(t.id);
+}
+
+// Numbers in the classic form whatever the program's global locale (no "1.502" for 1502, no
+// decimal comma: JSON and corio-ps's readers expect C's).
+std::ostringstream classic_stream() {
+    std::ostringstream out;
+    out.imbue(std::locale::classic());
+    return out;
+}
 
 }  // namespace
 
 std::string format_task_table() {
     auto tasks = capture_call_graph();
-    std::ostringstream out;
+    std::ostringstream out = classic_stream();
     char line[512];
     std::snprintf(line, sizeof line, "%-6s %-24s %-8s %9s %9s %6s %4s  %s\n", "ID", "NAME", "STATE", "AGE(s)", "BUSY(s)",
                   "STEPS", "CNCL", "AWAITING / CREATED AT");
@@ -184,8 +257,8 @@ std::string format_task_table() {
     for (const auto& t : tasks) {
         std::string where = t.frames.empty() ? "" : t.frames.back().function;
         if (!t.awaiting.empty()) where += " -> " + t.awaiting;
-        std::snprintf(line, sizeof line, "%-6llu %-24.24s %-8s %9s %9s %6llu %4d  %s\n",
-                      static_cast<unsigned long long>(t.id), t.name.c_str(), t.state.c_str(), seconds(t.age_s).c_str(),
+        std::snprintf(line, sizeof line, "%-6llu %s %-8s %9s %9s %6llu %4d  %s\n",
+                      static_cast<unsigned long long>(t.id), shown_name(t.name, 24).c_str(), t.state.c_str(), seconds(t.age_s).c_str(),
                       seconds(t.busy_s).c_str(), static_cast<unsigned long long>(t.steps), t.cancelling, where.c_str());
         out << line;
         if (!t.created_file.empty()) out << "       created at " << t.created_file << ":" << t.created_line << "\n";
@@ -206,18 +279,22 @@ std::string format_task_tree() {
         by_id[t.id] = &t;
         for (auto a : t.awaits) ++awaited_by_count[a];
     }
-    std::ostringstream out;
+    std::ostringstream out = classic_stream();
     std::set<std::uint64_t> shown;
     // Depth first with an explicit stack (see find_await_cycles); the indentation stops growing
     // at kMaxIndent levels and the depth is written instead, so a deep chain's tree grows with
     // its length, not with its square.
     constexpr std::size_t kMaxIndent = 16;
     std::vector<std::pair<const TaskInfo*, std::size_t>> stack;
+    std::vector<std::uint64_t> path;  // the ids from the top down to the task being shown
     auto show = [&](const TaskInfo& top) {
         stack.emplace_back(&top, 0);
         while (!stack.empty()) {
             auto [t, depth] = stack.back();
             stack.pop_back();
+            path.resize(depth);
+            const bool on_path = std::find(path.begin(), path.end(), t->id) != path.end();
+            path.push_back(t->id);
             const std::string indent(4 * std::min(depth, kMaxIndent), ' ');
             out << indent;
             if (depth > kMaxIndent) out << "[depth " << depth << "] ";
@@ -225,7 +302,9 @@ std::string format_task_tree() {
             if (t->age_s >= 0) out << ", " << seconds(t->age_s) << " s old, " << seconds(t->busy_s) << " s on the loop";
             out << ")\n";
             if (!shown.insert(t->id).second) {
-                out << indent << "    (shown above: a cycle)\n";
+                // Awaited by more than one task (several waiters on one task), or by itself
+                // through the tasks above it.
+                out << indent << (on_path ? "    (shown above: a cycle)\n" : "    (shown above)\n");
                 continue;
             }
             for (const auto& f : t->frames) out << indent << "    " << f.function << "  " << f.file << ":" << f.line << "\n";
@@ -255,7 +334,7 @@ std::string format_task_tree() {
 
 std::string format_task_json() {
     auto tasks = capture_call_graph();
-    std::ostringstream out;
+    std::ostringstream out = classic_stream();
     out << "{\"tasks\":[";
     for (std::size_t i = 0; i < tasks.size(); ++i) {
         const auto& t = tasks[i];

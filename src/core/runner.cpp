@@ -31,7 +31,18 @@ EventLoop& Runner::get_loop() {
         if (options_.debug) loop_->set_debug(true);
         if (options_.slow_callback_duration) loop_->slow_callback_duration = *options_.slow_callback_duration;
         const char* env = std::getenv("CORIO_INTROSPECT");
-        if (options_.introspect || (env && *env && std::string(env) != "0")) detail::enable_introspection(*loop_);
+        if (options_.introspect) {
+            detail::enable_introspection(*loop_);
+        } else if (env && *env && std::string(env) != "0") {
+            // Asked for from outside, as a debugging aid: a socket that cannot be made (a path
+            // taken in a shared /tmp, a read-only directory) must not stop the program.
+            try {
+                detail::enable_introspection(*loop_);
+            } catch (const std::exception&) {
+                loop_->call_exception_handler({"CORIO_INTROSPECT: no introspection endpoint; the program runs without it",
+                                               std::current_exception(), {}, {}, {}});
+            }
+        }
     }
     return *loop_;
 }

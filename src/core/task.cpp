@@ -214,7 +214,13 @@ thread_local ForwardedCancel forwarded_cancel;
 }  // namespace
 
 TaskBase::TaskBase(EventLoop& loop, std::coroutine_handle<> frame, std::string&& name, std::source_location created)
-    : FutureBase(&loop), root_(frame), resume_(frame), id_(loop.next_task_id()) {
+    : FutureBase(&loop), root_(frame), resume_(frame) {
+    const std::uint64_t id = loop.next_task_id();
+    if (id <= UINT32_MAX) {
+        id_ = std::uint32_t(id);
+    } else {
+        extras().long_id = id;  // the loop's 4,294,967,296th task and later: id_ stays 0
+    }
     if (!name.empty()) extras().name = std::move(name);
     if (loop.keeps_task_stats()) {
         TaskExtras& e = extras();
@@ -247,7 +253,7 @@ std::string TaskBase::describe() const { return "Task"; }
 
 std::string TaskBase::name() const {
     if (extras_ && !extras_->name.empty()) return extras_->name;
-    return "Task-" + std::to_string(id_);
+    return "Task-" + std::to_string(id());
 }
 
 const std::string& TaskBase::passed_on_cancel_message() const noexcept {
@@ -398,6 +404,7 @@ void TaskBase::arm_swallow_check(std::uint32_t delivery) {
 void TaskBase::check_still_running_after_cancel(std::uint32_t delivery) noexcept {
     if (done() || !root_ || extras().cancel_deliveries != delivery) return;  // a later delivery's check decides
     if (task_cancel_requests_ <= absorbed_cancels_) return;                 // taken back with uncancel()
+    if (!loop_->get_debug()) return;                                         // debug mode was turned off since
     try {
         if (extras().cleanups > 0) {  // corio's own clean-up (children to wait for): later
             arm_swallow_check(delivery);

@@ -211,21 +211,28 @@ public:
     }
 
     void cancel_all() noexcept override {
-        for (std::size_t fd = 0; fd < fds_.size(); ++fd) {
-            FdState& st = fds_[fd];
-            for (OpQueue* q : {&st.readers, &st.writers}) {
-                while (IoOperation* op = q->head) {
-                    q->remove(op);
-                    op->where_ = Idle;
-                    finish(*op, -ECANCELED);
+        // A completion delivered here (one that had its result before the cancel) may submit the
+        // operation's next step: cancelled in the next round, or it would be left queued.
+        for (int round = 0; round < 100; ++round) {
+            bool cancelled = false;
+            for (std::size_t fd = 0; fd < fds_.size(); ++fd) {
+                FdState& st = fds_[fd];
+                for (OpQueue* q : {&st.readers, &st.writers}) {
+                    while (IoOperation* op = q->head) {
+                        q->remove(op);
+                        op->where_ = Idle;
+                        finish(*op, -ECANCELED);
+                        cancelled = true;
+                    }
                 }
             }
-        }
-        while (!completed_.empty()) {
-            try {
-                poll(std::chrono::nanoseconds(0));
-            } catch (...) {
-                break;
+            if (!cancelled && completed_.empty()) return;
+            while (!completed_.empty()) {
+                try {
+                    poll(std::chrono::nanoseconds(0));
+                } catch (...) {
+                    return;
+                }
             }
         }
     }

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <system_error>
 
 #include "corio/debug.hpp"
 #include "corio/loop.hpp"
@@ -72,6 +73,7 @@ public:
     ~Introspector() override {
         // The loop completed every operation (cancel_all) before its services go: the clients
         // have closed and freed themselves.
+        retry_.cancel();
         ::unlink(path_.c_str());
         give_back_index(index_);
     }
@@ -160,12 +162,29 @@ private:
         auto* self = static_cast<Introspector*>(op->user);
         self->loop_.internal_io_finished();
         if (r == -ECANCELED) return;
-        if (r >= 0) self->serve(int(r));
+        if (r >= 0) {
+            self->serve(int(r));
+        } else if (r != -ECONNABORTED && r != -EINTR && r != -EPROTO) {
+            // Out of fds, most likely: the connection stays queued and the listener readable,
+            // so accepting again at once would spin the loop. As asyncio's accept loop (and
+            // corio's servers) do, wait, then try again.
+            try {
+                self->loop_.call_exception_handler({"the introspection endpoint could not accept; retrying in 1 s",
+                                                    std::make_exception_ptr(std::system_error(int(-r), std::generic_category(), "accept")),
+                                                    {}, {}, {}});
+                self->retry_ = self->loop_.call_later(kAcceptRetryDelay, [self] { self->arm_or_report(); });
+                return;
+            } catch (...) {
+            }
+        }
+        self->arm_or_report();
+    }
+
+    void arm_or_report() noexcept {
         try {
-            self->arm();
+            arm();
         } catch (...) {
-            self->loop_.call_exception_handler(
-                {"the introspection endpoint stopped accepting", std::current_exception(), {}, {}, {}});
+            loop_.call_exception_handler({"the introspection endpoint stopped accepting", std::current_exception(), {}, {}, {}});
         }
     }
 
@@ -194,11 +213,13 @@ private:
 
     static constexpr int kMaxClients = 8;
     static constexpr std::chrono::seconds kClientTime{5};
+    static constexpr std::chrono::seconds kAcceptRetryDelay{1};
     EventLoop& loop_;
     int index_;
     Socket listener_;
     std::string path_;
     IoOperation op_;
+    TimerHandle retry_;
     int clients_ = 0;
 };
 

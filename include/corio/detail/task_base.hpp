@@ -54,6 +54,7 @@ struct TaskExtras : ListHook<GroupTag>, Recycled {
     std::source_location created;
     std::uint32_t cancel_deliveries = 0;  // debug mode: CancelledErrors of its own cancel() thrown into it
     std::uint32_t cleanups = 0;           // debug mode: CleanupAfterCancel scopes open in it
+    std::uint64_t long_id = 0;            // the id, when it does not fit TaskBase's 32 bits
 };
 
 // 88 bytes, then the result or the exception (one union): the future's state, the all-tasks
@@ -73,7 +74,8 @@ public:
 
     std::string name() const;
     void set_name(std::string name) { extras().name = std::move(name); }
-    std::uint32_t id() const noexcept { return id_; }
+    // The loop's count of tasks when it was made ("Task-<id>"), unique for the loop's life.
+    std::uint64_t id() const noexcept { return id_ != 0 ? id_ : extras_->long_id; }
     // Where it was created, when the loop kept statistics then; otherwise an empty location.
     const std::source_location& created_at() const noexcept;
     // The same for reports (ExceptionContext::location): nothing when it was not recorded.
@@ -183,7 +185,8 @@ private:
     std::coroutine_handle<> resume_;
     WaitNode* waiting_on_ = nullptr;
     std::unique_ptr<TaskExtras> extras_;
-    // "Task-<id>": 32 bits, as the counter only names tasks (it wraps after 4e9 of them).
+    // "Task-<id>": 32 bits here; a loop's tasks past 4e9 (a day of a busy server) keep theirs
+    // in the extras, so that ids never repeat (corio-ps's tree and cycles go by id).
     std::uint32_t id_ = 0;
     std::uint16_t passed_on_cancels_ = 0;  // requests cancel() passed on to what the task awaits
     std::uint16_t absorbed_cancels_ = 0;   // of those, the ones the awaited task handled
