@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <memory>
 #include <random>
+#include <stdexcept>
 #include <vector>
 
 using namespace corio;
@@ -386,4 +387,57 @@ CORIO_TEST(QueueWaitFor, GetPutAndJoinUnderWaitFor) {
     q.task_done();
     Coro<void> joined = wait_for(q.join(), 1s);
     co_await std::move(joined);
+}
+
+// --- An item whose move throws ----------------------------------------------------------------
+
+namespace {
+// Its next move throws once, when armed.
+struct MovesBadly {
+    int value;
+    static inline bool armed = false;
+    explicit MovesBadly(int v) : value(v) {}
+    MovesBadly(MovesBadly&& other) : value(other.value) {
+        if (armed) {
+            armed = false;
+            throw std::runtime_error("move failed");
+        }
+    }
+    MovesBadly& operator=(MovesBadly&&) = default;
+};
+}  // namespace
+
+// A put whose item could not be moved to the waiting getter took the getter off the queue's
+// list first: it was never woken, even by the next put (found by the queue hunt).
+CORIO_TEST(QueueThrowingMoves, AGetterStaysFirstInLineWhenTheItemHandedToItCannotBeMoved) {
+    Queue<MovesBadly> q;
+    Task<MovesBadly> getter = create_task(get_one(q));
+    co_await sleep(0s);
+    MovesBadly::armed = true;
+    EXPECT_THROW(q.put_nowait(MovesBadly(1)), std::runtime_error);
+    q.put_nowait(MovesBadly(2));
+    co_await sleep(0s);
+    CO_ASSERT_TRUE(getter.done());
+    MovesBadly got = co_await getter;
+    EXPECT_EQ(got.value, 2);
+    EXPECT_EQ(q.qsize(), 0u);
+}
+
+// A granted putter whose item could not be stored freed its slot without granting it: the next
+// putter waited on a queue with room (found by the queue hunt).
+CORIO_TEST(QueueThrowingMoves, ASlotAPutterCouldNotFillPassesToTheNextPutter) {
+    Queue<MovesBadly> q(1);
+    q.put_nowait(MovesBadly(0));
+    Task<> first = create_task(put_one(q, MovesBadly(1)));
+    Task<> second = create_task(put_one(q, MovesBadly(2)));
+    co_await sleep(0s);
+    CO_ASSERT_FALSE(first.done());
+    EXPECT_EQ(q.get_nowait().value, 0);  // grants the slot to the first putter
+    MovesBadly::armed = true;            // whose item then fails to go in
+    co_await sleep(0s);
+    co_await sleep(0s);
+    CO_EXPECT_FAILS(std::runtime_error, first);
+    CO_ASSERT_TRUE(second.done());
+    EXPECT_EQ(q.qsize(), 1u);
+    EXPECT_EQ(q.get_nowait().value, 2);
 }

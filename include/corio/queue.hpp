@@ -207,7 +207,12 @@ public:
                     this->throw_if_cancelled();
                     throw QueueShutDown();
                 }
-                q->deliver(std::move(item_));
+                try {
+                    q->deliver(std::move(item_));
+                } catch (...) {
+                    q->grant_putters();  // the item's move threw: the slot is free for the next
+                    throw;
+                }
                 // Handed straight to a getter, the item left the slot free again.
                 q->grant_putters();
                 return;
@@ -332,35 +337,37 @@ private:
     }
 
     // A successful put. Getters wait only while the store is empty, so the first one gets
-    // the item directly.
+    // the item directly. An item whose move throws leaves the queue and its waiters as they
+    // were (the getter still waits, first in line).
     void deliver(T&& item) {
-        if (Waiter* w = pop(getters_)) {
-            hand_to(static_cast<GetAwaiter&>(*w), std::move(item));
-        } else {
-            store_.push(std::move(item));
-        }
+        if (!hand_to_first_getter(item)) store_.push(std::move(item));
         ++unfinished_;
     }
 
-    void hand_to(GetAwaiter& g, T&& item) {
-        g.item_.emplace(std::move(item));
-        g.link(granted_);
-        g.wake();
+    bool hand_to_first_getter(T& item) {
+        auto* g = static_cast<GetAwaiter*>(getters_.front());
+        if (!g) return false;
+        g->item_.emplace(std::move(item));  // first: if it throws, the getter is still queued
+        pop(getters_);
+        g->link(granted_);
+        g->wake();
+        return true;
     }
 
     // An item a cancelled getter had been handed: it goes to the next getter, or back where
-    // it would be taken next, and stays counted as unfinished once.
-    void give_back(T&& item) {
-        if (immediate_) {
-            // The queue was drained after the hand-off: drain this one too.
-            if (unfinished_ > 0 && --unfinished_ == 0) wake_all(joiners_);
-            return;
+    // it would be taken next, and stays counted as unfinished once. An item that cannot be
+    // moved back (its move throws) is dropped and counted as done: the getter's cancellation
+    // is what it throws.
+    void give_back(T&& item) noexcept {
+        if (!immediate_) {
+            try {
+                if (!hand_to_first_getter(item)) store_.push_next(std::move(item));
+                return;
+            } catch (...) {
+            }
         }
-        if (Waiter* w = pop(getters_)) {
-            hand_to(static_cast<GetAwaiter&>(*w), std::move(item));
-        } else {
-            store_.push_next(std::move(item));
-        }
+        // The queue was drained after the hand-off (or the item is lost): drain this one too.
+        if (unfinished_ > 0 && --unfinished_ == 0) wake_all(joiners_);
     }
 
     T take() {
