@@ -322,7 +322,37 @@ int TaskBase::uncancel() noexcept {
     return int(task_cancel_requests_);
 }
 
-void TaskBase::schedule() noexcept { loop_->schedule(*this); }
+void TaskBase::schedule() noexcept {
+    EventLoop& loop = *loop_;
+    if (loop.get_debug() && loop.is_running() && !loop.owned_by_this_thread()) [[unlikely]] {
+        schedule_from_another_thread();
+        return;
+    }
+    loop.schedule(*this);
+}
+
+// Debug mode: a primitive of this task's loop (a Queue, an Event, a Lock) used from another
+// thread woke it. asyncio's debug mode refuses the call there; a primitive's wake cannot throw,
+// so the wake goes through the loop's inbox (not lost, as it otherwise may be) and the loop
+// reports the misuse on its own thread.
+void TaskBase::schedule_from_another_thread() noexcept {
+    try {
+        // A plain pointer: the reference count is the loop thread's. The task, waiting for this
+        // very wake, cannot end before it; a closing loop drops the callback unrun.
+        TaskBase* waiting = this;
+        loop_->call_soon_threadsafe([waiting] {
+            TaskBase& t = *waiting;
+            t.loop()->call_exception_handler(
+                {"Task " + t.name() +
+                     " was woken from another thread than its loop's (a Queue, Event, Lock or other primitive used "
+                     "outside its loop's thread): only call_soon_threadsafe may come from there",
+                 nullptr, t.name(), t.creation_site(), {}});
+            if (!t.done()) t.loop()->schedule(t);
+        });
+    } catch (...) {
+        loop_->schedule(*this);  // the inbox refused (the loop closes): as without debug mode
+    }
+}
 
 void TaskBase::step() noexcept {
     EventLoop& loop = *loop_;

@@ -107,6 +107,7 @@ public:
         return true;
     }
     void schedule() noexcept;
+    void schedule_from_another_thread() noexcept;
     // A CancelledError of this task's own cancellation has just been thrown into its frame. In
     // debug mode, a task still running a while later (without uncancel()) is reported: it may
     // have swallowed it, which a task that never returns (a worker loop) would hide for ever.
