@@ -478,3 +478,66 @@ CORIO_TEST(TaskGroup, ABodyAwaitingAFailingChildIsCancelledByTheGroupFirst) {
     EXPECT_EQ(seen, "CancelledError");
     EXPECT_EQ(result, "EG[child failed]");
 }
+
+// ---------------------------------------------------------------------------------------------
+// TG10: a KeyboardInterrupt propagates as itself (asyncio's _base_error)
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+Coro<> crash_soon_20() {
+    co_await sleep(100ms);
+    throw std::runtime_error("ZeroDivisionError");
+}
+// test_taskgroup_20's nested(): its finally raises KeyboardInterrupt.
+Coro<> interrupted_as_it_is_cancelled() {
+    try {
+        co_await sleep(10s);
+    } catch (const CancelledError&) {
+    }
+    throw KeyboardInterrupt();
+}
+Coro<> child_interrupted() {
+    co_await sleep(100ms);
+    throw KeyboardInterrupt();
+}
+}  // namespace
+
+// test_taskgroup_20: the body's KeyboardInterrupt, raised while a child's failure cancels it,
+// propagates as itself. corio wrapped it in the ExceptionGroup, a std::exception, which a
+// `catch (const std::exception&)` then swallowed (found by the TaskGroup hunt).
+CORIO_TEST(TaskGroupInterrupt, TheBodysKeyboardInterruptPropagatesAsItself) {
+    corio::testing::MockClock clock;
+    bool interrupted = false;
+    try {
+        Coro<> grouping = task_group([](TaskGroup& g) -> Coro<> {
+            g.create_task(crash_soon_20());
+            co_await interrupted_as_it_is_cancelled();
+        });
+        co_await std::move(grouping);
+    } catch (const KeyboardInterrupt&) {
+        interrupted = true;
+    } catch (const ExceptionGroup& eg) {
+        ADD_FAILURE() << "wrapped: " << eg.what();
+    }
+    EXPECT_TRUE(interrupted);
+}
+
+// The same for a child's KeyboardInterrupt (asyncio's _on_task_done records it as _base_error;
+// its loop then also stops, which corio's does not).
+CORIO_TEST(TaskGroupInterrupt, AChildsKeyboardInterruptPropagatesAsItself) {
+    corio::testing::MockClock clock;
+    bool interrupted = false;
+    try {
+        Coro<> grouping = task_group([](TaskGroup& g) -> Coro<> {
+            g.create_task(child_interrupted());
+            g.create_task(crash_soon_20());
+            co_await sleep(10s);
+        });
+        co_await std::move(grouping);
+    } catch (const KeyboardInterrupt&) {
+        interrupted = true;
+    } catch (const ExceptionGroup& eg) {
+        ADD_FAILURE() << "wrapped: " << eg.what();
+    }
+    EXPECT_TRUE(interrupted);
+}

@@ -59,6 +59,7 @@ private:
     void on_child_done(detail::TaskBase& child) override;
     void forget_child(detail::TaskBase& child) noexcept override;
     void abort();
+    std::exception_ptr first_interrupt(std::size_t failed_before_exit, const std::exception_ptr& body_error) const;
 
     detail::TaskBase* parent_;
     detail::IntrusiveList<detail::TaskExtras, detail::GroupTag> children_;  // through each child's extras

@@ -68,9 +68,31 @@ void TaskGroup::on_child_done(detail::TaskBase& child) {
     }
 }
 
+namespace {
+bool is_interrupt(const std::exception_ptr& e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const KeyboardInterrupt&) {
+        return true;
+    } catch (...) {
+        return false;
+    }
+}
+}  // namespace
+
+std::exception_ptr TaskGroup::first_interrupt(std::size_t failed_before_exit, const std::exception_ptr& body_error) const {
+    for (std::size_t i = 0; i < errors_.size(); ++i) {
+        if (i == failed_before_exit && body_error && is_interrupt(body_error)) return body_error;
+        if (is_interrupt(errors_[i])) return errors_[i];
+    }
+    if (body_error && is_interrupt(body_error)) return body_error;
+    return nullptr;
+}
+
 Coro<> TaskGroup::exit(std::exception_ptr body_error) {
     detail::CleanupAfterCancel cleaning;  // a cancelled parent waits for its children here
     exiting_ = true;
+    const std::size_t failed_before_exit = errors_.size();
     std::exception_ptr propagate_cancel;
     bool body_failed = false;
     bool cancelled_while_aborting = false;
@@ -106,6 +128,10 @@ Coro<> TaskGroup::exit(std::exception_ptr body_error) {
         parent_->cancelling() > entry_level_)
         propagate_cancel = std::make_exception_ptr(CancelledError(parent_->cancel_message()));
     if (propagate_cancel && errors_.empty()) std::rethrow_exception(propagate_cancel);
+    // asyncio's _base_error: a KeyboardInterrupt (the body's or a child's, the first to come)
+    // propagates as itself, not inside the group, which would make it a std::exception.
+    if (std::exception_ptr interrupt = first_interrupt(failed_before_exit, body_failed ? body_error : nullptr))
+        std::rethrow_exception(interrupt);
     if (body_failed) errors_.push_back(body_error);
     if (!errors_.empty()) {
         // Keep an outer cancellation pending: the parent's next await sees it.
