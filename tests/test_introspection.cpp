@@ -100,6 +100,16 @@ CORIO_TEST(Introspection, CorioPsTalksToARunningLoop) {
     auto q = co_await create_subprocess_exec(tree_argv, {.out = PIPE});
     auto [tree, ignored] = co_await q.communicate();
     EXPECT_TRUE(contains(tree, "sleepy_leaf()")) << tree;
+    // The socket's path, for a program whose XDG_RUNTIME_DIR is not the shell's.
+    std::vector<std::string> path_argv{CORIO_PS_PATH, "ps", introspection_socket_path(::getpid())};
+    auto r = co_await create_subprocess_exec(path_argv, {.out = PIPE});
+    auto [by_path, ignored_too] = co_await r.communicate();
+    EXPECT_TRUE(contains(by_path, "busy-worker")) << by_path;
+    std::vector<std::string> no_such_loop{CORIO_PS_PATH, "ps", pid + "-7"};  // corio-PID-7.sock
+    auto s = co_await create_subprocess_exec(no_such_loop, {.out = PIPE, .err = PIPE});
+    auto [none, why] = co_await s.communicate();
+    EXPECT_NE(s.returncode(), 0);
+    EXPECT_TRUE(contains(why, "corio-" + pid + "-7.sock")) << why;
     w.cancel();
     try {
         co_await w;

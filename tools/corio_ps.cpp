@@ -4,6 +4,9 @@
 //   corio-ps pstree PID     who awaits whom, with each task's coroutine stack; flags cycles
 //   corio-ps json PID       the same data for other tools
 //
+// PID may also be PID-N, the loop served at corio-PID-N.sock (the second and later loops of a
+// process that introspects several at once, as run_loops does), or the socket's path itself.
+//
 // The program must run with introspection on (CORIO_INTROSPECT=1 or RunOptions::introspect).
 #include <corio/corio.hpp>
 
@@ -11,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <string>
 
 namespace {
 
@@ -25,7 +29,7 @@ corio::Coro<int> ask(std::string path, std::string command) {
 }
 
 int usage() {
-    std::fprintf(stderr, "usage: corio-ps [ps|pstree|json] PID\n");
+    std::fprintf(stderr, "usage: corio-ps [ps|pstree|json] PID|PID-N|SOCKET-PATH\n");
     return 2;
 }
 
@@ -43,10 +47,25 @@ int main(int argc, char** argv) {
         return usage();
     }
     if (command != "ps" && command != "pstree" && command != "json") return usage();
-    char* end = nullptr;
-    long n = std::strtol(pid, &end, 10);
-    if (!end || *end || n <= 0) return usage();
-    std::string path = corio::introspection_socket_path(n);
+    std::string path;
+    if (std::strchr(pid, '/')) {
+        path = pid;
+    } else {
+        char* end = nullptr;
+        long n = std::strtol(pid, &end, 10);
+        if (!end || n <= 0) return usage();
+        path = corio::introspection_socket_path(n);
+        if (*end == '-') {  // corio-PID-N.sock
+            char* index_end = nullptr;
+            long index = std::strtol(end + 1, &index_end, 10);
+            if (!index_end || *index_end || index <= 0) return usage();
+            std::string suffix = "-";  // (not "-" + to_string: g++ 12's false -Wrestrict)
+            suffix += std::to_string(index);
+            path.insert(path.size() - 5, suffix);
+        } else if (*end) {
+            return usage();
+        }
+    }
     try {
         corio::RunOptions options;
         options.handle_sigint = false;
