@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <iosfwd>
 #include <string>
+#include <typeinfo>
 #include <vector>
 
 namespace corio {
@@ -64,7 +65,8 @@ namespace detail {
 void enable_introspection(EventLoop& loop);
 TaskInfo describe_task(const TaskBase& task);
 void report_slow_step(const TaskBase& task, std::chrono::nanoseconds took) noexcept;
-void report_slow_callback(EventLoop& loop, std::chrono::nanoseconds took) noexcept;
+// `what`: the callback's type, when known (a demangled lambda type names where it was written).
+void report_slow_callback(EventLoop& loop, std::chrono::nanoseconds took, const std::type_info* what) noexcept;
 }  // namespace detail
 
 }  // namespace corio

@@ -66,12 +66,21 @@ void report_slow_step(const TaskBase& t, std::chrono::nanoseconds took) noexcept
     }
 }
 
-void report_slow_callback(EventLoop& loop, std::chrono::nanoseconds took) noexcept {
+void report_slow_callback(EventLoop& loop, std::chrono::nanoseconds took, const std::type_info* what) noexcept {
     try {
         char secs[32];
         std::snprintf(secs, sizeof secs, "%.3f", std::chrono::duration<double>(took).count());
+        std::string handle = "<Handle";
+        if (what) {
+            int status = 0;
+            std::unique_ptr<char, void (*)(void*)> readable(abi::__cxa_demangle(what->name(), nullptr, nullptr, &status),
+                                                            &std::free);
+            handle += ' ';
+            handle += (status == 0 && readable) ? readable.get() : what->name();
+        }
+        handle += '>';
         ExceptionContext c;
-        c.message = std::string("Executing <Handle> took ") + secs +
+        c.message = "Executing " + handle + " took " + secs +
                     " seconds: a callback blocked the event loop (use corio::to_thread for blocking calls)";
         loop.call_exception_handler(c);
     } catch (...) {

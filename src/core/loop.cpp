@@ -293,9 +293,14 @@ void EventLoop::run_ready(std::uintptr_t item) noexcept {
 // times every handle). Task steps time themselves (they know their task's name).
 void EventLoop::run_ready_timed(std::uintptr_t item) noexcept {
     if ((item & kReadyKindMask) == kReadyTask) return run_ready(item);
+    // Taken before the run, which lets go of the callable.
+    const std::type_info* what = nullptr;
+    void* p = reinterpret_cast<void*>(item & ~kReadyKindMask);
+    if ((item & kReadyKindMask) == kReadyCallback) what = static_cast<detail::CallbackNode*>(p)->fn.target_type();
+    if ((item & kReadyKindMask) == kReadyTimerCallback) what = static_cast<detail::TimerCallbackNode*>(p)->fn.target_type();
     const auto t0 = Clock::now();
     run_ready(item);
-    if (const auto took = Clock::now() - t0; took >= slow_callback_duration) detail::report_slow_callback(*this, took);
+    if (const auto took = Clock::now() - t0; took >= slow_callback_duration) detail::report_slow_callback(*this, took, what);
 }
 
 // The loop is closing: what will never run lets go of what it holds.

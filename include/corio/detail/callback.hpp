@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 
 #include "corio/detail/frame_alloc.hpp"
@@ -16,11 +17,13 @@ class BasicCallback {
     struct Base {
         virtual ~Base() = default;
         virtual void call(Args... args) = 0;
+        virtual const std::type_info& target_type() const noexcept = 0;
     };
     template <class F>
     struct Impl final : Base, Recycled {
         explicit Impl(F&& f) : fn(std::move(f)) {}
         void call(Args... args) override { fn(std::forward<Args>(args)...); }
+        const std::type_info& target_type() const noexcept override { return typeid(F); }
         F fn;
     };
 
@@ -31,6 +34,9 @@ public:
     BasicCallback(F&& f) : impl_(new Impl<std::decay_t<F>>(std::decay_t<F>(std::forward<F>(f)))) {}
 
     explicit operator bool() const noexcept { return bool(impl_); }
+    // The callable's type (a lambda's names the function it was written in): debug mode's
+    // reports name a slow callback by it, as asyncio's name the handle's function.
+    const std::type_info* target_type() const noexcept { return impl_ ? &impl_->target_type() : nullptr; }
     void operator()(Args... args) { impl_->call(std::forward<Args>(args)...); }
 
 private:
