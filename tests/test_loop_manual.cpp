@@ -359,6 +359,21 @@ AsyncGenerator<int> group_in_a_generator(bool* started) {
     co_yield 1;
 }
 
+Coro<> end_at_once(bool* ended) {
+    *ended = true;
+    co_return;
+}
+
+// The same with a child that ends at once: the loop stops before the group hears of its end.
+AsyncGenerator<int> group_with_a_quick_child(bool* ended) {
+    co_await task_group([ended](TaskGroup& g) -> Coro<> {
+        g.create_task(sleep_long());
+        g.create_task(end_at_once(ended));
+        co_await sleep(1h);
+    });
+    co_yield 1;
+}
+
 Coro<> consume_a_local(bool* started) {
     AsyncGenerator<int> numbers = group_in_a_generator(started);
     auto first = numbers.next();
@@ -402,4 +417,23 @@ TEST(LoopClose, AGeneratorDroppedAfterCloseLetsGoOfItsGroupsAbandonedChildren) {
         numbers.reset();
     }
     EXPECT_TRUE(started);
+}
+
+// A child that ended just before the loop stopped is no longer pending, so the close does not
+// abandon it: the callback that would tell its group was dropped, which freed the child while
+// the group (in a generator dropped later) still listed it (found by the review of the fix
+// above).
+TEST(LoopClose, AChildThatEndedJustBeforeTheCloseLeavesItsGroupToo) {
+    bool ended = false;
+    std::optional<AsyncGenerator<int>> numbers;
+    {
+        EventLoop loop;
+        loop.set_exception_handler([](EventLoop&, const ExceptionContext&) {});
+        numbers.emplace(group_with_a_quick_child(&ended));
+        Task<> consumer = detail::spawn(loop, consume(&*numbers), "consumer", std::source_location::current());
+        loop.run_until([&] { return ended; });
+        loop.close();
+        numbers.reset();
+    }
+    EXPECT_TRUE(ended);
 }

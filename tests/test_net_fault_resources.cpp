@@ -29,14 +29,7 @@ using corio_test::settle;
 using corio_test::skip_test;
 using corio_test::without_leaks;
 
-#if defined(__SANITIZE_ADDRESS__)
-#define CORIO_TEST_UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CORIO_TEST_UNDER_ASAN 1
-#endif
-#endif
-#ifdef CORIO_TEST_UNDER_ASAN
+#ifdef CORIO_TEST_UNDER_ASAN  // net_support.hpp
 #include <sanitizer/lsan_interface.h>
 #endif
 

@@ -270,6 +270,37 @@ CORIO_TEST(SocketFdReuse, ASendallWhoseSocketClosesBetweenTwoSendsSendsNothingMo
     }
 }
 
+// The same when the Socket itself is given the new socket (a reconnect loop's `s.close(); s =
+// Socket::create(...)`): the fd number matches, but the file is another (found by review).
+CORIO_TEST(SocketFdReuse, ASendallWhoseSocketIsReplacedBetweenTwoSendsSendsNothingMore) {
+    auto [a, peer] = unix_socket_pair();
+    int error = 0;
+    Task<> sending = create_task(sendall_keeping_its_error(&a, std::size_t(4) << 20, &error));
+    for (int i = 0; i < 3; ++i) co_await sleep(0ms);
+    CO_ASSERT_GT(read_everything_waiting(peer.fileno()), 0);
+    char byte;
+    for (int ticks = 0; ::recv(peer.fileno(), &byte, 1, MSG_PEEK | MSG_DONTWAIT) != 1; ++ticks) {
+        CO_ASSERT_LT(ticks, 100000);  // else the sendall never went on
+        co_await sleep(0ms);
+    }
+    const int old_fd = a.fileno();
+    a.close();
+    auto [replacement, replacement_peer] = unix_socket_pair();
+    a = std::move(replacement);
+    EXPECT_EQ(a.fileno(), old_fd) << "the scenario needs the fd number back";
+    for (int i = 0; i < 10 && !sending.done(); ++i) co_await sleep(0ms);
+    EXPECT_TRUE(sending.done());
+    EXPECT_EQ(error, ECANCELED);
+    EXPECT_EQ(read_everything_waiting(replacement_peer.fileno()), 0) << "the rest went to the replacement";
+    if (!sending.done()) {
+        sending.cancel();
+        try {
+            co_await sending;
+        } catch (const CancelledError&) {
+        }
+    }
+}
+
 CORIO_TEST(SocketFdReuse, AReleasedFdClosedByItsNewOwnerDoesNotStrandTheNextFile) {
     auto [a, b] = unix_socket_pair();
     Coro<std::string> first = recv_once(&a, &b);

@@ -500,6 +500,20 @@ Coro<> child_interrupted() {
     co_await sleep(100ms);
     throw KeyboardInterrupt();
 }
+
+// Whether a group with this body ends with a KeyboardInterrupt as itself (not in a group).
+template <class Body>
+Coro<bool> ends_interrupted(Body body) {
+    try {
+        Coro<> grouping = task_group(std::move(body));
+        co_await std::move(grouping);
+    } catch (const KeyboardInterrupt&) {
+        co_return true;
+    } catch (const ExceptionGroup& eg) {
+        ADD_FAILURE() << "wrapped: " << eg.what();
+    }
+    co_return false;
+}
 }  // namespace
 
 // test_taskgroup_20: the body's KeyboardInterrupt, raised while a child's failure cancels it,
@@ -507,18 +521,11 @@ Coro<> child_interrupted() {
 // `catch (const std::exception&)` then swallowed (found by the TaskGroup hunt).
 CORIO_TEST(TaskGroupInterrupt, TheBodysKeyboardInterruptPropagatesAsItself) {
     corio::testing::MockClock clock;
-    bool interrupted = false;
-    try {
-        Coro<> grouping = task_group([](TaskGroup& g) -> Coro<> {
-            g.create_task(crash_soon_20());
-            co_await interrupted_as_it_is_cancelled();
-        });
-        co_await std::move(grouping);
-    } catch (const KeyboardInterrupt&) {
-        interrupted = true;
-    } catch (const ExceptionGroup& eg) {
-        ADD_FAILURE() << "wrapped: " << eg.what();
-    }
+    Coro<bool> run = ends_interrupted([](TaskGroup& g) -> Coro<> {
+        g.create_task(crash_soon_20());
+        co_await interrupted_as_it_is_cancelled();
+    });
+    const bool interrupted = co_await std::move(run);
     EXPECT_TRUE(interrupted);
 }
 
@@ -526,18 +533,11 @@ CORIO_TEST(TaskGroupInterrupt, TheBodysKeyboardInterruptPropagatesAsItself) {
 // its loop then also stops, which corio's does not).
 CORIO_TEST(TaskGroupInterrupt, AChildsKeyboardInterruptPropagatesAsItself) {
     corio::testing::MockClock clock;
-    bool interrupted = false;
-    try {
-        Coro<> grouping = task_group([](TaskGroup& g) -> Coro<> {
-            g.create_task(child_interrupted());
-            g.create_task(crash_soon_20());
-            co_await sleep(10s);
-        });
-        co_await std::move(grouping);
-    } catch (const KeyboardInterrupt&) {
-        interrupted = true;
-    } catch (const ExceptionGroup& eg) {
-        ADD_FAILURE() << "wrapped: " << eg.what();
-    }
+    Coro<bool> run = ends_interrupted([](TaskGroup& g) -> Coro<> {
+        g.create_task(child_interrupted());
+        g.create_task(crash_soon_20());
+        co_await sleep(10s);
+    });
+    const bool interrupted = co_await std::move(run);
     EXPECT_TRUE(interrupted);
 }

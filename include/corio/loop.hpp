@@ -166,10 +166,10 @@ public:
     bool is_closed() const noexcept { return closed_.load(std::memory_order_relaxed); }
     void close();
 
-    void set_debug(bool on) noexcept { debug_ = on; }
+    void set_debug(bool on) noexcept { debug_.store(on, std::memory_order_relaxed); }
     // Tasks created from now on carry statistics (age, time on the loop): debug mode and live
     // introspection turn it on.
-    bool keeps_task_stats() const noexcept { return debug_ || task_stats_; }
+    bool keeps_task_stats() const noexcept { return get_debug() || task_stats_; }
     void keep_task_stats(bool on) noexcept { task_stats_ = on; }
 
     // Debug aid (Seastar's shuffle): with a non-zero seed, the work of each tick runs in a
@@ -189,7 +189,8 @@ public:
         virtual ~Service() = default;
     };
     void add_service(std::unique_ptr<Service> s) { services_.push_back(std::move(s)); }
-    bool get_debug() const noexcept { return debug_; }
+    // Relaxed atomic: a wake from another thread reads it (TaskBase::schedule).
+    bool get_debug() const noexcept { return debug_.load(std::memory_order_relaxed); }
     std::chrono::nanoseconds slow_callback_duration = std::chrono::milliseconds(100);
 
     void set_exception_handler(ExceptionHandler handler) { handler_ = std::move(handler); }
@@ -299,7 +300,7 @@ public:
     // Debug mode (asyncio's _check_thread): a scheduling call from another thread than the one
     // running the loop throws std::logic_error; only call_soon_threadsafe may come from there.
     void check_thread() const {
-        if (debug_) check_thread_slow();
+        if (get_debug()) check_thread_slow();
     }
 
 private:
@@ -399,7 +400,7 @@ private:
     bool stopping_ = false;
     std::atomic<bool> closed_{false};
     bool callbacks_refused_ = false;  // under inbox_mutex_: close() is joining the default executor
-    bool debug_ = false;
+    std::atomic<bool> debug_{false};
     bool task_stats_ = false;
     SuspendHook suspend_hook_;
     std::vector<std::unique_ptr<Service>> services_;

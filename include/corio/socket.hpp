@@ -40,6 +40,10 @@ int fd_for_call(Socket& s, const char* closed_message = "the socket is closed");
 // Takes the fd out of `s` for another corio owner on the running loop (a stream's transport):
 // that loop's knowledge of it stays valid; a loop that used it before forgets it.
 int hand_over_fd(Socket& s) noexcept;
+// Changes whenever `s` stops holding its file (close, release, a move away or over it): a
+// call that waits several times (sock_sendall) goes on only while it is unchanged, since the
+// fd number may come back for another file, even in the same Socket.
+std::uint32_t generation_of(const Socket& s) noexcept;
 // Before binding a Unix path: a socket file left there by an earlier run is stale and removed,
 // as asyncio does (only a socket; abstract names have no file).
 void remove_stale_unix_socket(const SocketAddress& address) noexcept;
@@ -77,12 +81,16 @@ class Socket {
 public:
     Socket() = default;
     explicit Socket(int fd) noexcept : fd_(fd), loop_(detail::running_loop()) {}
-    Socket(Socket&& o) noexcept : fd_(std::exchange(o.fd_, -1)), loop_(std::exchange(o.loop_, nullptr)) {}
+    Socket(Socket&& o) noexcept : fd_(std::exchange(o.fd_, -1)), loop_(std::exchange(o.loop_, nullptr)) {
+        ++o.generation_;
+    }
     Socket& operator=(Socket&& o) noexcept {
         if (this != &o) {
             close();
             fd_ = std::exchange(o.fd_, -1);
             loop_ = std::exchange(o.loop_, nullptr);
+            ++generation_;
+            ++o.generation_;
         }
         return *this;
     }
@@ -111,9 +119,13 @@ public:
 private:
     friend void detail::note_loop(Socket& s) noexcept;
     friend int detail::hand_over_fd(Socket& s) noexcept;
+    friend std::uint32_t detail::generation_of(const Socket& s) noexcept;
     int fd_ = -1;
+    std::uint32_t generation_ = 0;
     EventLoop* loop_ = nullptr;  // the loop whose backend may know fd_
 };
+
+inline std::uint32_t detail::generation_of(const Socket& s) noexcept { return s.generation_; }
 
 // Resolves a host name off the loop thread (asyncio's loop.getaddrinfo).
 Coro<std::vector<SocketAddress>> getaddrinfo(std::string host, std::uint16_t port, int family = AF_UNSPEC,

@@ -215,6 +215,23 @@ std::string json_escape(const std::string& in) {
     return out;
 }
 
+unsigned code_point(const std::string& in, std::size_t i, std::size_t n) {
+    const auto byte = [&](std::size_t k) { return unsigned(static_cast<unsigned char>(in[i + k])); };
+    unsigned c = n == 2 ? byte(0) & 0x1f : n == 3 ? byte(0) & 0x0f : byte(0) & 0x07;
+    for (std::size_t k = 1; k < n; ++k) c = (c << 6) | (byte(k) & 0x3f);
+    return c;
+}
+
+// Well-formed characters a terminal still acts on: the C1 controls (U+0080-U+009F: U+009B is an
+// 8-bit CSI), the line and paragraph separators, and the bidirectional overrides and isolates,
+// which reorder what follows them on the line.
+bool terminal_control(const std::string& in, std::size_t i) {
+    const std::size_t n = utf8_length(in, i);
+    if (n < 2) return false;
+    const unsigned c = code_point(in, i, n);
+    return (c >= 0x80 && c <= 0x9f) || (c >= 0x2028 && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069);
+}
+
 // A name as the table and tree show it, on one line of a terminal: control characters and bytes
 // that are not UTF-8 are written as escapes (a name made of a peer's text cannot move the
 // cursor, colour the screen or break the row), at most `width` characters, padded to it.
@@ -226,8 +243,14 @@ std::string shown_name(const std::string& in, std::size_t width) {
         const auto b = static_cast<unsigned char>(in[i]);
         if (n == 1 && b >= 0x20 && b != 0x7f) {
             out += in[i];
-        } else if (n > 1) {
+        } else if (n > 1 && !terminal_control(in, i)) {
             out.append(in, i, n);
+        } else if (n > 1) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", code_point(in, i, n));
+            if (shown + std::string_view(buf).size() > width) break;
+            out += buf;
+            shown += std::string_view(buf).size() - 1;
         } else {
             char buf[8];
             std::snprintf(buf, sizeof buf, b == '\n' ? "\\n" : "\\x%02x", b);
@@ -302,7 +325,6 @@ std::string format_task_tree() {
             auto [t, depth] = stack.back();
             stack.pop_back();
             path.resize(depth);
-            const bool on_path = std::find(path.begin(), path.end(), t->id) != path.end();
             path.push_back(t->id);
             const std::string indent(4 * std::min(depth, kMaxIndent), ' ');
             out << indent;
@@ -312,7 +334,9 @@ std::string format_task_tree() {
             out << ")\n";
             if (!shown.insert(t->id).second) {
                 // Awaited by more than one task (several waiters on one task), or by itself
-                // through the tasks above it.
+                // through the tasks above it. (Searched only here, for a task met again: the
+                // tree of a long chain stays linear.)
+                const bool on_path = std::find(path.begin(), path.end() - 1, t->id) != path.end() - 1;
                 out << indent << (on_path ? "    (shown above: a cycle)\n" : "    (shown above)\n");
                 continue;
             }

@@ -165,7 +165,7 @@ EventLoop::EventLoop(std::unique_ptr<IoBackend> backend)
     : backend_(backend ? std::move(backend) : make_default_backend()),
       job_gate_(std::make_shared<detail::LoopGate>(this)),
       serial_(next_loop_serial()) {
-    if (const char* env = std::getenv("CORIO_DEBUG"); env && *env && std::string(env) != "0") debug_ = true;
+    if (const char* env = std::getenv("CORIO_DEBUG"); env && *env && std::string(env) != "0") set_debug(true);
     if (const char* env = std::getenv("CORIO_SHUFFLE_SEED"); env && *env) shuffle_state_ = std::strtoull(env, nullptr, 10);
     // Writing to a closed peer must be an EPIPE error, never a process-killing signal, whatever
     // the backend (asyncio / CPython do the same at start-up).
@@ -365,7 +365,7 @@ void EventLoop::run_once() {
     // Only what is ready now runs in this tick; what it schedules runs in the next one.
     std::size_t n = ready_size();
     if (shuffle_state_ && n > 1) shuffle_ready(n);
-    if (debug_) [[unlikely]] {
+    if (get_debug()) [[unlikely]] {
         for (std::size_t i = 0; i < n; ++i) run_ready_timed(ready_pop());
     } else {
         for (std::size_t i = 0; i < n; ++i) run_ready(ready_pop());
@@ -373,7 +373,7 @@ void EventLoop::run_once() {
     while (!tick_end_.empty()) {
         std::swap(tick_end_, tick_end_running_);
         for (std::uintptr_t item : tick_end_running_) {
-            if (debug_) [[unlikely]]
+            if (get_debug()) [[unlikely]]
                 run_ready_timed(item);
             else
                 run_ready(item);

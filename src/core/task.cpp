@@ -246,6 +246,10 @@ TaskExtras& TaskBase::extras() {
 }
 
 TaskBase::~TaskBase() {
+    // A child freed before its group heard of its end (the closing loop dropped the callback
+    // that would have told it) leaves the group's list: the group may outlive it, in an async
+    // generator's frame destroyed later.
+    if (extras_ && extras_->owner) extras_->owner->forget_child(*this);
     if (root_) root_.destroy();
 }
 
@@ -336,21 +340,31 @@ void TaskBase::schedule() noexcept {
 // so the wake goes through the loop's inbox (not lost, as it otherwise may be) and the loop
 // reports the misuse on its own thread.
 void TaskBase::schedule_from_another_thread() noexcept {
+    // Nothing of the task's is touched from here but what identifies it: by the time the loop
+    // runs the callback, the loop's own thread may have cancelled it out of that wait (the
+    // wake's flag, set on this thread, is not ordered with it), and it may have ended.
+    const std::uint64_t task_id = id();
+    const WaitNode* node = waiting_on_;
+    EventLoop& loop = *loop_;
     try {
-        // A plain pointer: the reference count is the loop thread's. The task, waiting for this
-        // very wake, cannot end before it; a closing loop drops the callback unrun.
-        TaskBase* waiting = this;
-        loop_->call_soon_threadsafe([waiting] {
-            TaskBase& t = *waiting;
-            t.loop()->call_exception_handler(
-                {"Task " + t.name() +
-                     " was woken from another thread than its loop's (a Queue, Event, Lock or other primitive used "
-                     "outside its loop's thread): only call_soon_threadsafe may come from there",
-                 nullptr, t.name(), t.creation_site(), {}});
-            if (!t.done()) t.loop()->schedule(t);
+        loop.call_soon_threadsafe([task_id, node, &loop] {
+            TaskBase* woken = nullptr;
+            loop.tasks().for_each([&](TaskBase& t) {
+                if (t.id() == task_id && t.waiting_on() == node) woken = &t;  // else it left that wait
+            });
+            if (!woken) return;
+            loop.schedule(*woken);
+            try {
+                loop.call_exception_handler(
+                    {"Task " + woken->name() +
+                         " was woken from another thread than its loop's (a Queue, Event, Lock or other primitive used "
+                         "outside its loop's thread): only call_soon_threadsafe may come from there",
+                     nullptr, woken->name(), woken->creation_site(), {}});
+            } catch (...) {
+            }
         });
     } catch (...) {
-        loop_->schedule(*this);  // the inbox refused (the loop closes): as without debug mode
+        // The loop refuses (it closes): it abandons the task, which nothing else would wake.
     }
 }
 

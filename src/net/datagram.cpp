@@ -19,6 +19,7 @@ namespace corio {
 namespace detail {
 struct DatagramState {
     explicit DatagramState(Socket s) : sock(std::move(s)) {
+        spare.reserve(kKept);  // giving a buffer back cannot allocate
         // A connected endpoint sends only to its peer (asyncio's ValueError otherwise).
         try {
             peer = sock.getpeername();
@@ -38,6 +39,8 @@ struct DatagramState {
         std::unique_ptr<char[]> bytes;
         std::size_t size = 0;
     };
+    static constexpr std::size_t kKept = 4;                 // receives pending at once, per endpoint
+    static constexpr std::size_t kLargestKept = 256 * 1024;  // a bigger max_size's buffer goes after use
     std::vector<Scratch> spare;
 };
 }  // namespace detail
@@ -64,8 +67,16 @@ public:
     LentScratch(const LentScratch&) = delete;
     LentScratch& operator=(const LentScratch&) = delete;
     ~LentScratch() {
-        constexpr std::size_t kKept = 4;  // receives pending at once, per endpoint
-        if (state_->spare.size() < kKept) state_->spare.push_back(std::move(scratch_));
+        auto& spare = state_->spare;
+        if (scratch_.size > DatagramState::kLargestKept) return;
+        if (spare.size() < DatagramState::kKept) {
+            spare.push_back(std::move(scratch_));  // within the reserved capacity
+            return;
+        }
+        // Full: a larger buffer replaces the smallest, so that a few small receives do not
+        // leave the default ones allocating afresh.
+        auto smallest = std::min_element(spare.begin(), spare.end(), [](const auto& a, const auto& b) { return a.size < b.size; });
+        if (smallest->size < scratch_.size) *smallest = std::move(scratch_);
     }
     char* data() const noexcept { return scratch_.bytes.get(); }
 
@@ -106,7 +117,7 @@ Coro<std::pair<std::string, SocketAddress>> recv_datagram(std::shared_ptr<Datagr
 Coro<> send_datagram(std::shared_ptr<DatagramState> state, std::string data, SocketAddress to, bool connected) {
     const int fd = open_fd(state);
     if (!connected && state->peer) {
-        if (to != *state->peer)
+        if (to.family() != 0 && to != *state->peer)  // no address: the peer (asyncio's addr=None)
             throw std::invalid_argument("sendto: the endpoint is connected to " + state->peer->to_string() +
                                         ", it cannot send to " + to.to_string());
         connected = true;

@@ -124,6 +124,7 @@ int Socket::release() noexcept {
     int fd = std::exchange(fd_, -1);
     EventLoop* loop = std::exchange(loop_, nullptr);
     if (fd < 0) return fd;
+    ++generation_;
     // The running loop may have used the fd too (through its number alone): forgetting an fd
     // it never saw costs nothing.
     if (EventLoop* running = detail::running_loop(); running && loop && running != loop) running->backend().release_fd(fd);
@@ -135,6 +136,7 @@ void Socket::close() noexcept {
     detail::close_fd_on(loop_, fd_);
     fd_ = -1;
     loop_ = nullptr;
+    ++generation_;
 }
 
 namespace detail {
@@ -191,6 +193,7 @@ int hand_over_fd(Socket& s) noexcept {
     // used it before forgets it first. A view (no loop) keeps the registration it has.
     int fd = std::exchange(s.fd_, -1);
     EventLoop* loop = std::exchange(s.loop_, nullptr);
+    ++s.generation_;
     if (fd >= 0 && loop && loop != running_loop()) fd = forget_keeping(loop, fd);
     return fd;
 }
@@ -289,13 +292,18 @@ int fd_for_call(Socket& s, const char* closed_message) {
 }
 
 Coro<> sock_sendall_on(Socket* s, std::string data) {
-    const int fd = fd_for_call(*s);
+    int fd = fd_for_call(*s);
+    const std::uint32_t generation = generation_of(*s);
     std::size_t sent = 0;
     while (sent < data.size()) {
-        // Closed (or released) between two chunks, after one completed and before this task
-        // resumed: the fd number may already be another socket's, which must not get the rest.
-        if (sent != 0 && s->fileno() != fd)
-            throw std::system_error(ECANCELED, std::generic_category(), "sock_sendall: the socket was closed");
+        // Closed (or released, or replaced) between two sends, after one completed and before
+        // this task resumed: the fd number may already be another file's, which must not get
+        // the rest. (The same file may have a new number, when used on another loop.)
+        if (sent != 0) {
+            if (generation_of(*s) != generation || s->fileno() < 0)
+                throw std::system_error(ECANCELED, std::generic_category(), "sock_sendall: the socket was closed");
+            fd = s->fileno();
+        }
         IoAwaiter io;
         io.op.kind = IoOperation::Kind::Send;
         io.op.fd = fd;
@@ -340,6 +348,7 @@ Coro<std::pair<Socket, SocketAddress>> sock_accept_on(Socket* s) {
 
 Coro<> sock_connect_on(Socket* s, SocketAddress address) {
     const int fd = fd_for_call(*s);
+    const std::uint32_t generation = generation_of(*s);
     IoAwaiter io;
     io.op.kind = IoOperation::Kind::Connect;
     io.op.fd = fd;
@@ -357,10 +366,12 @@ Coro<> sock_connect_on(Socket* s, SocketAddress address) {
     writable.op.kind = IoOperation::Kind::PollOut;
     writable.op.fd = fd;
     co_await writable;
-    if (s->fileno() != fd) throw std::system_error(ECANCELED, std::generic_category(), "sock_connect: the socket was closed");
+    if (generation_of(*s) != generation || s->fileno() < 0)
+        throw std::system_error(ECANCELED, std::generic_category(), "sock_connect: the socket was closed");
+    const int now = s->fileno();  // the same file (a new number if used on another loop meanwhile)
     int err = 0;
     socklen_t len = sizeof err;
-    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+    if (::getsockopt(now, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
     if (err != 0) throw std::system_error(err, std::generic_category());
 }
 
