@@ -15,7 +15,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 APT_PACKAGES := build-essential cmake ninja-build g++ clang-16 libclang-rt-16-dev \
                 libgtest-dev libgmock-dev libbenchmark-dev pkg-config python3 \
-                netcat-openbsd liburing-dev
+                netcat-openbsd liburing-dev locales
 
 ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
             UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

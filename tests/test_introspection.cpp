@@ -10,6 +10,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <clocale>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <locale>
 #include <regex>
@@ -353,4 +356,71 @@ TEST(IntrospectionLoops, AnEndpointThatCannotBeMadeDoesNotStopAProgramRunWithThe
         ::setenv("XDG_RUNTIME_DIR", previous_dir.c_str(), 1);
     else
         ::unsetenv("XDG_RUNTIME_DIR");
+}
+
+namespace {
+// A decimal-comma C locale (de_DE), compiled into a private directory: the machine need not have
+// it installed, only glibc's locale sources (Debian's `locales`, which `make deps` installs).
+bool use_decimal_comma_c_locale() {
+    static const std::string dir = [] {
+        std::string d = std::filesystem::temp_directory_path() / ("corio-locale-" + std::to_string(::getpid()));
+        std::filesystem::create_directories(d);
+        std::string cmd = "localedef -i de_DE -f UTF-8 " + d + "/de_DE.UTF-8 >/dev/null 2>&1";
+        (void)std::system(cmd.c_str());
+        return d;
+    }();
+    ::setenv("LOCPATH", dir.c_str(), 1);
+    if (!std::setlocale(LC_NUMERIC, "de_DE.UTF-8")) return false;
+    char probe[16];
+    std::snprintf(probe, sizeof probe, "%.1f", 0.5);
+    return std::string(probe) == "0,5";
+}
+struct CLocaleAgain {
+    ~CLocaleAgain() {
+        std::setlocale(LC_NUMERIC, "C");
+        ::unsetenv("LOCPATH");
+        std::error_code ignored;
+        std::filesystem::remove_all(std::filesystem::temp_directory_path() / ("corio-locale-" + std::to_string(::getpid())), ignored);
+    }
+};
+Coro<> times_under_a_comma_locale(std::vector<ExceptionContext>* reports, std::string* table, std::string* tree) {
+    corio_test::capture_reports(reports);
+    EventLoop& loop = get_running_loop();
+    loop.set_debug(true);  // ages and times are kept, and slow steps reported
+    Task<> late = create_task(sleepy_worker(), "late");
+    co_await sleep(0s);
+    *table = format_task_table();
+    *tree = format_task_tree();
+    loop.slow_callback_duration = std::chrono::nanoseconds(0);
+    co_await sleep(0s);
+    loop.set_debug(false);
+    late.cancel();
+    try {
+        co_await late;
+    } catch (const CancelledError&) {
+    }
+}
+}  // namespace
+
+// The table's and tree's times, and the slow-step reports, went through printf's %f, which
+// follows setlocale(LC_NUMERIC): a program in a decimal-comma locale read "0,008 s". Python's
+// messages and corio's JSON are the same in every locale.
+TEST(IntrospectionLocale, TimesIgnoreTheCLocale) {
+    CLocaleAgain restore;
+    if (!use_decimal_comma_c_locale()) GTEST_SKIP() << "cannot make a decimal-comma locale (localedef, glibc's locale sources)";
+    std::vector<ExceptionContext> reports;
+    std::string table, tree;
+    corio::run(times_under_a_comma_locale(&reports, &table, &tree));
+    const std::regex comma_time("[0-9],[0-9]{3}");
+    EXPECT_TRUE(std::regex_search(table, std::regex(" [0-9]+\\.[0-9]{3} "))) << table;
+    EXPECT_FALSE(std::regex_search(table, comma_time)) << table;
+    EXPECT_TRUE(std::regex_search(tree, std::regex("[0-9]+\\.[0-9]{3} s old"))) << tree;
+    EXPECT_FALSE(std::regex_search(tree, comma_time)) << tree;
+    bool reported = false;
+    for (const auto& r : reports) {
+        if (r.message.find(" took ") == std::string::npos) continue;
+        reported = true;
+        EXPECT_TRUE(std::regex_search(r.message, std::regex(" took [0-9]+\\.[0-9]{3} seconds"))) << r.message;
+    }
+    EXPECT_TRUE(reported) << corio_test::all_messages(reports);
 }

@@ -2,6 +2,7 @@
 
 #include <cxxabi.h>
 
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -49,12 +50,24 @@ TaskInfo describe_task(const TaskBase& t) {
     return info;
 }
 
+namespace {
+
+// Seconds with three decimals, always with a point: printf's %f follows setlocale(LC_NUMERIC),
+// and a program that sets a decimal-comma locale would get "0,008" in reports and tables.
+std::string fixed3(double s) {
+    char buf[32];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, s, std::chars_format::fixed, 3);
+    if (ec != std::errc()) return "?";
+    return std::string(buf, end);
+}
+
+}  // namespace
+
 void report_slow_step(const TaskBase& t, std::chrono::nanoseconds took) noexcept {
     EventLoop* loop = t.loop();
     if (!loop) return;
     try {
-        char secs[32];
-        std::snprintf(secs, sizeof secs, "%.3f", std::chrono::duration<double>(took).count());
+        const std::string secs = fixed3(std::chrono::duration<double>(took).count());
         ExceptionContext c;
         c.message = "Executing <Task " + t.name() + "> took " + secs +
                     " seconds: something blocked the event loop (use corio::to_thread for blocking calls)";
@@ -68,8 +81,7 @@ void report_slow_step(const TaskBase& t, std::chrono::nanoseconds took) noexcept
 
 void report_slow_callback(EventLoop& loop, std::chrono::nanoseconds took, const std::type_info* what) noexcept {
     try {
-        char secs[32];
-        std::snprintf(secs, sizeof secs, "%.3f", std::chrono::duration<double>(took).count());
+        const std::string secs = fixed3(std::chrono::duration<double>(took).count());
         std::string handle = "<Handle";
         if (what) {
             int status = 0;
@@ -156,10 +168,7 @@ std::vector<std::vector<std::uint64_t>> find_await_cycles(const std::vector<Task
 namespace {
 
 std::string seconds(double s) {
-    if (s < 0) return "-";
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.3f", s);
-    return buf;
+    return s < 0 ? "-" : detail::fixed3(s);
 }
 
 // The length of the well-formed UTF-8 sequence at in[i], or 0 (a stray or truncated byte, an
