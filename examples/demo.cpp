@@ -474,7 +474,7 @@ corio::Coro<int> run_demo(Run* run) {
     // On every way out, Ctrl-C included: stop accepting, cancel the handlers still stalling for
     // a client that timed out, and wait for them all.
     server.close();
-    server.close_clients();
+    server.cancel_clients();
     co_await server.wait_closed();
     if (error) std::rethrow_exception(error);
     co_return report(*run, seconds) ? 0 : 1;

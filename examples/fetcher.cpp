@@ -107,7 +107,7 @@ corio::Coro<int> main_coro() {
 
     // The slow pages' handlers are still sleeping: stop them with the server.
     server.close();
-    server.close_clients();
+    server.cancel_clients();
     co_await server.wait_closed();
 
     int ok = 0, timed_out = 0;

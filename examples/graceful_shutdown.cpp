@@ -6,7 +6,9 @@
 //       try:
 //           await asyncio.sleep(float('inf'))          # serve until Ctrl-C
 //       except asyncio.CancelledError:
-//           server.close(); server.close_clients(); await server.wait_closed()
+//           server.close()
+//           for t in handlers: t.cancel()  # the handler tasks, each added by itself to a set
+//           await server.wait_closed()     # corio: server.cancel_clients() cancels them
 //           raise
 //   try: asyncio.run(main())
 //   except KeyboardInterrupt: print('bye')
@@ -99,7 +101,7 @@ corio::Coro<int> main_coro() {
     }
     std::printf("main: cancelled by SIGINT; shutting down\n");
     server.close();          // stop accepting
-    server.close_clients();  // cancel the handlers: they say goodbye and close
+    server.cancel_clients();  // cancel the handlers: they say goodbye and close
     co_await server.wait_closed();
     co_await serving;        // serve_forever returns once the server is closed
     co_await visitor;

@@ -231,7 +231,7 @@ CORIO_TEST(NetFaults, AcceptLoopOutOfFdsBacksOffAndResumes) {
     EXPECT_FALSE(failure) << "not every client was served once fds were free";
     EXPECT_EQ(served, kClients);
     server.close();
-    server.close_clients();
+    server.cancel_clients();
     co_await server.wait_closed();
     EXPECT_TRUE(other_reports.empty()) << (other_reports.empty() ? "" : other_reports[0]);
     co_await settle();

@@ -245,7 +245,7 @@ Coro<RoundResult> soak_round(std::size_t connections, double seconds, std::size_
     // The client has closed everything: the handlers see EOF and finish.
     const auto bound = std::chrono::steady_clock::now() + 30s;
     while (server.active_connections() > 0 && std::chrono::steady_clock::now() < bound) co_await sleep(5ms);
-    server.close_clients();  // only stragglers, if the bound ran out
+    server.cancel_clients();  // only stragglers, if the bound ran out
     server.close();
     Coro<> closing = server.wait_closed();
     co_await std::move(closing);

@@ -45,8 +45,12 @@ public:
     bool is_serving() const noexcept;
     // Stops accepting and closes the listening sockets; handlers already running go on.
     void close();
-    // Cancels the handlers still running (asyncio 3.13's close_clients).
+    // Closes the connections of the handlers still running, once what is buffered is sent: their
+    // reads see the end of the stream (asyncio 3.13's close_clients).
     void close_clients();
+    // Cancels the handlers still running: each gets CancelledError where it waits, and can say
+    // goodbye before its connection closes (no asyncio equivalent).
+    void cancel_clients();
     // Waits until the server is closed and every handler has finished.
     Coro<> wait_closed();
     // Serves until the server is closed; cancelling it closes the server.

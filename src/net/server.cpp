@@ -24,7 +24,12 @@ struct ServerState {
     EventLoop* loop = nullptr;
     std::vector<Socket> sockets;
     std::vector<Task<>> acceptors;
-    std::list<AnyTask> clients;
+    // A handler's task, and its connection's writer (close_clients() closes the transport).
+    struct Client {
+        AnyTask task;
+        StreamWriter writer;
+    };
+    std::list<Client> clients;
     std::string unix_path;
     // The socket file this server made: close() removes the path only while it is still that
     // file (another server may have replaced it since, as asyncio checks st_ino).
@@ -42,11 +47,11 @@ constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(100);
 
 // A handler's place in the server's client list, left when the handler's frame goes. A frame
 // parameter, not code at the end of the body: a handler task cancelled before its first step
-// (close_clients() right after an accept) never runs its body, and wait_closed() must not wait
+// (cancel_clients() right after an accept) never runs its body, and wait_closed() must not wait
 // for it forever.
 class ClientSlot {
 public:
-    ClientSlot(std::shared_ptr<ServerState> s, std::list<AnyTask>::iterator me) noexcept : s_(std::move(s)), me_(me) {}
+    ClientSlot(std::shared_ptr<ServerState> s, std::list<ServerState::Client>::iterator me) noexcept : s_(std::move(s)), me_(me) {}
     ClientSlot(ClientSlot&& o) noexcept : s_(std::move(o.s_)), me_(o.me_) {}
     ClientSlot(const ClientSlot&) = delete;
     ClientSlot& operator=(const ClientSlot&) = delete;
@@ -58,7 +63,7 @@ public:
 
 private:
     std::shared_ptr<ServerState> s_;
-    std::list<AnyTask>::iterator me_;
+    std::list<ServerState::Client>::iterator me_;
 };
 
 Coro<> run_client(std::shared_ptr<ServerState> s, StreamReader reader, StreamWriter writer,
@@ -74,7 +79,7 @@ Coro<> run_client(std::shared_ptr<ServerState> s, StreamReader reader, StreamWri
             {"Unhandled exception in client_connected_cb", std::current_exception(), current_task().name(), {}, {}});
     }
     writer.close();  // flushes what is buffered, then closes: no connection outlives its handler
-    // Ends cancelled, as it was asked to (close_clients()): in debug mode a handler task that
+    // Ends cancelled, as it was asked to (cancel_clients()): in debug mode a handler task that
     // returned normally would be reported as having swallowed its cancellation.
     if (cancelled) std::rethrow_exception(cancelled);
 }
@@ -120,10 +125,10 @@ Coro<> accept_loop(std::shared_ptr<ServerState> s, int fd, bool tcp) {
         }
         try {
             auto [reader, writer] = make_streams(std::move(conn.first), s->options.limit);
-            auto me = s->clients.emplace(s->clients.end());
+            auto me = s->clients.emplace(s->clients.end(), AnyTask{}, writer);
             // Should spawning fail, the slot (in the coroutine's frame, or the argument that
             // never got there) takes `me` off the list as it goes.
-            *me = detail::spawn(*s->loop, run_client(s, reader, writer, ClientSlot(s, me)), {},
+            me->task = detail::spawn(*s->loop, run_client(s, reader, writer, ClientSlot(s, me)), {},
                                 std::source_location::current());
         } catch (const std::exception&) {
             // This connection is lost (it closes with its socket); the server goes on, as
@@ -209,7 +214,12 @@ void Server::close() {
 
 void Server::close_clients() {
     if (!s_) return;
-    for (auto& c : s_->clients) c.cancel();
+    for (auto& c : s_->clients) c.writer.close();
+}
+
+void Server::cancel_clients() {
+    if (!s_) return;
+    for (auto& c : s_->clients) c.task.cancel();
 }
 
 Coro<> Server::wait_closed() {
