@@ -37,6 +37,11 @@ foreach(src IN LISTS CORIO_EXAMPLE_SOURCES)
   set_tests_properties(example.${stem} PROPERTIES LABELS example TIMEOUT 60)
 endforeach()
 
+# hello.cpp checks nothing itself: its test checks what it prints, in order.
+if(TEST example.hello)
+  set_tests_properties(example.hello PROPERTIES PASS_REGULAR_EXPRESSION "^Hello\nWorld\n$")
+endif()
+
 unset(_corio_example_args)
 unset(_corio_text)
 unset(_corio_uses_gtest)

@@ -18,13 +18,14 @@ corio::Coro<int> background_tasks() {
 
     // Do other work here.
     co_await corio::sleep(50ms);
-    std::cout << "other work done; " << task1.name() << " done yet? " << std::boolalpha << task1.done() << "\n";
+    const bool done_early = task1.done();  // its 100 ms are not up: false
+    std::cout << "other work done; " << task1.name() << " done yet? " << std::boolalpha << done_early << "\n";
 
     // Wait for results when needed.
     std::string result1 = co_await task1;
     std::string result2 = co_await task2;
     std::cout << result1 << "\n" << result2 << "\n";
-    co_return result1 == "data for url1" && result2 == "data for url2" ? 0 : 1;
+    co_return !done_early && result1 == "data for url1" && result2 == "data for url2" ? 0 : 1;
 }
 
 int main() { return corio::run(background_tasks()); }

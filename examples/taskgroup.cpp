@@ -2,6 +2,11 @@
 //   async with asyncio.TaskGroup() as tg:
 //       task_a = tg.create_task(fetch_data("a")); task_b = tg.create_task(fetch_data("b"))
 //   print(task_a.result(), task_b.result())
+//   try:
+//       async with asyncio.TaskGroup() as tg:
+//           tg.create_task(may_fail_a()); tg.create_task(may_fail_b())
+//   except* ValueError as eg: ...
+//   except* TypeError as eg: ...
 #include <corio/corio.hpp>
 
 #include <iostream>
@@ -37,8 +42,9 @@ corio::Coro<int> main_coro() {
     // Both tasks are done here.
     std::cout << task_a.result() << " " << task_b.result() << "\n";
 
-    // except* ValueError / except* TypeError: split the group by type.
-    int handled = 0;
+    // except* ValueError / except* TypeError: each clause takes its part of the group (split),
+    // the next clause sees what is left, and what no clause took propagates.
+    int invalid_seen = 0, domain_seen = 0;
     try {
         co_await corio::task_group([&](corio::TaskGroup& tg) -> corio::Coro<> {
             tg.create_task(may_fail_a());
@@ -46,13 +52,17 @@ corio::Coro<int> main_coro() {
             co_return;
         });
     } catch (const corio::ExceptionGroup& eg) {
-        auto [invalid, rest] = eg.split<std::invalid_argument>();
+        auto [invalid, not_invalid] = eg.split<std::invalid_argument>();  // except* ValueError
         if (invalid)
-            for (auto& e : invalid->exceptions()) std::cout << "invalid_argument: " << corio::describe(e) << "\n", ++handled;
-        if (rest)
-            for (auto& e : rest->exceptions()) std::cout << "other: " << corio::describe(e) << "\n", ++handled;
+            for (auto& e : invalid->exceptions()) std::cout << "invalid_argument: " << corio::describe(e) << "\n", ++invalid_seen;
+        if (not_invalid) {
+            auto [domain, unhandled] = not_invalid->split<std::domain_error>();  // except* TypeError
+            if (domain)
+                for (auto& e : domain->exceptions()) std::cout << "domain_error: " << corio::describe(e) << "\n", ++domain_seen;
+            if (unhandled) throw *unhandled;  // as except* re-raises what no clause matched
+        }
     }
-    co_return task_a.result() == "data-a" && handled == 2 ? 0 : 1;
+    co_return task_a.result() == "data-a" && invalid_seen == 1 && domain_seen == 1 ? 0 : 1;
 }
 
 int main() { return corio::run(main_coro()); }
