@@ -187,6 +187,31 @@ Coro<int> fails_leaving_a_slow_task(int fd) {
     throw std::runtime_error("main failed");
 }
 
+// Two signals while main's step holds the loop (a blocking call, a busy loop): the loop never
+// reads its pipe, so only the signal handler itself can act on the second.
+Coro<int> blocks_the_loop_through_two_signals(int sig, int fd) {
+    say(fd, "blocking;");
+    ::raise(sig);
+    ::raise(sig);
+    say(fd, "survived;");
+    co_return 0;
+}
+
+// The application's own handler gets every signal: no second one ends the process.
+Coro<int> handles_two_signals_itself(int fd) {
+    int seen = 0;
+    get_running_loop().add_signal_handler(SIGINT, [&seen] { ++seen; });
+    ::raise(SIGINT);
+    ::raise(SIGINT);
+    while (seen < 2) {
+        auto tick = sleep(0s);
+        co_await std::move(tick);
+    }
+    get_running_loop().remove_signal_handler(SIGINT);
+    say(fd, "seen " + std::to_string(seen) + ";");
+    co_return 0;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -445,4 +470,27 @@ TEST(RunShutdownStop, AStopDuringShutdownIsThrownAfterTheLoopIsClosed) {
     }
     EXPECT_TRUE(stopped);
     EXPECT_TRUE(threw) << "run() did not throw the stop";
+}
+
+// runners.md: a second Ctrl-C (or SIGTERM) ends the process even while the program blocks the
+// loop, as asyncio's second Ctrl-C raises KeyboardInterrupt in whatever the main thread runs.
+// It was counted on the loop, which a blocked loop never reaches: only SIGKILL ended it.
+TEST(RunTermSignal, ASecondSignalEndsTheProcessEvenWhileTheLoopIsBlocked) {
+    for (int sig : {SIGINT, SIGTERM}) {
+        ChildOutcome child = in_child([sig](int fd) {
+            try {
+                (void)corio::run(blocks_the_loop_through_two_signals(sig, fd));
+            } catch (const KeyboardInterrupt&) {
+                say(fd, "KeyboardInterrupt;");
+            }
+        });
+        ASSERT_TRUE(child.finished) << child.output;
+        ASSERT_TRUE(WIFSIGNALED(child.status)) << child.output;
+        EXPECT_EQ(WTERMSIG(child.status), sig);
+        EXPECT_EQ(child.output, "blocking;");
+    }
+    ChildOutcome own = in_child([](int fd) { (void)corio::run(handles_two_signals_itself(fd)); });
+    ASSERT_TRUE(own.finished) << own.output;
+    ASSERT_TRUE(WIFEXITED(own.status)) << own.output;
+    EXPECT_EQ(own.output, "seen 2;");
 }

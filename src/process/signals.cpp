@@ -34,8 +34,27 @@ std::once_flag g_init;
 // the fd just before could otherwise write its byte into whatever file took the number next.
 std::atomic<int> g_handlers_running{0};
 
+// The runner's Ctrl-C handling (a fallback handler that no application handler hides): a
+// second signal ends the process. Counted here, as the signals arrive, and not on the loop: a
+// loop blocked by the program (a blocking call, a deadlock, a busy step) never reads its pipe,
+// and asyncio's second Ctrl-C interrupts even that (its handler raises KeyboardInterrupt in
+// whatever the main thread runs).
+std::atomic<bool> g_second_ends_process[NSIG];
+std::atomic<int> g_fallback_arrivals[NSIG];
+
 void init_table() {
     for (auto& fd : g_signal_pipe) fd.store(-1, std::memory_order_relaxed);
+    for (auto& armed : g_second_ends_process) armed.store(false, std::memory_order_relaxed);
+}
+
+// Async-signal-safe: sigaction and raise. The signal is blocked while its handler runs, so it
+// is delivered, with the default action, as the handler returns.
+void end_process_by(int sig) noexcept {
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    ::sigaction(sig, &dfl, nullptr);
+    ::raise(sig);
 }
 
 // A signal's disposition is the process's: one loop at a time may handle it.
@@ -66,7 +85,10 @@ extern "C" void on_signal(int sig) {
         ssize_t ignored = ::write(fd, &byte, 1);  // a full pipe already holds a wake-up
         (void)ignored;
     }
+    const bool second = g_second_ends_process[sig].load(std::memory_order_seq_cst) &&
+                        g_fallback_arrivals[sig].fetch_add(1, std::memory_order_seq_cst) >= 1;
     g_handlers_running.fetch_sub(1, std::memory_order_release);
+    if (second) end_process_by(sig);
     errno = saved;
 }
 }  // namespace
@@ -142,6 +164,7 @@ struct SignalState {
 
     ~SignalState() {
         for (auto& [sig, old] : previous) {
+            g_second_ends_process[sig].store(false, std::memory_order_seq_cst);
             ::sigaction(sig, &old, nullptr);
             release_signal(sig, write_fd);
         }
@@ -162,6 +185,7 @@ void EventLoop::add_signal_handler(int sig, std::function<void()> handler) {
     install_signal(sig);
     signals_->handlers[sig] = std::move(handler);
     signals_->applications.insert(sig);
+    detail::g_second_ends_process[sig].store(false, std::memory_order_seq_cst);  // the application's now
 }
 
 bool EventLoop::remove_signal_handler(int sig) {
@@ -169,6 +193,7 @@ bool EventLoop::remove_signal_handler(int sig) {
     signals_->applications.erase(sig);
     if (auto f = signals_->fallback.find(sig); f != signals_->fallback.end()) {
         signals_->handlers[sig] = f->second;  // the runner's Ctrl-C handling comes back
+        detail::g_second_ends_process[sig].store(true, std::memory_order_seq_cst);
         return true;
     }
     uninstall_signal(sig);
@@ -179,6 +204,8 @@ void EventLoop::set_fallback_signal_handler(int sig, std::function<void()> handl
     install_signal(sig);
     if (!signals_->applications.count(sig)) signals_->handlers[sig] = handler;
     signals_->fallback[sig] = std::move(handler);
+    detail::g_fallback_arrivals[sig].store(0, std::memory_order_seq_cst);
+    detail::g_second_ends_process[sig].store(!signals_->applications.count(sig), std::memory_order_seq_cst);
 }
 
 bool EventLoop::read_pending_signals() {
@@ -190,6 +217,7 @@ bool EventLoop::read_pending_signals() {
 
 void EventLoop::clear_fallback_signal_handler(int sig) noexcept {
     if (!signals_ || !signals_->fallback.erase(sig)) return;
+    detail::g_second_ends_process[sig].store(false, std::memory_order_seq_cst);
     // An application's handler stays (asyncio's runner leaves a loop handler alone too).
     if (!signals_->applications.count(sig)) uninstall_signal(sig);
 }
