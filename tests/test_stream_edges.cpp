@@ -7,6 +7,7 @@
 
 #include "stream_support.hpp"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -290,4 +291,22 @@ CORIO_TEST(StreamEdges, AtEofWhileAReadWaitsIsFalseAndTakesNothing) {
     EXPECT_FALSE(ours.first.at_eof());
     std::string got = co_await reading;
     EXPECT_EQ(got, "x");
+}
+
+// make_streams over a blocking socket (a socketpair() made by hand): the loop blocked in the
+// first read that found nothing, for good. asyncio's open_connection(sock=) makes the socket
+// non-blocking; so does make_streams.
+CORIO_TEST(StreamEdges, MakeStreamsMakesABlockingSocketNonBlocking) {
+    int fds[2];
+    CO_ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+    Socket peer(fds[1]);
+    const int fd = fds[0];
+    EXPECT_EQ(::fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+    StreamPair streams = make_streams(Socket(fd));
+    CO_ASSERT_NE(::fcntl(fd, F_GETFL) & O_NONBLOCK, 0);  // else the read below blocks the loop
+    Coro<std::string> nothing_yet = streams.first.read(10);
+    auto limited = wait_for(std::move(nothing_yet), std::chrono::milliseconds(20));
+    CO_CATCH(TimeoutError, timed_out, std::move(limited));
+    EXPECT_TRUE(timed_out.has_value());
+    streams.second.close();
 }

@@ -1,5 +1,6 @@
 #include "corio/streams.hpp"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -176,6 +177,12 @@ StreamPair make_streams(Socket socket, std::size_t limit) {
         throw std::logic_error("corio: make_streams() needs a running event loop (a stream belongs to the loop it is made on)");
     // As sock_* do: streams over no socket would swallow writes and never finish closing.
     if (socket.fileno() < 0) throw std::system_error(EBADF, std::generic_category(), "make_streams: the socket is closed");
+    // A blocking socket would block the loop in its first read (asyncio's open_connection(sock=)
+    // calls setblocking(False) too).
+    const int flags = ::fcntl(socket.fileno(), F_GETFL);
+    if (flags < 0) throw std::system_error(errno, std::generic_category(), "make_streams: fcntl");
+    if (!(flags & O_NONBLOCK) && ::fcntl(socket.fileno(), F_SETFL, flags | O_NONBLOCK) < 0)
+        throw std::system_error(errno, std::generic_category(), "make_streams: fcntl(O_NONBLOCK)");
     auto t = detail::make_fd_transport(detail::hand_over_fd(socket), true, limit);
     return StreamPair(StreamReader(t), StreamWriter(t));
 }
