@@ -22,6 +22,9 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
 #include <cxxabi.h>
 #include <cstdlib>
 #include <functional>
@@ -63,11 +66,14 @@ namespace corio::testing {
 // the running loop from construction to destruction.
 class MockClock {
 public:
-    MockClock() : loop_(&get_running_loop()), previous_(loop_->virtual_time()) {
+    MockClock() : loop_(&get_running_loop()), serial_(loop_->serial()), previous_(loop_->virtual_time()) {
         vt_.now = loop_->time();
         loop_->install_virtual_time(&vt_);
     }
     ~MockClock() {
+        // A clock kept in a fixture goes after the test's loop: nothing to hand back then.
+        std::unique_lock alive = EventLoop::lock_if_alive(loop_);
+        if (!alive || loop_->serial() != serial_) return;
         // The outermost clock hands the loop back to the real clock; the loop carries on from the
         // virtual time reached (see install_virtual_time), so loop time never goes back.
         if (previous_) previous_->now = vt_.now;
@@ -86,6 +92,7 @@ public:
 
 private:
     EventLoop* loop_;
+    std::uint64_t serial_;
     detail::VirtualTime* previous_;
     detail::VirtualTime vt_;
 };
@@ -243,38 +250,57 @@ inline void run_async_test(AsyncTest& fixture, std::function<Coro<>()> make_body
     const auto started = std::chrono::steady_clock::now();
     std::mutex m;
     std::condition_variable cv;
-    bool finished = false;
+    // The watchdog posts to the loop only in Body, and only under `m`: Runner::close() destroys
+    // the loop, and it runs after the phase has moved on (under `m`).
+    enum class Phase { Body, Closing, Done } phase = Phase::Body;
     std::atomic<bool> timed_out{false};
     AnyTask main;
     std::thread watchdog([&] {
         std::unique_lock lock(m);
-        if (cv.wait_for(lock, limit, [&] { return finished; })) return;
-        timed_out = true;
-        // Cancelled once, a test can still hang (a TearDownAsync, a generator's cleanup or a
-        // task left behind that waits for ever): the cancel is repeated until the test's task
-        // ends, as a limit must end the test. An exception escaping a std::thread ends the
-        // process: the overrun is reported as a failure instead, whether or not the
-        // cancellation could be delivered.
-        const auto again = std::clamp<std::chrono::milliseconds>(limit / 4, std::chrono::milliseconds(10),
-                                                                 std::chrono::seconds(1));
-        do {
-            try {
-                loop.call_soon_threadsafe([&main] {
-                    if (main) main.cancel("the test's time limit ran out");
-                });
-            } catch (...) {
-            }
-        } while (!cv.wait_for(lock, again, [&] { return finished; }));
+        if (!cv.wait_for(lock, limit, [&] { return phase != Phase::Body; })) {
+            timed_out = true;
+            // Cancelled once, a test can still hang (a TearDownAsync, a generator's cleanup or a
+            // task left behind that waits for ever): the cancel is repeated until the test's task
+            // ends, as a limit must end the test. An exception escaping a std::thread ends the
+            // process: the overrun is reported as a failure instead, whether or not the
+            // cancellation could be delivered.
+            const auto again = std::clamp<std::chrono::milliseconds>(limit / 4, std::chrono::milliseconds(10),
+                                                                     std::chrono::seconds(1));
+            do {
+                try {
+                    loop.call_soon_threadsafe([&main] {
+                        if (main) main.cancel("the test's time limit ran out");
+                    });
+                } catch (...) {
+                }
+            } while (!cv.wait_for(lock, again, [&] { return phase != Phase::Body; }));
+        }
+        // The loop's shutdown cancels what is left and waits for it: a task that swallows every
+        // cancellation would hang the test binary for ever, where the limit must end it.
+        // (A close that is merely slow, a callback's capture that takes a while to release, is
+        // the overrun failure below: the bound is generous.)
+        const auto closing = std::max<std::chrono::milliseconds>(limit, std::chrono::seconds(5));
+        if (cv.wait_for(lock, closing, [&] { return phase == Phase::Done; })) return;
+        std::fprintf(stderr,
+                     "corio::testing: the test's loop did not close within %lld ms of the test's end: a task "
+                     "left behind swallows every cancellation (the shutdown cancels what is left and waits "
+                     "for it). Aborting the test run.\n",
+                     static_cast<long long>(closing.count()));
+        std::fflush(nullptr);
+        std::abort();
     });
-    // The watchdog must be gone before Runner::close() closes and destroys the loop it posts to
-    // (also when something below throws: a joinable std::thread's destructor ends the process).
-    auto stop_watchdog = [&]() noexcept {
-        if (!watchdog.joinable()) return;
+    auto enter_phase = [&](Phase next) noexcept {
         {
             std::lock_guard lock(m);
-            finished = true;
+            phase = next;
         }
         cv.notify_all();
+    };
+    // The watchdog must be gone before the loop is (also when something below throws: a
+    // joinable std::thread's destructor ends the process).
+    auto stop_watchdog = [&]() noexcept {
+        if (!watchdog.joinable()) return;
+        enter_phase(Phase::Done);
         watchdog.join();
     };
     struct StopAtExit {
@@ -288,8 +314,12 @@ inline void run_async_test(AsyncTest& fixture, std::function<Coro<>()> make_body
         try {
             Coro<> setup = fixture.SetUpAsync();
             co_await std::move(setup);
-            Coro<> test = make_body();
-            co_await std::move(test);
+            // As GoogleTest's Test::Run: a fatal failure or GTEST_SKIP() in the set-up skips the
+            // body, which would run on a half-made fixture.
+            if (!::testing::Test::HasFatalFailure() && !::testing::Test::IsSkipped()) {
+                Coro<> test = make_body();
+                co_await std::move(test);
+            }
         } catch (...) {
             error = std::current_exception();
         }
@@ -358,15 +388,20 @@ inline void run_async_test(AsyncTest& fixture, std::function<Coro<>()> make_body
                 << "the test left " << l.pending_io() << " I/O operation(s) in the backend";
         if (error) std::rethrow_exception(error);
     };
+    int interrupted_by = 0;
     try {
         runner.run(body());
     } catch (const CancelledError& e) {
         ADD_FAILURE_AT(test_file, test_line) << "the test was cancelled: " << e.what();
+    } catch (const KeyboardInterrupt& k) {
+        interrupted_by = k.signal();
+        ADD_FAILURE_AT(test_file, test_line) << "the test run was interrupted: " << k.what();
     } catch (...) {
         ADD_FAILURE_AT(test_file, test_line) << "the test threw: " << detail::thrown_text(std::current_exception());
     }
-    stop_watchdog();
+    enter_phase(Phase::Closing);
     runner.close();
+    stop_watchdog();
     const auto took = std::chrono::steady_clock::now() - started;
     // Formatted here: GoogleTest's messages print a double with all 17 digits.
     auto to_seconds = [](auto d) {
@@ -390,6 +425,15 @@ inline void run_async_test(AsyncTest& fixture, std::function<Coro<>()> make_body
         for (auto& f : fds_after)
             if (!std::binary_search(fds_before.begin(), fds_before.end(), f)) diff += "\n  leaked fd " + f;
         if (!diff.empty()) ADD_FAILURE_AT(test_file, test_line) << "the test leaked file descriptors:" << diff;
+    }
+    // Ctrl-C (or SIGTERM) stops the whole run, as it stops a plain GoogleTest binary and as
+    // KeyboardInterrupt ends a pytest session; each test's own runner would otherwise take it
+    // as one more failure, and a CI time limit's SIGTERM could not stop a long suite.
+    if (interrupted_by != 0) {
+        std::fprintf(stderr, "corio::testing: %s: the test run stops\n", KeyboardInterrupt(interrupted_by).what());
+        std::fflush(nullptr);
+        std::signal(interrupted_by, SIG_DFL);
+        std::raise(interrupted_by);
     }
 }
 
