@@ -67,14 +67,20 @@ struct FreeBlock {
 };
 
 // A block may be freed on another thread than the one that carved it (a Coro made on one thread
-// and run on a loop, a call_soon_threadsafe callback): it joins that thread's list. So chunks are
-// never given back while the process runs; a thread that ends hands its free blocks to the others
-// through the orphan lists (spliced whole, in O(1) a class), which bounds what is kept to the
-// peak in use.
+// and run on a loop, a call_soon_threadsafe callback): it joins that thread's list. A thread
+// keeps at most kKeptBytes of free blocks a class; past that, its list goes whole (in O(1)) to
+// the shared orphan lists, as does everything of a thread that ends, and a thread whose chunk
+// runs out adopts orphans before it carves a new one. So a one-way flow (a thread posting
+// callbacks to a loop, which frees them) recycles its blocks instead of growing without end,
+// and what is kept stays bounded by the peak in use. Chunks are never given back while the
+// process runs.
+constexpr std::size_t kKeptBytes = 256 * 1024;
+
 struct Global {
     std::mutex mutex;
     FreeBlock* orphans[kClasses] = {};
     FreeBlock* orphan_tails[kClasses] = {};
+    std::size_t orphan_counts[kClasses] = {};
     std::vector<std::pair<void*, std::size_t>> chunks;
     ~Global() {
         for (auto [c, size] : chunks) {
@@ -91,6 +97,7 @@ Global& global() {
 struct Cache {
     FreeBlock* heads[kClasses] = {};
     FreeBlock* tails[kClasses] = {};  // valid while heads[cls] is not null
+    std::size_t counts[kClasses] = {};  // the lists' lengths
     char* bump = nullptr;
     char* bump_end = nullptr;
     char* populated_end = nullptr;  // of a mapped chunk: pages below are resident
@@ -99,18 +106,38 @@ struct Cache {
     ~Cache() {
         Global& g = global();
         std::lock_guard lock(g.mutex);
-        for (std::size_t cls = 0; cls < kClasses; ++cls) {
-            if (!heads[cls]) continue;
-            if (!g.orphans[cls]) g.orphan_tails[cls] = tails[cls];
-            tails[cls]->next = g.orphans[cls];
-            g.orphans[cls] = heads[cls];
-        }
+        for (std::size_t cls = 0; cls < kClasses; ++cls) give_to_orphans(g, cls);
     }
 
-    void push(std::size_t cls, FreeBlock* b) noexcept {
+    // Under g.mutex.
+    void give_to_orphans(Global& g, std::size_t cls) noexcept {
+        if (!heads[cls]) return;
+        if (!g.orphans[cls]) g.orphan_tails[cls] = tails[cls];
+        tails[cls]->next = g.orphans[cls];
+        g.orphans[cls] = heads[cls];
+        g.orphan_counts[cls] += counts[cls];
+        heads[cls] = nullptr;
+        counts[cls] = 0;
+    }
+
+    void keep(std::size_t cls, FreeBlock* b) noexcept {
         if (!heads[cls]) tails[cls] = b;
         b->next = heads[cls];
         heads[cls] = b;
+        ++counts[cls];
+    }
+
+    // A freed block (never under g.mutex: the list may go to the orphans).
+    void push(std::size_t cls, FreeBlock* b) noexcept {
+        keep(cls, b);
+        if (counts[cls] * cls * kGranule > kKeptBytes) [[unlikely]]
+            spill(cls);
+    }
+
+    [[gnu::noinline]] void spill(std::size_t cls) noexcept {
+        Global& g = global();
+        std::lock_guard lock(g.mutex);
+        give_to_orphans(g, cls);
     }
 
     void* refill(std::size_t cls) {
@@ -122,6 +149,8 @@ struct Cache {
                 g.orphans[cls] = nullptr;
                 heads[cls] = adopted->next;
                 tails[cls] = g.orphan_tails[cls];
+                counts[cls] = g.orphan_counts[cls] - 1;
+                g.orphan_counts[cls] = 0;
                 return adopted;
             }
             new_chunk(g);
@@ -131,7 +160,7 @@ struct Cache {
         void* p = bump;
         bump += block;
         if (cls % 2 && std::size_t(bump_end - bump) >= block) {
-            push(cls, reinterpret_cast<FreeBlock*>(bump));
+            keep(cls, reinterpret_cast<FreeBlock*>(bump));
             bump += block;
         }
         if (std::uintptr_t(bump) % 16) bump += kGranule;
@@ -160,7 +189,7 @@ struct Cache {
         // The rest is a multiple of 16 at a 16-aligned address, and stays so with even classes.
         while (std::size_t left = std::size_t(bump_end - bump) / kGranule) {
             std::size_t cls = left < kClasses ? left : kClasses - 2;
-            push(cls, reinterpret_cast<FreeBlock*>(bump));
+            keep(cls, reinterpret_cast<FreeBlock*>(bump));
             bump += cls * kGranule;
         }
         bump = static_cast<char*>(chunk);
@@ -191,6 +220,7 @@ void* frame_alloc(std::size_t size) {
     if (cls < kClasses) {
         if (FreeBlock* b = cache.heads[cls]) {
             cache.heads[cls] = b->next;
+            --cache.counts[cls];
             ++stats.reused;
             return b;
         }
