@@ -183,6 +183,10 @@ std::size_t Backend::poll(std::chrono::nanoseconds timeout) {
     }
     // Operations finished at submit time are delivered now: no waiting for the kernel.
     if (ready_head_) timeout = std::chrono::nanoseconds(0);
+    // Without the wake-up read, another thread's wake-up (call_soon_threadsafe, a thread call's
+    // result) would not end the wait: wait a little at a time until it can be armed.
+    constexpr std::chrono::nanoseconds kUnarmedWait = std::chrono::milliseconds(1);
+    if (!wake_armed_ && (timeout.count() < 0 || timeout > kUnarmedWait)) timeout = kUnarmedWait;
     int rc;
     if (timeout.count() == 0) {
         // Deferred task work runs only when asked for; the kernel flags when there is some.
@@ -369,8 +373,10 @@ void Backend::own() {
 }
 
 void Backend::arm_wakeup() {
-    io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
-    if (!sqe) return;  // try again next tick
+    // A full queue is submitted to make room; still full (the completion ring overflows), the
+    // poll below does not sleep without it.
+    io_uring_sqe* sqe = ring_.try_sqe();
+    if (!sqe) return;
     io_uring_prep_read(sqe, wakefd_, &wake_value_, sizeof wake_value_, ~0ULL);
     io_uring_sqe_set_data(sqe, &g_wake_marker);
     wake_armed_ = true;
