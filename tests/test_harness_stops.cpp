@@ -5,8 +5,6 @@
 // last two end the process, so they run in a forked child.
 #include <corio/testing.hpp>
 
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,10 +12,10 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <functional>
 #include <optional>
 #include <string>
 
+#include "child_support.hpp"
 #include "harness_support.hpp"
 
 using namespace corio;
@@ -44,45 +42,6 @@ struct KeepsAClock : corio::testing::AsyncTest {
     }
     std::optional<corio::testing::MockClock> clock;
 };
-
-// How a forked child ended, and what it wrote to stderr (the harness's last words).
-struct ChildEnd {
-    int status = 0;
-    bool finished = false;  // false: still running after the bound, then killed
-    std::string stderr_text;
-};
-
-ChildEnd in_child(const std::function<void()>& body) {
-    ChildEnd end;
-    int p[2];
-    if (::pipe2(p, O_CLOEXEC) != 0) return end;
-    std::fflush(nullptr);
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-        ::dup2(p[1], STDERR_FILENO);
-        body();
-        ::_exit(0);
-    }
-    ::close(p[1]);
-    const auto give_up = std::chrono::steady_clock::now() + 30s;
-    end.finished = true;
-    char buf[512];
-    for (;;) {
-        pollfd pfd{p[0], POLLIN, 0};
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(give_up - std::chrono::steady_clock::now());
-        if (left.count() <= 0 || ::poll(&pfd, 1, int(left.count())) == 0) {
-            end.finished = false;
-            ::kill(pid, SIGKILL);
-            break;
-        }
-        const ssize_t n = ::read(p[0], buf, sizeof buf);
-        if (n <= 0) break;
-        end.stderr_text.append(buf, std::size_t(n));
-    }
-    ::close(p[0]);
-    ::waitpid(pid, &end.status, 0);
-    return end;
-}
 
 Coro<> sleeps_until_interrupted() {
     ::raise(SIGINT);  // as Ctrl-C: the test's runner cancels the test, then says KeyboardInterrupt
@@ -120,20 +79,22 @@ CORIO_TEST_F(KeepsAClock, AMockClockInAFixtureOutlivesTheLoop) {
 // Each test has a runner of its own, so Ctrl-C failed one test and the run went on with the
 // next (and SIGTERM from a CI time limit could not stop a long suite).
 TEST(HarnessStops, CtrlCStopsTheWholeTestRun) {
-    ChildEnd end = in_child([] {
+    corio_test::ChildOutcome end = corio_test::in_child([](int fd) {
+        ::dup2(fd, STDERR_FILENO);  // the harness's last words
         auto failures = corio_test::failures_of([]() -> Coro<> { return sleeps_until_interrupted(); });
         std::fprintf(stderr, "the run went on after %zu failure(s)\n", failures.size());
     });
-    ASSERT_TRUE(end.finished) << end.stderr_text;
-    ASSERT_TRUE(WIFSIGNALED(end.status)) << end.stderr_text;
+    ASSERT_TRUE(end.finished) << end.output;
+    ASSERT_TRUE(WIFSIGNALED(end.status)) << end.output;
     EXPECT_EQ(WTERMSIG(end.status), SIGINT);
-    EXPECT_NE(end.stderr_text.find("interrupted by SIGINT: the test run stops"), std::string::npos) << end.stderr_text;
+    EXPECT_NE(end.output.find("interrupted by SIGINT: the test run stops"), std::string::npos) << end.output;
 }
 
 // A task that swallows every cancellation hung Runner::close() for ever, after the time limit
 // had cancelled the test: the limit is there to end the test.
 TEST(HarnessStops, ALoopThatCannotCloseEndsTheRunWithAMessage) {
-    ChildEnd end = in_child([] {
+    corio_test::ChildOutcome end = corio_test::in_child([](int fd) {
+        ::dup2(fd, STDERR_FILENO);  // the harness's last words
         ::setenv("CORIO_TEST_TIMEOUT", "0.2", 1);
         auto failures = corio_test::failures_of([]() -> Coro<> {
             (void)create_task(swallows_every_cancellation(), "stubborn");
@@ -142,9 +103,9 @@ TEST(HarnessStops, ALoopThatCannotCloseEndsTheRunWithAMessage) {
         });
         std::fprintf(stderr, "the run went on after %zu failure(s)\n", failures.size());
     });
-    ASSERT_TRUE(end.finished) << end.stderr_text;
-    ASSERT_TRUE(WIFSIGNALED(end.status)) << end.stderr_text;
+    ASSERT_TRUE(end.finished) << end.output;
+    ASSERT_TRUE(WIFSIGNALED(end.status)) << end.output;
     EXPECT_EQ(WTERMSIG(end.status), SIGABRT);
-    EXPECT_NE(end.stderr_text.find("a task left behind swallows every cancellation"), std::string::npos)
-        << end.stderr_text;
+    EXPECT_NE(end.output.find("a task left behind swallows every cancellation"), std::string::npos)
+        << end.output;
 }

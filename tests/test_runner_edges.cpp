@@ -7,6 +7,7 @@
 #include <corio/socket.hpp>
 #include <corio/testing.hpp>
 
+#include "child_support.hpp"
 #include "core_support.hpp"
 #include "net_support.hpp"
 
@@ -25,57 +26,11 @@ using namespace corio;
 using namespace std::chrono_literals;
 using corio_test::all_messages;
 using corio_test::capture_reports;
+using corio_test::ChildOutcome;
+using corio_test::in_child;
+using corio_test::say;
 
 namespace {
-
-// What a forked child wrote to its pipe, and how it ended.
-struct ChildOutcome {
-    std::string output;
-    int status = 0;
-    bool finished = false;  // false: it overran the bound and was killed
-};
-
-// Runs `body(fd)` in a forked child that writes its observations to `fd`, then _exit(0)s; the
-// parent reads until the pipe closes, for at most 30 s (a hang fails, it does not hang us).
-ChildOutcome in_child(const std::function<void(int)>& body) {
-    ChildOutcome out;
-    int p[2];
-    if (::pipe2(p, O_CLOEXEC) != 0) return out;
-    std::fflush(stdout);
-    std::fflush(stderr);
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-        ::close(p[0]);
-        try {
-            body(p[1]);
-        } catch (...) {
-            ::_exit(99);
-        }
-        ::_exit(0);
-    }
-    ::close(p[1]);
-    const auto give_up = std::chrono::steady_clock::now() + 30s;
-    char buf[256];
-    out.finished = true;
-    for (;;) {
-        pollfd pfd{p[0], POLLIN, 0};
-        using std::chrono::milliseconds;
-        const auto left = std::chrono::duration_cast<milliseconds>(give_up - std::chrono::steady_clock::now());
-        if (left.count() <= 0 || ::poll(&pfd, 1, int(left.count())) == 0) {
-            out.finished = false;
-            ::kill(pid, SIGKILL);
-            break;
-        }
-        const ssize_t n = ::read(p[0], buf, sizeof buf);
-        if (n <= 0) break;
-        out.output.append(buf, std::size_t(n));
-    }
-    ::close(p[0]);
-    ::waitpid(pid, &out.status, 0);
-    return out;
-}
-
-void say(int fd, const std::string& s) { (void)!::write(fd, s.data(), s.size()); }
 
 Coro<int> signal_then_wait(int sig, int fd) {
     try {
