@@ -429,3 +429,32 @@ CORIO_TEST(AsyncWith, DebugModeWaitsForASlowCloseAfterACancellation) {
     EXPECT_TRUE(manager.cancelled());
     EXPECT_TRUE(captured.reports.empty()) << all_messages(captured.reports);
 }
+
+namespace {
+corio::AsyncGenerator<int> counting_with_cleanup(Log* log) {
+    struct Finally {
+        Log* log;
+        ~Finally() { log->push_back("generator cleaned up"); }
+    } finally{log};
+    for (int i = 0;; ++i) co_yield i;
+}
+}  // namespace
+
+// CM2, contextlib.aclosing(gen): a pointer to a generator is a resource (its aclose()), so
+// async_with(&gen, body) closes the generator on every way out, here a break from the loop.
+CORIO_TEST(AsyncWith, APointerToAGeneratorIsAclosing) {
+    Log log;
+    auto numbers = counting_with_cleanup(&log);
+    auto body = [](corio::AsyncGenerator<int>* gen) -> Coro<int> {
+        int sum = 0;
+        while (auto v = co_await gen->next()) {
+            sum += *v;
+            if (*v == 3) break;
+        }
+        co_return sum;
+    };
+    Coro<int> closing = async_with(&numbers, body);
+    const int sum = co_await std::move(closing);
+    EXPECT_EQ(sum, 6);
+    EXPECT_EQ(log, Log{"generator cleaned up"});
+}
