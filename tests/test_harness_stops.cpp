@@ -59,6 +59,22 @@ Coro<> swallows_every_cancellation() {
     }
 }
 
+AsyncGenerator<int> interrupted_in_its_cleanup() {
+    try {
+        co_yield 1;
+        co_yield 2;
+    } catch (...) {
+        ::raise(SIGINT);  // Ctrl-C while the test's loop shuts down (and closes this generator)
+        throw;
+    }
+}
+
+// Keeps a generator past the body: the loop's shutdown closes it.
+struct KeepsAGenerator : corio::testing::AsyncTest {
+    void TestBody() override {}
+    std::optional<AsyncGenerator<int>> generator;
+};
+
 }  // namespace
 
 // GoogleTest runs no body after a fatal failure or a skip in SetUp(): the body ran, on a
@@ -108,4 +124,40 @@ TEST(HarnessStops, ALoopThatCannotCloseEndsTheRunWithAMessage) {
     EXPECT_EQ(WTERMSIG(end.status), SIGABRT);
     EXPECT_NE(end.output.find("a task left behind swallows every cancellation"), std::string::npos)
         << end.output;
+}
+
+// Ctrl-C during the shutdown of the test's loop: Runner::close() throws KeyboardInterrupt,
+// which escaped the harness (GoogleTest: "unknown C++ exception") and the run went on.
+TEST(HarnessStops, CtrlCWhileTheTestsLoopClosesStopsTheRunToo) {
+    corio_test::ChildOutcome end = corio_test::in_child([](int fd) {
+        ::dup2(fd, STDERR_FILENO);
+        KeepsAGenerator fixture;
+        auto failures = corio_test::failures_of(fixture, [&fixture]() -> Coro<> {
+            fixture.generator.emplace(interrupted_in_its_cleanup());
+            auto first = fixture.generator->next();
+            (void)co_await std::move(first);
+        });
+        std::fprintf(stderr, "the run went on after %zu failure(s)\n", failures.size());
+    });
+    ASSERT_TRUE(end.finished) << end.output;
+    ASSERT_TRUE(WIFSIGNALED(end.status)) << end.output;
+    EXPECT_EQ(WTERMSIG(end.status), SIGINT);
+    EXPECT_NE(end.output.find("interrupted by SIGINT: the test run stops"), std::string::npos) << end.output;
+}
+
+// A KeyboardInterrupt the test throws itself, with no signal, is a failure like any other: it
+// does not end the run (a bug in what the test exercises must not look like Ctrl-C).
+TEST(HarnessStops, AKeyboardInterruptTheTestThrowsIsAnOrdinaryFailure) {
+    corio_test::ChildOutcome end = corio_test::in_child([](int fd) {
+        auto failures = corio_test::failures_of([]() -> Coro<> {
+            auto tick = sleep(0s);
+            co_await std::move(tick);
+            throw KeyboardInterrupt();
+        });
+        corio_test::say(fd, corio_test::joined(failures));
+    });
+    ASSERT_TRUE(end.finished) << end.output;
+    ASSERT_TRUE(WIFEXITED(end.status)) << end.output;
+    EXPECT_EQ(WEXITSTATUS(end.status), 0);
+    EXPECT_NE(end.output.find("the test threw: KeyboardInterrupt"), std::string::npos) << end.output;
 }

@@ -152,6 +152,63 @@ Coro<int> blocks_the_loop_through_two_signals(int sig, int fd) {
     co_return 0;
 }
 
+// SIGINT then SIGTERM: one count for both, as the runner's.
+Coro<int> blocks_through_sigint_then_sigterm(int fd) {
+    say(fd, "blocking;");
+    ::raise(SIGINT);
+    ::raise(SIGTERM);
+    say(fd, "survived;");
+    co_return 0;
+}
+
+// The first Ctrl-C ends run(); the second comes in close()'s shutdown, from a cleanup that then
+// blocks the loop: the count goes on from the run's, it does not start again for the shutdown.
+Coro<> second_signal_in_a_blocked_shutdown(int fd) {
+    try {
+        auto s = sleep(1h);
+        co_await std::move(s);
+    } catch (const CancelledError&) {
+        ::raise(SIGINT);
+        say(fd, "survived;");
+        throw;
+    }
+}
+
+Coro<int> first_signal_then_leaves_a_task(int fd) {
+    (void)create_task(second_signal_in_a_blocked_shutdown(fd), "leftover");
+    auto started = sleep(0s);
+    co_await std::move(started);
+    ::raise(SIGINT);
+    auto s = sleep(1h);
+    co_await std::move(s);
+    co_return 0;
+}
+
+// A signal that arrives while only the runner's handler is set but reaches the application's
+// handler, added in the same step: after the application removes its handler, the next Ctrl-C
+// is the runner's first (it cancels main), not its second.
+Coro<int> app_handler_takes_a_counted_signal(int fd) {
+    EventLoop& loop = get_running_loop();
+    int seen = 0;
+    ::raise(SIGINT);
+    loop.add_signal_handler(SIGINT, [&seen] { ++seen; });
+    while (seen < 1) {
+        auto tick = sleep(0s);
+        co_await std::move(tick);
+    }
+    loop.remove_signal_handler(SIGINT);
+    say(fd, "app saw it;");
+    ::raise(SIGINT);
+    try {
+        auto s = sleep(1h);
+        co_await std::move(s);
+    } catch (const CancelledError&) {
+        say(fd, "main cancelled;");
+        throw;
+    }
+    co_return 0;
+}
+
 // The application's own handler gets every signal: no second one ends the process.
 Coro<int> handles_two_signals_itself(int fd) {
     int seen = 0;
@@ -448,4 +505,44 @@ TEST(RunTermSignal, ASecondSignalEndsTheProcessEvenWhileTheLoopIsBlocked) {
     ASSERT_TRUE(own.finished) << own.output;
     ASSERT_TRUE(WIFEXITED(own.status)) << own.output;
     EXPECT_EQ(own.output, "seen 2;");
+}
+
+// The runner's count and the signal handler's agree: SIGINT then SIGTERM is a second signal;
+// a second Ctrl-C in close()'s shutdown is the second (the handler had restarted its count
+// there); a signal the application's handler took is not counted against a later Ctrl-C.
+TEST(RunTermSignal, TheSignalHandlersCountFollowsTheRunners) {
+    ChildOutcome mixed = in_child([](int fd) { (void)corio::run(blocks_through_sigint_then_sigterm(fd)); });
+    ASSERT_TRUE(mixed.finished) << mixed.output;
+    ASSERT_TRUE(WIFSIGNALED(mixed.status)) << mixed.output;
+    EXPECT_EQ(WTERMSIG(mixed.status), SIGTERM);
+    EXPECT_EQ(mixed.output, "blocking;");
+
+    ChildOutcome in_close = in_child([](int fd) {
+        Runner runner;
+        try {
+            (void)runner.run(first_signal_then_leaves_a_task(fd));
+        } catch (const KeyboardInterrupt&) {
+            say(fd, "run: KeyboardInterrupt;");
+        }
+        try {
+            runner.close();
+        } catch (const KeyboardInterrupt&) {
+            say(fd, "close: KeyboardInterrupt;");
+        }
+    });
+    ASSERT_TRUE(in_close.finished) << in_close.output;
+    ASSERT_TRUE(WIFSIGNALED(in_close.status)) << in_close.output;
+    EXPECT_EQ(WTERMSIG(in_close.status), SIGINT);
+    EXPECT_EQ(in_close.output, "run: KeyboardInterrupt;");
+
+    ChildOutcome app = in_child([](int fd) {
+        try {
+            (void)corio::run(app_handler_takes_a_counted_signal(fd));
+        } catch (const KeyboardInterrupt&) {
+            say(fd, "KeyboardInterrupt;");
+        }
+    });
+    ASSERT_TRUE(app.finished) << app.output;
+    ASSERT_TRUE(WIFEXITED(app.status)) << app.output;
+    EXPECT_EQ(app.output, "app saw it;main cancelled;KeyboardInterrupt;");
 }

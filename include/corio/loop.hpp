@@ -210,6 +210,9 @@ public:
     // `sig`, and comes back when the application removes its handler.
     void set_fallback_signal_handler(int sig, std::function<void()> handler);
     void clear_fallback_signal_handler(int sig) noexcept;
+    // A run begins: the signals the fallback handlers see are counted from zero (the signal
+    // handler itself ends the process at the second, even while the loop is blocked).
+    static void restart_fallback_signal_count() noexcept;
     // Reads the signal pipe now, without waiting, and queues the handlers of what came (while
     // work is ready the loop asks the kernel only one tick in 64): the runner's last look
     // before it lets Ctrl-C go back to its default. True when a signal came.

@@ -13,6 +13,12 @@
 
 namespace corio {
 
+namespace detail {
+// The signal (SIGINT, SIGTERM) a runner last took as Ctrl-C since the previous call, or 0: the
+// test harness stops the run for a real signal, not for a KeyboardInterrupt a test threw.
+int take_runner_interrupt() noexcept;
+}  // namespace detail
+
 struct RunOptions {
     bool debug = false;  // also on when the CORIO_DEBUG environment variable is set
     std::optional<std::chrono::nanoseconds> slow_callback_duration{};

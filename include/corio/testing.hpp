@@ -284,7 +284,7 @@ inline void run_async_test(AsyncTest& fixture, std::function<Coro<>()> make_body
         std::fprintf(stderr,
                      "corio::testing: the test's loop did not close within %lld ms of the test's end: a task "
                      "left behind swallows every cancellation (the shutdown cancels what is left and waits "
-                     "for it). Aborting the test run.\n",
+                     "for it), or a thread call still runs (the shutdown joins it). Aborting the test run.\n",
                      static_cast<long long>(closing.count()));
         std::fflush(nullptr);
         std::abort();
@@ -388,19 +388,33 @@ inline void run_async_test(AsyncTest& fixture, std::function<Coro<>()> make_body
                 << "the test left " << l.pending_io() << " I/O operation(s) in the backend";
         if (error) std::rethrow_exception(error);
     };
+    // Ctrl-C (a signal the runner took), not a KeyboardInterrupt the test threw itself.
     int interrupted_by = 0;
+    (void)detail::take_runner_interrupt();
+    auto interrupted = [&](const KeyboardInterrupt& k) {
+        const int sig = detail::take_runner_interrupt();
+        if (sig == 0) return false;
+        if (interrupted_by == 0) ADD_FAILURE_AT(test_file, test_line) << "the test run was interrupted: " << k.what();
+        interrupted_by = sig;
+        return true;
+    };
     try {
         runner.run(body());
     } catch (const CancelledError& e) {
         ADD_FAILURE_AT(test_file, test_line) << "the test was cancelled: " << e.what();
     } catch (const KeyboardInterrupt& k) {
-        interrupted_by = k.signal();
-        ADD_FAILURE_AT(test_file, test_line) << "the test run was interrupted: " << k.what();
+        if (!interrupted(k)) ADD_FAILURE_AT(test_file, test_line) << "the test threw: KeyboardInterrupt (" << k.what() << ")";
     } catch (...) {
         ADD_FAILURE_AT(test_file, test_line) << "the test threw: " << detail::thrown_text(std::current_exception());
     }
     enter_phase(Phase::Closing);
-    runner.close();
+    try {
+        runner.close();  // a signal during the shutdown is its KeyboardInterrupt
+    } catch (const KeyboardInterrupt& k) {
+        if (!interrupted(k)) ADD_FAILURE_AT(test_file, test_line) << "closing the test's loop threw: KeyboardInterrupt";
+    } catch (...) {
+        ADD_FAILURE_AT(test_file, test_line) << "closing the test's loop threw: " << detail::thrown_text(std::current_exception());
+    }
     stop_watchdog();
     const auto took = std::chrono::steady_clock::now() - started;
     // Formatted here: GoogleTest's messages print a double with all 17 digits.

@@ -4,6 +4,7 @@
 #include "corio/detail/frame_alloc.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstdlib>
 #include <mutex>
@@ -75,6 +76,11 @@ struct FreeBlock {
 // and what is kept stays bounded by the peak in use. Chunks are never given back while the
 // process runs.
 constexpr std::size_t kKeptBytes = 256 * 1024;
+constexpr auto kKeptBlocks = [] {
+    std::array<std::size_t, kClasses> blocks{};
+    for (std::size_t cls = 1; cls < kClasses; ++cls) blocks[cls] = kKeptBytes / (cls * kGranule);
+    return blocks;
+}();
 
 struct Global {
     std::mutex mutex;
@@ -95,9 +101,13 @@ Global& global() {
 }
 
 struct Cache {
-    FreeBlock* heads[kClasses] = {};
-    FreeBlock* tails[kClasses] = {};  // valid while heads[cls] is not null
-    std::size_t counts[kClasses] = {};  // the lists' lengths
+    // A class's head, tail and length side by side: the fast paths touch one cache line.
+    struct FreeList {
+        FreeBlock* head;
+        FreeBlock* tail;  // valid while head is not null
+        std::size_t count;
+    };
+    FreeList lists[kClasses] = {};
     char* bump = nullptr;
     char* bump_end = nullptr;
     char* populated_end = nullptr;  // of a mapped chunk: pages below are resident
@@ -111,26 +121,28 @@ struct Cache {
 
     // Under g.mutex.
     void give_to_orphans(Global& g, std::size_t cls) noexcept {
-        if (!heads[cls]) return;
-        if (!g.orphans[cls]) g.orphan_tails[cls] = tails[cls];
-        tails[cls]->next = g.orphans[cls];
-        g.orphans[cls] = heads[cls];
-        g.orphan_counts[cls] += counts[cls];
-        heads[cls] = nullptr;
-        counts[cls] = 0;
+        FreeList& l = lists[cls];
+        if (!l.head) return;
+        if (!g.orphans[cls]) g.orphan_tails[cls] = l.tail;
+        l.tail->next = g.orphans[cls];
+        g.orphans[cls] = l.head;
+        g.orphan_counts[cls] += l.count;
+        l.head = nullptr;
+        l.count = 0;
     }
 
     void keep(std::size_t cls, FreeBlock* b) noexcept {
-        if (!heads[cls]) tails[cls] = b;
-        b->next = heads[cls];
-        heads[cls] = b;
-        ++counts[cls];
+        FreeList& l = lists[cls];
+        if (!l.head) l.tail = b;
+        b->next = l.head;
+        l.head = b;
+        ++l.count;
     }
 
     // A freed block (never under g.mutex: the list may go to the orphans).
     void push(std::size_t cls, FreeBlock* b) noexcept {
         keep(cls, b);
-        if (counts[cls] * cls * kGranule > kKeptBytes) [[unlikely]]
+        if (lists[cls].count > kKeptBlocks[cls]) [[unlikely]]
             spill(cls);
     }
 
@@ -147,9 +159,7 @@ struct Cache {
             std::lock_guard lock(g.mutex);
             if (FreeBlock* adopted = g.orphans[cls]) {
                 g.orphans[cls] = nullptr;
-                heads[cls] = adopted->next;
-                tails[cls] = g.orphan_tails[cls];
-                counts[cls] = g.orphan_counts[cls] - 1;
+                lists[cls] = {adopted->next, g.orphan_tails[cls], g.orphan_counts[cls] - 1};
                 g.orphan_counts[cls] = 0;
                 return adopted;
             }
@@ -218,9 +228,10 @@ void* frame_alloc(std::size_t size) {
     std::size_t cls = (size + kGranule - 1) / kGranule;
     if (cls == 0) cls = 1;
     if (cls < kClasses) {
-        if (FreeBlock* b = cache.heads[cls]) {
-            cache.heads[cls] = b->next;
-            --cache.counts[cls];
+        auto& l = cache.lists[cls];
+        if (FreeBlock* b = l.head) {
+            l.head = b->next;
+            --l.count;
             ++stats.reused;
             return b;
         }

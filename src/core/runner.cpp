@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <memory>
 #include <optional>
@@ -60,8 +61,15 @@ struct Runner::Interrupts {
     bool undelivered = false;
 };
 
+namespace {
+std::atomic<int> g_runner_interrupt{0};
+}  // namespace
+
+int detail::take_runner_interrupt() noexcept { return g_runner_interrupt.exchange(0); }
+
 void Runner::watch_signals(detail::TaskBase* main) {
     if (!watched_.empty() || !options_.handle_sigint || ::gettid() != ::getpid()) return;
+    if (main) EventLoop::restart_fallback_signal_count();  // this run's signals, not the last run's
     // Shared with the handlers: a copy already queued by a signal may run after they are
     // cleared (in the shutdown's ticks).
     auto seen = interrupts_;
@@ -73,6 +81,7 @@ void Runner::watch_signals(detail::TaskBase* main) {
         if (main) target.emplace(main);
         loop_->set_fallback_signal_handler(sig, [this, target, sig, seen]() mutable {
             seen->last_signal = sig;
+            g_runner_interrupt.store(sig);
             if (++seen->count == 1) {
                 if (target && !target->done()) {
                     target->cancel();

@@ -35,12 +35,14 @@ std::once_flag g_init;
 std::atomic<int> g_handlers_running{0};
 
 // The runner's Ctrl-C handling (a fallback handler that no application handler hides): a
-// second signal ends the process. Counted here, as the signals arrive, and not on the loop: a
-// loop blocked by the program (a blocking call, a deadlock, a busy step) never reads its pipe,
-// and asyncio's second Ctrl-C interrupts even that (its handler raises KeyboardInterrupt in
-// whatever the main thread runs).
+// second signal ends the process. Counted here, as the signals arrive, and not only on the
+// loop: a loop blocked by the program (a blocking call, a deadlock, a busy step) never reads
+// its pipe, and asyncio's second Ctrl-C interrupts even that (its handler raises
+// KeyboardInterrupt in whatever the main thread runs). One count for SIGINT and SIGTERM, as the
+// runner's, from the start of a run; it may lag the runner's (it starts again when an
+// application's handler hands a signal back), never run ahead of it.
 std::atomic<bool> g_second_ends_process[NSIG];
-std::atomic<int> g_fallback_arrivals[NSIG];
+std::atomic<int> g_fallback_arrivals{0};
 
 void init_table() {
     for (auto& fd : g_signal_pipe) fd.store(-1, std::memory_order_relaxed);
@@ -86,7 +88,7 @@ extern "C" void on_signal(int sig) {
         (void)ignored;
     }
     const bool second = g_second_ends_process[sig].load(std::memory_order_seq_cst) &&
-                        g_fallback_arrivals[sig].fetch_add(1, std::memory_order_seq_cst) >= 1;
+                        g_fallback_arrivals.fetch_add(1, std::memory_order_seq_cst) >= 1;
     g_handlers_running.fetch_sub(1, std::memory_order_release);
     if (second) end_process_by(sig);
     errno = saved;
@@ -193,6 +195,9 @@ bool EventLoop::remove_signal_handler(int sig) {
     signals_->applications.erase(sig);
     if (auto f = signals_->fallback.find(sig); f != signals_->fallback.end()) {
         signals_->handlers[sig] = f->second;  // the runner's Ctrl-C handling comes back
+        // A signal counted while the application's handler was being added went to that
+        // handler: counting again from zero never ends the process on a first Ctrl-C.
+        detail::g_fallback_arrivals.store(0, std::memory_order_seq_cst);
         detail::g_second_ends_process[sig].store(true, std::memory_order_seq_cst);
         return true;
     }
@@ -204,9 +209,10 @@ void EventLoop::set_fallback_signal_handler(int sig, std::function<void()> handl
     install_signal(sig);
     if (!signals_->applications.count(sig)) signals_->handlers[sig] = handler;
     signals_->fallback[sig] = std::move(handler);
-    detail::g_fallback_arrivals[sig].store(0, std::memory_order_seq_cst);
     detail::g_second_ends_process[sig].store(!signals_->applications.count(sig), std::memory_order_seq_cst);
 }
+
+void EventLoop::restart_fallback_signal_count() noexcept { detail::g_fallback_arrivals.store(0, std::memory_order_seq_cst); }
 
 bool EventLoop::read_pending_signals() {
     if (!signals_ || !signals_->reading || is_closed()) return false;
