@@ -50,8 +50,11 @@ public:
 
 inline constexpr std::size_t default_stream_limit = 64 * 1024;
 
+class StreamWriter;
 namespace detail {
 class StreamTransport;
+// Server::close_clients(): closes the connection on its handler's behalf (StreamTransport::close_as_lost).
+void close_as_lost(StreamWriter& writer);
 }
 
 class StreamReader {
@@ -107,6 +110,7 @@ public:
     std::size_t get_write_buffer_size() const noexcept;
 
 private:
+    friend void detail::close_as_lost(StreamWriter& writer);
     std::shared_ptr<detail::StreamTransport> t_;
 };
 

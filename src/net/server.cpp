@@ -214,7 +214,7 @@ void Server::close() {
 
 void Server::close_clients() {
     if (!s_) return;
-    for (auto& c : s_->clients) c.writer.close();
+    for (auto& c : s_->clients) detail::close_as_lost(c.writer);
 }
 
 void Server::cancel_clients() {

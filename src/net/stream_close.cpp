@@ -73,6 +73,12 @@ void StreamTransport::close() {
     if (!write_in_flight_ && buffered() == 0) close_fd();
 }
 
+void StreamTransport::close_as_lost() {
+    if (closing_) return;
+    dropping_writes_ = true;
+    close();
+}
+
 // Bytes from the peer that nobody read make the kernel answer close() with a reset instead of
 // an orderly end (TCP's RST; a Unix socket's peer gets ECONNRESET): what we wrote and has not
 // left yet is thrown away, and the peer's read fails instead of reaching the end of our answer.

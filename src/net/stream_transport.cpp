@@ -292,7 +292,7 @@ void StreamTransport::write(std::string_view data) {
     if (!loop_usable()) throw_wrong_loop();
     // A connection lost to an error drops what is written, as asyncio's does: drain() reports
     // the error (the transport closed itself, which is not the application's close()).
-    if (write_error_) return;
+    if (write_error_ || dropping_writes_) return;
     if (closing_ || eof_requested_) throw std::logic_error("corio: write() after close() or write_eof()");
     if (data.empty()) return;
     if (!write_in_flight_ && fd_ >= 0 && (held_ || buffered() == 0)) {

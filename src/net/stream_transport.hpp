@@ -90,6 +90,9 @@ public:
     Coro<> drain(std::shared_ptr<StreamTransport> self);
     void write_eof();
     void close();
+    // close() on the handler's behalf (Server::close_clients()): to the handler the connection
+    // is lost, so its later writes are dropped as after a reset, not refused as after its own close().
+    void close_as_lost();
     bool closing() const noexcept { return closing_; }
     Coro<> wait_closed(std::shared_ptr<StreamTransport> self);
     std::size_t buffered() const noexcept { return sending_.size() + pending_.size(); }
@@ -238,6 +241,7 @@ private:
     std::size_t high_ = 64 * 1024;
     std::size_t low_ = 16 * 1024;
     bool closing_ = false;
+    bool dropping_writes_ = false;  // close_as_lost()
     bool eof_requested_ = false;
     bool eof_sent_ = false;
     bool closed_ = false;

@@ -140,6 +140,9 @@ void StreamWriter::writelines(const std::vector<std::string>& lines) {
 }
 Coro<> StreamWriter::drain() { return detail::require(t_)->drain(t_); }
 void StreamWriter::write_eof() { detail::require(t_)->write_eof(); }
+void detail::close_as_lost(StreamWriter& writer) {
+    if (writer.t_) writer.t_->close_as_lost();
+}
 void StreamWriter::close() {
     if (t_) t_->close();
 }
