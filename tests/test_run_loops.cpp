@@ -188,6 +188,41 @@ Coro<int> cpus_of_this_loop(std::size_t) {
     co_return allowed_cpus();
 }
 
+struct PinnedCpus {
+    int loop = 0, worker = 0, child = 0;
+    bool operator==(const PinnedCpus&) const = default;
+    friend std::ostream& operator<<(std::ostream& os, const PinnedCpus& p) {
+        return os << "loop " << p.loop << ", worker " << p.worker << ", child " << p.child << " CPUs";
+    }
+};
+
+Coro<PinnedCpus> cpus_of_a_loop_its_worker_and_its_child(std::size_t) {
+    PinnedCpus seen;
+    seen.loop = allowed_cpus();
+    auto on_worker = to_thread([] { return allowed_cpus(); });
+    seen.worker = co_await std::move(on_worker);
+    SubprocessOptions options;
+    options.out = PIPE;
+    Coro<Process> spawning = create_subprocess_exec({"nproc"}, options);  // nproc counts its allowed CPUs
+    Process child = co_await std::move(spawning);
+    Coro<std::pair<std::string, std::string>> talking = child.communicate();
+    auto [out, err] = co_await std::move(talking);
+    seen.child = std::stoi(out);
+    co_return seen;
+}
+
+// Pinning is for the loop's own thread: its to_thread workers and its children keep the CPUs the
+// process had (they inherited the loop's one CPU, and competed with it there).
+TEST(RunLoops, APinnedLoopsWorkersAndChildrenAreNotPinned) {
+    int before = allowed_cpus();
+    if (before < 2) GTEST_SKIP() << "needs two CPUs to tell pinned from unpinned";
+    RunLoopsOptions options;
+    options.pin_threads = true;
+    auto seen = run_loops(2, [](std::size_t i) { return cpus_of_a_loop_its_worker_and_its_child(i); }, std::move(options));
+    for (const PinnedCpus& s : seen) EXPECT_EQ(s, (PinnedCpus{1, before, before}));
+    EXPECT_EQ(allowed_cpus(), before);
+}
+
 TEST(RunLoops, PinnedLoopsRunOnOneCpuEachAndTheCallerIsUnpinnedAfter) {
     int before = allowed_cpus();
     RunLoopsOptions options;

@@ -1,5 +1,7 @@
 #include "corio/executor.hpp"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -8,6 +10,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "corio/detail/affinity.hpp"
 #include "corio/loop.hpp"
 
 namespace corio {
@@ -155,7 +158,14 @@ void ThreadPool::submit(detail::ThreadJob* job) {
         // thread get a second thread.
         if (queue_.size() > idle_ && threads_.size() < max_threads_) {
             try {
-                threads_.emplace_back([this] { worker(); });
+                if (const cpu_set_t* unpinned = detail::unpinned_affinity()) {
+                    threads_.emplace_back([this, mask = *unpinned] {
+                        ::pthread_setaffinity_np(::pthread_self(), sizeof mask, &mask);
+                        worker();
+                    });
+                } else {
+                    threads_.emplace_back([this] { worker(); });
+                }
                 return;  // the new thread finds the job without a notification
             } catch (...) {
                 // No thread could start: the threads there are will get to the job, if any.

@@ -5,6 +5,7 @@
 
 #include <mutex>
 
+#include "corio/detail/affinity.hpp"
 #include "corio/executor.hpp"
 #include "corio/task.hpp"
 
@@ -27,8 +28,10 @@ LoopSet::LoopSet(std::size_t count)
     : slots_(std::make_unique<Slot[]>(count)), count_(count), shared_(std::make_unique<Shared>()) {}
 
 LoopSet::~LoopSet() {
-    if (shared_->restore_affinity)
+    if (shared_->restore_affinity) {
         ::pthread_setaffinity_np(::pthread_self(), sizeof shared_->caller_affinity, &shared_->caller_affinity);
+        forget_pinned();
+    }
 }
 
 void LoopSet::enter(std::size_t index) {
@@ -124,7 +127,7 @@ void LoopSet::pin(std::size_t index) noexcept {
             cpu_set_t one;
             CPU_ZERO(&one);
             CPU_SET(cpu, &one);
-            ::pthread_setaffinity_np(::pthread_self(), sizeof one, &one);
+            if (::pthread_setaffinity_np(::pthread_self(), sizeof one, &one) == 0) note_pinned(allowed);
             return;
         }
     }

@@ -14,6 +14,7 @@
 #include <thread>
 #include <utility>
 
+#include "corio/detail/affinity.hpp"
 #include "corio/detail/io_awaiter.hpp"
 #include "corio/detail/task_set_waiter.hpp"
 #include "corio/loop.hpp"
@@ -251,7 +252,11 @@ Coro<Process> spawn_process(std::vector<std::string> argv, SubprocessOptions opt
     }
     std::string program = find_program(argv[0], options.env, options.cwd);
     pid_t pid = -1;
-    int rc = ::posix_spawnp(&pid, program.c_str(), &actions, &attr, args.data(), options.env ? envp.data() : environ);
+    int rc;
+    {
+        detail::UnpinnedWhile unpinned;  // a pinned loop's child gets the CPUs the loop had before
+        rc = ::posix_spawnp(&pid, program.c_str(), &actions, &attr, args.data(), options.env ? envp.data() : environ);
+    }
     if (rc != 0) {
         std::string what = "cannot run '" + argv[0] + "'";
         if (options.cwd) what += " in '" + *options.cwd + "'";  // the directory may be what is missing
@@ -296,11 +301,32 @@ Coro<Process> spawn_process(std::vector<std::string> argv, SubprocessOptions opt
     co_return Process(std::move(state));
 }
 
+// A copy of the pidfd for a wait on another loop than the spawner's, closed through that loop
+// when the wait ends: the pidfd itself stays registered with the spawner's loop alone, which
+// forgets it as the process goes (registered with a loop that nothing tells, its number would
+// stay registered there, and a later file with that number would never be woken on epoll).
+class ForeignPidfd {
+public:
+    explicit ForeignPidfd(int pidfd) : fd_(::fcntl(pidfd, F_DUPFD_CLOEXEC, 3)), loop_(running_loop()) {
+        if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "Process::wait: duplicating the pidfd");
+    }
+    ForeignPidfd(const ForeignPidfd&) = delete;
+    ForeignPidfd& operator=(const ForeignPidfd&) = delete;
+    ~ForeignPidfd() { close_fd_on(loop_, fd_); }
+    int fd() const noexcept { return fd_; }
+
+private:
+    int fd_;
+    EventLoop* loop_;
+};
+
 Coro<int> wait_for_exit(std::shared_ptr<ProcessState> s) {
+    std::optional<ForeignPidfd> foreign;
     while (!s->try_reap()) {
+        if (!foreign && running_loop() != s->loop) foreign.emplace(s->pidfd);
         IoAwaiter io;
         io.op.kind = IoOperation::Kind::PollIn;
-        io.op.fd = s->pidfd;
+        io.op.fd = foreign ? foreign->fd() : s->pidfd;
         co_await io;
     }
     co_return *s->returncode;
