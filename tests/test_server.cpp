@@ -272,6 +272,36 @@ CORIO_TEST(Server, CancelledServeForeverClosesTheServer) {
     EXPECT_TRUE(closed.has_value());
 }
 
+// One Ctrl-C must stop a server while a client sits idle: the cancellation reaches the handler
+// waiting in its read (asyncio 3.12+ waits for it for ever, CPython issue 123720).
+CORIO_TEST(Server, CancelledServeForeverCancelsTheHandlers) {
+    Event reading;
+    bool handler_cancelled = false;
+    auto handler = [&](StreamReader reader, StreamWriter writer) -> Coro<> {
+        reading.set();
+        try {
+            std::string line = co_await reader.readline();
+        } catch (const CancelledError&) {
+            handler_cancelled = true;
+            writer.write("bye\n");  // a last word still leaves
+            throw;
+        }
+    };
+    Server server = co_await serve_local(handler);
+    Coro<> forever = server.serve_forever();
+    Task<> serving = create_task(std::move(forever));
+    StreamPair idle = co_await connect_local(port_of(server));
+    co_await reading.wait();
+    serving.cancel();
+    Coro<> stopping = wait_for(std::move(serving), 10s);
+    CO_CATCH(CancelledError, cancelled, std::move(stopping));
+    EXPECT_TRUE(cancelled.has_value());
+    EXPECT_TRUE(handler_cancelled);
+    EXPECT_EQ(server.active_connections(), 0u);
+    std::string last = co_await idle.first.read(-1);
+    EXPECT_EQ(last, "bye\n");
+}
+
 CORIO_TEST(Server, ServeForeverReturnsWhenClosed) {
     Server server = co_await serve_local(echo_handler);
     Coro<> forever = server.serve_forever();

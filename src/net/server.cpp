@@ -275,6 +275,10 @@ Coro<> Server::serve_forever() {
     if (cancelled) {
         detail::CleanupAfterCancel cleaning;  // the handlers end first, as in asyncio
         close();
+        // The cancellation reaches the handlers too, as a cancelled Trio nursery's does: asyncio
+        // 3.12+ only waits for them, so one Ctrl-C cannot stop a server while a client sits
+        // idle (CPython issue 123720), where 3.11 left them running past the loop's end.
+        cancel_clients();
         Coro<> closing = wait_closed();
         co_await std::move(closing);
         std::rethrow_exception(cancelled);
