@@ -101,6 +101,17 @@ TEST(LoopExceptionHandler, AThrowingHandlerDoesNotStopTheLoop) {
     loop.close();
 }
 
+const std::uint_least32_t forgotten_line = std::source_location::current().line() + 1;
+Coro<int> forgotten() { co_return 1; }
+
+Coro<> forgets_an_await(std::vector<ExceptionContext>* reports) {
+    get_running_loop().set_exception_handler([reports](EventLoop&, const ExceptionContext& c) { reports->push_back(c); });
+    {
+        Coro<int> never = forgotten();
+    }
+    co_return;
+}
+
 // loop.md:187-188: the default handler writes message, task, creation site, exception, call graph to stderr.
 TEST(LoopExceptionHandler, DefaultHandlerWritesEveryPartOfTheContextToStderr) {
     const std::source_location here = std::source_location::current();
@@ -115,6 +126,27 @@ TEST(LoopExceptionHandler, DefaultHandlerWritesEveryPartOfTheContextToStderr) {
     EXPECT_NE(at(printed, "\n  created at: " + site), std::string::npos) << printed;
     EXPECT_NE(at(printed, "\n  exception: the cause\n"), std::string::npos) << printed;
     EXPECT_NE(at(printed, "\n  * Task worker-7 (pending)\n"), std::string::npos) << printed;
+}
+
+// A never-awaited coroutine's location is its definition (C++ records no call site): the
+// report said "created at" there, which reads as the line of the forgotten call.
+TEST(LoopExceptionHandler, ANeverAwaitedCoroutineIsReportedWhereItIsDefined) {
+    std::vector<ExceptionContext> reports;
+    RunOptions options;
+    options.debug = true;
+    corio::run(forgets_an_await(&reports), std::move(options));
+    ASSERT_EQ(reports.size(), 1u);
+    const ExceptionContext& c = reports[0];
+    EXPECT_NE(c.message.find("was never awaited"), std::string::npos) << c.message;
+    ASSERT_TRUE(c.location.has_value());
+    EXPECT_EQ(c.location->line(), forgotten_line);
+    EXPECT_TRUE(c.location_is_definition);
+    EXPECT_EQ(c.task_name, "main");
+    ::testing::internal::CaptureStderr();
+    EventLoop::default_exception_handler(c);
+    const std::string printed = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(at(printed, "\n  defined at: "), std::string::npos) << printed;
+    EXPECT_EQ(at(printed, "created at"), std::string::npos) << printed;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -83,8 +83,9 @@ struct ExceptionContext {
     std::string message;
     std::exception_ptr exception;
     std::string task_name;                       // empty when no task is involved
-    std::optional<std::source_location> location;  // where the task or coroutine was created
+    std::optional<std::source_location> location;  // where the task was created, or the coroutine defined
     std::string call_graph;                       // the await chain, where one applies
+    bool location_is_definition = false;          // location: a never-awaited coroutine's definition
 };
 
 // asyncio.Handle: a scheduled callback that can still be cancelled.

@@ -523,7 +523,7 @@ void EventLoop::default_exception_handler(const ExceptionContext& c) noexcept {
         out << "corio: " << c.message;
         if (!c.task_name.empty()) out << "\n  task: " << c.task_name;
         if (c.location)
-            out << "\n  created at: " << c.location->file_name() << ":" << c.location->line() << " ("
+            out << (c.location_is_definition ? "\n  defined at: " : "\n  created at: ") << c.location->file_name() << ":" << c.location->line() << " ("
                 << c.location->function_name() << ")";
         if (c.exception) out << "\n  exception: " << detail::describe(c.exception);
         if (!c.call_graph.empty()) out << "\n" << c.call_graph;

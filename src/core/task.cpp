@@ -554,6 +554,7 @@ void report_never_awaited(const PromiseBase& p) noexcept {
     ExceptionContext c;
     c.message = std::string("coroutine '") + p.location.function_name() + "' was never awaited";
     c.location = p.location;
+    c.location_is_definition = true;
     if (TaskBase* t = loop->current_task()) c.task_name = t->name();
     loop->call_exception_handler(c);
 }
