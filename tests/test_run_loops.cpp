@@ -203,6 +203,7 @@ Coro<PinnedCpus> cpus_of_a_loop_its_worker_and_its_child(std::size_t) {
     seen.worker = co_await std::move(on_worker);
     SubprocessOptions options;
     options.out = PIPE;
+    options.env = std::vector<std::string>{"PATH=/usr/bin:/bin"};  // no OMP_NUM_THREADS for nproc to follow
     Coro<Process> spawning = create_subprocess_exec({"nproc"}, options);  // nproc counts its allowed CPUs
     Process child = co_await std::move(spawning);
     Coro<std::pair<std::string, std::string>> talking = child.communicate();

@@ -207,6 +207,69 @@ CORIO_TEST(Server, CloseClientsClosesTheConnectionsAndHandlersReadTheEnd) {
     EXPECT_EQ(all, "hello\n");
 }
 
+// With its earlier answer still buffered (the client reads nothing yet), a handler whose
+// connection close_clients() closed must still hear that its next write is lost: drain()
+// returned normally while that write was dropped.
+CORIO_TEST(Server, AfterCloseClientsDrainSaysLostEvenWhileBytesAreStillBuffered) {
+    Event buffered, closed;
+    std::optional<std::system_error> lost;
+    std::size_t still_buffered = 0;
+    auto handler = [&](StreamReader, StreamWriter writer) -> Coro<> {
+        writer.set_write_buffer_limits(64 << 20);
+        writer.write(std::string(8 << 20, 'x'));  // more than the socket takes
+        buffered.set();
+        co_await closed.wait();
+        still_buffered = writer.get_write_buffer_size();
+        writer.write("LAST");
+        try {
+            Coro<> draining = writer.drain();
+            co_await std::move(draining);
+        } catch (const std::system_error& e) {
+            lost.emplace(e);
+        }
+    };
+    Server server = co_await serve_local(handler);
+    StreamPair conn = co_await connect_local(port_of(server));
+    co_await buffered.wait();
+    server.close();
+    server.close_clients();
+    closed.set();
+    Task<std::string> reading = create_task(conn.first.read(-1));
+    Coro<> closing = wait_for(server.wait_closed(), 10s);
+    co_await std::move(closing);
+    std::string all = co_await reading;
+    EXPECT_GT(still_buffered, 0u);
+    CO_ASSERT_TRUE(lost.has_value());
+    EXPECT_EQ(lost->code().value(), ECONNRESET);
+    EXPECT_EQ(all.size(), std::size_t(8 << 20));  // what was written before arrives, "LAST" does not
+}
+
+// A write after the handler's own write_eof() is its own mistake, which close_clients() must not
+// turn into a silent drop (asyncio checks write_eof first too).
+CORIO_TEST(Server, AWriteAfterTheHandlersOwnWriteEofStillThrowsAfterCloseClients) {
+    Event half_closed, closed;
+    bool refused = false;
+    auto handler = [&](StreamReader, StreamWriter writer) -> Coro<> {
+        writer.write_eof();
+        half_closed.set();
+        co_await closed.wait();
+        try {
+            writer.write("after eof");
+        } catch (const std::logic_error&) {
+            refused = true;
+        }
+    };
+    Server server = co_await serve_local(handler);
+    StreamPair conn = co_await connect_local(port_of(server));
+    co_await half_closed.wait();
+    server.close();
+    server.close_clients();
+    closed.set();
+    Coro<> closing = wait_for(server.wait_closed(), 10s);
+    co_await std::move(closing);
+    EXPECT_TRUE(refused);
+}
+
 // A listening socket that breaks (shut down under the server: accept() says EINVAL) is reported
 // and stops accepting; the server still closes cleanly (its acceptor used to die with the error,
 // and wait_closed() rethrew it without waiting for the handlers).

@@ -292,8 +292,10 @@ void StreamTransport::write(std::string_view data) {
     if (!loop_usable()) throw_wrong_loop();
     // A connection lost to an error drops what is written, as asyncio's does: drain() reports
     // the error (the transport closed itself, which is not the application's close()).
+    if (eof_requested_) throw std::logic_error("corio: write() after write_eof()");
+    // Server::close_clients() closed it for the handler (close_as_lost()): lost, to the handler.
     if (write_error_ || dropping_writes_) return;
-    if (closing_ || eof_requested_) throw std::logic_error("corio: write() after close() or write_eof()");
+    if (closing_) throw std::logic_error("corio: write() after close()");
     if (data.empty()) return;
     if (!write_in_flight_ && fd_ >= 0 && (held_ || buffered() == 0)) {
         // More input is already buffered: the application will likely write again before it
@@ -441,7 +443,7 @@ Coro<> StreamTransport::drain(std::shared_ptr<StreamTransport> self) {
     if (write_error_) std::rethrow_exception(write_error_);
     // Nothing written from now on can leave: a caller that awaits drain() to learn that the
     // connection still works must hear that it does not.
-    if (closed_) throw std::system_error(ECONNRESET, std::generic_category(), "Connection lost");
+    if (closed_ || dropping_writes_) throw std::system_error(ECONNRESET, std::generic_category(), "Connection lost");
     if (buffered() > high_ && fd_ >= 0) check_loop();
     while (buffered() > high_ && !write_error_ && fd_ >= 0) {
         StateWaiter w(drain_waiters_);
@@ -453,7 +455,7 @@ Coro<> StreamTransport::drain(std::shared_ptr<StreamTransport> self) {
 
 void StreamTransport::write_eof() {
     if (!loop_usable()) throw_wrong_loop();
-    if (eof_requested_) return;
+    if (eof_requested_ || dropping_writes_) return;  // closed for the handler: as after a reset
     eof_requested_ = true;
     flush_held();
     if (!write_in_flight_ && buffered() == 0) after_output_progress();

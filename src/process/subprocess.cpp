@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <mutex>
 #include <system_error>
 #include <thread>
 #include <utility>
@@ -18,6 +19,7 @@
 #include "corio/detail/io_awaiter.hpp"
 #include "corio/detail/task_set_waiter.hpp"
 #include "corio/loop.hpp"
+#include "corio/sleep.hpp"
 #include "corio/socket.hpp"
 #include "corio/task.hpp"
 
@@ -99,7 +101,11 @@ struct FdGuard {
 struct ProcessState {
     pid_t pid = -1;
     int pidfd = -1;
-    std::optional<int> returncode;
+    // Copies of a Process may wait on several loops' threads at once: one reaps, under the
+    // lock, and the others read its code (two waitpid() calls would leave the loser ECHILD,
+    // taken for "reaped elsewhere", 255).
+    std::mutex reaping;
+    std::optional<int> code;
     StreamWriter in;
     StreamReader out;
     StreamReader err;
@@ -109,7 +115,7 @@ struct ProcessState {
         if (pidfd >= 0) {
             close_fd_on(loop, pidfd);
         }
-        if (!returncode && pid > 0 && !try_reap()) {
+        if (pid > 0 && !try_reap()) {
             // Still running and nobody will wait for it: a thread does, so it never lingers as
             // a zombie.
             pid_t p = pid;
@@ -126,8 +132,14 @@ struct ProcessState {
         }
     }
 
+    std::optional<int> returncode() {
+        std::lock_guard lock(reaping);
+        return code;
+    }
+
     bool try_reap() noexcept {
-        if (returncode) return true;
+        std::lock_guard lock(reaping);
+        if (code) return true;
         int status = 0;
         pid_t r;
         do {
@@ -137,13 +149,13 @@ struct ProcessState {
         if (r < 0) {
             // ECHILD: reaped elsewhere (SIGCHLD ignored, a waitpid(-1) of the application's):
             // asyncio reports 255 then, which no signal number can be mistaken for.
-            returncode = 255;
+            code = 255;
             return true;
         }
         if (WIFEXITED(status))
-            returncode = WEXITSTATUS(status);
+            code = WEXITSTATUS(status);
         else if (WIFSIGNALED(status))
-            returncode = -WTERMSIG(status);
+            code = -WTERMSIG(status);
         else
             return false;
         return true;
@@ -301,19 +313,21 @@ Coro<Process> spawn_process(std::vector<std::string> argv, SubprocessOptions opt
     co_return Process(std::move(state));
 }
 
-// A copy of the pidfd for a wait on another loop than the spawner's, closed through that loop
+// A wait on another loop than the spawner's polls a copy of the pidfd, closed through that loop
 // when the wait ends: the pidfd itself stays registered with the spawner's loop alone, which
 // forgets it as the process goes (registered with a loop that nothing tells, its number would
 // stay registered there, and a later file with that number would never be woken on epoll).
+constexpr auto kReapRetryDelay = std::chrono::milliseconds(10);
+
 class ForeignPidfd {
 public:
-    explicit ForeignPidfd(int pidfd) : fd_(::fcntl(pidfd, F_DUPFD_CLOEXEC, 3)), loop_(running_loop()) {
-        if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "Process::wait: duplicating the pidfd");
-    }
+    explicit ForeignPidfd(int pidfd) noexcept : fd_(::fcntl(pidfd, F_DUPFD_CLOEXEC, 3)), loop_(running_loop()) {}
     ForeignPidfd(const ForeignPidfd&) = delete;
     ForeignPidfd& operator=(const ForeignPidfd&) = delete;
-    ~ForeignPidfd() { close_fd_on(loop_, fd_); }
-    int fd() const noexcept { return fd_; }
+    ~ForeignPidfd() {
+        if (fd_ >= 0) close_fd_on(loop_, fd_);
+    }
+    int fd() const noexcept { return fd_; }  // -1: no fd to spare
 
 private:
     int fd_;
@@ -324,12 +338,18 @@ Coro<int> wait_for_exit(std::shared_ptr<ProcessState> s) {
     std::optional<ForeignPidfd> foreign;
     while (!s->try_reap()) {
         if (!foreign && running_loop() != s->loop) foreign.emplace(s->pidfd);
+        if (foreign && foreign->fd() < 0) {
+            // Out of fds: the wait asks again every few milliseconds instead of failing.
+            auto pause = sleep(kReapRetryDelay);
+            co_await std::move(pause);
+            continue;
+        }
         IoAwaiter io;
         io.op.kind = IoOperation::Kind::PollIn;
         io.op.fd = foreign ? foreign->fd() : s->pidfd;
         co_await io;
     }
-    co_return *s->returncode;
+    co_return *s->returncode();
 }
 
 Coro<std::string> read_all(StreamReader r) { co_return co_await r.read(-1); }
@@ -356,7 +376,7 @@ int Process::pid() const noexcept { return s_ ? s_->pid : -1; }
 std::optional<int> Process::returncode() const noexcept {
     if (!s_) return std::nullopt;
     s_->try_reap();
-    return s_->returncode;
+    return s_->returncode();
 }
 
 detail::ProcessState& Process::state() const {
@@ -415,7 +435,7 @@ void Process::send_signal(int sig) {
     if (!s_) return;  // no child at all
     detail::ProcessState& s = *s_;
     // Through the pidfd: a pid reaped behind our back may already name another process.
-    if (s.returncode) throw ProcessLookupError();
+    if (s.returncode()) throw ProcessLookupError();
     if (detail::pidfd_send_signal(s.pidfd, sig) < 0) {
         if (errno == ESRCH) throw ProcessLookupError();
         throw std::system_error(errno, std::generic_category(), "pidfd_send_signal");

@@ -14,7 +14,8 @@ void forget_pinned() noexcept;
 const cpu_set_t* unpinned_affinity() noexcept;
 
 // Gives this thread its unpinned mask while alive, so that a process spawned meanwhile inherits
-// that (posix_spawn has no attribute for it); nothing when the thread is not pinned.
+// that (posix_spawn has no attribute for it); nothing when the thread is not pinned. Two
+// sched_setaffinity calls a spawn, only on pinned loops: small beside the spawn itself.
 class UnpinnedWhile {
 public:
     UnpinnedWhile() noexcept;
