@@ -129,6 +129,27 @@ CORIO_TEST(StreamEdges, WriteAfterCloseOrWriteEofThrowsLogicError) {
     co_await std::move(closing);
 }
 
+// On a connection already lost, write_eof() is a no-op, as asyncio's on a closing transport:
+// later writes are dropped as after the loss, not refused as after write_eof().
+CORIO_TEST(StreamEdges, WriteEofOnALostConnectionLeavesLaterWritesDropped) {
+    auto [mine, peer] = unix_socket_pair();
+    StreamPair ours = make_streams(std::move(mine));
+    peer.close();
+    std::optional<std::system_error> lost;
+    ours.second.write("into the void");
+    try {
+        Coro<> draining = ours.second.drain();
+        co_await std::move(draining);
+    } catch (const std::system_error& e) {
+        lost.emplace(e);
+    }
+    CO_ASSERT_TRUE(lost.has_value());
+    ours.second.write_eof();
+    EXPECT_NO_THROW(ours.second.write("after"));
+    ours.second.close();
+    co_await ours.second.wait_closed();
+}
+
 // streams.md:114-116,228-229: readuntil's LimitOverrunError::consumed is asyncio's (sep offset / len+1-seplen).
 CORIO_TEST(StreamEdges, ReaduntilLimitOverrunReportsConsumed) {
     Coro<StreamLink> linking = stream_link(/*client_limit=*/16);

@@ -85,7 +85,7 @@ TEST(SubprocessLoops, AWaitOnAnotherLoopWithNoFdToSpareStillGetsTheCode) {
 #endif
     Runner spawner, waiter;
     waiter.run(nothing());  // its loop's own fds exist before the table fills
-    Process p = spawner.run(spawn("sleep 0.05; exit 4"));
+    Process p = spawner.run(spawn("sleep 0.5; exit 4"));  // outlives the set-up below, so the wait polls
     rlimit old{};
     ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &old), 0);
     std::set<int> open = corio_test::open_fd_set();

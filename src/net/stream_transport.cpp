@@ -455,7 +455,9 @@ Coro<> StreamTransport::drain(std::shared_ptr<StreamTransport> self) {
 
 void StreamTransport::write_eof() {
     if (!loop_usable()) throw_wrong_loop();
-    if (eof_requested_ || dropping_writes_) return;  // closed for the handler: as after a reset
+    // Closing (by the application, close_clients() or a lost connection): as asyncio's, a no-op,
+    // so that later writes are handled as after the close, not refused as after write_eof().
+    if (eof_requested_ || closing_) return;
     eof_requested_ = true;
     flush_held();
     if (!write_in_flight_ && buffered() == 0) after_output_progress();
