@@ -18,6 +18,7 @@
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -329,6 +330,29 @@ CORIO_TEST(HarnessMockClock, WaitForAThreadCallGetsItsValueInsteadOfJumpingToThe
     Coro<int> limited = wait_for(std::move(call), 1s);
     int value = co_await std::move(limited);
     EXPECT_EQ(value, 7);
+    EXPECT_LT(clock.seconds_since(start), 1.0);
+}
+
+// A deadline of duration::max() never comes, under a MockClock too: with nothing else to wait
+// for, the clock jumped to the end of time, so the wait timed out, and loop time stayed there.
+// (The thread's wait only gives the loop its idle moment first; the outcome does not depend on it.)
+CORIO_TEST(HarnessMockClock, AnEndlessDeadlineIsNeverJumpedTo) {
+    corio::testing::MockClock clock;
+    const Clock::time_point start = clock.now();
+    EventLoop& loop = get_running_loop();
+    Event set_later;
+    std::thread setter([&loop, &set_later] {
+        std::this_thread::sleep_for(50ms);
+        loop.call_soon_threadsafe([&set_later] { set_later.set(); });
+    });
+    Coro<bool> waiting = wait_for(set_later.wait(), Clock::duration::max());
+    std::optional<bool> woken;
+    try {
+        woken = co_await std::move(waiting);
+    } catch (const TimeoutError&) {
+    }
+    setter.join();
+    EXPECT_TRUE(woken.has_value());
     EXPECT_LT(clock.seconds_since(start), 1.0);
 }
 

@@ -40,6 +40,11 @@ Coro<> true_fails() {
     reached_end = true;
 }
 
+Coro<> false_fails() {
+    CO_ASSERT_FALSE(1 + 1 == 2);
+    reached_end = true;
+}
+
 }  // namespace
 
 // A CO_ASSERT_EQ that holds goes on, even when an earlier EXPECT has failed. (Under gtest-spi the
@@ -60,6 +65,14 @@ TEST(TestingCoAssert, FailingEqReportsBothSidesAndReturns) {
 TEST(TestingCoAssert, FailingTrueReportsTheConditionAndReturns) {
     reached_end = false;
     EXPECT_NONFATAL_FAILURE(corio::run(true_fails()), "1 + 1 == 3");
+    EXPECT_FALSE(reached_end);
+}
+
+// As EXPECT_FALSE reports: the condition as written, true where false was expected (it
+// reported "!(1 + 1 == 2)", false where true was expected).
+TEST(TestingCoAssert, FailingFalseReportsTheConditionAsWrittenAndReturns) {
+    reached_end = false;
+    EXPECT_NONFATAL_FAILURE(corio::run(false_fails()), "Value of: 1 + 1 == 2\n  Actual: true\nExpected: false");
     EXPECT_FALSE(reached_end);
 }
 
@@ -112,6 +125,23 @@ TEST(TestingTimeLimit, FractionalSecondsAreRead) {
 TEST(TestingTimeLimit, UnreadableValueGivesTheDefault) {
     ScopedTimeLimit limit("soon");
     EXPECT_EQ(corio::testing::test_time_limit(), std::chrono::seconds(60));
+}
+
+// 0 and inf mean no limit, as pytest-timeout's 0 does; a value past a double's range too. inf
+// overflowed the conversion to milliseconds (UBSan aborted the run; else the limit was negative
+// and every test failed at once).
+TEST(TestingTimeLimit, ZeroOrInfinityMeansNoLimit) {
+    for (const char* value : {"0", "inf", "1e400", "1e300"}) {
+        ScopedTimeLimit limit(value);
+        EXPECT_EQ(corio::testing::test_time_limit(), corio::testing::no_test_time_limit) << value;
+    }
+    for (const char* value : {"-3", "-1e400", "nan"}) {
+        ScopedTimeLimit limit(value);
+        EXPECT_EQ(corio::testing::test_time_limit(), std::chrono::seconds(60)) << value;
+    }
+    ScopedTimeLimit limit("inf");
+    auto failures = failures_of([]() -> Coro<> { co_await sleep(0s); });
+    EXPECT_TRUE(failures.empty()) << joined(failures);
 }
 
 // The watchdog cancels a body that outlives the limit; the test fails, it does not hang.

@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
@@ -27,10 +28,12 @@
 #include <cstdio>
 #include <cxxabi.h>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <mutex>
 #include <sstream>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <typeinfo>
 #include <vector>
@@ -197,13 +200,23 @@ public:
     virtual Coro<> TearDownAsync() { co_return; }
 };
 
+// What CORIO_TEST_TIMEOUT=0 (pytest-timeout's "no limit") or inf gives: a year, which the
+// watchdog's clock arithmetic can still hold.
+inline constexpr std::chrono::milliseconds no_test_time_limit = std::chrono::hours(24 * 365);
+
 // CORIO_TEST_TIMEOUT in seconds, fractions allowed (the harness's own tests need a short limit).
 inline std::chrono::milliseconds test_time_limit() {
     if (const char* s = std::getenv("CORIO_TEST_TIMEOUT"); s && *s) {
-        char* end = nullptr;
-        const double seconds = std::strtod(s, &end);
-        if (end != s && seconds >= 0)
+        double seconds = 0;
+        // Not strtod: a program's setlocale() would make "0.5" half a number.
+        const auto [rest, error] = std::from_chars(s, s + std::strlen(s), seconds);
+        (void)rest;
+        if (error == std::errc::result_out_of_range && *s != '-') return no_test_time_limit;
+        if (error == std::errc() && seconds >= 0) {
+            if (seconds == 0 || seconds >= double(std::chrono::duration_cast<std::chrono::seconds>(no_test_time_limit).count()))
+                return no_test_time_limit;
             return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double>(seconds));
+        }
     }
     return std::chrono::seconds(60);
 }
@@ -478,7 +491,13 @@ inline void run_async_test(AsyncTest& fixture, std::function<Coro<>()> make_body
             co_return;                                                                \
         }                                                                             \
     } while (0)
-#define CO_ASSERT_FALSE(cond) CO_ASSERT_TRUE(!(cond))
+#define CO_ASSERT_FALSE(cond)                                                         \
+    do {                                                                              \
+        if (static_cast<bool>(cond)) {                                                \
+            ADD_FAILURE() << "Value of: " #cond "\n  Actual: true\nExpected: false";   \
+            co_return;                                                                \
+        }                                                                             \
+    } while (0)
 // GoogleTest's own comparison (what EXPECT_EQ reports), so that only this check's failure
 // returns, not an earlier EXPECT's.
 #define CO_ASSERT_EQ(a, b) CORIO_CO_ASSERT_CMP_(EqHelper::Compare, a, b)

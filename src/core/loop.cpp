@@ -347,7 +347,13 @@ void EventLoop::run_once() {
                     drain_inbox();
                     idle = idle && ready_size() == 0;
                 }
-                if (idle) virtual_time_->now = std::max(virtual_time_->now, timers_.front()->when);
+                // A deadline at the clock's end is "never" (a sleep or timeout of duration::max()):
+                // nothing to jump to, as Trio's autojump clock jumps only to finite deadlines.
+                if (idle && timers_.front()->when == Clock::time_point::max()) {
+                    backend_->poll(nanoseconds(-1));
+                } else if (idle) {
+                    virtual_time_->now = std::max(virtual_time_->now, timers_.front()->when);
+                }
             } else {
                 backend_->poll(nanoseconds(-1));
             }

@@ -208,8 +208,8 @@ void Runner::shutdown_asyncgens() {
 
 void Runner::close() {
     if (closed_) return;
-    // Refused before anything changes, as asyncio's Runner.close() raises before it marks
-    // itself closed: the runner stays usable, and a later close() still cancels its tasks.
+    // Refused before anything changes (asyncio 3.11's cancels every task first, the caller
+    // included, then raises): the runner stays usable, and a later close() cancels its tasks.
     if (loop_ && loop_->is_running()) throw std::logic_error("Cannot close a running event loop");
     closed_ = true;
     if (!loop_) return;
