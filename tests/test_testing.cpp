@@ -58,21 +58,22 @@ TEST(TestingCoAssert, EqReturnsOnItsOwnFailureOnly) {
 
 TEST(TestingCoAssert, FailingEqReportsBothSidesAndReturns) {
     reached_end = false;
-    EXPECT_NONFATAL_FAILURE(corio::run(eq_fails()), "1 + 1");
+    EXPECT_FATAL_FAILURE(corio::run(eq_fails()), "1 + 1");
     EXPECT_FALSE(reached_end);
 }
 
 TEST(TestingCoAssert, FailingTrueReportsTheConditionAndReturns) {
     reached_end = false;
-    EXPECT_NONFATAL_FAILURE(corio::run(true_fails()), "1 + 1 == 3");
+    EXPECT_FATAL_FAILURE(corio::run(true_fails()), "1 + 1 == 3");
     EXPECT_FALSE(reached_end);
 }
 
-// As EXPECT_FALSE reports: the condition as written, true where false was expected (it
+// Fatal, as ASSERT_*'s failures are (the harness runs no body after one in SetUpAsync). As
+// EXPECT_FALSE reports: the condition as written, true where false was expected (it
 // reported "!(1 + 1 == 2)", false where true was expected).
 TEST(TestingCoAssert, FailingFalseReportsTheConditionAsWrittenAndReturns) {
     reached_end = false;
-    EXPECT_NONFATAL_FAILURE(corio::run(false_fails()), "Value of: 1 + 1 == 2\n  Actual: true\nExpected: false");
+    EXPECT_FATAL_FAILURE(corio::run(false_fails()), "Value of: 1 + 1 == 2\n  Actual: true\nExpected: false");
     EXPECT_FALSE(reached_end);
 }
 
@@ -135,9 +136,17 @@ TEST(TestingTimeLimit, ZeroOrInfinityMeansNoLimit) {
         ScopedTimeLimit limit(value);
         EXPECT_EQ(corio::testing::test_time_limit(), corio::testing::no_test_time_limit) << value;
     }
-    for (const char* value : {"-3", "-1e400", "nan"}) {
+    for (const char* value : {"-3", "-1e400", "nan", "0,5", "5s", "0x10"}) {  // a typo is not "0"
         ScopedTimeLimit limit(value);
         EXPECT_EQ(corio::testing::test_time_limit(), std::chrono::seconds(60)) << value;
+    }
+    for (const char* value : {" +5 ", "5"}) {
+        ScopedTimeLimit limit(value);
+        EXPECT_EQ(corio::testing::test_time_limit(), std::chrono::seconds(5)) << value;
+    }
+    {
+        ScopedTimeLimit tiny("0.0004");  // not 0 ms, which would fail every test at once
+        EXPECT_EQ(corio::testing::test_time_limit(), std::chrono::milliseconds(1));
     }
     ScopedTimeLimit limit("inf");
     auto failures = failures_of([]() -> Coro<> { co_await sleep(0s); });

@@ -207,15 +207,20 @@ inline constexpr std::chrono::milliseconds no_test_time_limit = std::chrono::hou
 // CORIO_TEST_TIMEOUT in seconds, fractions allowed (the harness's own tests need a short limit).
 inline std::chrono::milliseconds test_time_limit() {
     if (const char* s = std::getenv("CORIO_TEST_TIMEOUT"); s && *s) {
+        const char* end = s + std::strlen(s);
+        while (s != end && (*s == ' ' || *s == '+')) ++s;
+        while (end != s && end[-1] == ' ') --end;
         double seconds = 0;
-        // Not strtod: a program's setlocale() would make "0.5" half a number.
-        const auto [rest, error] = std::from_chars(s, s + std::strlen(s), seconds);
-        (void)rest;
-        if (error == std::errc::result_out_of_range && *s != '-') return no_test_time_limit;
-        if (error == std::errc() && seconds >= 0) {
+        // Not strtod: a program's setlocale() would make "0.5" half a number. The whole value
+        // must be a number: "0,5" is a typo to refuse (default limit), not "0" (no limit).
+        const auto [rest, error] = std::from_chars(s, end, seconds);
+        const bool whole = rest == end && s != end;
+        if (whole && error == std::errc::result_out_of_range && *s != '-') return no_test_time_limit;
+        if (whole && error == std::errc() && seconds >= 0) {
             if (seconds == 0 || seconds >= double(std::chrono::duration_cast<std::chrono::seconds>(no_test_time_limit).count()))
                 return no_test_time_limit;
-            return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double>(seconds));
+            return std::max(std::chrono::milliseconds(1), std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                              std::chrono::duration<double>(seconds)));
         }
     }
     return std::chrono::seconds(60);
@@ -484,17 +489,19 @@ inline void run_async_test(AsyncTest& fixture, std::function<Coro<>()> make_body
 // The same with an async fixture (SetUpAsync / TearDownAsync); the body reaches its members.
 #define CORIO_TEST_F(fixture, name) CORIO_TEST_IMPL_(fixture, name, fixture)
 
+// A fatal failure, as ASSERT_*'s, without its `return` (GTEST_FATAL_FAILURE_ returns).
+#define CORIO_CO_ASSERT_FAILURE_() GTEST_MESSAGE_("Failed", ::testing::TestPartResult::kFatalFailure)
 #define CO_ASSERT_TRUE(cond)                                                          \
     do {                                                                              \
         if (!static_cast<bool>(cond)) {                                               \
-            ADD_FAILURE() << "Value of: " #cond "\n  Actual: false\nExpected: true";   \
+            CORIO_CO_ASSERT_FAILURE_() << "Value of: " #cond "\n  Actual: false\nExpected: true"; \
             co_return;                                                                \
         }                                                                             \
     } while (0)
 #define CO_ASSERT_FALSE(cond)                                                         \
     do {                                                                              \
         if (static_cast<bool>(cond)) {                                                \
-            ADD_FAILURE() << "Value of: " #cond "\n  Actual: true\nExpected: false";   \
+            CORIO_CO_ASSERT_FAILURE_() << "Value of: " #cond "\n  Actual: true\nExpected: false"; \
             co_return;                                                                \
         }                                                                             \
     } while (0)
@@ -510,7 +517,7 @@ inline void run_async_test(AsyncTest& fixture, std::function<Coro<>()> make_body
     do {                                                                                            \
         const ::testing::AssertionResult corio_cmp_ = ::testing::internal::helper(#a, #b, a, b);  \
         if (!corio_cmp_) {                                                                          \
-            ADD_FAILURE() << corio_cmp_.message();                                                  \
+            CORIO_CO_ASSERT_FAILURE_() << corio_cmp_.message();                                     \
             co_return;                                                                              \
         }                                                                                           \
     } while (0)

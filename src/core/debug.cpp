@@ -25,8 +25,13 @@ TaskInfo describe_task(const TaskBase& t) {
     TaskInfo info;
     info.id = t.id();
     info.name = t.name();
-    EventLoop* loop = t.loop();
-    info.state = (loop && loop->current_task() == &t) ? "running" : "pending";
+    if (t.done()) {
+        // Its loop may be gone (format_call_graph(task) needs none): a finished task says so.
+        info.state = t.cancelled() ? "cancelled" : "done";
+    } else {
+        EventLoop* loop = t.loop();
+        info.state = (loop && loop->current_task() == &t) ? "running" : "pending";
+    }
     info.created_file = t.created_at().file_name();
     info.created_line = t.created_at().line();
     info.cancelling = t.cancelling();
