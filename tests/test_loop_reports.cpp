@@ -149,6 +149,27 @@ TEST(LoopExceptionHandler, ANeverAwaitedCoroutineIsReportedWhereItIsDefined) {
     EXPECT_EQ(at(printed, "created at"), std::string::npos) << printed;
 }
 
+Coro<int> finishes() { co_return 1; }
+
+Coro<Task<int>> start_and_finish() {
+    Task<int> t = create_task(finishes());
+    co_await t;
+    co_return t;
+}
+
+// debug.md: format_call_graph(task) needs no loop, and a finished task says so. It called the
+// task "pending" and, with the loop gone, read the freed loop (ASan: stack-use-after-scope).
+TEST(CallGraph, AFinishedTaskIsShownDoneAfterItsLoopIsGone) {
+    Task<int> done;
+    {
+        Runner runner;
+        done = runner.run(start_and_finish());
+    }
+    const std::string graph = format_call_graph(*done.state());
+    EXPECT_NE(graph.find("(done)"), std::string::npos) << graph;
+    EXPECT_EQ(graph.find("pending"), std::string::npos) << graph;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Signal handlers and close() (loop.md:139, 207)
 // ---------------------------------------------------------------------------------------------
