@@ -137,3 +137,38 @@ TEST(Backend, CancelAllAlsoCancelsWhatItsDeliveredCompletionsSubmit) {
         backend->release_fd(pair.ours);
     }
 }
+
+// A bad fd is an operation's error on every backend, never readiness: epoll threw for a
+// negative fd (io_uring completed it with -EBADF), and its PollIn on a closed fd completed with
+// 0, "readable", so a caller that retries its read on readiness spun (found by the backend.md
+// audit).
+TEST(Backend, ABadFdCompletesWithEbadfOnEveryBackend) {
+    for (auto& [name, make] : backends()) {
+        std::unique_ptr<IoBackend> backend = make();
+        if (!backend) continue;
+        int closed = ::dup(0);
+        ASSERT_GE(closed, 0);
+        ::close(closed);
+        Completions done;
+        std::vector<std::unique_ptr<IoOperation>> ops;
+        char buffer[8];
+        for (int fd : {-1, closed}) {
+            for (IoOperation::Kind kind : {IoOperation::Kind::PollIn, IoOperation::Kind::PollOut, IoOperation::Kind::Read}) {
+                auto op = std::make_unique<IoOperation>();
+                op->kind = kind;
+                op->fd = fd;
+                op->buffer = buffer;
+                op->length = sizeof buffer;
+                op->complete = &Completions::record;
+                op->user = &done;
+                ASSERT_NO_THROW(backend->submit(*op)) << name << " fd " << fd;
+                ops.push_back(std::move(op));
+            }
+        }
+        EXPECT_TRUE(done.seen.empty()) << name;  // never inside submit()
+        for (int i = 0; i < 100 && backend->pending() > 0; ++i) backend->poll(50ms);
+        ASSERT_EQ(done.seen.size(), ops.size()) << name;
+        for (auto [kind, result] : done.seen) EXPECT_EQ(result, -EBADF) << name << " kind " << int(kind);
+        backend->release_fd(closed);
+    }
+}

@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -80,9 +81,11 @@ public:
 };
 
 // What a TaskGroup throws: every failure of its children and body that is not a cancellation.
-// split<E>() and contains<E>() play the part of `except*`, looking into nested groups.
+// split<E>() and contains<E>() play the part of `except*`, looking into nested groups; a nested
+// group that is itself an E is taken whole, as Python's split() takes it.
 class ExceptionGroup : public std::exception {
 public:
+    // std::invalid_argument for no exceptions, as Python refuses an empty group.
     ExceptionGroup(std::string message, std::vector<std::exception_ptr> exceptions);
 
     const char* what() const noexcept override { return what_.c_str(); }
@@ -92,34 +95,30 @@ public:
     template <class E>
     bool contains() const {
         for (const auto& e : exceptions_) {
-            try {
-                std::rethrow_exception(e);
-            } catch (const ExceptionGroup& g) {
-                if (g.contains<E>()) return true;
-            } catch (const E&) {
-                return true;
-            } catch (...) {
-            }
+            bool found = false;
+            Member kind = classify<E>(e, [&](const ExceptionGroup& g) { found = g.is_a<E>() || g.contains<E>(); });
+            if (found || kind == Member::Match) return true;
         }
         return false;
     }
 
-    // (matching, rest): the structure of nested groups is kept on both sides.
+    // (matching, rest): the structure of nested groups is kept on both sides. A group that is an
+    // E (split<ExceptionGroup>(), split<std::exception>()) matches whole: (*this, nullopt).
     template <class E>
     std::pair<std::optional<ExceptionGroup>, std::optional<ExceptionGroup>> split() const {
+        if (is_a<E>()) return {*this, std::nullopt};
         std::vector<std::exception_ptr> match, rest;
         for (const auto& e : exceptions_) {
-            try {
-                std::rethrow_exception(e);
-            } catch (const ExceptionGroup& g) {
+            Member kind = classify<E>(e, [&](const ExceptionGroup& g) {
+                if (g.is_a<E>()) {
+                    match.push_back(e);
+                    return;
+                }
                 auto [m, r] = g.split<E>();
                 if (m) match.push_back(std::make_exception_ptr(std::move(*m)));
                 if (r) rest.push_back(std::make_exception_ptr(std::move(*r)));
-            } catch (const E&) {
-                match.push_back(e);
-            } catch (...) {
-                rest.push_back(e);
-            }
+            });
+            if (kind != Member::Group) (kind == Member::Match ? match : rest).push_back(e);
         }
         std::pair<std::optional<ExceptionGroup>, std::optional<ExceptionGroup>> out;
         if (!match.empty()) out.first.emplace(message_, std::move(match));
@@ -128,6 +127,41 @@ public:
     }
 
 private:
+    enum class Member { Group, Match, Rest };
+    // A nested group goes to on_group; any other member is an E or not. (Groups are caught
+    // first and apart, so that no handler for an E derived from ExceptionGroup follows one for
+    // its base: the compilers warn about that.)
+    template <class E, class OnGroup>
+    static Member classify(const std::exception_ptr& e, OnGroup&& on_group) {
+        try {
+            std::rethrow_exception(e);
+        } catch (const ExceptionGroup& g) {
+            on_group(g);
+            return Member::Group;
+        } catch (...) {
+        }
+        if constexpr (!std::is_base_of_v<ExceptionGroup, E>) {
+            try {
+                std::rethrow_exception(e);
+            } catch (const E&) {
+                return Member::Match;
+            } catch (...) {
+            }
+        }
+        return Member::Rest;
+    }
+
+    // Whether this group is an E (ExceptionGroup, a base of it, or a class derived from it).
+    template <class E>
+    bool is_a() const noexcept {
+        if constexpr (std::is_base_of_v<E, ExceptionGroup>)
+            return true;
+        else if constexpr (std::is_polymorphic_v<E>)
+            return dynamic_cast<const E*>(this) != nullptr;
+        else
+            return false;
+    }
+
     std::string message_;
     std::string what_;
     std::vector<std::exception_ptr> exceptions_;

@@ -6,6 +6,7 @@ namespace corio {
 
 ExceptionGroup::ExceptionGroup(std::string message, std::vector<std::exception_ptr> exceptions)
     : message_(std::move(message)), exceptions_(std::move(exceptions)) {
+    if (exceptions_.empty()) throw std::invalid_argument("ExceptionGroup: no exceptions to group");
     what_ = message_ + " (" + std::to_string(exceptions_.size()) + " sub-exception" +
             (exceptions_.size() == 1 ? "" : "s") + ")";
 }

@@ -99,7 +99,9 @@ long attempt(IoOperation& op, bool after_event) noexcept {
                 pollfd p{op.fd, short(op.kind == K::PollIn ? POLLIN : POLLOUT), 0};
                 r = errno_result(::poll(&p, 1, 0));
                 if (r == 0) return -EAGAIN;
-                if (r > 0) r = 0;
+                // A closed fd is no readiness: a caller that retries its syscall on "ready"
+                // would spin (io_uring's poll answers -EBADF too).
+                if (r > 0) r = (p.revents & POLLNVAL) ? -EBADF : 0;
                 break;
             }
         }
@@ -142,8 +144,11 @@ public:
 
     void submit(IoOperation& op) override {
         if (op.where_ != Idle) throw std::logic_error("corio: I/O operation submitted twice");
-        if (op.fd < 0) throw std::system_error(EBADF, std::generic_category(), "submit");
         ++pending_;
+        if (op.fd < 0) {  // as io_uring answers it: a completion with the error
+            finish(op, -EBADF);
+            return;
+        }
         FdState& st = state_of(op.fd);
         OpQueue& queue = reads(op.kind) ? st.readers : st.writers;
         // Try at once unless the fd is known not to be ready (an attempt said EAGAIN, or a read

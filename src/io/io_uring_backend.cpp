@@ -72,6 +72,11 @@ Backend::~Backend() { ::close(wakefd_); }
 void Backend::submit(IoOperation& op) {
     if (op.where_ != Idle) throw std::logic_error("corio: I/O operation submitted twice");
     op.progress_ = 0;
+    if (op.fd < 0) {  // never reaches the kernel (nor the per-fd tables); as epoll answers it
+        ++pending_;
+        make_ready(op, -EBADF);
+        return;
+    }
     if (submit_to_multishot(op)) return;
     start_one_shot(op);
     ++pending_;

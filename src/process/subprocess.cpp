@@ -276,25 +276,45 @@ Coro<Process> spawn_process(std::vector<std::string> argv, SubprocessOptions opt
     }
 
     // Nobody could signal or reap a child we fail to take charge of: it is killed and reaped
-    // before the error propagates (asyncio closes the transport, which kills the child).
-    struct Unclaimed {
-        pid_t pid;
+    // before the error propagates (asyncio closes the transport, which kills the child). Only
+    // through its pidfd: with SIGCHLD ignored or an application's waitpid(-1), the child may be
+    // reaped already and its pid another process's.
+    struct Unclaimed {  // no allocation: nothing here can throw
+        int pidfd = -1;
+        bool ours = false;  // pidfd names our child, not yet reaped by us
         ~Unclaimed() {
-            if (pid <= 0) return;
-            ::kill(pid, SIGKILL);
-            int status;
-            while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+            if (pidfd < 0) return;
+            if (ours) {
+                pidfd_send_signal(pidfd, SIGKILL);
+                siginfo_t info;
+                while (::waitid(idtype_t(P_PIDFD), id_t(pidfd), &info, WEXITED) < 0 && errno == EINTR) {
+                }
             }
+            ::close(pidfd);
         }
-    } unclaimed{pid};
-    struct PidfdCloser {  // no allocation: nothing here can throw
-        int fd;
-        ~PidfdCloser() {
-            if (fd >= 0) ::close(fd);
+    } unclaimed;
+    // A child reaped elsewhere before we could open its pidfd (a fast child; SIGCHLD ignored or
+    // an application's waitpid(-1)): it ran, its pipes hold its output, and its code is lost,
+    // which asyncio reports as 255. A pidfd opened on a pid already reused names a stranger,
+    // which waitid() refuses as not our child (ECHILD): the same.
+    std::optional<int> reaped_elsewhere;
+    unclaimed.pidfd = pidfd_open(pid);
+    if (unclaimed.pidfd < 0 && errno != ESRCH) throw_errno(errno, "pidfd_open");
+    if (unclaimed.pidfd >= 0) {
+        ::fcntl(unclaimed.pidfd, F_SETFD, FD_CLOEXEC);
+        siginfo_t info{};
+        int r;
+        while ((r = ::waitid(idtype_t(P_PIDFD), id_t(unclaimed.pidfd), &info, WEXITED | WNOHANG | WNOWAIT)) < 0 &&
+               errno == EINTR) {
         }
-    } pidfd{pidfd_open(pid)};
-    if (pidfd.fd < 0) throw_errno(errno, "pidfd_open");
-    ::fcntl(pidfd.fd, F_SETFD, FD_CLOEXEC);
+        unclaimed.ours = r == 0;
+        if (!unclaimed.ours) {
+            ::close(std::exchange(unclaimed.pidfd, -1));
+            reaped_elsewhere = 255;
+        }
+    } else {
+        reaped_elsewhere = 255;
+    }
     // Each pipe end passes to its transport (which closes it even if it fails to be made).
     std::shared_ptr<StreamTransport> transports[3];
     for (int i = 0; i < 3; ++i) {
@@ -308,8 +328,8 @@ Coro<Process> spawn_process(std::vector<std::string> argv, SubprocessOptions opt
     if (transports[2]) state->err = StreamReader(transports[2]);
     state->pid = pid;
     state->loop = &loop;
-    state->pidfd = std::exchange(pidfd.fd, -1);
-    unclaimed.pid = -1;  // the state has the child now
+    state->code = reaped_elsewhere;
+    state->pidfd = std::exchange(unclaimed.pidfd, -1);  // the state has the child now
     co_return Process(std::move(state));
 }
 

@@ -1,0 +1,98 @@
+// Children reaped by someone else than corio: SIGCHLD ignored (the kernel reaps them) or an
+// application's waitpid(-1). subprocess.md promises that such a child still runs, its pipes work,
+// and its code reads as 255, as asyncio's does.
+#include <corio/subprocess.hpp>
+#include <corio/testing.hpp>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <string>
+#include <thread>
+
+using namespace corio;
+
+namespace {
+
+// A fast child (exec, no shell) with its output piped: the race between its exit and the
+// spawner's pidfd_open is lost often enough that a few hundred spawns meet it.
+Coro<int> spawn_echo_and_check_output(int& failures, std::string& first_error) {
+    try {
+        Coro<Process> spawning = create_subprocess_exec({"/bin/echo", "hi"}, {.out = PIPE});
+        Process p = co_await std::move(spawning);
+        Coro<std::pair<std::string, std::string>> talking = p.communicate();
+        std::pair<std::string, std::string> result = co_await std::move(talking);
+        EXPECT_EQ(result.first, "hi\n");
+        co_return *p.returncode();
+    } catch (const std::exception& e) {
+        if (failures++ == 0) first_error = e.what();
+    }
+    co_return -1;
+}
+
+class SigchldIgnored {
+public:
+    SigchldIgnored() {
+        struct sigaction ignore {};
+        ignore.sa_handler = SIG_IGN;
+        ::sigaction(SIGCHLD, &ignore, &old_);
+    }
+    ~SigchldIgnored() { ::sigaction(SIGCHLD, &old_, nullptr); }
+
+private:
+    struct sigaction old_ {};
+};
+
+}  // namespace
+
+// Before the fix, 4-8 % of these spawns threw "pidfd_open: No such process" (the child was
+// reaped before its pidfd was opened), and the spawner then SIGKILLed the bare pid, which may
+// have been another process's by then.
+CORIO_TEST(SubprocessReaped, WithSigchldIgnoredEverySpawnWorksAndItsCodeIs0Or255) {
+    SigchldIgnored ignored;
+    int failures = 0;
+    std::string first_error;
+    for (int i = 0; i < 300; ++i) {
+        Coro<int> spawning = spawn_echo_and_check_output(failures, first_error);
+        int code = co_await std::move(spawning);
+        if (code == -1) continue;
+        EXPECT_TRUE(code == 0 || code == 255) << code;
+    }
+    EXPECT_EQ(failures, 0) << first_error;
+}
+
+CORIO_TEST(SubprocessReaped, WithAnApplicationReaperEverySpawnWorksAndItsCodeIs0Or255) {
+    std::atomic<bool> stop{false};
+    std::thread reaper([&] {
+        while (!stop.load()) {
+            int status;
+            if (::waitpid(-1, &status, WNOHANG) <= 0) ::usleep(50);
+        }
+    });
+    int failures = 0;
+    std::string first_error;
+    for (int i = 0; i < 300; ++i) {
+        Coro<int> spawning = spawn_echo_and_check_output(failures, first_error);
+        int code = co_await std::move(spawning);
+        if (code == -1) continue;
+        EXPECT_TRUE(code == 0 || code == 255) << code;
+    }
+    stop = true;
+    reaper.join();
+    EXPECT_EQ(failures, 0) << first_error;
+}
+
+// A child reaped elsewhere is gone: signalling it is refused as for any finished child, and no
+// signal goes to whatever process has its pid now.
+CORIO_TEST(SubprocessReaped, AChildReapedElsewhereCannotBeSignalled) {
+    SigchldIgnored ignored;
+    Coro<Process> spawning = create_subprocess_exec({"/bin/true"});
+    Process p = co_await std::move(spawning);
+    Coro<int> waiting = p.wait();
+    int code = co_await std::move(waiting);
+    EXPECT_TRUE(code == 0 || code == 255) << code;
+    EXPECT_THROW(p.kill(), ProcessLookupError);
+}
