@@ -331,3 +331,25 @@ CORIO_TEST(StreamEdges, MakeStreamsMakesABlockingSocketNonBlocking) {
     EXPECT_TRUE(timed_out.has_value());
     streams.second.close();
 }
+
+// A readline() waiting for its separator while another task takes bytes it had buffered (which
+// streams.md allows): its search went on from where it had stopped, now past the front that had
+// moved, so it missed a separator that came (and hung, or merged two lines). asyncio's
+// readuntil() has the same flaw (found by the streams audit).
+CORIO_TEST(StreamEdges, AWaitingReadlineFindsItsSeparatorAfterAnotherTaskTookBufferedBytes) {
+    auto [a, b] = unix_socket_pair();
+    StreamPair ours = make_streams(std::move(a));
+    CO_ASSERT_EQ(::write(b.fileno(), "abcdef", 6), 6);
+    Task<std::string> line = create_task(ours.first.readline());
+    for (int i = 0; i < 3; ++i) {  // it reads "abcdef" and waits for more
+        auto step = sleep(std::chrono::milliseconds(0));
+        co_await std::move(step);
+    }
+    CO_ASSERT_FALSE(line.done());
+    std::string taken = co_await ours.first.read(5);  // served from the buffer
+    EXPECT_EQ(taken, "abcde");
+    CO_ASSERT_EQ(::write(b.fileno(), "\n", 1), 1);
+    auto got = wait_for(std::move(line), std::chrono::seconds(5));
+    std::string rest = co_await std::move(got);
+    EXPECT_EQ(rest, "f\n");
+}

@@ -60,8 +60,13 @@ Coro<std::string> read_until(std::shared_ptr<StreamTransport> t, std::string sep
     check_readable(*t);
     if (sep.empty()) throw std::invalid_argument("readuntil(): the separator must not be empty");
     std::size_t searched = 0;
+    std::uint64_t consumed_when_searched = t->input().consumed();
     for (;;) {
         std::string_view buf = t->input().view();
+        // Another task may take buffered bytes while this one waits (streams.md allows it): the
+        // part searched already moved forward with the front, or left the buffer.
+        const std::uint64_t moved = t->input().consumed() - consumed_when_searched;
+        searched = moved < searched ? searched - std::size_t(moved) : 0;
         std::size_t from = searched > sep.size() ? searched - sep.size() + 1 : 0;
         std::size_t at = buf.find(sep, from);
         if (at != std::string_view::npos) {
@@ -70,6 +75,7 @@ Coro<std::string> read_until(std::shared_ptr<StreamTransport> t, std::string sep
             co_return t->take_input(at + sep.size());
         }
         searched = buf.size();
+        consumed_when_searched = t->input().consumed();
         if (buf.size() + 1 > t->limit() + sep.size())
             throw LimitOverrunError("Separator is not found, and chunk exceed the limit", buf.size() + 1 - sep.size());
         if (t->eof()) {

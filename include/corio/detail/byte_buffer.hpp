@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -50,6 +51,7 @@ public:
     }
     void consume(std::size_t n) noexcept {
         begin_ += n;
+        consumed_ += n;
         if (begin_ == end_ && !pinned_) restart();
     }
     // While pinned, a read into the free room is in flight (the kernel, or a backend, holds
@@ -59,6 +61,9 @@ public:
         if (!on && empty()) restart();
     }
     std::size_t capacity() const noexcept { return cap_; }
+    // Every byte consumed from the front in the buffer's life: a search that resumes where it
+    // stopped learns how far the front moved meanwhile.
+    std::uint64_t consumed() const noexcept { return consumed_; }
     // What an emptied buffer keeps: asyncio's transports read up to 256 KiB at a time.
     static constexpr std::size_t kKeptCapacity = 256 * 1024;
     std::string take(std::size_t n) {
@@ -82,6 +87,7 @@ private:
     std::size_t end_ = 0;
     std::size_t cap_ = 0;
     std::size_t cycle_peak_ = 0;  // the most bytes held since the buffer was last empty
+    std::uint64_t consumed_ = 0;
     bool pinned_ = false;
 };
 
