@@ -15,6 +15,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <ctime>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -230,4 +231,29 @@ CORIO_TEST(DatagramConnected, SendtoAnotherAddressThanThePeerIsRefused) {
     EXPECT_EQ(got.second, client.getsockname());
     char buffer[16];
     EXPECT_LT(::recv(stranger.fileno(), buffer, sizeof buffer, MSG_DONTWAIT), 0) << "the refused datagram went out";
+}
+
+// epoll: an unconnected Unix datagram socket reports itself writable while its receiver is full,
+// and each failed sendto() gave a new edge: the backend retried at once, for ever, a core at
+// 100 % while the send waited. It backs off now, as on io_uring. (The bound is a third of the
+// wait: the spinning loop took all of it; the waiting one takes a few milliseconds.)
+CORIO_TEST(DatagramFaults, ASendWaitingForAFullReceiverDoesNotSpinTheLoop) {
+    FullReceiver full("spin");
+    DatagramEndpoint sender(Socket::create(AF_UNIX, SOCK_DGRAM));
+    Task<> sending = create_task(sender.sendto("late", full.where));
+    auto cpu_now = [] {
+        timespec t{};
+        ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+        return std::chrono::seconds(t.tv_sec) + std::chrono::nanoseconds(t.tv_nsec);
+    };
+    const auto cpu_before = cpu_now();
+    co_await sleep(300ms);
+    const auto cpu_used = cpu_now() - cpu_before;
+    EXPECT_FALSE(sending.done());
+    EXPECT_LT(cpu_used, 100ms) << "the loop spun while the send waited";
+    full.drain();
+    Coro<void> ending = wait_for(sending, 5s);
+    co_await std::move(ending);
+    char buffer[200];
+    EXPECT_EQ(::recv(full.receiver.fileno(), buffer, sizeof buffer, MSG_DONTWAIT), 4);
 }

@@ -113,7 +113,10 @@ Coro<std::pair<std::string, SocketAddress>> recv_datagram(std::shared_ptr<Datagr
 // A completion backend is not given datagram sends to retry: io_uring, meeting EAGAIN from a
 // Unix datagram socket whose peer is full, retried a send the socket had already consumed and
 // delivered an empty datagram; an unconnected one (sendto) even came back with EAGAIN. The send
-// is made here, and only readiness is waited for; epoll's own path does the same.
+// is made here, and only readiness is waited for. epoll's own path does the same, except for an
+// unconnected socket: that one reports itself writable while its receiver is full, and each
+// failed sendto() gave a new edge, so epoll retried at once, for ever (a core at 100 %); it
+// takes the path with the back-off too.
 Coro<> send_datagram(std::shared_ptr<DatagramState> state, std::string data, SocketAddress to, bool connected) {
     const int fd = open_fd(state);
     if (!connected && state->peer) {
@@ -131,7 +134,7 @@ Coro<> send_datagram(std::shared_ptr<DatagramState> state, std::string data, Soc
         io.op.address = to.native();
         io.op.address_length = to.length();
     }
-    if (get_running_loop().backend().readiness_based()) {
+    if (connected && get_running_loop().backend().readiness_based()) {
         co_await io;
         co_return;
     }
