@@ -32,7 +32,8 @@ struct SubprocessOptions {
     Redirect out = Redirect::Inherit;
     Redirect err = Redirect::Inherit;
     std::optional<std::string> cwd{};
-    std::optional<std::vector<std::string>> env{};// "NAME=value" entries; the parent's when empty
+    // "NAME=value" entries; the parent's when not given (an empty vector: an empty environment).
+    std::optional<std::vector<std::string>> env{};
     // Popen's pass_fds: open fds the child keeps, at the same numbers (every other fd above 2
     // is closed in the child, as with close_fds=True).
     std::vector<int> pass_fds{};

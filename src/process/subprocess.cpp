@@ -117,7 +117,10 @@ struct ProcessState {
         }
         if (pid > 0 && !try_reap()) {
             // Still running and nobody will wait for it: a thread does, so it never lingers as
-            // a zombie.
+            // a zombie. By pid, not through a copy of the pidfd, which would stay open until the
+            // child ends (a test harness would count it as leaked): a child that the
+            // application reaps meanwhile, and whose pid goes to another child of ours, is
+            // the one case this can get wrong.
             pid_t p = pid;
             try {
                 std::thread([p] {
