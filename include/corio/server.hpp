@@ -6,7 +6,8 @@
 //
 // Each accepted connection runs handle_client(reader, writer) in a task of its own; when the
 // handler returns (or fails: the failure goes to the loop's exception handler) its connection
-// is closed. close() stops accepting; wait_closed() waits until every handler has finished.
+// is closed. close() stops accepting; wait_closed() waits until every handler has finished and
+// what it wrote has been sent (its connection closed).
 #pragma once
 
 #include <cstdint>
@@ -51,11 +52,15 @@ public:
     // Cancels the handlers still running: each gets CancelledError where it waits, and can say
     // goodbye before its connection closes (no asyncio equivalent).
     void cancel_clients();
-    // Waits until the server is closed and every handler has finished.
+    // Aborts every connection (StreamWriter::abort()): what is buffered is dropped, and it
+    // closes now (asyncio 3.13's abort_clients).
+    void abort_clients();
+    // Waits until the server is closed, every handler has finished and every connection closed.
     Coro<> wait_closed();
     // Serves until the server is closed; cancelling it closes the server.
     Coro<> serve_forever();
     Coro<> aclose();  // close() + wait_closed(): for async_with
+    // Connections not closed yet (a handler still running, or its last bytes still leaving).
     std::size_t active_connections() const noexcept;
 
 private:

@@ -101,6 +101,10 @@ public:
     bool can_write_eof() const noexcept { return true; }
     // Closes the connection once what is buffered has been sent.
     void close();
+    // Closes it now: what is buffered is dropped (the kernel still sends what it took), later
+    // writes are dropped and drain() throws ECONNRESET, as after a lost connection. asyncio:
+    // writer.transport.abort(). std::logic_error off the stream's loop.
+    void abort();
     bool is_closing() const noexcept;
     Coro<> wait_closed();
     Coro<> aclose();  // close() + wait_closed(), for async_with

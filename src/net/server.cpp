@@ -79,6 +79,20 @@ Coro<> run_client(std::shared_ptr<ServerState> s, StreamReader reader, StreamWri
             {"Unhandled exception in client_connected_cb", std::current_exception(), current_task().name(), {}, {}});
     }
     writer.close();  // flushes what is buffered, then closes: no connection outlives its handler
+    if (!cancelled) {
+        // asyncio 3.12+'s server counts connections, not handlers: wait_closed(), and so the
+        // end of run(), waits until what the handler wrote has left (abort_clients() cuts a
+        // peer that never reads). A cancellation (cancel_clients(), a cancelled
+        // serve_forever()) stops the wait: the rest leaves in the background while the loop runs.
+        try {
+            Coro<> flushed = writer.wait_closed();
+            co_await std::move(flushed);
+        } catch (const CancelledError&) {
+            cancelled = std::current_exception();
+        } catch (...) {
+            // A lost connection: it is closed, which is all this waits for.
+        }
+    }
     // Ends cancelled, as it was asked to (cancel_clients()): in debug mode a handler task that
     // returned normally would be reported as having swallowed its cancellation.
     if (cancelled) std::rethrow_exception(cancelled);
@@ -215,6 +229,11 @@ void Server::close() {
 void Server::close_clients() {
     if (!s_) return;
     for (auto& c : s_->clients) detail::close_as_lost(c.writer);
+}
+
+void Server::abort_clients() {
+    if (!s_) return;
+    for (auto& c : s_->clients) c.writer.abort();
 }
 
 void Server::cancel_clients() {

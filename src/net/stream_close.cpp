@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <mutex>
+#include <system_error>
 #include <utility>
 
 #include "corio/loop.hpp"
@@ -77,6 +78,26 @@ void StreamTransport::close_as_lost() {
     if (closing_) return;
     dropping_writes_ = true;
     close();
+}
+
+void StreamTransport::abort() {
+    if (!loop_usable()) throw_wrong_loop();
+    if (closed_) return;
+    dropping_writes_ = true;
+    closing_ = true;
+    held_ = false;
+    // As a lost connection: nothing more leaves (flush_directly() and a returning write's
+    // completion drop what is left), writes are dropped, and drain() says so.
+    if (!write_error_)
+        write_error_ = std::make_exception_ptr(std::system_error(ECONNRESET, std::generic_category(), "Connection lost"));
+    pending_ = ByteBuffer{};
+    wake_all(drain_waiters_);
+    if (write_in_flight_) {
+        loop_->backend().cancel(write_op_);  // its completion closes the fd
+        return;
+    }
+    sending_ = ByteBuffer{};
+    close_fd();
 }
 
 // Bytes from the peer that nobody read make the kernel answer close() with a reset instead of

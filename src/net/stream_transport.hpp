@@ -93,9 +93,15 @@ public:
     // close() on the handler's behalf (Server::close_clients()): to the handler the connection
     // is lost, so its later writes are dropped as after a reset, not refused as after its own close().
     void close_as_lost();
+    // asyncio's transport.abort(): the buffers are dropped and the fd closes now (once a write
+    // the backend holds has come back).
+    void abort();
     bool closing() const noexcept { return closing_; }
     Coro<> wait_closed(std::shared_ptr<StreamTransport> self);
     std::size_t buffered() const noexcept { return sending_.size() + pending_.size(); }
+    // What is still to leave: nothing once the connection is lost or aborted (a write the
+    // backend holds keeps its bytes until it comes back, and then drops them).
+    std::size_t unsent() const noexcept { return write_error_ ? 0 : buffered(); }
     void set_limits(std::size_t high, std::size_t low) {
         high_ = high;
         low_ = low;

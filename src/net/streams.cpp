@@ -152,13 +152,16 @@ void detail::close_as_lost(StreamWriter& writer) {
 void StreamWriter::close() {
     if (t_) t_->close();
 }
+void StreamWriter::abort() {
+    if (t_) t_->abort();
+}
 bool StreamWriter::is_closing() const noexcept { return !t_ || t_->closing(); }
 Coro<> StreamWriter::wait_closed() { return detail::require(t_)->wait_closed(t_); }
 Coro<> StreamWriter::aclose() {
     close();
     return wait_closed();
 }
-std::size_t StreamWriter::get_write_buffer_size() const noexcept { return t_ ? t_->buffered() : 0; }
+std::size_t StreamWriter::get_write_buffer_size() const noexcept { return t_ ? t_->unsent() : 0; }
 void StreamWriter::set_write_buffer_limits(std::size_t high, std::optional<std::size_t> low) {
     if (low && *low > high)
         throw std::invalid_argument("set_write_buffer_limits: high (" + std::to_string(high) +
