@@ -84,6 +84,12 @@ CORIO_TEST(NetFaults, ZeroStreamLimitIsRejectedWithoutLeakingTheSocket) {
         CO_CATCH(std::invalid_argument, rejected,
                  open_connection("127.0.0.1", listener.getsockname().port(), ConnectOptions{.limit = 0}));
         EXPECT_TRUE(rejected.has_value());
+        // Refused before connecting, as asyncio's StreamReader(limit=0) is: nobody knocked.
+        EXPECT_EQ(::accept4(listener.fileno(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC), -1);
+        EXPECT_EQ(errno, EAGAIN);
+        CO_CATCH(std::invalid_argument, rejected_unix,
+                 open_unix_connection("/nonexistent/corio.sock", ConnectOptions{.limit = 0}));
+        EXPECT_TRUE(rejected_unix.has_value());
     };
     std::set<int> fds_before = open_fd_set();
     {

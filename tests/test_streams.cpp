@@ -200,6 +200,7 @@ CORIO_TEST(StreamReader, ReaduntilAtEofIsIncompleteAndConsumesTheBuffer) {
     CO_ASSERT_TRUE(incomplete.has_value());
     EXPECT_EQ(incomplete->partial, "no separator here");
     EXPECT_FALSE(incomplete->expected.has_value());
+    EXPECT_STREQ(incomplete->what(), "17 bytes read on a total of None expected bytes");  // asyncio's words
     std::string rest = co_await reader.read(-1);
     EXPECT_EQ(rest, "");
     Coro<> closing = close_link(std::move(link));

@@ -24,7 +24,7 @@ namespace corio {
 
 IncompleteReadError::IncompleteReadError(std::string p, std::optional<std::size_t> e)
     : std::runtime_error(std::to_string(p.size()) + " bytes read on a total of " +
-                         (e ? std::to_string(*e) : std::string("undefined")) + " expected bytes"),
+                         (e ? std::to_string(*e) : std::string("None")) + " expected bytes"),
       partial(std::move(p)),
       expected(e) {}
 
@@ -209,6 +209,8 @@ Coro<StreamPair> connect_to(SocketAddress address, ConnectOptions options) {
 }  // namespace
 
 Coro<StreamPair> open_connection(std::string host, std::uint16_t port, ConnectOptions options) {
+    // Before connecting, as asyncio's StreamReader(limit=0) refuses it.
+    if (options.limit == 0) throw std::invalid_argument("open_connection: the stream limit must be positive");
     // "" names no host to connect to (asyncio: socket.gaierror); only a server takes it for
     // every address, so it is not read as 0.0.0.0 here (which Linux connects to this host).
     Coro<std::vector<SocketAddress>> resolving =
@@ -227,6 +229,7 @@ Coro<StreamPair> open_connection(std::string host, std::uint16_t port, ConnectOp
 }
 
 Coro<StreamPair> open_unix_connection(std::string path, ConnectOptions options) {
+    if (options.limit == 0) throw std::invalid_argument("open_unix_connection: the stream limit must be positive");
     co_return co_await connect_to(SocketAddress::unix_path(path), options);
 }
 
