@@ -434,3 +434,23 @@ CORIO_TEST(IoUringMultishot, ARawSocketKeepsItsUnreadBytesForWhoeverTakesItsFd) 
     CO_ASSERT_EQ(n, 4);
     EXPECT_EQ(std::string_view(buffer, 4), "rest");
 }
+
+// A value the kernel can never give was taken silently as "no buffers" (a typo in a benchmark's
+// environment turned the feature off unseen); it is refused, as a bad CORIO_BACKEND is.
+TEST(IoUringBuffersSetting, AValueThatCannotBeMetIsRefused) {
+    ::setenv("CORIO_IO_URING_BUFFERS", "off", 1);
+    std::unique_ptr<IoBackend> plain = make_io_uring_backend();
+    if (!plain) {
+        ::setenv("CORIO_IO_URING_BUFFERS", "on", 1);
+        GTEST_SKIP() << "io_uring is not available here";
+    }
+    for (const char* bad : {"100x4096", "0x4096", "8x0", "65536x65536", "garbage", "16x4096junk", "x", "on "}) {
+        ::setenv("CORIO_IO_URING_BUFFERS", bad, 1);
+        EXPECT_THROW(make_io_uring_backend(), std::invalid_argument) << bad;
+    }
+    for (const char* good : {"0", "off", "on", "8x4096"}) {
+        ::setenv("CORIO_IO_URING_BUFFERS", good, 1);
+        EXPECT_NO_THROW(make_io_uring_backend()) << good;
+    }
+    ::setenv("CORIO_IO_URING_BUFFERS", "on", 1);
+}

@@ -15,11 +15,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <stdexcept>
 #include <system_error>
 #include <utility>
@@ -47,13 +50,28 @@ bool kernel_is_recent_enough() {
 // (docs/reference/backend.md has the numbers).
 constexpr unsigned kDefaultBuffers = 256;
 constexpr unsigned kDefaultBufferSize = 16 * 1024;
-// CORIO_IO_URING_BUFFERS: how many provided buffers, of what size (0: none).
+// CORIO_IO_URING_BUFFERS: how many provided buffers, of what size (0: none). A value that asks
+// for something the kernel can never give is refused, as a bad CORIO_BACKEND is: silently
+// running without what was asked for would make a measurement lie.
 std::pair<unsigned, unsigned> buffers_wanted() {
     const char* env = std::getenv("CORIO_IO_URING_BUFFERS");
-    if (!env || !*env) return {0, 0};
+    if (!env || !*env || std::strcmp(env, "0") == 0 || std::strcmp(env, "off") == 0) return {0, 0};
     if (std::strcmp(env, "on") == 0) return {kDefaultBuffers, kDefaultBufferSize};
+    const std::string_view text(env);
     unsigned count = 0, size = 0;
-    if (std::sscanf(env, "%ux%u", &count, &size) != 2) return {0, 0};  // "0", "off" (or anything else)
+    const auto x = text.find('x');
+    bool valid = x != std::string_view::npos;
+    if (valid) {
+        auto [c_end, c_err] = std::from_chars(text.data(), text.data() + x, count);
+        auto [s_end, s_err] = std::from_chars(text.data() + x + 1, text.data() + text.size(), size);
+        valid = c_err == std::errc{} && c_end == text.data() + x && s_err == std::errc{} &&
+                s_end == text.data() + text.size() && count != 0 && count <= 32768 && (count & (count - 1)) == 0 &&
+                size != 0 && size <= (1u << 20);
+    }
+    if (!valid)
+        throw std::invalid_argument("CORIO_IO_URING_BUFFERS must be 'on', 'off', '0' or COUNTxSIZE (COUNT a power of two "
+                                    "up to 32768, SIZE 1 to 1048576 bytes, e.g. 256x16384), not '" +
+                                    std::string(text) + "'");
     return {count, size};
 }
 
