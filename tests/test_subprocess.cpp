@@ -339,6 +339,12 @@ CORIO_TEST(Subprocess, MissingProgramIsASystemErrorAndLeaksNothing) {
     CO_CATCH(std::system_error, on_path, exec({"corio-no-such-program-on-path"}, {.out = PIPE}));
     CO_ASSERT_TRUE(on_path.has_value());
     EXPECT_EQ(on_path->code().value(), ENOENT);
+    CO_CATCH(std::system_error, in_dir, exec({"corio-nowhere"}, {.cwd = "/tmp", .env = std::vector<std::string>{}}));
+    CO_ASSERT_TRUE(in_dir.has_value());
+    EXPECT_NE(std::string(in_dir->what()).find("in '/tmp'"), std::string::npos) << in_dir->what();
+    CO_CATCH(std::system_error, closed_fd, exec({"true"}, {.pass_fds = {987}}));  // not open
+    CO_ASSERT_TRUE(closed_fd.has_value());
+    EXPECT_NE(std::string(closed_fd->what()).find("pass_fds holds fd 987"), std::string::npos) << closed_fd->what();
     EXPECT_EQ(open_fds(), before);
     EXPECT_TRUE(live_children().empty());
     CO_CATCH(std::invalid_argument, empty, exec({}));

@@ -57,7 +57,8 @@ std::string find_program(const std::string& name, const std::optional<std::vecto
         if (end == std::string::npos) break;
         start = end + 1;
     }
-    throw_errno(ENOENT, "cannot run '" + name + "' (not found on the PATH of the given env)");
+    throw_errno(ENOENT, "cannot run '" + name + "'" + (cwd ? " in '" + *cwd + "'" : std::string()) +
+                            " (not found on the PATH of the given env)");
 }
 
 // Both ends close-on-exec; the parent's end non-blocking. The child's end is numbered 3 or more:
@@ -229,6 +230,9 @@ Coro<Process> spawn_process(std::vector<std::string> argv, SubprocessOptions opt
     for (int fd : kept) {
         if (fd < 0) throw std::invalid_argument("create_subprocess_exec: a negative fd in pass_fds");
         if (fd < 3) continue;  // the standard ones are always kept
+        // The spawn would fail with EBADF too, but name the program as what could not be run.
+        if (::fcntl(fd, F_GETFD) < 0)
+            throw_errno(errno, "create_subprocess_exec: pass_fds holds fd " + std::to_string(fd) + ", which is not open");
         for (; next_to_close < fd; ++next_to_close)
             check(::posix_spawn_file_actions_addclose(&actions, next_to_close), "pass_fds: posix_spawn_file_actions_addclose");
         check(::posix_spawn_file_actions_adddup2(&actions, fd, fd), "pass_fds: posix_spawn_file_actions_adddup2");
