@@ -124,3 +124,30 @@ CORIO_TEST(StreamAbort, AWaitingReadOnTheSameConnectionSeesTheEnd) {
     EXPECT_EQ(got, "");
     link.client.second.close();
 }
+
+// The goodbye pattern (catch CancelledError, write, return) under a cancelled serve_forever(),
+// with a client that never reads: the handler's task was asked to stop, so its last bytes are
+// not waited for. (A first version of the wait above waited, and serve_forever() never ended.)
+CORIO_TEST(ServerConnections, ACancelledServeForeverEndsWhenAHandlerSwallowsTheCancelAndItsPeerNeverReads) {
+    Event started;
+    auto handler = [&](StreamReader reader, StreamWriter writer) -> Coro<> {
+        writer.write(kBig);
+        started.set();
+        try {
+            std::string never = co_await reader.read(100);
+        } catch (const CancelledError&) {
+            writer.write("bye\n");
+        }
+    };
+    Server server = co_await serve_local(handler);
+    StreamPair conn = co_await connect_local(port_of(server));
+    co_await started.wait();
+    Task<> serving = create_task(server.serve_forever());
+    co_await settle_a_little();
+    serving.cancel();
+    auto limited = wait_for(std::move(serving), 10s);
+    CO_CATCH(CancelledError, cancelled, std::move(limited));
+    EXPECT_TRUE(cancelled.has_value());
+    EXPECT_EQ(server.active_connections(), 0u);
+    conn.second.close();
+}

@@ -92,8 +92,10 @@ public:
     const std::string& message() const noexcept { return message_; }
     const std::vector<std::exception_ptr>& exceptions() const noexcept { return exceptions_; }
 
+    // Whether split<E>() would match anything: the group itself, a nested group or a member.
     template <class E>
     bool contains() const {
+        if (is_a<E>()) return true;
         for (const auto& e : exceptions_) {
             bool found = false;
             Member kind = classify<E>(e, [&](const ExceptionGroup& g) { found = g.is_a<E>() || g.contains<E>(); });

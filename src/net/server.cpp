@@ -79,7 +79,9 @@ Coro<> run_client(std::shared_ptr<ServerState> s, StreamReader reader, StreamWri
             {"Unhandled exception in client_connected_cb", std::current_exception(), current_task().name(), {}, {}});
     }
     writer.close();  // flushes what is buffered, then closes: no connection outlives its handler
-    if (!cancelled) {
+    // A handler that caught its cancellation and returned (a goodbye) was still asked to stop:
+    // nothing would cancel the wait again, and a peer that never reads would hold it for ever.
+    if (!cancelled && detail::require_task().cancelling() == 0) {
         // asyncio 3.12+'s server counts connections, not handlers: wait_closed(), and so the
         // end of run(), waits until what the handler wrote has left (abort_clients() cuts a
         // peer that never reads). A cancellation (cancel_clients(), a cancelled

@@ -283,44 +283,55 @@ Coro<Process> spawn_process(std::vector<std::string> argv, SubprocessOptions opt
     }
 
     // Nobody could signal or reap a child we fail to take charge of: it is killed and reaped
-    // before the error propagates (asyncio closes the transport, which kills the child). Only
-    // through its pidfd: with SIGCHLD ignored or an application's waitpid(-1), the child may be
-    // reaped already and its pid another process's.
+    // before the error propagates (asyncio closes the transport, which kills the child).
+    // Through its pidfd when there is one: with SIGCHLD ignored or an application's
+    // waitpid(-1), the child may be reaped already and its pid another process's. Without one
+    // (no fd to spare for it), by pid, the only way left.
     struct Unclaimed {  // no allocation: nothing here can throw
+        pid_t pid;
         int pidfd = -1;
-        bool ours = false;  // pidfd names our child, not yet reaped by us
         ~Unclaimed() {
-            if (pidfd < 0) return;
-            if (ours) {
+            if (pidfd >= 0) {
                 pidfd_send_signal(pidfd, SIGKILL);
                 siginfo_t info;
-                while (::waitid(idtype_t(P_PIDFD), id_t(pidfd), &info, WEXITED) < 0 && errno == EINTR) {
+                int r;
+                while ((r = ::waitid(idtype_t(P_PIDFD), id_t(pidfd), &info, WEXITED)) < 0 && errno == EINTR) {
                 }
+                ::close(pidfd);
+                if (r == 0 || errno == ECHILD) return;  // else a kernel without P_PIDFD waits
+            } else if (pid > 0) {
+                ::kill(pid, SIGKILL);
             }
-            ::close(pidfd);
+            int status;
+            while (pid > 0 && ::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+            }
         }
-    } unclaimed;
+    } unclaimed{pid};
     // A child reaped elsewhere before we could open its pidfd (a fast child; SIGCHLD ignored or
     // an application's waitpid(-1)): it ran, its pipes hold its output, and its code is lost,
     // which asyncio reports as 255. A pidfd opened on a pid already reused names a stranger,
-    // which waitid() refuses as not our child (ECHILD): the same.
+    // which waitid() refuses as not our child (ECHILD): the same. Any other answer (a kernel
+    // without P_PIDFD) leaves the child ours, as it is.
     std::optional<int> reaped_elsewhere;
-    unclaimed.pidfd = pidfd_open(pid);
-    if (unclaimed.pidfd < 0 && errno != ESRCH) throw_errno(errno, "pidfd_open");
-    if (unclaimed.pidfd >= 0) {
-        ::fcntl(unclaimed.pidfd, F_SETFD, FD_CLOEXEC);
+    const int pidfd = pidfd_open(pid);
+    if (pidfd < 0) {
+        const int error = errno;
+        if (error != ESRCH) throw_errno(error, "pidfd_open");
+        unclaimed.pid = -1;
+        reaped_elsewhere = 255;
+    } else {
+        ::fcntl(pidfd, F_SETFD, FD_CLOEXEC);
         siginfo_t info{};
         int r;
-        while ((r = ::waitid(idtype_t(P_PIDFD), id_t(unclaimed.pidfd), &info, WEXITED | WNOHANG | WNOWAIT)) < 0 &&
-               errno == EINTR) {
+        while ((r = ::waitid(idtype_t(P_PIDFD), id_t(pidfd), &info, WEXITED | WNOHANG | WNOWAIT)) < 0 && errno == EINTR) {
         }
-        unclaimed.ours = r == 0;
-        if (!unclaimed.ours) {
-            ::close(std::exchange(unclaimed.pidfd, -1));
+        if (r < 0 && errno == ECHILD) {
+            ::close(pidfd);
+            unclaimed.pid = -1;
             reaped_elsewhere = 255;
+        } else {
+            unclaimed.pidfd = pidfd;
         }
-    } else {
-        reaped_elsewhere = 255;
     }
     // Each pipe end passes to its transport (which closes it even if it fails to be made).
     std::shared_ptr<StreamTransport> transports[3];
@@ -337,6 +348,7 @@ Coro<Process> spawn_process(std::vector<std::string> argv, SubprocessOptions opt
     state->loop = &loop;
     state->code = reaped_elsewhere;
     state->pidfd = std::exchange(unclaimed.pidfd, -1);  // the state has the child now
+    unclaimed.pid = -1;
     co_return Process(std::move(state));
 }
 
