@@ -96,7 +96,13 @@ void Backend::submit(IoOperation& op) {
         return;
     }
     if (submit_to_multishot(op)) return;
-    start_one_shot(op);
+    try {
+        start_one_shot(op);
+    } catch (...) {
+        // Not submitted: a read it counted must not keep the socket's multishot off for good.
+        if ((op.progress_ & kCountedRead)) uncount_read(op);
+        throw;
+    }
     ++pending_;
 }
 
@@ -118,6 +124,9 @@ void Backend::cancel(IoOperation& op) {
     own();
     io_uring_sqe* sqe = ring_.try_sqe();
     if (!sqe) {
+        // An orphan's fd was released with a cancel of all its operations (and next_/prev_
+        // hold it on the orphans' list).
+        if (op.progress_ & kOrphan) return;
         // No room even after a submit (the kernel refuses more while its completion ring
         // overflows): asked at the next poll(), once the completions are reaped.
         op.progress_ |= kCancelLater;
@@ -180,17 +189,28 @@ void Backend::cancel_all() noexcept {
             // Refused (a full ring, or another thread's: see own()): the rounds below try.
         }
     }
-    for (int round = 0; round < 100 && pending_ > 0; ++round) {
+    // Up to a second by the clock, in slices of 10 ms, each with a cancel of its own (a
+    // completion's callback may have submitted more). A slice polls until it ends, not once:
+    // poll() returns at the first completion, and the cancel's own and the wake-up read's (it
+    // cancels that too) come at once, while the operations of a thread that has exited
+    // complete later, through the kernel's fallback work.
+    using Clock = std::chrono::steady_clock;
+    const Clock::time_point deadline = Clock::now() + std::chrono::seconds(1);
+    for (Clock::time_point now = Clock::now(); pending_ > 0 && now < deadline;) {
         if (io_uring_sqe* sqe = cancel_sent ? nullptr : io_uring_get_sqe(ring_.get())) {
             io_uring_prep_cancel(sqe, nullptr, IORING_ASYNC_CANCEL_ANY);
             io_uring_sqe_set_data(sqe, &g_cancel_marker);
         }
         cancel_sent = false;
-        try {
-            poll(std::chrono::milliseconds(10));
-        } catch (...) {
-            break;
-        }
+        const Clock::time_point slice_end = std::min(deadline, now + std::chrono::milliseconds(10));
+        do {
+            try {
+                poll(std::chrono::duration_cast<std::chrono::nanoseconds>(slice_end - now));
+            } catch (...) {
+                return;
+            }
+            now = Clock::now();
+        } while (pending_ > 0 && now < slice_end);
     }
 }
 
@@ -200,7 +220,7 @@ std::size_t Backend::poll(std::chrono::nanoseconds timeout) {
     while (IoOperation* op = cancel_later_.head) {
         io_uring_sqe* sqe = ring_.try_sqe();
         if (!sqe) break;  // still full: next time
-        unlist_cancel(*op);
+        unlist(*op);
         io_uring_prep_cancel(sqe, op, 0);
         io_uring_sqe_set_data(sqe, &g_cancel_marker);
     }
@@ -252,7 +272,7 @@ std::size_t Backend::poll(std::chrono::nanoseconds timeout) {
         if (op->kind == K::RecvFrom && res >= 0)
             op->address_length = received_name_length(*op);
         if ((op->progress_ & kCountedRead)) uncount_read(*op);
-        unlist_cancel(*op);
+        unlist(*op);
         --in_kernel_;
         start_next_after(*op);
         make_ready(*op, res);
@@ -297,8 +317,16 @@ void Backend::forget(FdState& s) noexcept {
     for (detail::OpQueue* q : {&s.waiters, &s.queued[0], &s.queued[1], &s.queued[2]}) {
         while (IoOperation* op = q->pop()) make_ready(*op, -ECANCELED);
     }
-    // What is still in the kernel completes as cancelled, or stale: it starts nothing.
-    for (IoOperation*& op : s.in_flight) op = nullptr;
+    // What is still in the kernel completes as cancelled, or stale: it starts nothing. It is
+    // kept on the orphans' list until then, so that a ring dropped first still completes it
+    // (its own cancel, if still to go, is the fd's cancel now).
+    for (IoOperation*& op : s.in_flight) {
+        if (!op) continue;
+        unlist(*op);
+        op->progress_ |= kOrphan;
+        orphans_.push(op);
+        op = nullptr;
+    }
     if (ring_.buffers().ready()) s.queue.clear(ring_.buffers());
     ++s.gen;
     s.type = Unknown;
@@ -374,16 +402,18 @@ void Backend::drop_the_kernels_operations() noexcept {
         return;  // no new ring: the operations stay where they are
     }
     wake_armed_ = false;
+    const auto cancelled = [this](IoOperation& op) {
+        if ((op.progress_ & kCountedRead)) uncount_read(op);
+        unlist(op);
+        make_ready(op, -ECANCELED);
+    };
     for (FdState& s : fds_) {
         for (IoOperation*& op : s.in_flight) {
-            if (!op) continue;
-            if ((op->progress_ & kCountedRead)) uncount_read(*op);
-            unlist_cancel(*op);
-            make_ready(*op, -ECANCELED);
-            op = nullptr;
+            if (op) cancelled(*std::exchange(op, nullptr));
         }
         s.armed = false;
     }
+    while (IoOperation* op = orphans_.head) cancelled(*op);
     in_kernel_ = 0;
 }
 

@@ -33,6 +33,9 @@ constexpr std::uint8_t kCountedRead = 1;
 // ... of an operation in the kernel whose cancel found the submission ring full: it waits on
 // the backend's list, and goes out at the next poll().
 constexpr std::uint8_t kCancelLater = 2;
+// ... of an operation still in the kernel whose fd was released: no longer in its fd's lane,
+// it waits on the backend's list of orphans, so that dropping the ring can still complete it.
+constexpr std::uint8_t kOrphan = 4;
 
 // User data of completions that belong to no operation. Aligned: an odd user data word is a
 // multishot receive's (Backend::tag_of()).
@@ -130,10 +133,11 @@ private:
             ready_head_ = &op;
         ready_tail_ = &op;
     }
-    void unlist_cancel(IoOperation& op) noexcept {
-        if (!(op.progress_ & kCancelLater)) return;
-        cancel_later_.remove(&op);
-        op.progress_ &= std::uint8_t(~kCancelLater);
+    // Off the list that holds an operation in the kernel (through next_/prev_), if any.
+    void unlist(IoOperation& op) noexcept {
+        if (op.progress_ & kCancelLater) cancel_later_.remove(&op);
+        if (op.progress_ & kOrphan) orphans_.remove(&op);
+        op.progress_ &= std::uint8_t(~(kCancelLater | kOrphan));
     }
     void uncount_read(IoOperation& op);
     void forget(FdState& s) noexcept;
@@ -156,6 +160,7 @@ private:
     std::size_t in_kernel_ = 0;  // one-shot entries submitted and not yet completed
     detail::OpQueue restart_;    // queued operations whose turn came in this poll()
     detail::OpQueue cancel_later_;  // in the kernel, their cancel not yet submitted (kCancelLater)
+    detail::OpQueue orphans_;       // in the kernel, their fd released (kOrphan)
     IoOperation* ready_head_ = nullptr;
     IoOperation* ready_tail_ = nullptr;
     std::vector<FdState> fds_;

@@ -7,7 +7,9 @@
 #if defined(CORIO_HAVE_IO_URING)
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <cstring>
+#include <system_error>
 #include <utility>
 
 namespace corio::detail::uring {
@@ -37,13 +39,14 @@ bool Backend::submit_to_multishot(IoOperation& op) {
     // code, and the bytes the ring took from it would be lost.
     if (!s->armed && s->counted_reads == 0 && s->waiters.empty() && !poll && op.may_read_ahead) arm(op.fd, *s);
     if (s->armed) {
+        // A readiness wait is how the streams wait while messages are big: they read them
+        // with one readv straight from the socket (the ring's buffers would cost a copy more,
+        // 20 % at 100 KiB), so the multishot stops. First: it may throw (a ring another thread
+        // owns), and then the operation must not be held.
+        if (poll) stop(op.fd, *s);
         op.where_ = Waiting;
         s->waiters.push(&op);
         ++pending_;
-        // A readiness wait is how the streams wait while messages are big: they read them
-        // with one readv straight from the socket (the ring's buffers would cost a copy more,
-        // 20 % at 100 KiB), so the multishot stops.
-        if (poll) stop(op.fd, *s);
         return true;
     }
     if (!poll) {
@@ -91,7 +94,11 @@ void Backend::arm(int fd, FdState& s) {
     // After ENOBUFS, wait until half the ring is back: re-arming into an empty ring would only
     // fail again.
     if (s.starved && ring_.buffers().taken() > ring_.buffers().count() / 2) return;
-    io_uring_sqe* sqe = next_sqe();
+    // No entry (the completion ring overflows): one-shot entries meanwhile. Not thrown: poll()
+    // arms from its completion loop.
+    own();
+    io_uring_sqe* sqe = ring_.try_sqe();
+    if (!sqe) return;
     io_uring_prep_recv_multishot(sqe, fd, nullptr, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = BufferRing::kGroup;
@@ -104,7 +111,11 @@ void Backend::arm(int fd, FdState& s) {
 // Cancels the fd's multishot receive; it ends with a last completion, -ECANCELED.
 void Backend::stop(int fd, FdState& s) {
     if (!s.armed || s.cancel_sent) return;
-    io_uring_sqe* sqe = next_sqe();
+    // No entry: the receive goes on, and is stopped at a later call (from poll()'s completion
+    // loop too, which must not throw).
+    own();
+    io_uring_sqe* sqe = ring_.try_sqe();
+    if (!sqe) return;
     io_uring_prep_cancel64(sqe, tag_of(fd, s.gen), 0);
     io_uring_sqe_set_data(sqe, &g_cancel_marker);
     s.cancel_sent = true;
@@ -151,7 +162,19 @@ void Backend::on_recv(std::uint64_t tag, int res, unsigned flags) {
             while (IoOperation* op = again.pop()) {
                 --pending_;
                 op->where_ = Idle;
-                submit(*op);
+                // One that cannot get an entry completes with the error (as start_or_fail()):
+                // thrown, it and those after it would be lost.
+                long error;
+                try {
+                    submit(*op);
+                    continue;
+                } catch (const std::system_error& e) {
+                    error = -long(e.code().value());
+                } catch (...) {
+                    error = -EIO;
+                }
+                ++pending_;
+                make_ready(*op, error);
             }
         }
     }
