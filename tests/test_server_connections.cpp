@@ -3,6 +3,7 @@
 // the handlers; abort_clients() and StreamWriter::abort() cut a peer that never reads.
 #include <corio/testing.hpp>
 
+#include <memory>
 #include <string>
 
 #include "stream_support.hpp"
@@ -22,21 +23,36 @@ Coro<> settle_a_little() {
     }
 }
 
+// A server whose one handler wrote kBig and returned, its client connected and reading
+// nothing, and the server closed: what wait_closed() does next is the tests' question.
+struct ClosedWithAnAnswerLeaving {
+    Server server;
+    StreamPair conn;
+};
+
+Coro<ClosedWithAnAnswerLeaving> close_with_an_answer_leaving() {
+    auto returned = std::make_shared<Event>();
+    auto handler = [returned](StreamReader, StreamWriter writer) -> Coro<> {
+        writer.write(kBig);
+        returned->set();
+        co_return;
+    };
+    Server server = co_await serve_local(handler);
+    StreamPair conn = co_await connect_local(port_of(server));
+    co_await returned->wait();
+    server.close();
+    co_return ClosedWithAnAnswerLeaving{std::move(server), std::move(conn)};
+}
+
 }  // namespace
 
 // The handler wrote 8 MiB and returned; wait_closed() returned at once and the run ended with
 // half of it unsent: the client got 3.9 of 8 MiB (found by the server.md audit).
 CORIO_TEST(ServerConnections, WaitClosedWaitsUntilWhatAHandlerWroteHasLeft) {
-    Event returned;
-    auto handler = [&](StreamReader, StreamWriter writer) -> Coro<> {
-        writer.write(kBig);
-        returned.set();
-        co_return;
-    };
-    Server server = co_await serve_local(handler);
-    StreamPair conn = co_await connect_local(port_of(server));
-    co_await returned.wait();
-    server.close();
+    Coro<ClosedWithAnAnswerLeaving> closing = close_with_an_answer_leaving();
+    ClosedWithAnAnswerLeaving closed = co_await std::move(closing);
+    Server& server = closed.server;
+    StreamPair& conn = closed.conn;
     Task<> waiting = create_task(server.wait_closed());
     co_await settle_a_little();
     EXPECT_FALSE(waiting.done()) << "wait_closed() returned with the answer still buffered";
@@ -50,16 +66,10 @@ CORIO_TEST(ServerConnections, WaitClosedWaitsUntilWhatAHandlerWroteHasLeft) {
 
 // asyncio 3.13's abort_clients(): a peer that never reads cannot hold the server open.
 CORIO_TEST(ServerConnections, AbortClientsClosesConnectionsWhosePeerNeverReads) {
-    Event returned;
-    auto handler = [&](StreamReader, StreamWriter writer) -> Coro<> {
-        writer.write(kBig);
-        returned.set();
-        co_return;
-    };
-    Server server = co_await serve_local(handler);
-    StreamPair conn = co_await connect_local(port_of(server));
-    co_await returned.wait();
-    server.close();
+    Coro<ClosedWithAnAnswerLeaving> closing = close_with_an_answer_leaving();
+    ClosedWithAnAnswerLeaving closed = co_await std::move(closing);
+    Server& server = closed.server;
+    StreamPair& conn = closed.conn;
     Task<> waiting = create_task(server.wait_closed());
     co_await settle_a_little();
     CO_ASSERT_FALSE(waiting.done());
@@ -74,16 +84,10 @@ CORIO_TEST(ServerConnections, AbortClientsClosesConnectionsWhosePeerNeverReads) 
 // A cancellation stops the wait for the last bytes (a cancelled serve_forever() must end even
 // when a client never reads): the handler's task ends cancelled, the server closes.
 CORIO_TEST(ServerConnections, CancelClientsEndsAWaitForTheLastBytes) {
-    Event returned;
-    auto handler = [&](StreamReader, StreamWriter writer) -> Coro<> {
-        writer.write(kBig);
-        returned.set();
-        co_return;
-    };
-    Server server = co_await serve_local(handler);
-    StreamPair conn = co_await connect_local(port_of(server));
-    co_await returned.wait();
-    server.close();
+    Coro<ClosedWithAnAnswerLeaving> closing = close_with_an_answer_leaving();
+    ClosedWithAnAnswerLeaving closed = co_await std::move(closing);
+    Server& server = closed.server;
+    StreamPair& conn = closed.conn;
     server.cancel_clients();
     auto limited = wait_for(server.wait_closed(), 10s);
     co_await std::move(limited);
