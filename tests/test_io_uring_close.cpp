@@ -126,3 +126,57 @@ INSTANTIATE_TEST_SUITE_P(Backends, LoopClosedElsewhere,
                          ::testing::Values(Config{"epoll", false, "1"}, Config{"io_uring_deferred", true, "1"},
                                            Config{"io_uring_not_deferred", true, "0"}),
                          [](const ::testing::TestParamInfo<Config>& info) { return std::string(info.param.name); });
+
+namespace {
+Coro<> read_from(StreamReader* reader) {
+    Coro<std::string> reading = reader->read(100);
+    (void)co_await std::move(reading);
+}
+}  // namespace
+
+// Stream readers waiting on multishot receives (provided buffers on), their streams closed in
+// the loop's last callback: release_fd had made the reads ready and nothing was left in the
+// kernel, so the ring was not dropped; close() then prepared a cancel in the other thread's
+// ring, which made it look busy, own() refused it, and the ready reads were never delivered
+// (found by the review of the change above).
+TEST(LoopClosedElsewhereWithBuffers, DeliversTheReadsItsReleasedStreamsMadeReady) {
+    ScopedEnv buffers("CORIO_IO_URING_BUFFERS", "on");
+    ScopedEnv deferred("CORIO_IO_URING_DEFER_TASKRUN", "1");
+    std::unique_ptr<IoBackend> backend = make_io_uring_backend();
+    if (!backend) GTEST_SKIP() << "io_uring is not available here";
+    std::unique_ptr<EventLoop> loop;
+    std::vector<Socket> peers;
+    std::vector<std::optional<StreamPair>> streams(3);
+    std::vector<Task<>> readers;
+    std::size_t held_after_run = 0;
+    std::thread a([&] {
+        loop = std::make_unique<EventLoop>(std::move(backend));
+        loop->set_exception_handler([](EventLoop&, const ExceptionContext&) {});
+        loop->call_soon([&] {
+            for (auto& s : streams) {
+                auto [ours, theirs] = corio_test::unix_socket_pair();
+                peers.push_back(std::move(theirs));
+                s.emplace(make_streams(std::move(ours)));
+                readers.push_back(create_task(read_from(&s->first)));
+            }
+        });
+        loop->call_later(20ms, [&] {
+            for (auto& s : streams) s->second.close();
+            loop->stop();
+        });
+        loop->run_forever();
+        held_after_run = loop->backend().pending();
+    });
+    a.join();
+    EXPECT_EQ(held_after_run, streams.size());
+    std::size_t held_after_close = 99;
+    std::thread b([&] {
+        loop->close();
+        held_after_close = loop->backend().pending();
+        readers.clear();
+        streams.clear();
+        loop.reset();
+    });
+    b.join();
+    EXPECT_EQ(held_after_close, 0u);
+}

@@ -124,9 +124,7 @@ void Backend::cancel(IoOperation& op) {
     own();
     io_uring_sqe* sqe = ring_.try_sqe();
     if (!sqe) {
-        // An orphan's fd was released with a cancel of all its operations (and next_/prev_
-        // hold it on the orphans' list).
-        if (op.progress_ & kOrphan) return;
+        unlist(op);  // an orphan moves to the other list: its fd's cancel may not have gone out
         // No room even after a submit (the kernel refuses more while its completion ring
         // overflows): asked at the next poll(), once the completions are reaped.
         op.progress_ |= kCancelLater;
@@ -197,6 +195,15 @@ void Backend::cancel_all() noexcept {
     using Clock = std::chrono::steady_clock;
     const Clock::time_point deadline = Clock::now() + std::chrono::seconds(1);
     for (Clock::time_point now = Clock::now(); pending_ > 0 && now < deadline;) {
+        // The ring first (an idle one another thread had is taken over): an entry prepared in
+        // a ring this thread may not submit to would make it look busy, and own() refuse it.
+        try {
+            own();
+        } catch (...) {
+            // Not ours, and not idle: what was completed already (by forget()) is delivered.
+            deliver_ready();
+            return;
+        }
         if (io_uring_sqe* sqe = cancel_sent ? nullptr : io_uring_get_sqe(ring_.get())) {
             io_uring_prep_cancel(sqe, nullptr, IORING_ASYNC_CANCEL_ANY);
             io_uring_sqe_set_data(sqe, &g_cancel_marker);
@@ -280,6 +287,10 @@ std::size_t Backend::poll(std::chrono::nanoseconds timeout) {
     io_uring_cq_advance(ring_.get(), seen);
     // Only now (a failure must not leave completions unadvanced, to be seen twice).
     while (IoOperation* next = restart_.pop()) start_or_fail(*next);
+    return deliver_ready();
+}
+
+std::size_t Backend::deliver_ready() noexcept {
     // What the callbacks make ready waits for the next poll().
     IoOperation* op = ready_head_;
     ready_head_ = ready_tail_ = nullptr;
@@ -318,13 +329,15 @@ void Backend::forget(FdState& s) noexcept {
         while (IoOperation* op = q->pop()) make_ready(*op, -ECANCELED);
     }
     // What is still in the kernel completes as cancelled, or stale: it starts nothing. It is
-    // kept on the orphans' list until then, so that a ring dropped first still completes it
-    // (its own cancel, if still to go, is the fd's cancel now).
+    // kept on the orphans' list until then, so that a ring dropped first still completes it.
+    // One whose own cancel is still to go stays on that list instead: the fd's cancel may not
+    // have found room either (it is cancelled by address, which outlives the fd).
     for (IoOperation*& op : s.in_flight) {
         if (!op) continue;
-        unlist(*op);
-        op->progress_ |= kOrphan;
-        orphans_.push(op);
+        if (!(op->progress_ & kCancelLater)) {
+            op->progress_ |= kOrphan;
+            orphans_.push(op);
+        }
         op = nullptr;
     }
     if (ring_.buffers().ready()) s.queue.clear(ring_.buffers());
@@ -414,6 +427,7 @@ void Backend::drop_the_kernels_operations() noexcept {
         s.armed = false;
     }
     while (IoOperation* op = orphans_.head) cancelled(*op);
+    while (IoOperation* op = cancel_later_.head) cancelled(*op);  // released ones, their cancel still to go
     in_kernel_ = 0;
 }
 

@@ -34,7 +34,8 @@ constexpr std::uint8_t kCountedRead = 1;
 // the backend's list, and goes out at the next poll().
 constexpr std::uint8_t kCancelLater = 2;
 // ... of an operation still in the kernel whose fd was released: no longer in its fd's lane,
-// it waits on the backend's list of orphans, so that dropping the ring can still complete it.
+// it waits on the backend's list of orphans, so that dropping the ring can still complete it
+// (one whose own cancel is still to go stays on cancel_later_, which the drop walks too).
 constexpr std::uint8_t kOrphan = 4;
 
 // User data of completions that belong to no operation. Aligned: an odd user data word is a
@@ -145,6 +146,8 @@ private:
     void start_or_fail(IoOperation& op) noexcept;
     void start_next_after(IoOperation& op);
     void drop_the_kernels_operations() noexcept;
+    // Runs the completions of the operations made ready (poll()'s last step).
+    std::size_t deliver_ready() noexcept;
     void own();
     io_uring_sqe* next_sqe() {
         own();
