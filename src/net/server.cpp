@@ -240,7 +240,21 @@ void Server::abort_clients() {
 
 void Server::cancel_clients() {
     if (!s_) return;
-    for (auto& c : s_->clients) c.task.cancel();
+    for (auto& c : s_->clients) {
+        if (c.task.state()->started()) {
+            c.task.cancel();
+            continue;
+        }
+        // Accepted, its first step still queued: cancelled now, its handler would never run
+        // (asyncio's rule for a task cancelled before it starts), and the client would get no
+        // goodbye. The cancel goes behind that first step (the ready queue is FIFO), so the
+        // handler meets it at its first await, as the running ones do.
+        try {
+            s_->loop->call_soon([task = c.task]() mutable { task.cancel(); });
+        } catch (...) {
+            c.task.cancel();  // the loop takes no more callbacks
+        }
+    }
 }
 
 Coro<> Server::wait_closed() {
