@@ -428,3 +428,25 @@ CORIO_TEST(CoAssert, ComparisonsThatHoldGoOn) {
     CO_ASSERT_GE(two, 2);
     CO_ASSERT_TRUE(two == 2);
 }
+
+// What the harness prints of a report and of what a test threw: where the task was made and its
+// await chain, as the default handler prints them (a stuck handler's report said only "still
+// running"), and an ExceptionGroup's members (its what() alone hid the error).
+TEST(HarnessReportText, AReportShowsWhereAndTheAwaitChain) {
+    ExceptionContext c;
+    c.message = "Task Task-4 is still running";
+    c.task_name = "Task-4";
+    c.location = std::source_location::current();
+    c.call_graph = "  * Task Task-4\n    | handler()";
+    const std::string text = corio::testing::format_report(c);
+    EXPECT_NE(text.find("created at: "), std::string::npos) << text;
+    EXPECT_NE(text.find(c.location->file_name() + (":" + std::to_string(c.location->line()))), std::string::npos) << text;
+    EXPECT_NE(text.find("| handler()"), std::string::npos) << text;
+}
+
+TEST(HarnessReportText, AThrownExceptionGroupShowsItsMembers) {
+    ExceptionGroup group("unhandled errors in a TaskGroup", {std::make_exception_ptr(std::runtime_error("read: reset"))});
+    const std::string text = corio::detail::thrown_text(std::make_exception_ptr(group));
+    EXPECT_NE(text.find("[1] read: reset"), std::string::npos) << text;
+    EXPECT_NE(text.find("corio::ExceptionGroup"), std::string::npos) << text;
+}

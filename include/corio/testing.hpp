@@ -54,6 +54,8 @@ inline std::string type_name_of(const std::type_info& type) {
 inline std::string thrown_text(const std::exception_ptr& e) {
     try {
         std::rethrow_exception(e);
+    } catch (const ExceptionGroup& g) {
+        return describe(e) + " (" + type_name_of(typeid(g)) + ")";  // with its members
     } catch (const std::exception& x) {
         return std::string(x.what()) + " (" + type_name_of(typeid(x)) + ")";
     } catch (...) {
@@ -231,6 +233,11 @@ inline std::string format_report(const ExceptionContext& c) {
     out << c.message;
     if (!c.task_name.empty()) out << " [task " << c.task_name << "]";
     if (c.exception) out << ": " << detail::describe(c.exception);
+    // Where, as the default handler prints it: a stuck task's report is little use without it.
+    if (c.location)
+        out << (c.location_is_definition ? "\n  defined at: " : "\n  created at: ") << c.location->file_name() << ":"
+            << c.location->line();
+    if (!c.call_graph.empty()) out << "\n" << c.call_graph;
     return out.str();
 }
 

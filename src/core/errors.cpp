@@ -45,6 +45,23 @@ std::string describe(const std::exception_ptr& e) {
         std::rethrow_exception(e);
     } catch (const CancelledError& c) {
         return std::string("CancelledError(") + c.what() + ")";
+    } catch (const ExceptionGroup& g) {
+        // Its members too, as Python prints a group's whole tree: the count alone ("1
+        // sub-exception") hides what went wrong. A nested group is braced.
+        std::string out = std::string(g.what()) + ":";
+        for (std::size_t i = 0; i < g.exceptions().size(); ++i) {
+            const std::exception_ptr& member = g.exceptions()[i];
+            bool nested = false;
+            try {
+                std::rethrow_exception(member);
+            } catch (const ExceptionGroup&) {
+                nested = true;
+            } catch (...) {
+            }
+            out += (i ? "; [" : " [") + std::to_string(i + 1) + "] ";
+            out += nested ? "{" + describe(member) + "}" : describe(member);
+        }
+        return out;
     } catch (const std::exception& x) {
         return x.what();
     } catch (const GeneratorExit&) {
