@@ -47,10 +47,16 @@ corio::Coro<> handle_client(corio::StreamReader reader, corio::StreamWriter writ
     } catch (const corio::CancelledError&) {
         cancelled = std::current_exception();  // the server is shutting down
     }
-    // Clean up (this may await, even after a cancellation): a last word, then close.
+    // Clean up (this may await, even after a cancellation): a last word, then close. Bounded: a
+    // client that never reads must not hold the shutdown up (abort() drops what it left).
     if (cancelled) writer.write("server shutting down, goodbye\n");
     writer.close();
-    co_await writer.wait_closed();
+    auto closing = corio::wait_for(writer.wait_closed(), std::chrono::seconds(5));
+    try {
+        co_await std::move(closing);
+    } catch (const corio::TimeoutError&) {
+        writer.abort();
+    }
     ++closed_cleanly;
     std::printf("server: connection closed cleanly\n");
     if (cancelled) std::rethrow_exception(cancelled);
