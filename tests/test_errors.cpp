@@ -133,6 +133,11 @@ TEST(ErrorTypes, AnEmptyExceptionGroupIsRefused) {
     EXPECT_THROW(ExceptionGroup("nothing", {}), std::invalid_argument);
 }
 
+// A null member made split(), contains() and describe() (so every report of the group) crash.
+TEST(ErrorTypes, AGroupWithANullMemberIsRefused) {
+    EXPECT_THROW(ExceptionGroup("null", {std::exception_ptr{}}), std::invalid_argument);
+}
+
 // errors.md:5-7, API.md:110-111: the three are not caught by `catch (const std::exception&)`.
 TEST(ErrorTypes, BaseExceptionTypesEscapeACatchOfStdException) {
     auto escapes = [](auto thrown) {
@@ -213,6 +218,22 @@ TEST(Describe, AnExceptionGroupListsItsMembers) {
     EXPECT_EQ(describe(ptr_to(outer)),
               "eg (2 sub-exceptions): [1] read: Connection reset by peer; [2] {inner (2 sub-exceptions): [1] b; [2] "
               "CancelledError(c)}");
+}
+
+// Bounded as Python's traceback bounds a group (15 members, 10 levels): a TaskGroup of ten
+// thousand failed connections made a report line of megabytes, and a deep nesting overflowed
+// the stack (found by the review of the change above).
+TEST(Describe, AWideOrDeepGroupIsCutShort) {
+    std::vector<std::exception_ptr> many(10000, ptr_to(std::runtime_error("refused")));
+    const std::string wide = describe(ptr_to(ExceptionGroup("wide", std::move(many))));
+    EXPECT_NE(wide.find("[15] refused; ... and 9985 more"), std::string::npos) << wide.substr(0, 300);
+    EXPECT_LT(wide.size(), 400u);
+    std::exception_ptr deep = ptr_to(std::runtime_error("bottom"));
+    for (int i = 0; i < 1000; ++i) deep = ptr_to(ExceptionGroup("level", {deep}));
+    const std::string text = describe(deep);
+    EXPECT_NE(text.find("{...}"), std::string::npos);
+    EXPECT_EQ(text.find("bottom"), std::string::npos);
+    EXPECT_LT(text.size(), 400u);
 }
 
 // errors.md:144: KeyboardInterrupt (no std::exception) by name and signal; it was "unknown exception".

@@ -228,6 +228,12 @@ std::size_t Backend::poll(std::chrono::nanoseconds timeout) {
         io_uring_sqe* sqe = ring_.try_sqe();
         if (!sqe) break;  // still full: next time
         unlist(*op);
+        // Its fd released meanwhile: still in the kernel, it stays listed until it completes,
+        // so that a dropped ring still completes it.
+        if (!holds(*op)) {
+            op->progress_ |= kOrphan;
+            orphans_.push(op);
+        }
         io_uring_prep_cancel(sqe, op, 0);
         io_uring_sqe_set_data(sqe, &g_cancel_marker);
     }

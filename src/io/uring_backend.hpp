@@ -134,6 +134,10 @@ private:
             ready_head_ = &op;
         ready_tail_ = &op;
     }
+    // Whether op's fd still has it in flight (not released since).
+    bool holds(const IoOperation& op) const noexcept {
+        return op.fd >= 0 && std::size_t(op.fd) < fds_.size() && fds_[std::size_t(op.fd)].in_flight[lane(op.kind)] == &op;
+    }
     // Off the list that holds an operation in the kernel (through next_/prev_), if any.
     void unlist(IoOperation& op) noexcept {
         if (op.progress_ & kCancelLater) cancel_later_.remove(&op);
