@@ -297,8 +297,9 @@ Coro<Process> spawn_process(std::vector<std::string> argv, SubprocessOptions opt
                 int r;
                 while ((r = ::waitid(idtype_t(P_PIDFD), id_t(pidfd), &info, WEXITED)) < 0 && errno == EINTR) {
                 }
+                const int error = r == 0 ? 0 : errno;
                 ::close(pidfd);
-                if (r == 0 || errno == ECHILD) return;  // else a kernel without P_PIDFD waits
+                if (r == 0 || error == ECHILD) return;  // else a kernel without P_PIDFD waits
             } else if (pid > 0) {
                 ::kill(pid, SIGKILL);
             }
