@@ -59,21 +59,37 @@ demo: deps build
 
 # The whole suite runs twice: on the default (epoll) backend and, where the kernel and the
 # sandbox allow it, on io_uring (same tests, same pass count).
+# A failing run's test names go to build/<dir>/failed-tests.txt, which `make test` prints in its
+# closing summary, so that the last lines of a CI log say which test failed.
+FAILED_LOG = Testing/Temporary/LastTestsFailed.log
+define run_ctest
+rm -f $(1)/$(FAILED_LOG); \
+if $(2) $(CTEST) --test-dir $(1); then :; else \
+  rc=1; { cat $(1)/$(FAILED_LOG) 2>/dev/null || echo "(no list)"; } | sed 's/^/$(3): /' >> $(1)/failed-tests.txt; fi
+endef
+
 test-release: build/release/build.ninja
+	@rm -f build/release/failed-tests.txt
 	ninja -C build/release -j$(JOBS)
-	$(CTEST) --test-dir build/release
-	@if CORIO_BACKEND=io_uring ./build/release/example_hello >/dev/null 2>&1; then \
+	@rc=0; \
+	$(call run_ctest,build/release,,epoll); \
+	if CORIO_BACKEND=io_uring ./build/release/example_hello >/dev/null 2>&1; then \
 	  echo "corio: the whole suite again, on the io_uring backend"; \
-	  CORIO_BACKEND=io_uring $(CTEST) --test-dir build/release; \
-	else echo "corio: io_uring is not available here: epoll only"; fi
+	  $(call run_ctest,build/release,CORIO_BACKEND=io_uring,io_uring); \
+	else echo "corio: io_uring is not available here: epoll only"; fi; \
+	exit $$rc
 
 test-asan: build/asan/build.ninja
+	@rm -f build/asan/failed-tests.txt
 	ninja -C build/asan -j$(JOBS)
-	$(ASAN_ENV) $(CTEST) --test-dir build/asan
+	@rc=0; \
+	$(call run_ctest,build/asan,$(ASAN_ENV),asan); exit $$rc
 
 test-tsan: build/tsan/build.ninja
+	@rm -f build/tsan/failed-tests.txt
 	ninja -C build/tsan -j$(JOBS)
-	$(TSAN_ENV) $(CTEST) --test-dir build/tsan
+	@rc=0; \
+	$(call run_ctest,build/tsan,$(TSAN_ENV),tsan); exit $$rc
 
 # The rest of the compilers × (Release, ASan+UBSan, TSan) matrix (make test covers g++ Release,
 # clang ASan+UBSan and clang TSan): g++ ASan+UBSan, g++ TSan and clang Release.
@@ -112,7 +128,8 @@ test: deps
 	  summary="$$summary"$$'\n'"  $$res  $$b ($$what), $$(( $$(date +%s) - start ))s"; \
 	done; \
 	echo; echo "corio test summary:$$summary"; \
-	if [ $$rc -eq 0 ]; then echo "ALL PASSED"; else echo "SOME FAILED"; fi; \
+	if [ $$rc -eq 0 ]; then echo "ALL PASSED"; else \
+	  echo "SOME FAILED:"; cat build/{release,asan,tsan}/failed-tests.txt 2>/dev/null | sed 's/^/  /'; fi; \
 	exit $$rc
 
 test-fast: deps test-release
