@@ -20,9 +20,11 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <source_location>
 #include <stop_token>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 using namespace corio;
@@ -433,6 +435,11 @@ Coro<> cancels_itself() {
     co_await sleep(0s);
 }
 
+Coro<std::pair<std::string, unsigned>> where_created() {
+    co_await sleep(0s);
+    co_return std::pair<std::string, unsigned>(current_task().created_at().file_name(), current_task().created_at().line());
+}
+
 Coro<std::unique_ptr<int>> boxed(int x) {
     co_await sleep(0s);
     co_return std::make_unique<int>(x);
@@ -496,4 +503,25 @@ TEST(RunCoroutineThreadsafe, SubmitsToALoopRunningOnAnotherThread) {
     } catch (const CancelledError& e) {
         EXPECT_STREQ(e.what(), "self");
     }
+}
+
+// Debug reports and corio-ps show a submitted coroutine's task as created by the line that
+// submitted it (it was executor.hpp's line).
+TEST(RunCoroutineThreadsafe, TheTaskCountsAsCreatedByTheCallersLine) {
+    std::promise<LoopOnThread> ready;
+    std::latch done_posting(1);
+    std::thread loop_thread([&] {
+        Runner runner(RunOptions{.debug = true});  // creation sites are recorded in debug mode
+        runner.run(serve_until_stopped(&ready));
+        done_posting.wait();
+    });
+    LoopOnThread remote = ready.get_future().get();
+    const unsigned line = std::source_location::current().line() + 1;
+    std::future<std::pair<std::string, unsigned>> where = run_coroutine_threadsafe(where_created(), *remote.loop);
+    const std::pair<std::string, unsigned> created = where.get();
+    remote.loop->call_soon_threadsafe([stop = remote.stop] { stop->set_result(); });
+    done_posting.count_down();
+    loop_thread.join();
+    EXPECT_EQ(created.first, std::string(std::source_location::current().file_name()));
+    EXPECT_EQ(created.second, line);
 }

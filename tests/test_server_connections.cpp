@@ -4,7 +4,9 @@
 #include <corio/testing.hpp>
 
 #include <memory>
+#include <source_location>
 #include <string>
+#include <utility>
 
 #include "stream_support.hpp"
 
@@ -154,4 +156,30 @@ CORIO_TEST(ServerConnections, ACancelledServeForeverEndsWhenAHandlerSwallowsTheC
     EXPECT_TRUE(cancelled.has_value());
     EXPECT_EQ(server.active_connections(), 0u);
     conn.second.close();
+}
+
+// A debug report about a handler's task (a slow step, say) points to the program's
+// start_server() call, not to the library's file where the task is spawned.
+CORIO_TEST(ServerConnections, AHandlersTaskCountsAsCreatedWhereTheServerWasStarted) {
+    get_running_loop().set_debug(true);  // creation sites are recorded in debug mode
+    get_running_loop().slow_callback_duration = std::chrono::hours(1);
+    auto seen = std::make_shared<std::pair<std::string, unsigned>>();
+    auto handler = [seen](StreamReader, StreamWriter writer) -> Coro<> {
+        seen->first = current_task().created_at().file_name();
+        seen->second = current_task().created_at().line();
+        writer.close();
+        co_return;
+    };
+    const unsigned line = std::source_location::current().line() + 1;
+    Coro<Server> starting = start_server(handler, "127.0.0.1", 0);
+    Server server = co_await std::move(starting);
+    StreamPair conn = co_await connect_local(port_of(server));
+    std::string got = co_await conn.first.read(-1);
+    EXPECT_EQ(got, "");
+    conn.second.close();
+    server.close();
+    co_await server.wait_closed();
+    get_running_loop().set_debug(false);
+    EXPECT_EQ(seen->first, std::string(std::source_location::current().file_name()));
+    EXPECT_EQ(seen->second, line);
 }

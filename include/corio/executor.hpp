@@ -285,13 +285,15 @@ auto run_in_executor(ThreadPool& pool, F f, Args... args) {
 }
 
 // Submits `coro` to `loop` (running on another thread) and returns a std::future of its result.
+// The task counts as created at `where`, the caller's line (debug reports, corio-ps).
 template <class T>
-std::future<T> run_coroutine_threadsafe(Coro<T> coro, EventLoop& loop) {
+std::future<T> run_coroutine_threadsafe(Coro<T> coro, EventLoop& loop,
+                                        std::source_location where = std::source_location::current()) {
     auto promise = std::make_shared<std::promise<T>>();
     std::future<T> result = promise->get_future();
-    loop.call_soon_threadsafe([&loop, promise, c = std::move(coro)]() mutable {
+    loop.call_soon_threadsafe([&loop, promise, where, c = std::move(coro)]() mutable {
         try {
-            Task<T> t = detail::spawn(loop, std::move(c), {}, std::source_location::current());
+            Task<T> t = detail::spawn(loop, std::move(c), {}, where);
             t.add_done_callback([promise](Task<T> done) {
                 try {
                     if constexpr (std::is_void_v<T>) {

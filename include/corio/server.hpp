@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <source_location>
 #include <string>
 #include <vector>
 
@@ -67,7 +68,10 @@ private:
     std::shared_ptr<detail::ServerState> s_;
 };
 
-Coro<Server> start_server(ClientHandler handler, std::string host, std::uint16_t port, ServerOptions options = {});
-Coro<Server> start_unix_server(ClientHandler handler, std::string path, ServerOptions options = {});
+// `where`: the handlers' tasks count as created here (debug reports, corio-ps).
+Coro<Server> start_server(ClientHandler handler, std::string host, std::uint16_t port, ServerOptions options = {},
+                          std::source_location where = std::source_location::current());
+Coro<Server> start_unix_server(ClientHandler handler, std::string path, ServerOptions options = {},
+                               std::source_location where = std::source_location::current());
 
 }  // namespace corio

@@ -21,6 +21,9 @@ namespace detail {
 struct ServerState {
     ClientHandler handler;
     ServerOptions options;
+    // The handlers' tasks were "created" where the program started the server: the place a
+    // debug report or corio-ps should point to (not this file).
+    std::source_location started_at;
     EventLoop* loop = nullptr;
     std::vector<Socket> sockets;
     std::vector<Task<>> acceptors;
@@ -144,8 +147,7 @@ Coro<> accept_loop(std::shared_ptr<ServerState> s, int fd, bool tcp) {
             auto me = s->clients.emplace(s->clients.end(), AnyTask{}, writer);
             // Should spawning fail, the slot (in the coroutine's frame, or the argument that
             // never got there) takes `me` off the list as it goes.
-            me->task = detail::spawn(*s->loop, run_client(s, reader, writer, ClientSlot(s, me)), {},
-                                std::source_location::current());
+            me->task = detail::spawn(*s->loop, run_client(s, reader, writer, ClientSlot(s, me)), {}, s->started_at);
         } catch (const std::exception&) {
             // This connection is lost (it closes with its socket); the server goes on, as
             // asyncio's logs the error and keeps accepting.
@@ -179,21 +181,25 @@ Server start(std::shared_ptr<ServerState> s) {
 }  // namespace
 }  // namespace detail
 
-Coro<Server> start_server(ClientHandler handler, std::string host, std::uint16_t port, ServerOptions options) {
+Coro<Server> start_server(ClientHandler handler, std::string host, std::uint16_t port, ServerOptions options,
+                          std::source_location where) {
     if (options.limit == 0) throw std::invalid_argument("start_server: the stream limit must be positive");
     auto s = std::make_shared<detail::ServerState>();
     s->handler = std::move(handler);
     s->options = options;
+    s->started_at = where;
     std::vector<SocketAddress> addresses = co_await detail::resolve(host, port, SOCK_STREAM);
     for (const auto& a : addresses) s->sockets.push_back(detail::listen_on(a, options));
     co_return detail::start(std::move(s));
 }
 
-Coro<Server> start_unix_server(ClientHandler handler, std::string path, ServerOptions options) {
+Coro<Server> start_unix_server(ClientHandler handler, std::string path, ServerOptions options,
+                               std::source_location where) {
     if (options.limit == 0) throw std::invalid_argument("start_unix_server: the stream limit must be positive");
     auto s = std::make_shared<detail::ServerState>();
     s->handler = std::move(handler);
     s->options = options;
+    s->started_at = where;
     s->unix_path = path;
     SocketAddress address = SocketAddress::unix_path(path);
     detail::remove_stale_unix_socket(address);
