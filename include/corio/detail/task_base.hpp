@@ -169,7 +169,7 @@ private:
     void complete() noexcept;
     void finish_task(State s, std::exception_ptr e) noexcept;
     void report_swallowed_cancel() noexcept;
-    void check_still_running_after_cancel(std::uint32_t delivery) noexcept;
+    void check_still_running_after_cancel(std::uint32_t delivery, Clock::time_point due) noexcept;
     void arm_swallow_check(std::uint32_t delivery);
     friend class CleanupAfterCancel;
     TaskExtras& extras();
