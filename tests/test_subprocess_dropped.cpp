@@ -74,9 +74,10 @@ CORIO_TEST(SubprocessDropped, InDebugModeADroppedRunningChildIsReported) {
     captured.loop.set_debug(false);
     const std::vector<std::string> dropped = drop_reports(captured.reports);
     EXPECT_EQ(dropped.size(), 1u) << all_messages(captured.reports);
-    if (dropped.size() == 1)
+    if (dropped.size() == 1) {
         EXPECT_EQ(dropped[0], "a Process was dropped while its child (pid " + std::to_string(pid) +
                                   ") is still running: kill() it and wait() first, or wait() for it");
+    }
     co_await kill_and_see_it_reaped(pid);
 }
 
