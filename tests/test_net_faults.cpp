@@ -458,6 +458,12 @@ CORIO_TEST(NetFaults, SignalsInterruptingTheLoopLoseNoData) {
         writer.close();
         co_await writer.wait_closed();
     };
+    // The storm must be on before the round trip starts: on a loaded machine its thread was not
+    // scheduled before the 8 MiB had gone and come back, and sent nothing. Bounded, in real time.
+    for (int i = 0; i < 10000 && loop_handler_runs == 0; ++i) {
+        auto pause = sleep(std::chrono::milliseconds(1));
+        co_await std::move(pause);
+    }
     Coro<> checked = without_leaks(scenario);
     std::exception_ptr failure;
     try {

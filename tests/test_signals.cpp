@@ -331,6 +331,8 @@ std::set<int> open_fds() {
 }  // namespace
 
 TEST(SignalPipe, ClosingTheLoopWaitsForAHandlerAboutToWriteToItsPipe) {
+    g_handler_parked.store(false);  // a second run in one process (--gtest_repeat) starts afresh
+    g_handler_may_go.store(false);
     auto loop = std::make_unique<EventLoop>();
     std::set<int> before = open_fds();
     loop->add_signal_handler(SIGUSR1, [] {});

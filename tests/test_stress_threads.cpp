@@ -22,6 +22,7 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -212,17 +213,25 @@ Coro<std::uint64_t> yields_then_returns(std::uint64_t v) {
     co_return v;
 }
 
-// Real time of gather() over n children that each yield once (the best of two runs).
+// The loop thread's CPU time, which other processes on a loaded machine do not inflate (wall
+// time did: 3.6 s under ASan with the machine's load at 15).
+double thread_cpu_seconds() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
+}
+
+// CPU time of gather() over n children that each yield once (the best of two runs).
 Coro<double> gather_seconds(std::size_t n) {
     double best = 1e9;
     for (int run = 0; run < 2; ++run) {
         std::vector<Coro<std::uint64_t>> coros;
         coros.reserve(n);
         for (std::size_t i = 0; i < n; ++i) coros.push_back(yields_then_returns(i));
-        const auto t0 = std::chrono::steady_clock::now();
+        const double t0 = thread_cpu_seconds();
         Coro<std::vector<std::uint64_t>> all = gather(std::move(coros));
         std::vector<std::uint64_t> results = co_await std::move(all);
-        best = std::min(best, seconds_since(t0));
+        best = std::min(best, thread_cpu_seconds() - t0);
         if (results.size() != n) throw std::logic_error("gather lost results");
     }
     co_return best;
@@ -232,8 +241,8 @@ Coro<double> gather_seconds(std::size_t n) {
 // The to_thread storm above goes through gather(). gather()/wait() were once O(n^2) in the
 // number of children (each completion re-scanned every child): 50,000 calls took 2.7 s where a
 // TaskGroup took 0.2 s, and 100,000 children would take ~10 s. Asserted: 100,000 children in
-// under 3 s (linear: milliseconds in Release, well under a second under the sanitizers); the
-// ratio of 4x the children is reported (linear: ~4, quadratic: ~16).
+// under 5 s of the loop thread's CPU time (linear: milliseconds in Release, about 2 s under
+// ASan); the ratio of 4x the children is reported (linear: ~4, quadratic: ~16).
 CORIO_TEST(StressThreads, GatherOfManyChildrenScalesLinearly) {
     const std::size_t small = 25'000, large = 100'000;
     Coro<double> timing_small = gather_seconds(small);
@@ -241,7 +250,7 @@ CORIO_TEST(StressThreads, GatherOfManyChildrenScalesLinearly) {
     Coro<double> timing_large = gather_seconds(large);
     const double t_large = co_await std::move(timing_large);
     const double ratio = t_large / std::max(t_small, 1e-6);
-    EXPECT_LT(t_large, 3.0) << "gather of " << large << " children took " << t_large << " s (" << ratio
+    EXPECT_LT(t_large, 5.0) << "gather of " << large << " children took " << t_large << " s of CPU (" << ratio
                             << "x the time of " << small << "): is gather()/wait() quadratic again?";
     figure("gather_25k_ms", t_small * 1000);
     figure("gather_100k_ms", t_large * 1000);
@@ -556,6 +565,7 @@ TEST(StressThreadsStreams, CloseHandedToALoopThatClosesWithoutRunningStillCloses
 CORIO_TEST(StressThreads, DebugModeRefusesSchedulingFromAnotherThread) {
     EventLoop& loop = get_running_loop();
     loop.set_debug(true);
+    loop.slow_callback_duration = std::chrono::hours(1);  // no slow-step report on a loaded machine
     Future<int> f = loop.create_future<int>();
     Task<int> waiting = create_task([](Future<int> fut) -> Coro<int> { co_return co_await fut; }(f));
     co_await sleep(0ms);  // it waits on f

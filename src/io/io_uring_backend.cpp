@@ -187,13 +187,14 @@ void Backend::cancel_all() noexcept {
             // Refused (a full ring, or another thread's: see own()): the rounds below try.
         }
     }
-    // Up to a second by the clock, in slices of 10 ms, each with a cancel of its own (a
+    // Up to 10 s by the clock, in slices of 10 ms, each with a cancel of its own (a
     // completion's callback may have submitted more). A slice polls until it ends, not once:
     // poll() returns at the first completion, and the cancel's own and the wake-up read's (it
     // cancels that too) come at once, while the operations of a thread that has exited
-    // complete later, through the kernel's fallback work.
+    // complete later, through the kernel's fallback work (over a second on a loaded machine;
+    // the wait ends as soon as nothing is pending).
     using Clock = std::chrono::steady_clock;
-    const Clock::time_point deadline = Clock::now() + std::chrono::seconds(1);
+    const Clock::time_point deadline = Clock::now() + std::chrono::seconds(10);
     for (Clock::time_point now = Clock::now(); pending_ > 0 && now < deadline;) {
         // The ring first (an idle one another thread had is taken over): an entry prepared in
         // a ring this thread may not submit to would make it look busy, and own() refuse it.
