@@ -124,7 +124,9 @@ test: deps
 	  esac; \
 	  start=$$(date +%s); \
 	  echo "=== corio test: $$b ($$what) ==="; \
-	  if $(MAKE) --no-print-directory test-$$b; then res=PASS; else res=FAIL; rc=1; fi; \
+	  rm -f build/$$b/failed-tests.txt; \
+	  if $(MAKE) --no-print-directory test-$$b; then res=PASS; else res=FAIL; rc=1; \
+	    [ -s build/$$b/failed-tests.txt ] || { mkdir -p build/$$b; echo "$$b: the build failed (no test ran)" > build/$$b/failed-tests.txt; }; fi; \
 	  summary="$$summary"$$'\n'"  $$res  $$b ($$what), $$(( $$(date +%s) - start ))s"; \
 	done; \
 	echo; echo "corio test summary:$$summary"; \

@@ -10,8 +10,11 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace corio_test {
 
@@ -63,5 +66,16 @@ inline ChildOutcome in_child(const std::function<void(int)>& body) {
 }
 
 inline void say(int fd, const std::string& s) { (void)!::write(fd, s.data(), s.size()); }
+
+// This process's children not reaped yet (running or zombies), from /proc.
+inline std::vector<int> live_children() {
+    std::vector<int> out;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+        std::ifstream in(task.path() / "children");
+        int pid;
+        while (in >> pid) out.push_back(pid);
+    }
+    return out;
+}
 
 }  // namespace corio_test

@@ -30,6 +30,21 @@ inline std::string tag(std::string what, corio::Clock::time_point t0) {
     return what;
 }
 
+// asyncio's graceful shutdown: sleeps until cancelled, then cleans up for `cleanup` (awaiting)
+// and lets the cancellation go on: no swallow.
+inline corio::Coro<> cleans_up_then_rethrows(corio::Clock::duration cleanup) {
+    bool cancelled = false;
+    try {
+        co_await corio::sleep(std::chrono::seconds(10));
+    } catch (const corio::CancelledError&) {
+        cancelled = true;
+    }
+    if (cancelled) {
+        co_await corio::sleep(cleanup);
+        throw corio::CancelledError();
+    }
+}
+
 // Installs a handler on the running loop that copies every report into `out` (which outlives
 // the loop: the handler stays for the shutdown, when the loop is gone it is gone too).
 inline void capture_reports(std::vector<corio::ExceptionContext>* out) {

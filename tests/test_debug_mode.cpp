@@ -19,6 +19,7 @@ using namespace corio;
 using namespace std::chrono_literals;
 using corio_test::all_messages;
 using corio_test::capture_reports;
+using corio_test::cleans_up_then_rethrows;
 
 // ---------------------------------------------------------------------------------------------
 // Debug mode (D1, D2, D5)
@@ -322,19 +323,6 @@ Coro<> swallowing_worker(const bool* stop) {
             co_await sleep(10s);
         } catch (const CancelledError&) {
         }
-    }
-}
-// Cleans up for `cleanup` after its cancellation, then lets it go on: no swallow.
-Coro<> cleans_up_then_rethrows(Clock::duration cleanup) {
-    bool cancelled = false;
-    try {
-        co_await sleep(10s);
-    } catch (const CancelledError&) {
-        cancelled = true;
-    }
-    if (cancelled) {
-        co_await sleep(cleanup);
-        throw CancelledError();
     }
 }
 // Takes its cancellation back, as asyncio's uncancel() allows, and goes on working.

@@ -5,6 +5,7 @@
 #include <corio/testing.hpp>
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@ using namespace corio;
 using namespace std::chrono_literals;
 using corio_test::all_messages;
 using corio_test::capture_reports;
+using corio_test::cleans_up_then_rethrows;
 
 namespace {
 
@@ -24,8 +26,31 @@ std::size_t still_running_reports(const std::vector<ExceptionContext>& reports) 
     return n;
 }
 
-// asyncio's graceful shutdown: a short clean-up that awaits, then the cancellation goes on.
-Coro<> cleans_up_for_a_millisecond() {
+// The loop is held up for `held_up` (a step that blocked, an overloaded machine) right after
+// the CancelledError was thrown into `body`: the timers due meanwhile fire at the next tick.
+template <class Body>
+Coro<> cancel_then_hold_the_loop(std::vector<ExceptionContext>* out, Body body, Clock::duration held_up) {
+    corio::testing::MockClock clock;
+    capture_reports(out);
+    get_running_loop().set_debug(true);
+    Task<> task = create_task(body(), "task");
+    co_await sleep(0s);
+    task.cancel();
+    co_await sleep(0s);  // the CancelledError is thrown into it: the check is armed
+    clock.advance(held_up);
+    Coro<> limited = wait_for(task, 20s);  // virtual time
+    try {
+        co_await std::move(limited);
+    } catch (const CancelledError&) {
+    } catch (const TimeoutError&) {
+    }
+    co_await sleep(3s);  // a check re-armed would have fired by now
+}
+
+// A clean-up that waits for something due 1.5 s after the cancellation.
+Coro<> cleans_up_until_an_event_set_later() {
+    auto ready = std::make_shared<Event>();
+    get_running_loop().call_later(1500ms, [ready] { ready->set(); });
     bool cancelled = false;
     try {
         co_await sleep(10s);
@@ -33,33 +58,86 @@ Coro<> cleans_up_for_a_millisecond() {
         cancelled = true;
     }
     if (cancelled) {
-        co_await sleep(1ms);
+        co_await ready->wait();
         throw CancelledError();
     }
 }
 
-Coro<> cancel_then_hold_the_loop(std::vector<ExceptionContext>* out) {
+// The guides' worker loop that swallows its cancellation, with a one-second heartbeat: each of
+// its wake-ups is due with the check (virtual time makes the two deadlines equal).
+Coro<> swallows_with_a_one_second_heartbeat(std::shared_ptr<int> beats) {
+    for (; *beats < 12; ++*beats) {
+        try {
+            co_await sleep(1s);
+        } catch (const CancelledError&) {
+        }
+    }
+}
+
+Coro<> swallows_until_stopped(const bool* stop) {
+    while (!*stop) {
+        try {
+            co_await sleep(1h);
+        } catch (const CancelledError&) {
+        }
+    }
+}
+
+Coro<> held_up_at_every_check(std::vector<ExceptionContext>* out) {
     corio::testing::MockClock clock;
     capture_reports(out);
     get_running_loop().set_debug(true);
-    Task<> honest = create_task(cleans_up_for_a_millisecond(), "honest");
+    bool stop = false;
+    Task<> worker = create_task(swallows_until_stopped(&stop), "worker");
     co_await sleep(0s);
-    honest.cancel();
-    co_await sleep(0s);  // the CancelledError is thrown into it: the check is armed, the clean-up sleeps
-    // The loop is held up for two seconds (a step that blocked, an overloaded machine): the
-    // clean-up's timer and the check's are both due at the next tick.
-    clock.advance(2s);
+    worker.cancel();
+    co_await sleep(0s);
+    for (int i = 0; i < 6; ++i) {
+        clock.advance(2s);  // each check comes a second late
+        co_await sleep(0s);
+        co_await sleep(0s);
+    }
+    stop = true;
+    worker.cancel();
     try {
-        co_await honest;
+        co_await worker;
     } catch (const CancelledError&) {
     }
-    co_await sleep(3s);  // virtual time: a check re-armed would have fired by now
 }
 
 }  // namespace
 
-TEST(RunDebug, NoStillRunningReportForATaskWhoseCleanUpTheHeldUpLoopHadNotRunYet) {
+// The clean-up's 1 ms timer and the check's are due in the same tick: the check finds the task
+// about to run, and looks again once it has (it ends cancelled).
+TEST(RunDebug, NoStillRunningReportForATaskWhoseCleanUpIsDueInTheChecksTick) {
     std::vector<ExceptionContext> reports;
-    corio::run(cancel_then_hold_the_loop(&reports));
+    corio::run(cancel_then_hold_the_loop(&reports, [] { return cleans_up_then_rethrows(1ms); }, 1s));
     EXPECT_EQ(still_running_reports(reports), 0u) << all_messages(reports);
+}
+
+// The check comes a second late (the loop was held up), the clean-up's wait not over yet: not
+// enough of the loop's time was given to it, and it gets another second.
+TEST(RunDebug, NoStillRunningReportWhenTheLoopWasHeldUpPastTheCheck) {
+    std::vector<ExceptionContext> reports;
+    corio::run(cancel_then_hold_the_loop(&reports, cleans_up_until_an_event_set_later, 2s));
+    EXPECT_EQ(still_running_reports(reports), 0u) << all_messages(reports);
+}
+
+// Those allowances do not hide a worker that swallows its cancellation: with its heartbeat due
+// with each check, and with the loop held up past the check too.
+TEST(RunDebug, AWorkerSwallowingItsCancelWithAOneSecondHeartbeatIsReported) {
+    for (Clock::duration held_up : {Clock::duration(0s), Clock::duration(2s)}) {
+        std::vector<ExceptionContext> reports;
+        auto beats = std::make_shared<int>(0);
+        corio::run(cancel_then_hold_the_loop(
+            &reports, [beats] { return swallows_with_a_one_second_heartbeat(beats); }, held_up));
+        EXPECT_EQ(still_running_reports(reports), 1u) << all_messages(reports);
+    }
+}
+
+// A loop held up for good (here a clock advanced by hand past each grace) still gets its report.
+TEST(RunDebug, ALoopHeldUpAtEveryCheckStillGetsTheReportInTheEnd) {
+    std::vector<ExceptionContext> reports;
+    corio::run(held_up_at_every_check(&reports));
+    EXPECT_EQ(still_running_reports(reports), 1u) << all_messages(reports);
 }

@@ -3,6 +3,7 @@
 #include <corio/subprocess.hpp>
 #include <corio/testing.hpp>
 
+#include "child_support.hpp"
 #include "net_support.hpp"
 
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 
 using namespace corio;
 using namespace std::chrono_literals;
+using corio_test::live_children;
 using corio_test::open_fd_set;
 using corio_test::open_fds;
 using corio_test::settle;
@@ -37,16 +39,6 @@ Coro<Process> shell(std::string command, SubprocessOptions options = {}) {
 
 // The children of this process that still exist (running or zombie), from every thread's
 // /proc/self/task/<tid>/children.
-std::vector<int> live_children() {
-    std::vector<int> out;
-    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
-        std::ifstream in(task.path() / "children");
-        int pid;
-        while (in >> pid) out.push_back(pid);
-    }
-    return out;
-}
-
 // Field 3 (state) and 22 (start time) of /proc/<pid>/stat, or nothing if it is gone.
 std::optional<std::pair<char, unsigned long long>> proc_stat(int pid) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/stat");

@@ -120,10 +120,14 @@ struct ProcessState {
             // asyncio's ResourceWarning ("unclosed transport"), shown in its debug mode: the
             // program lost track of a child it started. Only from the spawner's loop, the one
             // place where the loop is known to be alive.
-            if (loop != nullptr && running_loop() == loop && loop->get_debug())
-                loop->call_exception_handler({"a Process was dropped while its child (pid " + std::to_string(pid) +
-                                                  ") is still running: kill() it and wait() first, or wait() for it",
-                                              {}, {}, {}, {}});
+            if (loop != nullptr && running_loop() == loop && loop->get_debug()) {
+                try {
+                    loop->call_exception_handler({"a Process was dropped while its child (pid " + std::to_string(pid) +
+                                                      ") is still running: kill() it and wait() first, or wait() for it",
+                                                  {}, {}, {}, {}});
+                } catch (...) {  // no memory for the message: the reaper below matters more
+                }
+            }
             // Still running and nobody will wait for it: a thread does, so it never lingers as
             // a zombie. By pid, not through a copy of the pidfd, which would stay open until the
             // child ends (a test harness would count it as leaked): a child that the

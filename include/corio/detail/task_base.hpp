@@ -169,8 +169,15 @@ private:
     void complete() noexcept;
     void finish_task(State s, std::exception_ptr e) noexcept;
     void report_swallowed_cancel() noexcept;
-    void check_still_running_after_cancel(std::uint32_t delivery, Clock::time_point due) noexcept;
-    void arm_swallow_check(std::uint32_t delivery);
+    // Debug mode's look, a second after a CancelledError was thrown in, at a task still running.
+    struct SwallowCheck {
+        std::uint32_t delivery;             // which CancelledError (a later one's check decides)
+        Clock::time_point due{};            // when the look was due
+        std::uint8_t late_graces = 0;       // seconds granted because the look came late
+        std::uint8_t resume_looks = 0;      // ticks granted because the task was about to run
+    };
+    void check_still_running_after_cancel(SwallowCheck check) noexcept;
+    void arm_swallow_check(SwallowCheck check);
     friend class CleanupAfterCancel;
     TaskExtras& extras();
 
