@@ -45,6 +45,25 @@ inline corio::Coro<> cleans_up_then_rethrows(corio::Clock::duration cleanup) {
     }
 }
 
+// The guides' worker loop that swallows its cancellation: it never returns, so the report at
+// its return never comes (and a shutdown waiting for it hangs without a word).
+inline corio::Coro<> swallowing_worker(const bool* stop) {
+    while (!*stop) {
+        try {
+            co_await corio::sleep(std::chrono::seconds(10));
+        } catch (const corio::CancelledError&) {
+        }
+    }
+}
+
+// How many of `reports` say that task `task` is still running after its cancellation.
+inline std::size_t still_running_reports(const std::vector<corio::ExceptionContext>& reports, const std::string& task) {
+    std::size_t n = 0;
+    for (const auto& r : reports)
+        if (r.message.find("Task " + task + " is still running") != std::string::npos) ++n;
+    return n;
+}
+
 // Installs a handler on the running loop that copies every report into `out` (which outlives
 // the loop: the handler stays for the shutdown, when the loop is gone it is gone too).
 inline void capture_reports(std::vector<corio::ExceptionContext>* out) {

@@ -20,6 +20,8 @@ using namespace std::chrono_literals;
 using corio_test::all_messages;
 using corio_test::capture_reports;
 using corio_test::cleans_up_then_rethrows;
+using corio_test::still_running_reports;
+using corio_test::swallowing_worker;
 
 // ---------------------------------------------------------------------------------------------
 // Debug mode (D1, D2, D5)
@@ -308,23 +310,6 @@ TEST(RunDebug, ASwallowAfterARequestTakenBackWhileAChildHadItIsStillReported) {
 }
 
 namespace {
-std::size_t still_running_reports(const std::vector<ExceptionContext>& reports, const std::string& task) {
-    std::size_t n = 0;
-    for (const auto& r : reports)
-        if (r.message.find("Task " + task + " is still running") != std::string::npos) ++n;
-    return n;
-}
-
-// The guides' worker loop that swallows its cancellation: it never returns, so the report at
-// its return never comes (and a shutdown waiting for it hangs without a word).
-Coro<> swallowing_worker(const bool* stop) {
-    while (!*stop) {
-        try {
-            co_await sleep(10s);
-        } catch (const CancelledError&) {
-        }
-    }
-}
 // Takes its cancellation back, as asyncio's uncancel() allows, and goes on working.
 Coro<> uncancels_and_goes_on() {
     try {

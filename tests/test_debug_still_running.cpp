@@ -16,15 +16,10 @@ using namespace std::chrono_literals;
 using corio_test::all_messages;
 using corio_test::capture_reports;
 using corio_test::cleans_up_then_rethrows;
+using corio_test::still_running_reports;
+using corio_test::swallowing_worker;
 
 namespace {
-
-std::size_t still_running_reports(const std::vector<ExceptionContext>& reports) {
-    std::size_t n = 0;
-    for (const auto& r : reports)
-        if (r.message.find("is still running") != std::string::npos) ++n;
-    return n;
-}
 
 // The loop is held up for `held_up` (a step that blocked, an overloaded machine) right after
 // the CancelledError was thrown into `body`: the timers due meanwhile fire at the next tick.
@@ -74,21 +69,12 @@ Coro<> swallows_with_a_one_second_heartbeat(std::shared_ptr<int> beats) {
     }
 }
 
-Coro<> swallows_until_stopped(const bool* stop) {
-    while (!*stop) {
-        try {
-            co_await sleep(1h);
-        } catch (const CancelledError&) {
-        }
-    }
-}
-
 Coro<> held_up_at_every_check(std::vector<ExceptionContext>* out) {
     corio::testing::MockClock clock;
     capture_reports(out);
     get_running_loop().set_debug(true);
     bool stop = false;
-    Task<> worker = create_task(swallows_until_stopped(&stop), "worker");
+    Task<> worker = create_task(swallowing_worker(&stop), "worker");
     co_await sleep(0s);
     worker.cancel();
     co_await sleep(0s);
@@ -112,7 +98,7 @@ Coro<> held_up_at_every_check(std::vector<ExceptionContext>* out) {
 TEST(RunDebug, NoStillRunningReportForATaskWhoseCleanUpIsDueInTheChecksTick) {
     std::vector<ExceptionContext> reports;
     corio::run(cancel_then_hold_the_loop(&reports, [] { return cleans_up_then_rethrows(1ms); }, 1s));
-    EXPECT_EQ(still_running_reports(reports), 0u) << all_messages(reports);
+    EXPECT_EQ(still_running_reports(reports, "task"), 0u) << all_messages(reports);
 }
 
 // The check comes a second late (the loop was held up), the clean-up's wait not over yet: not
@@ -120,7 +106,7 @@ TEST(RunDebug, NoStillRunningReportForATaskWhoseCleanUpIsDueInTheChecksTick) {
 TEST(RunDebug, NoStillRunningReportWhenTheLoopWasHeldUpPastTheCheck) {
     std::vector<ExceptionContext> reports;
     corio::run(cancel_then_hold_the_loop(&reports, cleans_up_until_an_event_set_later, 2s));
-    EXPECT_EQ(still_running_reports(reports), 0u) << all_messages(reports);
+    EXPECT_EQ(still_running_reports(reports, "task"), 0u) << all_messages(reports);
 }
 
 // Those allowances do not hide a worker that swallows its cancellation: with its heartbeat due
@@ -131,7 +117,7 @@ TEST(RunDebug, AWorkerSwallowingItsCancelWithAOneSecondHeartbeatIsReported) {
         auto beats = std::make_shared<int>(0);
         corio::run(cancel_then_hold_the_loop(
             &reports, [beats] { return swallows_with_a_one_second_heartbeat(beats); }, held_up));
-        EXPECT_EQ(still_running_reports(reports), 1u) << all_messages(reports);
+        EXPECT_EQ(still_running_reports(reports, "task"), 1u) << all_messages(reports);
     }
 }
 
@@ -139,5 +125,5 @@ TEST(RunDebug, AWorkerSwallowingItsCancelWithAOneSecondHeartbeatIsReported) {
 TEST(RunDebug, ALoopHeldUpAtEveryCheckStillGetsTheReportInTheEnd) {
     std::vector<ExceptionContext> reports;
     corio::run(held_up_at_every_check(&reports));
-    EXPECT_EQ(still_running_reports(reports), 1u) << all_messages(reports);
+    EXPECT_EQ(still_running_reports(reports, "worker"), 1u) << all_messages(reports);
 }
